@@ -1,0 +1,62 @@
+/*
+ * The WebSocket transport: the only module that includes <libwebsockets.h>.
+ *
+ * libwebsockets runs in its own thread (Debian 12's lws has neither libevent
+ * integration nor external-poll callbacks); everything here is called from
+ * the main (libevent) thread and every callback below is delivered on the
+ * main thread.  See transport.c for how the two loops are bridged.
+ *
+ * Each connection attempt carries a generation number chosen by the caller;
+ * callbacks carry it back so events of an old socket can be told apart from
+ * those of the current one.
+ */
+#ifndef DSD_TRANSPORT_H
+#define DSD_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct transport;
+
+struct transport_callbacks {
+	/* The WebSocket handshake completed. */
+	void (*opened)(uint32_t gen, void *userdata);
+	/* One whole binary message (reassembled, at most max_message bytes). */
+	void (*message)(uint32_t gen, const uint8_t *data, size_t len,
+	                void *userdata);
+	/* The socket is gone (connect failed, closed by either side, ...).
+	 * Delivered exactly once per transport_connect(), also after
+	 * transport_disconnect(). */
+	void (*closed)(uint32_t gen, const char *reason, void *userdata);
+	/* The send backlog dropped below half of max_send_backlog after a
+	 * transport_send() returned -ENOBUFS. */
+	void (*drained)(uint32_t gen, void *userdata);
+};
+
+struct transport_config {
+	const char *ca_file;      /* NULL: system store only */
+	size_t max_message;       /* receive cap; bigger messages close */
+	size_t max_send_backlog;  /* bytes queued for the socket */
+};
+
+int transport_new(struct event_base *base, const struct transport_config *cfg,
+                  const struct transport_callbacks *cb, void *userdata,
+                  struct transport **ret);
+/* Stops the lws thread, closing any connection; NULL is a no-op. */
+void transport_free(struct transport *t);
+
+/* Opens url (ws:// or wss://); a previous connection is closed first. */
+int transport_connect(struct transport *t, const char *url, uint32_t gen);
+/* Closes the connection of generation gen, if it is the current one. */
+void transport_disconnect(struct transport *t, uint32_t gen);
+/*
+ * Queues one binary message for generation gen (copied).  Returns 0,
+ * -ENOBUFS when the backlog is full (retry after drained), -ENOTCONN when
+ * gen is not the current open connection.
+ */
+int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
+                   size_t len);
+size_t transport_backlog(const struct transport *t);
+
+#endif
