@@ -1,1 +1,562 @@
-/* placeholder: being written */
+/*
+ * The deepstream connectivity model, as the documentation describes it
+ * (which differs from what the 7.0.5 JS client does; see dsd(8)):
+ *
+ *  - a lost connection is retried at once, then after 1x, 2x, 3x ...
+ *    reconnectIntervalIncrement (capped at maxReconnectInterval); after
+ *    maxReconnectAttempts unsuccessful attempts the state is ERROR.  The very
+ *    first connect is retried the same way.
+ *  - the attempt counter resets only when OPEN is reached, so a server that
+ *    accepts sockets and drops them cannot cause a reconnect storm.
+ *  - once authenticated a PING goes out every heartbeatInterval; when
+ *    nothing at all has arrived for two intervals the state is ERROR.
+ *  - ERROR and CLOSED are final for an instance; a fresh instance (resume,
+ *    restartAfterError, reload) starts with a clean attempt counter.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+
+static const char *const state_names[CONN_STATE_COUNT] = {
+	[CONN_CLOSED] = "CLOSED",
+	[CONN_AWAITING_CONNECTION] = "AWAITING_CONNECTION",
+	[CONN_CHALLENGING] = "CHALLENGING",
+	[CONN_AWAITING_AUTHENTICATION] = "AWAITING_AUTHENTICATION",
+	[CONN_AUTHENTICATING] = "AUTHENTICATING",
+	[CONN_OPEN] = "OPEN",
+	[CONN_RECONNECTING] = "RECONNECTING",
+	[CONN_OFFLINE] = "OFFLINE",
+	[CONN_ERROR] = "ERROR",
+};
+
+const char *conn_state_name(enum conn_state s)
+{
+	if ((unsigned)s >= CONN_STATE_COUNT)
+		return "UNKNOWN";
+	return state_names[s];
+}
+
+int conn_state_from_name(const char *name, enum conn_state *ret)
+{
+	for (unsigned i = 0; i < CONN_STATE_COUNT; i++) {
+		if (strcmp(state_names[i], name) == 0) {
+			*ret = (enum conn_state)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int copy_url(char *dst, const char *src)
+{
+	size_t n;
+
+	if (src == NULL || *src == '\0')
+		return -EINVAL;
+	n = strlen(src);
+	if (n >= CONN_URL_MAX)
+		return -EINVAL;
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+int conn_set_options(struct conn *c, const struct conn_options *opt)
+{
+	if (opt->heartbeat_interval == 0 || opt->handshake_timeout == 0 ||
+	    opt->max_reconnect_attempts == 0)
+		return -EINVAL;
+	if (copy_url(c->configured_url, opt->url) < 0)
+		return -EINVAL;
+	c->opt = *opt;
+	c->opt.url = c->configured_url;
+	return 0;
+}
+
+int conn_init(struct conn *c, const struct conn_options *opt)
+{
+	memset(c, 0, sizeof(*c));
+	if (conn_set_options(c, opt) < 0)
+		return -EINVAL;
+	memcpy(c->current_url, c->configured_url, sizeof(c->current_url));
+	c->state = CONN_CLOSED;
+	snprintf(c->reason, sizeof(c->reason), "not started");
+	return 0;
+}
+
+uint64_t conn_backoff(const struct conn_options *opt, uint32_t attempt)
+{
+	uint64_t wait;
+
+	if (attempt <= 1)
+		return 0;
+	wait = (uint64_t)(attempt - 1) * opt->reconnect_interval_increment;
+	if (wait > opt->max_reconnect_interval)
+		wait = opt->max_reconnect_interval;
+	return wait;
+}
+
+static void emit(struct conn_result *out, enum conn_action_kind kind,
+                 uint32_t gen)
+{
+	/* CONN_MAX_ACTIONS is larger than any single input can produce; the
+	 * unit tests walk every (state, input) pair to keep it so. */
+	if (out->n >= CONN_MAX_ACTIONS)
+		return;
+	out->act[out->n].kind = kind;
+	out->act[out->n].gen = gen;
+	out->n++;
+}
+
+static void set_reason(struct conn *c, const char *fmt, const char *a,
+                       const char *b)
+{
+	int n = snprintf(c->reason, sizeof(c->reason), fmt, a ? a : "",
+	                 b ? b : "");
+
+	/* A reason longer than the buffer is cut: it is for people. */
+	if (n >= (int)sizeof(c->reason))
+		memcpy(c->reason + sizeof(c->reason) - 4, "...", 4);
+}
+
+static void enter(struct conn *c, uint64_t now, enum conn_state to,
+                  struct conn_result *out)
+{
+	enum conn_state from = c->state;
+
+	if (from == to)
+		return;
+	c->state = to;
+	c->since = now;
+	c->count.transitions++;
+	if (out->n < CONN_MAX_ACTIONS) {
+		out->act[out->n].kind = CONN_ACT_STATE;
+		out->act[out->n].gen = c->gen;
+		out->act[out->n].from = from;
+		out->act[out->n].to = to;
+		out->n++;
+	}
+}
+
+/* Drops the current socket, if any; later events of it are stale. */
+static void drop_socket(struct conn *c, struct conn_result *out)
+{
+	if (c->sock != CONN_SOCKET_NONE)
+		emit(out, CONN_ACT_DISCONNECT, c->gen);
+	c->sock = CONN_SOCKET_NONE;
+	c->gen++;
+}
+
+static void connect_now(struct conn *c, uint64_t now, struct conn_result *out)
+{
+	c->gen++;
+	c->attempt++;
+	c->count.attempts++;
+	c->sock = CONN_SOCKET_CONNECTING;
+	c->attempt_started = now;
+	c->retry_at = 0;
+	emit(out, CONN_ACT_CONNECT, c->gen);
+}
+
+static bool attempts_exhausted(const struct conn *c)
+{
+	return c->opt.max_reconnect_attempts != CONN_ATTEMPTS_INFINITE &&
+	       c->attempt >= c->opt.max_reconnect_attempts;
+}
+
+static void go_error(struct conn *c, uint64_t now, struct conn_result *out)
+{
+	drop_socket(c, out);
+	c->error_at = now;
+	c->auth_refused = false;
+	enter(c, now, CONN_ERROR, out);
+}
+
+/* Schedules the next attempt, at once when its backoff is zero. */
+static void schedule_attempt(struct conn *c, uint64_t now,
+                             struct conn_result *out)
+{
+	uint64_t wait = conn_backoff(&c->opt, c->attempt + 1);
+
+	enter(c, now, CONN_RECONNECTING, out);
+	if (wait == 0)
+		connect_now(c, now, out);
+	else
+		c->retry_at = now + wait;
+}
+
+/*
+ * The current attempt ended without reaching OPEN, or an established
+ * connection was lost; why says what happened.
+ */
+static void attempt_over(struct conn *c, uint64_t now, const char *why,
+                         struct conn_result *out)
+{
+	char attempts[32];
+
+	drop_socket(c, out);
+	c->auth_refused = false;
+	c->redirects = 0;
+	memcpy(c->current_url, c->configured_url, sizeof(c->current_url));
+	if (c->state == CONN_OPEN) {
+		c->count.losses++;
+		c->attempt = 0;
+		set_reason(c, "connection lost: %s%s", why, NULL);
+		schedule_attempt(c, now, out);
+		return;
+	}
+	if (attempts_exhausted(c)) {
+		snprintf(attempts, sizeof(attempts), "%u", c->attempt);
+		set_reason(c, "gave up after %s unsuccessful attempts: %s",
+		           attempts, why);
+		go_error(c, now, out);
+		return;
+	}
+	set_reason(c, "attempt failed: %s%s", why, NULL);
+	schedule_attempt(c, now, out);
+}
+
+/* A fresh instance: clean counters, the configured URL, connect at once. */
+static void fresh_instance(struct conn *c, uint64_t now, const char *why,
+                           struct conn_result *out)
+{
+	drop_socket(c, out);
+	c->attempt = 0;
+	c->redirects = 0;
+	c->auth_refused = false;
+	memcpy(c->current_url, c->configured_url, sizeof(c->current_url));
+	set_reason(c, "%s%s", why, NULL);
+	enter(c, now, CONN_RECONNECTING, out);
+	connect_now(c, now, out);
+}
+
+static bool in_handshake(const struct conn *c)
+{
+	switch (c->state) {
+	case CONN_AWAITING_CONNECTION:
+	case CONN_CHALLENGING:
+	case CONN_AUTHENTICATING:
+		return true;
+	case CONN_AWAITING_AUTHENTICATION:
+		return !c->auth_refused;
+	default:
+		return false;
+	}
+}
+
+static void on_socket_open(struct conn *c, uint64_t now,
+                           struct conn_result *out)
+{
+	c->sock = CONN_SOCKET_UP;
+	c->last_rx = now;
+	set_reason(c, "socket open to %s%s", c->current_url, NULL);
+	enter(c, now, CONN_AWAITING_CONNECTION, out);
+	emit(out, CONN_ACT_SEND_CHALLENGE, c->gen);
+	set_reason(c, "challenge sent to %s%s", c->current_url, NULL);
+	enter(c, now, CONN_CHALLENGING, out);
+}
+
+static void send_auth(struct conn *c, uint64_t now, const char *why,
+                      struct conn_result *out)
+{
+	c->auth_refused = false;
+	emit(out, CONN_ACT_SEND_AUTH, c->gen);
+	set_reason(c, "%s%s", why, NULL);
+	enter(c, now, CONN_AUTHENTICATING, out);
+}
+
+static void on_redirect(struct conn *c, uint64_t now, const char *url,
+                        struct conn_result *out)
+{
+	if (++c->redirects > CONN_MAX_REDIRECTS) {
+		set_reason(c, "too many redirects (last to %s)%s", url, NULL);
+		go_error(c, now, out);
+		return;
+	}
+	if (copy_url(c->current_url, url) < 0) {
+		attempt_over(c, now, "redirect without a usable URL", out);
+		return;
+	}
+	drop_socket(c, out);
+	set_reason(c, "redirected to %s%s", c->current_url, NULL);
+	enter(c, now, CONN_RECONNECTING, out);
+	/* A redirect is not a failed attempt: follow it at once and keep
+	 * the attempt number. */
+	c->attempt--;
+	c->count.attempts--;
+	connect_now(c, now, out);
+}
+
+static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
+                     struct conn_result *out)
+{
+	c->last_rx = now;
+	c->count.frames_in++;
+
+	switch (in->frame) {
+	case CONN_FRAME_ACCEPT:
+		if (c->state != CONN_CHALLENGING)
+			return;
+		set_reason(c, "challenge accepted%s%s", NULL, NULL);
+		enter(c, now, CONN_AWAITING_AUTHENTICATION, out);
+		send_auth(c, now, "authentication requested", out);
+		return;
+	case CONN_FRAME_REDIRECT:
+		if (c->state == CONN_CHALLENGING)
+			on_redirect(c, now, in->text ? in->text : "", out);
+		return;
+	case CONN_FRAME_REJECT:
+		if (c->state != CONN_CHALLENGING)
+			return;
+		set_reason(c, "connection rejected by the platform%s%s", NULL,
+		           NULL);
+		go_error(c, now, out);
+		return;
+	case CONN_FRAME_AUTH_OK:
+		if (c->state != CONN_AUTHENTICATING)
+			return;
+		c->attempt = 0;
+		c->redirects = 0;
+		c->count.opens++;
+		c->next_ping = now + c->opt.heartbeat_interval;
+		set_reason(c, "authenticated at %s%s", c->current_url, NULL);
+		enter(c, now, CONN_OPEN, out);
+		return;
+	case CONN_FRAME_AUTH_FAILED:
+		if (c->state != CONN_AUTHENTICATING)
+			return;
+		/* Trying the same credentials again would only burn the
+		 * server's maxAuthAttempts: wait for new ones.  The server
+		 * counts our PINGs as traffic, so keep sending them to hold
+		 * the socket while the operator fixes the credentials. */
+		c->auth_refused = true;
+		c->next_ping = now + c->opt.heartbeat_interval;
+		set_reason(c, "authentication refused: %s%s",
+		           in->text && *in->text ? in->text
+		                                 : "invalid credentials",
+		           NULL);
+		enter(c, now, CONN_AWAITING_AUTHENTICATION, out);
+		return;
+	case CONN_FRAME_AUTH_TOO_MANY:
+		if (c->state != CONN_AUTHENTICATING &&
+		    c->state != CONN_AWAITING_AUTHENTICATION)
+			return;
+		set_reason(c, "too many authentication attempts%s%s", NULL,
+		           NULL);
+		go_error(c, now, out);
+		return;
+	case CONN_FRAME_AUTH_TIMEOUT:
+		if (!in_handshake(c) && c->state != CONN_AWAITING_AUTHENTICATION)
+			return;
+		set_reason(c, "authentication timeout%s%s", NULL, NULL);
+		go_error(c, now, out);
+		return;
+	case CONN_FRAME_AUTH_BAD_DATA:
+		if (c->state != CONN_AUTHENTICATING &&
+		    c->state != CONN_AWAITING_AUTHENTICATION)
+			return;
+		set_reason(c, "the platform refused the auth data "
+		              "(INVALID_MESSAGE_DATA)%s%s",
+		           NULL, NULL);
+		go_error(c, now, out);
+		return;
+	case CONN_FRAME_OTHER:
+	default:
+		return;
+	}
+}
+
+static void on_timer(struct conn *c, uint64_t now, struct conn_result *out)
+{
+	char ms[32];
+
+	switch (c->state) {
+	case CONN_OPEN:
+		if (now >= c->last_rx + 2ull * c->opt.heartbeat_interval) {
+			snprintf(ms, sizeof(ms), "%llu",
+			         (unsigned long long)(now - c->last_rx));
+			c->count.losses++;
+			set_reason(c,
+			           "heartbeat: no answer from the platform for "
+			           "%s ms (two intervals)%s",
+			           ms, NULL);
+			go_error(c, now, out);
+			return;
+		}
+		break;
+	case CONN_ERROR:
+		if (c->opt.restart_after_error > 0 &&
+		    now >= c->error_at + c->opt.restart_after_error)
+			fresh_instance(c, now,
+			               "fresh instance after ERROR "
+			               "(restartAfterError)",
+			               out);
+		return;
+	case CONN_RECONNECTING:
+		if (c->sock == CONN_SOCKET_NONE) {
+			if (now >= c->retry_at)
+				connect_now(c, now, out);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	if ((c->sock == CONN_SOCKET_CONNECTING || in_handshake(c)) &&
+	    now >= c->attempt_started + c->opt.handshake_timeout) {
+		snprintf(ms, sizeof(ms), "%u", c->opt.handshake_timeout);
+		char why[64];
+		snprintf(why, sizeof(why), "no handshake within %s ms", ms);
+		attempt_over(c, now, why, out);
+		return;
+	}
+	if (c->sock == CONN_SOCKET_UP &&
+	    (c->state == CONN_OPEN || c->auth_refused) &&
+	    now >= c->next_ping) {
+		emit(out, CONN_ACT_SEND_PING, c->gen);
+		c->count.pings++;
+		c->next_ping = now + c->opt.heartbeat_interval;
+	}
+}
+
+static bool is_final(const struct conn *c)
+{
+	return c->closed;
+}
+
+int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
+                struct conn_result *out)
+{
+	out->n = 0;
+
+	switch (in->kind) {
+	case CONN_IN_START:
+		if (c->started)
+			return -EALREADY;
+		c->started = true;
+		set_reason(c, "connecting to %s%s", c->current_url, NULL);
+		connect_now(c, now, out);
+		return 0;
+	case CONN_IN_SOCKET_OPEN:
+		if (in->gen != c->gen || c->sock != CONN_SOCKET_CONNECTING)
+			return 0;
+		on_socket_open(c, now, out);
+		return 0;
+	case CONN_IN_SOCKET_CLOSED:
+		if (in->gen != c->gen || c->sock == CONN_SOCKET_NONE)
+			return 0;
+		c->sock = CONN_SOCKET_NONE;
+		attempt_over(c, now, in->text ? in->text : "socket closed",
+		             out);
+		return 0;
+	case CONN_IN_FRAME:
+		if (in->gen != c->gen || c->sock != CONN_SOCKET_UP)
+			return 0;
+		on_frame(c, now, in, out);
+		return 0;
+	case CONN_IN_TIMER:
+		if (!is_final(c))
+			on_timer(c, now, out);
+		return 0;
+	case CONN_IN_PAUSE:
+		if (c->state == CONN_OFFLINE)
+			return -EALREADY;
+		if (is_final(c) || !c->started)
+			return -EPERM;
+		drop_socket(c, out);
+		c->auth_refused = false;
+		set_reason(c, "paused by the operator%s%s", NULL, NULL);
+		enter(c, now, CONN_OFFLINE, out);
+		return 0;
+	case CONN_IN_RESUME:
+		if (c->state == CONN_OFFLINE) {
+			fresh_instance(c, now, "resumed by the operator", out);
+			return 0;
+		}
+		if (c->state == CONN_ERROR) {
+			fresh_instance(c, now,
+			               "fresh instance after ERROR, resumed "
+			               "by the operator",
+			               out);
+			return 0;
+		}
+		if (c->state == CONN_RECONNECTING &&
+		    c->sock == CONN_SOCKET_NONE) {
+			/* Waiting out a backoff: the operator asks for the
+			 * attempt now. */
+			set_reason(c, "retry requested by the operator%s%s",
+			           NULL, NULL);
+			connect_now(c, now, out);
+			return 0;
+		}
+		return is_final(c) || !c->started ? -EPERM : -EALREADY;
+	case CONN_IN_RESTART:
+		if (is_final(c) || !c->started)
+			return -EPERM;
+		fresh_instance(c, now,
+		               in->text ? in->text : "fresh instance requested",
+		               out);
+		return 0;
+	case CONN_IN_AUTH_CHANGED:
+		if (c->state == CONN_AWAITING_AUTHENTICATION && c->auth_refused &&
+		    c->sock == CONN_SOCKET_UP) {
+			c->attempt_started = now;
+			send_auth(c, now, "retrying with new credentials", out);
+			return 0;
+		}
+		return 0;
+	case CONN_IN_CLOSE:
+		if (is_final(c))
+			return -EALREADY;
+		c->started = true;
+		c->closed = true;
+		drop_socket(c, out);
+		c->auth_refused = false;
+		set_reason(c, "closed deliberately%s%s", NULL, NULL);
+		/* From the initial CLOSED (still connecting) there is no
+		 * state change to report; the reason says what happened. */
+		enter(c, now, CONN_CLOSED, out);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+uint64_t conn_deadline(const struct conn *c)
+{
+	uint64_t d = CONN_NO_DEADLINE;
+	uint64_t t;
+
+	if (is_final(c) || !c->started)
+		return CONN_NO_DEADLINE;
+	switch (c->state) {
+	case CONN_OFFLINE:
+		return CONN_NO_DEADLINE;
+	case CONN_ERROR:
+		if (c->opt.restart_after_error == 0)
+			return CONN_NO_DEADLINE;
+		return c->error_at + c->opt.restart_after_error;
+	case CONN_RECONNECTING:
+		if (c->sock == CONN_SOCKET_NONE)
+			return c->retry_at;
+		break;
+	case CONN_OPEN:
+		t = c->last_rx + 2ull * c->opt.heartbeat_interval;
+		d = t < c->next_ping ? t : c->next_ping;
+		return d;
+	default:
+		break;
+	}
+	if (c->sock == CONN_SOCKET_CONNECTING || in_handshake(c))
+		d = c->attempt_started + c->opt.handshake_timeout;
+	if (c->auth_refused && c->sock == CONN_SOCKET_UP && c->next_ping < d)
+		d = c->next_ping;
+	return d;
+}
+
+int64_t conn_next_retry_in(const struct conn *c, uint64_t now)
+{
+	if (c->state != CONN_RECONNECTING || c->sock != CONN_SOCKET_NONE)
+		return -1;
+	return c->retry_at > now ? (int64_t)(c->retry_at - now) : 0;
+}

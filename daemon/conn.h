@@ -1,0 +1,210 @@
+/*
+ * The deepstream connection state machine.
+ *
+ * Pure: it never reads a clock, never does I/O and never allocates.  It is
+ * fed inputs (start, socket opened/closed, a handshake frame, timer, pause,
+ * resume, restart, close) together with the current monotonic time in
+ * milliseconds, and answers with actions for the caller to carry out
+ * (connect, disconnect, send CHALLENGE / AUTH / PING, state changed) plus
+ * one deadline at which it wants a CONN_IN_TIMER.  The caller keeps a single
+ * timer armed to conn_deadline().
+ *
+ * Sockets are identified by a generation number: every CONN_ACT_CONNECT
+ * carries a fresh one and socket inputs of any other generation are stale
+ * and ignored, so events of a socket we already gave up on cannot disturb
+ * the current attempt.
+ */
+#ifndef DSD_CONN_H
+#define DSD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The states and their names are those of the deepstream documentation. */
+enum conn_state {
+	CONN_CLOSED,
+	CONN_AWAITING_CONNECTION,
+	CONN_CHALLENGING,
+	CONN_AWAITING_AUTHENTICATION,
+	CONN_AUTHENTICATING,
+	CONN_OPEN,
+	CONN_RECONNECTING,
+	CONN_OFFLINE,
+	CONN_ERROR,
+	CONN_STATE_COUNT
+};
+
+#define CONN_ATTEMPTS_INFINITE UINT32_MAX
+#define CONN_NO_DEADLINE UINT64_MAX
+#define CONN_URL_MAX 1024
+#define CONN_REASON_MAX 512
+/* Consecutive REDIRECTs followed before giving up (a redirect loop). */
+#define CONN_MAX_REDIRECTS 5
+
+struct conn_options {
+	const char *url;                       /* the configured URL */
+	uint32_t reconnect_interval_increment; /* ms */
+	uint32_t max_reconnect_interval;       /* ms */
+	uint32_t max_reconnect_attempts;       /* or CONN_ATTEMPTS_INFINITE */
+	uint32_t heartbeat_interval;           /* ms */
+	uint32_t restart_after_error;          /* ms, 0 = wait for the operator */
+	uint32_t handshake_timeout;            /* ms, socket connect to OPEN */
+};
+
+enum conn_input_kind {
+	CONN_IN_START,         /* begin connecting (once, from CLOSED) */
+	CONN_IN_SOCKET_OPEN,   /* gen: the WebSocket is up */
+	CONN_IN_SOCKET_CLOSED, /* gen, text: it is gone, and why */
+	CONN_IN_FRAME,         /* gen, frame, text: something arrived */
+	CONN_IN_TIMER,         /* the deadline passed */
+	CONN_IN_PAUSE,         /* operator: go OFFLINE */
+	CONN_IN_RESUME,        /* operator: leave OFFLINE / ERROR */
+	CONN_IN_RESTART,       /* a fresh instance (new URL or credentials) */
+	CONN_IN_AUTH_CHANGED,  /* new credentials: retry a refused login */
+	CONN_IN_CLOSE,         /* deliberate close: CLOSED, final */
+};
+
+/* What a received frame means to the connection. */
+enum conn_frame {
+	CONN_FRAME_OTHER,            /* any other message: still proof of life */
+	CONN_FRAME_ACCEPT,           /* CONNECTION ACCEPT */
+	CONN_FRAME_REJECT,           /* CONNECTION REJECT */
+	CONN_FRAME_REDIRECT,         /* CONNECTION REDIRECT, text = URL */
+	CONN_FRAME_AUTH_TIMEOUT,     /* CONNECTION AUTHENTICATION_TIMEOUT */
+	CONN_FRAME_AUTH_OK,          /* AUTH AUTH_SUCCESSFUL */
+	CONN_FRAME_AUTH_FAILED,      /* AUTH AUTH_UNSUCCESSFUL, text = reason */
+	CONN_FRAME_AUTH_TOO_MANY,    /* AUTH TOO_MANY_AUTH_ATTEMPTS */
+	CONN_FRAME_AUTH_BAD_DATA,    /* AUTH INVALID_MESSAGE_DATA */
+};
+
+struct conn_input {
+	enum conn_input_kind kind;
+	uint32_t gen;
+	enum conn_frame frame;
+	const char *text; /* may be NULL */
+};
+
+enum conn_action_kind {
+	CONN_ACT_CONNECT,        /* open conn_current_url() as generation gen */
+	CONN_ACT_DISCONNECT,     /* close generation gen */
+	CONN_ACT_SEND_CHALLENGE, /* on gen, with the URL we dialled */
+	CONN_ACT_SEND_AUTH,      /* on gen, with the current credentials */
+	CONN_ACT_SEND_PING,      /* on gen */
+	CONN_ACT_STATE,          /* the state changed from `from` to the current */
+};
+
+struct conn_action {
+	enum conn_action_kind kind;
+	uint32_t gen;
+	enum conn_state from, to;
+};
+
+#define CONN_MAX_ACTIONS 8
+
+struct conn_result {
+	unsigned n;
+	struct conn_action act[CONN_MAX_ACTIONS];
+};
+
+enum conn_socket {
+	CONN_SOCKET_NONE,
+	CONN_SOCKET_CONNECTING,
+	CONN_SOCKET_UP,
+};
+
+struct conn_counters {
+	uint64_t attempts;    /* connection attempts made */
+	uint64_t opens;       /* times OPEN was reached */
+	uint64_t losses;      /* established connections lost */
+	uint64_t frames_in;   /* frames received */
+	uint64_t pings;       /* PINGs sent */
+	uint64_t transitions; /* state changes */
+};
+
+/* Public so it can live on the stack or inside the root object; treat the
+ * fields as private and use the accessors. */
+struct conn {
+	struct conn_options opt;
+	char configured_url[CONN_URL_MAX];
+	char current_url[CONN_URL_MAX];
+	enum conn_state state;
+	bool started;
+	bool closed;        /* deliberately closed: final */
+	char reason[CONN_REASON_MAX];
+	uint64_t since;
+	enum conn_socket sock;
+	uint32_t gen;
+	uint32_t attempt;   /* attempts since OPEN was last reached */
+	uint32_t redirects; /* consecutive redirects followed */
+	bool auth_refused;  /* waiting in AWAITING_AUTHENTICATION for new
+	                       credentials after AUTH_UNSUCCESSFUL */
+	uint64_t attempt_started;
+	uint64_t retry_at;  /* RECONNECTING with no socket: next attempt */
+	uint64_t next_ping;
+	uint64_t last_rx;
+	uint64_t error_at;
+	struct conn_counters count;
+};
+
+/* Returns -EINVAL for an unusable option (no URL, zero heartbeat, ...). */
+int conn_init(struct conn *c, const struct conn_options *opt);
+/* Takes new options; they apply from the next attempt (or CONN_IN_RESTART). */
+int conn_set_options(struct conn *c, const struct conn_options *opt);
+
+/*
+ * Feeds one input at time now.  Returns 0, or -EALREADY / -EPERM when an
+ * operator input does not apply in the current state (nothing changes
+ * then).  out receives the actions, in the order they must be carried out.
+ */
+int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
+                struct conn_result *out);
+
+/* When the caller must feed CONN_IN_TIMER, or CONN_NO_DEADLINE. */
+uint64_t conn_deadline(const struct conn *c);
+
+/* The wait before attempt number `attempt` (1-based) after a loss or failure:
+ * 0 for the first, then reconnectIntervalIncrement more per failed attempt,
+ * capped at maxReconnectInterval. */
+uint64_t conn_backoff(const struct conn_options *opt, uint32_t attempt);
+
+static inline enum conn_state conn_get_state(const struct conn *c)
+{
+	return c->state;
+}
+static inline const char *conn_reason(const struct conn *c)
+{
+	return c->reason;
+}
+static inline uint64_t conn_since(const struct conn *c)
+{
+	return c->since;
+}
+static inline const char *conn_current_url(const struct conn *c)
+{
+	return c->current_url;
+}
+static inline const char *conn_configured_url(const struct conn *c)
+{
+	return c->configured_url;
+}
+static inline uint32_t conn_attempt(const struct conn *c)
+{
+	return c->attempt;
+}
+static inline uint32_t conn_generation(const struct conn *c)
+{
+	return c->gen;
+}
+static inline bool conn_is_open(const struct conn *c)
+{
+	return c->state == CONN_OPEN;
+}
+/* Milliseconds until the next reconnect attempt, or -1 if none is waiting. */
+int64_t conn_next_retry_in(const struct conn *c, uint64_t now);
+
+const char *conn_state_name(enum conn_state s);
+/* Parses a state name; returns -EINVAL for an unknown one. */
+int conn_state_from_name(const char *name, enum conn_state *ret);
+
+#endif

@@ -1,0 +1,770 @@
+/*
+ * The connection state machine, driven with a fake clock: every
+ * (state, input) pair from a table, then whole scenarios (the reconnect
+ * schedule, heartbeats, redirects, auth failures, pause/resume, restart).
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+
+#define URL "ws://127.0.0.1:6020/deepstream"
+#define INC 1000
+#define CAP 2500
+#define HB 1000
+#define HS 3000
+
+static struct conn_options opts(uint32_t max_attempts, uint32_t restart)
+{
+	struct conn_options o = {
+		.url = URL,
+		.reconnect_interval_increment = INC,
+		.max_reconnect_interval = CAP,
+		.max_reconnect_attempts = max_attempts,
+		.heartbeat_interval = HB,
+		.restart_after_error = restart,
+		.handshake_timeout = HS,
+	};
+	return o;
+}
+
+/* A fake world: the clock and the last result. */
+struct world {
+	struct conn c;
+	uint64_t now;
+	struct conn_result r;
+	int rc;
+};
+
+static int feed(struct world *w, enum conn_input_kind kind, uint32_t gen,
+                enum conn_frame frame, const char *text)
+{
+	struct conn_input in = {
+		.kind = kind, .gen = gen, .frame = frame, .text = text};
+	w->rc = conn_handle(&w->c, w->now, &in, &w->r);
+	return w->rc;
+}
+
+static int input(struct world *w, enum conn_input_kind kind)
+{
+	return feed(w, kind, w->c.gen, CONN_FRAME_OTHER, NULL);
+}
+
+static int frame(struct world *w, enum conn_frame f, const char *text)
+{
+	return feed(w, CONN_IN_FRAME, w->c.gen, f, text);
+}
+
+/* Renders the last result's actions as letters: C connect, D disconnect,
+ * H challenge, A auth, P ping, S state change. */
+static const char *actions(const struct world *w)
+{
+	static char buf[CONN_MAX_ACTIONS + 1];
+	static const char letters[] = {
+		[CONN_ACT_CONNECT] = 'C',    [CONN_ACT_DISCONNECT] = 'D',
+		[CONN_ACT_SEND_CHALLENGE] = 'H', [CONN_ACT_SEND_AUTH] = 'A',
+		[CONN_ACT_SEND_PING] = 'P',  [CONN_ACT_STATE] = 'S',
+	};
+	unsigned i;
+
+	for (i = 0; i < w->r.n; i++)
+		buf[i] = letters[w->r.act[i].kind];
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Advances the clock to the deadline and feeds the timer. */
+static void fire(struct world *w)
+{
+	uint64_t d = conn_deadline(&w->c);
+
+	ck_assert_uint_ne(d, CONN_NO_DEADLINE);
+	if (d > w->now)
+		w->now = d;
+	input(w, CONN_IN_TIMER);
+}
+
+static void world_init(struct world *w, uint32_t max_attempts,
+                       uint32_t restart)
+{
+	struct conn_options o = opts(max_attempts, restart);
+
+	memset(w, 0, sizeof(*w));
+	w->now = 1000000;
+	ck_assert_int_eq(conn_init(&w->c, &o), 0);
+}
+
+/* The resting points a table row starts from. */
+enum start {
+	AT_CLOSED_NEW,
+	AT_CLOSED_CONNECTING,
+	AT_CHALLENGING,
+	AT_AUTHENTICATING,
+	AT_AWAITING_AUTH_REFUSED,
+	AT_OPEN,
+	AT_RECONNECTING_WAITING,
+	AT_RECONNECTING_CONNECTING,
+	AT_OFFLINE,
+	AT_ERROR,
+	AT_CLOSED_FINAL,
+	AT_COUNT
+};
+
+static const char *const start_names[AT_COUNT] = {
+	"CLOSED(new)",     "CLOSED(connecting)",     "CHALLENGING",
+	"AUTHENTICATING",  "AWAITING_AUTH(refused)", "OPEN",
+	"RECONNECTING(waiting)", "RECONNECTING(connecting)", "OFFLINE",
+	"ERROR",           "CLOSED(final)",
+};
+
+static void reach(struct world *w, enum start s)
+{
+	world_init(w, 5, 60000);
+	if (s == AT_CLOSED_NEW)
+		return;
+	input(w, CONN_IN_START);
+	if (s == AT_CLOSED_CONNECTING)
+		return;
+	if (s == AT_CLOSED_FINAL) {
+		input(w, CONN_IN_CLOSE);
+		return;
+	}
+	if (s == AT_OFFLINE) {
+		input(w, CONN_IN_PAUSE);
+		return;
+	}
+	if (s == AT_RECONNECTING_WAITING || s == AT_RECONNECTING_CONNECTING ||
+	    s == AT_ERROR) {
+		/* Two refused attempts: the third waits for its backoff. */
+		input(w, CONN_IN_SOCKET_CLOSED);
+		input(w, CONN_IN_SOCKET_CLOSED);
+		if (s == AT_RECONNECTING_CONNECTING)
+			fire(w);
+		if (s == AT_ERROR)
+			frame(w, CONN_FRAME_OTHER, NULL),
+			        input(w, CONN_IN_PAUSE),
+			        input(w, CONN_IN_RESUME),
+			        input(w, CONN_IN_SOCKET_OPEN),
+			        frame(w, CONN_FRAME_REJECT, NULL);
+		return;
+	}
+	input(w, CONN_IN_SOCKET_OPEN);
+	if (s == AT_CHALLENGING)
+		return;
+	frame(w, CONN_FRAME_ACCEPT, NULL);
+	if (s == AT_AUTHENTICATING)
+		return;
+	if (s == AT_AWAITING_AUTH_REFUSED) {
+		frame(w, CONN_FRAME_AUTH_FAILED, "{\"error\":\"bad\"}");
+		return;
+	}
+	frame(w, CONN_FRAME_AUTH_OK, NULL);
+}
+
+enum in {
+	IN_START,
+	IN_OPEN,
+	IN_OPEN_STALE,
+	IN_CLOSED,
+	IN_CLOSED_STALE,
+	IN_F_OTHER,
+	IN_F_ACCEPT,
+	IN_F_REJECT,
+	IN_F_REDIRECT,
+	IN_F_AUTH_TIMEOUT,
+	IN_F_AUTH_OK,
+	IN_F_AUTH_FAILED,
+	IN_F_TOO_MANY,
+	IN_F_BAD_DATA,
+	IN_TIMER_EARLY,
+	IN_TIMER_DUE,
+	IN_PAUSE,
+	IN_RESUME,
+	IN_RESTART,
+	IN_AUTH_CHANGED,
+	IN_CLOSE,
+	IN_COUNT
+};
+
+static const char *const in_names[IN_COUNT] = {
+	"START",   "OPEN",     "OPEN(stale)",   "CLOSED",     "CLOSED(stale)",
+	"OTHER",   "ACCEPT",   "REJECT",        "REDIRECT",   "AUTH_TIMEOUT",
+	"AUTH_OK", "AUTH_FAILED", "TOO_MANY",   "BAD_DATA",   "TIMER(early)",
+	"TIMER(due)", "PAUSE", "RESUME",        "RESTART",    "AUTH_CHANGED",
+	"CLOSE",
+};
+
+static void apply(struct world *w, enum in i)
+{
+	static const enum conn_frame frames[] = {
+		[IN_F_OTHER] = CONN_FRAME_OTHER,
+		[IN_F_ACCEPT] = CONN_FRAME_ACCEPT,
+		[IN_F_REJECT] = CONN_FRAME_REJECT,
+		[IN_F_REDIRECT] = CONN_FRAME_REDIRECT,
+		[IN_F_AUTH_TIMEOUT] = CONN_FRAME_AUTH_TIMEOUT,
+		[IN_F_AUTH_OK] = CONN_FRAME_AUTH_OK,
+		[IN_F_AUTH_FAILED] = CONN_FRAME_AUTH_FAILED,
+		[IN_F_TOO_MANY] = CONN_FRAME_AUTH_TOO_MANY,
+		[IN_F_BAD_DATA] = CONN_FRAME_AUTH_BAD_DATA,
+	};
+	uint64_t d;
+
+	switch (i) {
+	case IN_START:
+		input(w, CONN_IN_START);
+		break;
+	case IN_OPEN:
+		input(w, CONN_IN_SOCKET_OPEN);
+		break;
+	case IN_OPEN_STALE:
+		feed(w, CONN_IN_SOCKET_OPEN, w->c.gen - 1, 0, NULL);
+		break;
+	case IN_CLOSED:
+		feed(w, CONN_IN_SOCKET_CLOSED, w->c.gen, 0, "refused");
+		break;
+	case IN_CLOSED_STALE:
+		feed(w, CONN_IN_SOCKET_CLOSED, w->c.gen - 1, 0, "old");
+		break;
+	case IN_TIMER_EARLY:
+		d = conn_deadline(&w->c);
+		if (d != CONN_NO_DEADLINE && d > w->now)
+			w->now = d - 1;
+		input(w, CONN_IN_TIMER);
+		break;
+	case IN_TIMER_DUE:
+		d = conn_deadline(&w->c);
+		/* No deadline: an hour passes and the timer fires anyway. */
+		w->now = d == CONN_NO_DEADLINE ? w->now + 3600000 : d;
+		input(w, CONN_IN_TIMER);
+		break;
+	case IN_PAUSE:
+		input(w, CONN_IN_PAUSE);
+		break;
+	case IN_RESUME:
+		input(w, CONN_IN_RESUME);
+		break;
+	case IN_RESTART:
+		input(w, CONN_IN_RESTART);
+		break;
+	case IN_AUTH_CHANGED:
+		input(w, CONN_IN_AUTH_CHANGED);
+		break;
+	case IN_CLOSE:
+		input(w, CONN_IN_CLOSE);
+		break;
+	default:
+		frame(w, frames[i],
+		      i == IN_F_REDIRECT ? "ws://127.0.0.2:7000/deepstream"
+		                         : NULL);
+		break;
+	}
+}
+
+/*
+ * Expected outcome per (start, input): "STATE actions [rc]".  A state of
+ * "=" means unchanged; actions as in actions(); rc -EALREADY as "!A",
+ * -EPERM as "!P".
+ */
+static const char *const table[AT_COUNT][IN_COUNT] = {
+	[AT_CLOSED_NEW] = {
+		"= C", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
+		"= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P",
+		"= ", "CLOSED ",
+	},
+	[AT_CLOSED_CONNECTING] = {
+		"= !A", "CHALLENGING SHS", "= ", "RECONNECTING S", "= ",
+		"= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
+		"RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC",
+		"= ", "= D",
+	},
+	[AT_CHALLENGING] = {
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ",
+		"AUTHENTICATING SAS", "ERROR DS", "RECONNECTING DSC",
+		"ERROR DS", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS",
+		"OFFLINE DS", "= !A", "RECONNECTING DSC", "= ", "CLOSED DS",
+	},
+	[AT_AUTHENTICATING] = {
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ",
+		"= ", "ERROR DS", "OPEN S", "AWAITING_AUTHENTICATION S",
+		"ERROR DS", "ERROR DS", "= ", "RECONNECTING DS", "OFFLINE DS",
+		"= !A", "RECONNECTING DSC", "= ", "CLOSED DS",
+	},
+	[AT_AWAITING_AUTH_REFUSED] = {
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ",
+		"= ", "ERROR DS", "= ", "= ", "ERROR DS", "ERROR DS", "= ",
+		"= P", "OFFLINE DS", "= !A", "RECONNECTING DSC",
+		"AUTHENTICATING AS", "CLOSED DS",
+	},
+	[AT_OPEN] = {
+		"= !A", "= ", "= ", "RECONNECTING SC", "= ", "= ", "= ", "= ",
+		"= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS",
+		"= !A", "RECONNECTING DSC", "= ", "CLOSED DS",
+	},
+	[AT_RECONNECTING_WAITING] = {
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
+		"= ", "= ", "= ", "= ", "= ", "= C", "OFFLINE S", "= C",
+		"= C", "= ", "CLOSED S",
+	},
+	[AT_RECONNECTING_CONNECTING] = {
+		"= !A", "CHALLENGING SHS", "= ", "= ", "= ", "= ", "= ", "= ",
+		"= ", "= ", "= ", "= ", "= ", "= ", "= ", "= D", "OFFLINE DS",
+		"= !A", "= DC", "= ", "CLOSED DS",
+	},
+	[AT_OFFLINE] = {
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
+		"= ", "= ", "= ", "= ", "= ", "= ", "= !A", "RECONNECTING SC",
+		"RECONNECTING SC", "= ", "CLOSED S",
+	},
+	[AT_ERROR] = {
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
+		"= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S",
+		"RECONNECTING SC", "RECONNECTING SC", "= ", "CLOSED S",
+	},
+	[AT_CLOSED_FINAL] = {
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
+		"= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P",
+		"= ", "= !A",
+	},
+};
+
+START_TEST(test_every_state_input_pair)
+{
+	char what[128], expect_state[64], expect_act[16], got[160];
+	static char report[16384];
+	size_t used = 0;
+	unsigned bad = 0;
+	struct world w;
+	enum conn_state before, want;
+	int want_rc;
+
+	report[0] = '\0';
+	for (int s = 0; s < AT_COUNT; s++) {
+		for (int i = 0; i < IN_COUNT; i++) {
+			const char *e = table[s][i];
+			const char *sp = strchr(e, ' ');
+			const char *bang;
+
+			ck_assert_ptr_nonnull(sp);
+			snprintf(expect_state, sizeof(expect_state), "%.*s",
+			         (int)(sp - e), e);
+			expect_act[0] = '\0';
+			sscanf(sp + 1, "%15[A-Z]", expect_act);
+			bang = strchr(sp, '!');
+			want_rc = bang == NULL        ? 0
+			          : bang[1] == 'A' ? -EALREADY
+			                           : -EPERM;
+			reach(&w, (enum start)s);
+			before = conn_get_state(&w.c);
+			apply(&w, (enum in)i);
+			snprintf(what, sizeof(what), "%s + %s", start_names[s],
+			         in_names[i]);
+			if (strcmp(expect_state, "=") == 0)
+				want = before;
+			else
+				ck_assert_msg(conn_state_from_name(expect_state,
+				                                   &want) == 0,
+				              "bad table entry %s", what);
+			/* Every state change is reported, with from/to. */
+			for (unsigned k = 0; k < w.r.n; k++)
+				if (w.r.act[k].kind == CONN_ACT_STATE)
+					ck_assert_int_ne(w.r.act[k].from,
+					                 w.r.act[k].to);
+			if (conn_get_state(&w.c) == want &&
+			    strcmp(actions(&w), expect_act) == 0 &&
+			    w.rc == want_rc)
+				continue;
+			bad++;
+			snprintf(got, sizeof(got), "%s %s rc=%d",
+			         conn_get_state(&w.c) == before
+			                 ? "="
+			                 : conn_state_name(conn_get_state(&w.c)),
+			         actions(&w), w.rc);
+			used += snprintf(report + used, sizeof(report) - used,
+			                 "\n  %s: got \"%s\", table \"%s\"",
+			                 what, got, e);
+			if (used >= sizeof(report))
+				used = sizeof(report) - 1;
+		}
+	}
+	ck_assert_msg(bad == 0, "%u mismatches:%s", bad, report);
+}
+END_TEST
+
+/* Fails the current attempt, advances to the next one and returns the
+ * time it was made. */
+static uint64_t refuse_and_wait(struct world *w)
+{
+	input(w, CONN_IN_SOCKET_CLOSED);
+	if (conn_get_state(&w->c) == CONN_ERROR)
+		return 0;
+	if (w->c.sock == CONN_SOCKET_NONE)
+		fire(w);
+	ck_assert_int_eq(w->c.sock, CONN_SOCKET_CONNECTING);
+	return w->now;
+}
+
+START_TEST(test_reconnect_schedule_first_connect)
+{
+	struct world w;
+	uint64_t t0, t;
+
+	world_init(&w, 5, 0);
+	t0 = w.now;
+	input(&w, CONN_IN_START);
+	ck_assert_str_eq(actions(&w), "C");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	/* The start is attempt 1; attempts 2..5 follow after 1x, 2x, 3x the
+	 * increment, the last two capped at 2500 ms. */
+	t = refuse_and_wait(&w);
+	ck_assert_uint_eq(t - t0, 1000);
+	ck_assert_uint_eq(conn_attempt(&w.c), 2);
+	t = refuse_and_wait(&w);
+	ck_assert_uint_eq(t - t0, 3000);
+	t = refuse_and_wait(&w);
+	ck_assert_uint_eq(t - t0, 5500);
+	t = refuse_and_wait(&w);
+	ck_assert_uint_eq(t - t0, 8000);
+	ck_assert_uint_eq(conn_attempt(&w.c), 5);
+	/* The fifth unsuccessful attempt ends in ERROR. */
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "5 unsuccessful"));
+	ck_assert_uint_eq(w.c.count.attempts, 5);
+	/* restartAfterError 0: ERROR waits for the operator. */
+	ck_assert_uint_eq(conn_deadline(&w.c), CONN_NO_DEADLINE);
+}
+END_TEST
+
+START_TEST(test_reconnect_schedule_after_loss)
+{
+	struct world w;
+	uint64_t lost;
+
+	reach(&w, AT_OPEN);
+	w.now += 500;
+	lost = w.now;
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	/* The first attempt after a loss is immediate. */
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(actions(&w), "SC");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	ck_assert_uint_eq(refuse_and_wait(&w) - lost, 1000);
+	ck_assert_uint_eq(refuse_and_wait(&w) - lost, 3000);
+	ck_assert_uint_eq(refuse_and_wait(&w) - lost, 5500);
+	ck_assert_uint_eq(refuse_and_wait(&w) - lost, 8000);
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+}
+END_TEST
+
+START_TEST(test_backoff_values)
+{
+	struct conn_options o = opts(5, 0);
+
+	o.reconnect_interval_increment = 4000;
+	o.max_reconnect_interval = 180000;
+	ck_assert_uint_eq(conn_backoff(&o, 1), 0);
+	ck_assert_uint_eq(conn_backoff(&o, 2), 4000);
+	ck_assert_uint_eq(conn_backoff(&o, 3), 8000);
+	ck_assert_uint_eq(conn_backoff(&o, 5), 16000);
+	ck_assert_uint_eq(conn_backoff(&o, 46), 180000);
+	ck_assert_uint_eq(conn_backoff(&o, 4000000000u), 180000);
+}
+END_TEST
+
+START_TEST(test_infinite_attempts)
+{
+	struct world w;
+
+	world_init(&w, CONN_ATTEMPTS_INFINITE, 0);
+	input(&w, CONN_IN_START);
+	for (int i = 0; i < 1000; i++)
+		ck_assert_uint_ne(refuse_and_wait(&w), 0);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_uint_eq(conn_next_retry_in(&w.c, w.now), (uint64_t)-1);
+}
+END_TEST
+
+START_TEST(test_accept_and_drop_does_not_reset_counter)
+{
+	struct world w;
+
+	world_init(&w, 3, 0);
+	input(&w, CONN_IN_START);
+	for (int i = 0; i < 3; i++) {
+		input(&w, CONN_IN_SOCKET_OPEN);
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_CHALLENGING);
+		frame(&w, CONN_FRAME_ACCEPT, NULL);
+		input(&w, CONN_IN_SOCKET_CLOSED);
+		if (i < 2) {
+			ck_assert_int_eq(conn_get_state(&w.c),
+			                 CONN_RECONNECTING);
+			if (w.c.sock == CONN_SOCKET_NONE)
+				fire(&w);
+		}
+	}
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+}
+END_TEST
+
+START_TEST(test_counter_resets_on_open)
+{
+	struct world w;
+
+	world_init(&w, 3, 0);
+	input(&w, CONN_IN_START);
+	refuse_and_wait(&w);
+	refuse_and_wait(&w);
+	ck_assert_uint_eq(conn_attempt(&w.c), 3);
+	input(&w, CONN_IN_SOCKET_OPEN);
+	frame(&w, CONN_FRAME_ACCEPT, NULL);
+	frame(&w, CONN_FRAME_AUTH_OK, NULL);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_OPEN);
+	ck_assert_uint_eq(conn_attempt(&w.c), 0);
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+}
+END_TEST
+
+START_TEST(test_heartbeat_pings_and_loss)
+{
+	struct world w;
+	uint64_t opened;
+
+	reach(&w, AT_OPEN);
+	opened = w.now;
+	ck_assert_uint_eq(conn_deadline(&w.c), opened + HB);
+	fire(&w);
+	ck_assert_str_eq(actions(&w), "P");
+	/* A PONG keeps it alive. */
+	w.now += 10;
+	frame(&w, CONN_FRAME_OTHER, NULL);
+	fire(&w);
+	ck_assert_str_eq(actions(&w), "P");
+	ck_assert_uint_eq(w.now, opened + 2 * HB);
+	/* From now on the platform is silent: the last frame was at
+	 * opened + HB + 10; two intervals later it is ERROR. */
+	fire(&w);
+	ck_assert_str_eq(actions(&w), "P");
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_OPEN);
+	fire(&w);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_str_eq(actions(&w), "DS");
+	ck_assert_uint_eq(w.now, opened + HB + 10 + 2 * HB);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "heartbeat"));
+}
+END_TEST
+
+START_TEST(test_no_ping_before_auth_but_handshake_timeout)
+{
+	struct world w;
+	uint64_t t0;
+
+	reach(&w, AT_CLOSED_CONNECTING);
+	t0 = w.now;
+	input(&w, CONN_IN_SOCKET_OPEN);
+	ck_assert_uint_eq(conn_deadline(&w.c), t0 + HS);
+	w.now = t0 + HS - 1;
+	input(&w, CONN_IN_TIMER);
+	ck_assert_str_eq(actions(&w), "");
+	w.now = t0 + HS;
+	input(&w, CONN_IN_TIMER);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "handshake"));
+}
+END_TEST
+
+START_TEST(test_redirect)
+{
+	struct world w;
+	uint32_t g;
+
+	reach(&w, AT_CHALLENGING);
+	g = w.c.gen;
+	frame(&w, CONN_FRAME_REDIRECT, "ws://127.0.0.1:7001/deepstream");
+	ck_assert_str_eq(actions(&w), "DSC");
+	ck_assert_uint_ne(w.r.act[0].gen, w.r.act[2].gen);
+	ck_assert_uint_eq(w.r.act[0].gen, g);
+	ck_assert_str_eq(conn_current_url(&w.c),
+	                 "ws://127.0.0.1:7001/deepstream");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	/* The old socket's close is stale now. */
+	feed(&w, CONN_IN_SOCKET_CLOSED, g, 0, "closed");
+	ck_assert_str_eq(actions(&w), "");
+	input(&w, CONN_IN_SOCKET_OPEN);
+	frame(&w, CONN_FRAME_ACCEPT, NULL);
+	frame(&w, CONN_FRAME_AUTH_OK, NULL);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_OPEN);
+	/* A later reconnect starts from the configured URL again. */
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_str_eq(conn_current_url(&w.c), URL);
+}
+END_TEST
+
+START_TEST(test_redirect_loop_is_an_error)
+{
+	struct world w;
+
+	reach(&w, AT_CHALLENGING);
+	for (int i = 0; i < CONN_MAX_REDIRECTS; i++) {
+		frame(&w, CONN_FRAME_REDIRECT, URL);
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+		input(&w, CONN_IN_SOCKET_OPEN);
+	}
+	frame(&w, CONN_FRAME_REDIRECT, URL);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "redirect"));
+}
+END_TEST
+
+START_TEST(test_reject_and_auth_errors)
+{
+	struct world w;
+
+	reach(&w, AT_CHALLENGING);
+	frame(&w, CONN_FRAME_REJECT, NULL);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "rejected"));
+
+	reach(&w, AT_AUTHENTICATING);
+	frame(&w, CONN_FRAME_AUTH_FAILED, "{\"error\":\"nope\"}");
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_AWAITING_AUTHENTICATION);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "nope"));
+	/* No retry loop: an hour passes with PINGs only. */
+	for (int i = 0; i < 3600; i++) {
+		fire(&w);
+		ck_assert_str_eq(actions(&w), "P");
+	}
+	input(&w, CONN_IN_AUTH_CHANGED);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_AUTHENTICATING);
+	frame(&w, CONN_FRAME_AUTH_FAILED, NULL);
+	frame(&w, CONN_FRAME_AUTH_TOO_MANY, NULL);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "too many"));
+
+	reach(&w, AT_AUTHENTICATING);
+	frame(&w, CONN_FRAME_AUTH_TIMEOUT, NULL);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "timeout"));
+}
+END_TEST
+
+START_TEST(test_pause_resume)
+{
+	struct world w;
+
+	reach(&w, AT_OPEN);
+	input(&w, CONN_IN_PAUSE);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_OFFLINE);
+	/* No reconnects, no heartbeats while OFFLINE. */
+	ck_assert_uint_eq(conn_deadline(&w.c), CONN_NO_DEADLINE);
+	ck_assert_int_eq(input(&w, CONN_IN_PAUSE), -EALREADY);
+	w.now += 100000;
+	input(&w, CONN_IN_RESUME);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(actions(&w), "SC");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+}
+END_TEST
+
+START_TEST(test_restart_after_error)
+{
+	struct world w;
+	uint64_t t;
+
+	world_init(&w, 1, 5000);
+	input(&w, CONN_IN_START);
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	t = w.now;
+	ck_assert_uint_eq(conn_deadline(&w.c), t + 5000);
+	fire(&w);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(actions(&w), "SC");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+}
+END_TEST
+
+START_TEST(test_close_is_final)
+{
+	struct world w;
+
+	reach(&w, AT_OPEN);
+	input(&w, CONN_IN_CLOSE);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_CLOSED);
+	ck_assert_uint_eq(conn_deadline(&w.c), CONN_NO_DEADLINE);
+	ck_assert_int_eq(input(&w, CONN_IN_RESUME), -EPERM);
+	ck_assert_int_eq(input(&w, CONN_IN_START), -EALREADY);
+}
+END_TEST
+
+START_TEST(test_transitions_carry_time_and_reason)
+{
+	struct world w;
+
+	world_init(&w, 5, 0);
+	input(&w, CONN_IN_START);
+	w.now += 7;
+	input(&w, CONN_IN_SOCKET_OPEN);
+	ck_assert_uint_eq(conn_since(&w.c), w.now);
+	ck_assert_str_eq(conn_reason(&w.c), "challenge sent to " URL);
+	ck_assert_int_eq(w.r.act[0].kind, CONN_ACT_STATE);
+	ck_assert_int_eq(w.r.act[0].from, CONN_CLOSED);
+	ck_assert_int_eq(w.r.act[0].to, CONN_AWAITING_CONNECTION);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+	struct conn c;
+	struct conn_options o = opts(5, 0);
+
+	o.heartbeat_interval = 0;
+	ck_assert_int_eq(conn_init(&c, &o), -EINVAL);
+	o = opts(0, 0);
+	ck_assert_int_eq(conn_init(&c, &o), -EINVAL);
+	o = opts(5, 0);
+	o.url = "";
+	ck_assert_int_eq(conn_init(&c, &o), -EINVAL);
+}
+END_TEST
+
+static Suite *conn_suite(void)
+{
+	Suite *s = suite_create("conn");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_every_state_input_pair);
+	tcase_add_test(tc, test_reconnect_schedule_first_connect);
+	tcase_add_test(tc, test_reconnect_schedule_after_loss);
+	tcase_add_test(tc, test_backoff_values);
+	tcase_add_test(tc, test_infinite_attempts);
+	tcase_add_test(tc, test_accept_and_drop_does_not_reset_counter);
+	tcase_add_test(tc, test_counter_resets_on_open);
+	tcase_add_test(tc, test_heartbeat_pings_and_loss);
+	tcase_add_test(tc, test_no_ping_before_auth_but_handshake_timeout);
+	tcase_add_test(tc, test_redirect);
+	tcase_add_test(tc, test_redirect_loop_is_an_error);
+	tcase_add_test(tc, test_reject_and_auth_errors);
+	tcase_add_test(tc, test_pause_resume);
+	tcase_add_test(tc, test_restart_after_error);
+	tcase_add_test(tc, test_close_is_final);
+	tcase_add_test(tc, test_transitions_carry_time_and_reason);
+	tcase_add_test(tc, test_bad_options);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(conn_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
