@@ -1,6 +1,23 @@
 /*
  * dsd's configuration: INI files parsed through one table of
  * {section, key, parser, offset}.  See dsd.conf(5).
+ *
+ * Syntax, line by line (at most CONFIG_LINE_MAX bytes each, no NUL bytes,
+ * no control characters but tab):
+ *   - blank lines, and lines whose first non-blank character is '#' or ';',
+ *     are ignored (no comments at the end of a line: '#' may be in a value);
+ *   - "[section]" starts a section;
+ *   - "key = value": key and value are trimmed of spaces and tabs (and a
+ *     trailing CR).  Values are taken literally, with no quoting and no
+ *     escapes: a value can then hold JSON (auth) as it is.  An empty value
+ *     is an error.
+ * Keys are case-sensitive and named as the deepstream client's options.
+ * A key may appear once per file; a later file (drop-in) overrides it.
+ *
+ * Relative paths: authFile is looked up in $CREDENTIALS_DIRECTORY (systemd
+ * LoadCredential=) when that is set and the file exists there, else in the
+ * directory of the config file that names it; caFile is relative to that
+ * directory.  The stored paths are the resolved ones.
  */
 #ifndef DSD_CONFIG_H
 #define DSD_CONFIG_H
@@ -10,6 +27,11 @@
 #include <stdint.h>
 
 #define CONFIG_INFINITE UINT32_MAX
+#define CONFIG_LINE_MAX 4096
+/* An authFile bigger than this is refused (it is a small JSON object). */
+#define CONFIG_AUTH_FILE_MAX (64 * 1024)
+/* At most this many *.conf files in the drop-in directory. */
+#define CONFIG_DROPIN_MAX 256
 
 enum queue_overflow {
 	QUEUE_OVERFLOW_REJECT = 0,
@@ -18,39 +40,54 @@ enum queue_overflow {
 
 struct dsd_config {
 	/* [platform] */
-	char *url;                          /* required; ws:// or wss:// */
-	char *auth_json;                    /* validated JSON object; "{}" default */
-	char *auth_file;                    /* where auth_json came from, if a file */
+	char *url;       /* required; ws:// or wss:// */
+	char *auth_json; /* validated JSON object; "{}" default */
+	char *auth_file; /* where auth_json came from, if a file */
 	char *ca_file;
 	uint32_t reconnect_interval_increment; /* ms, default 4000 */
 	uint32_t max_reconnect_interval;       /* ms, default 180000 */
 	uint32_t max_reconnect_attempts;       /* default 5; CONFIG_INFINITE */
 	uint32_t heartbeat_interval;           /* ms, default 30000 */
-	uint32_t restart_after_error;          /* ms, default 60000; 0 = never */
+	uint32_t restart_after_error; /* ms, default 60000; 0 = never */
 	/* [ipc] */
-	char *socket_path;                  /* default /run/dsd/dsd.sock */
-	uint32_t max_clients;               /* default 4096 */
+	char *socket_path;                     /* default /run/dsd/dsd.sock */
+	uint32_t max_clients;                  /* default 4096 */
 	uint32_t max_subscriptions_per_client; /* default 1024 */
-	uint32_t client_buffer;             /* bytes per client output, default 8 MiB */
+	uint32_t client_buffer; /* bytes per client output, default 8 MiB */
 	/* [queue] */
 	uint32_t queue_max_messages;        /* default 100000 */
 	uint64_t queue_max_bytes;           /* default 64 MiB */
 	enum queue_overflow queue_overflow; /* default reject */
 };
 
-/* Fills in every default; url stays NULL. */
-void config_init(struct dsd_config *c);
+/*
+ * Fills in every default; url stays NULL.  Returns 0 or -ENOMEM (then c is
+ * still safe to config_free()).
+ */
+int config_init(struct dsd_config *c);
+/* Frees what c owns and leaves it zeroed; safe on a partly loaded config
+ * and when called twice. */
 void config_free(struct dsd_config *c);
 
 /*
  * Reads one INI file on top of c.  Errors are written to err as
- * "FILE:LINE: message" and -EINVAL is returned (c may be partly updated:
- * callers parse into a scratch config and swap on success).
+ * "FILE:LINE: message" (or "FILE: message" when the file cannot be read)
+ * and -EINVAL is returned (-ENOMEM when out of memory).  c may then be
+ * partly updated: callers parse into a scratch config and swap on success.
+ * The content of auth and authFile is never written to err.
  */
 int config_load_file(struct dsd_config *c, const char *path, char *err,
                      size_t errlen);
 /* Checks cross-key rules after all files are read (url present, ...). */
 int config_finish(struct dsd_config *c, char *err, size_t errlen);
+
+/*
+ * Loads main_path, then every "*.conf" in the directory main_path + ".d"
+ * (if it exists) in strcmp() order of their names, then config_finish().
+ * c must have been set up by config_init().  Same errors as above.
+ */
+int config_load(struct dsd_config *c, const char *main_path, char *err,
+                size_t errlen);
 
 /* Every key the parser accepts, as "section.key", NULL-terminated; for the
  * documentation test. */

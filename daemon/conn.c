@@ -135,6 +135,8 @@ static void enter(struct conn *c, uint64_t now, enum conn_state to,
 		out->act[out->n].gen = c->gen;
 		out->act[out->n].from = from;
 		out->act[out->n].to = to;
+		out->act[out->n].at = now;
+		memcpy(out->act[out->n].reason, c->reason, sizeof(c->reason));
 		out->n++;
 	}
 }

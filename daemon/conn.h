@@ -97,7 +97,9 @@ enum conn_action_kind {
 struct conn_action {
 	enum conn_action_kind kind;
 	uint32_t gen;
-	enum conn_state from, to;
+	enum conn_state from, to; /* CONN_ACT_STATE */
+	uint64_t at;              /* CONN_ACT_STATE: when */
+	char reason[CONN_REASON_MAX]; /* CONN_ACT_STATE: why */
 };
 
 #define CONN_MAX_ACTIONS 8

@@ -1,1 +1,713 @@
-/* placeholder: being written */
+/*
+ * The IPC server: Unix socket, accept, per-client framing and buffers.
+ *
+ * Why it looks the way it does:
+ * - Every socket is non-blocking and every write is send(MSG_NOSIGNAL), so
+ *   one client that stops reading can delay nobody: its output piles up in
+ *   its own bounded buffer, and when that is full it is dropped.
+ * - Input is bounded by one maximum frame; the length prefix is checked
+ *   (ipc_frame_peek) as soon as the header is in, before waiting for the
+ *   body, so an absurd length closes the client at once.
+ * - A client is never freed inside a call chain that may still touch it:
+ *   closing moves it to a dead list and activates a reap event; the reap
+ *   runs from the loop, calls disconnected, then frees.
+ * - No logging here: reasons go to the callbacks, the daemon logs them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "ipc_server.h"
+#include "ipcproto.h"
+
+/* One recv at most this big per readable event: fairness between clients. */
+#define READ_CHUNK (64 * 1024)
+/* Idle buffers bigger than this are given back. */
+#define KEEP_CAP       (64 * 1024)
+#define ACCEPT_BURST   16
+#define LISTEN_BACKLOG 128
+#define REASON_MAX     160
+#define NAME_MAX_LEN   128
+
+/* meson passes the project version to every file */
+#ifdef PACKAGE_VERSION
+#define DEFAULT_NAME "dsd " PACKAGE_VERSION
+#else
+#define DEFAULT_NAME "dsd"
+#endif
+
+struct ipc_client {
+	struct ipc_server *srv;
+	struct ipc_client *prev, *next; /* on srv->live or srv->dead */
+	int fd;
+	unsigned id;
+	pid_t pid;
+	uid_t uid;
+	struct event *rev, *wev;
+	struct ipc_buf in, out;
+	bool hello_done;
+	bool closing;
+	char reason[REASON_MAX];
+	char name[NAME_MAX_LEN];
+	void *data;
+};
+
+struct ipc_server {
+	struct event_base *base;
+	int fd;
+	char *path;
+	bool bound; /* we created path, so we remove it */
+	dev_t dev;  /* ... only if it is still our socket */
+	ino_t ino;
+	struct event *accept_ev;
+	struct event *retry_ev; /* accept paused after EMFILE and friends */
+	struct event *reap_ev;
+	struct ipc_server_limits lim;
+	struct ipc_server_callbacks cb;
+	void *userdata;
+	char *name;
+	struct ipc_client *live, *dead;
+	size_t nlive;
+	unsigned next_id;
+};
+
+/* ---- lists ---- */
+
+static void list_remove(struct ipc_client **head, struct ipc_client *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void list_push(struct ipc_client **head, struct ipc_client *c)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+/* ---- output ---- */
+
+static void shrink(struct ipc_buf *b)
+{
+	if (b->len == 0 && b->cap > KEEP_CAP)
+		ipc_buf_free(b);
+}
+
+/* Writes what the socket takes now; arms EV_WRITE for the rest. */
+static void flush(struct ipc_client *c)
+{
+	while (c->out.len > 0) {
+		ssize_t n = send(c->fd, c->out.data, c->out.len,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			ipc_buf_consume(&c->out, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!c->closing)
+				event_add(c->wev, NULL);
+			return;
+		}
+		{
+			char why[REASON_MAX];
+
+			snprintf(why, sizeof(why), "write error: %s",
+			         strerror(errno));
+			c->out.len = 0;
+			ipc_client_close(c, why);
+		}
+		return;
+	}
+	event_del(c->wev);
+	shrink(&c->out);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush(arg);
+}
+
+int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
+{
+	bool backlog = c->out.len > 0;
+	int r;
+
+	if (c->closing)
+		return -ENOTCONN;
+	r = ipc_encode(&c->out, m);
+	if (r == -ENOBUFS) {
+		char why[REASON_MAX];
+
+		snprintf(why, sizeof(why),
+		         "slow reader: output buffer over %zu bytes",
+		         c->out.limit);
+		/* Nothing more of it will be read: do not flush it at close. */
+		c->out.len = 0;
+		ipc_client_close(c, why);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	/* With a backlog EV_WRITE is armed already and keeps the order. */
+	if (!backlog)
+		flush(c);
+	return 0;
+}
+
+static void send_error(struct ipc_client *c, const struct ipc_msg *req,
+                       int code, const char *text)
+{
+	struct ipc_msg e = {.type = IPC_ERROR,
+	                    .has_code = true,
+	                    .code = code,
+	                    .text = text};
+
+	if (req && req->has_id) {
+		e.has_id = true;
+		e.id = req->id;
+	}
+	(void)ipc_client_send(c, &e);
+}
+
+/* ---- closing and reaping ---- */
+
+void ipc_client_close(struct ipc_client *c, const char *reason)
+{
+	struct ipc_server *s = c->srv;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
+	event_del(c->rev);
+	event_del(c->wev);
+	list_remove(&s->live, c);
+	s->nlive--;
+	list_push(&s->dead, c);
+	event_active(s->reap_ev, 0, 0);
+}
+
+static void client_free(struct ipc_client *c)
+{
+	event_free(c->rev);
+	event_free(c->wev);
+	if (c->fd >= 0)
+		close(c->fd);
+	ipc_buf_free(&c->in);
+	ipc_buf_free(&c->out);
+	free(c);
+}
+
+static void reap(struct ipc_server *s)
+{
+	struct ipc_client *c;
+
+	/* disconnected may close more clients: take them one at a time */
+	while ((c = s->dead)) {
+		list_remove(&s->dead, c);
+		/* One last try for what is queued (an ERROR before close). */
+		if (c->out.len)
+			(void)send(c->fd, c->out.data, c->out.len,
+			           MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (s->cb.disconnected)
+			s->cb.disconnected(c, c->reason, s->userdata);
+		client_free(c);
+	}
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	reap(arg);
+}
+
+/* ---- input ---- */
+
+static void dispatch_hello(struct ipc_client *c, const struct ipc_msg *m)
+{
+	struct ipc_server *s = c->srv;
+	struct ipc_msg ok = {.type = IPC_HELLO_OK,
+	                     .has_code = true,
+	                     .code = IPC_PROTOCOL_VERSION};
+	char why[REASON_MAX];
+
+	if (m->type != IPC_HELLO) {
+		snprintf(why, sizeof(why), "expected HELLO, got %s (%d)",
+		         ipc_type_name(m->type), m->type);
+		send_error(c, m, -EPROTO, "HELLO expected");
+		ipc_client_close(c, why);
+		return;
+	}
+	if (!m->has_code || m->code != IPC_PROTOCOL_VERSION) {
+		snprintf(why, sizeof(why),
+		         "unsupported protocol version %lld (server speaks %d)",
+		         m->has_code ? (long long)m->code : -1LL,
+		         IPC_PROTOCOL_VERSION);
+		send_error(c, m, -EPROTONOSUPPORT, why);
+		ipc_client_close(c, why);
+		return;
+	}
+	c->hello_done = true;
+	if (m->text)
+		snprintf(c->name, sizeof(c->name), "%s", m->text);
+	ok.text = s->name;
+	ok.has_id = m->has_id;
+	ok.id = m->id;
+	if (ipc_client_send(c, &ok) < 0)
+		return;
+	if (s->cb.connected)
+		s->cb.connected(c, s->userdata);
+}
+
+static void dispatch(struct ipc_client *c, const struct ipc_msg *m)
+{
+	struct ipc_server *s = c->srv;
+	int r;
+
+	if (!c->hello_done) {
+		dispatch_hello(c, m);
+		return;
+	}
+	r = ipc_msg_check(m, IPC_DIR_C2S);
+	if (r == 0 && m->type == IPC_HELLO)
+		r = -EALREADY;
+	if (r < 0) {
+		/* Well-framed but not answerable: say so, keep the client. */
+		char why[REASON_MAX];
+
+		snprintf(why, sizeof(why), "%s (%d): %s",
+		         ipc_type_name(m->type), m->type,
+		         r == -EOPNOTSUPP ? "unknown message type"
+		         : r == -EPROTO   ? "not a client message"
+		         : r == -EALREADY ? "HELLO already done"
+		                          : "missing or empty required field");
+		send_error(c, m, r, why);
+		return;
+	}
+	if (!s->cb.request) {
+		send_error(c, m, -ENOSYS, "not implemented");
+		return;
+	}
+	s->cb.request(c, m, s->userdata);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct ipc_client *c = arg;
+	size_t room, pos = 0;
+	ssize_t n;
+	int r;
+
+	(void)what;
+	if (c->closing)
+		return;
+	room = c->in.limit - c->in.len;
+	if (room == 0) {
+		/* cannot happen: a full buffer holds a whole frame */
+		ipc_client_close(c, "input buffer full");
+		return;
+	}
+	if (room > READ_CHUNK)
+		room = READ_CHUNK;
+	r = ipc_buf_reserve(&c->in, room);
+	if (r < 0) {
+		ipc_client_close(c, "out of memory");
+		return;
+	}
+	n = recv(fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
+	if (n == 0) {
+		ipc_client_close(c, "closed by peer");
+		return;
+	}
+	if (n < 0) {
+		char why[REASON_MAX];
+
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		snprintf(why, sizeof(why), "read error: %s", strerror(errno));
+		ipc_client_close(c, why);
+		return;
+	}
+	c->in.len += (size_t)n;
+
+	while (!c->closing) {
+		struct ipc_msg m;
+		size_t flen;
+
+		r = ipc_frame_peek(c->in.data + pos, c->in.len - pos, &flen);
+		if (r == -EAGAIN)
+			break;
+		if (r == -EMSGSIZE) {
+			ipc_client_close(c, "frame length over the limit");
+			return;
+		}
+		r = ipc_decode(c->in.data + pos, flen, &m);
+		if (r < 0) {
+			ipc_client_close(c, r == -ENOMEM ? "out of memory"
+			                                 : "malformed frame");
+			return;
+		}
+		pos += flen;
+		dispatch(c, &m);
+		ipc_msg_clear(&m);
+	}
+	if (c->closing)
+		return;
+	ipc_buf_consume(&c->in, pos);
+	shrink(&c->in);
+}
+
+/* ---- accepting ---- */
+
+static void reject(struct ipc_server *s, int fd, pid_t pid)
+{
+	uint8_t raw[256];
+	struct ipc_buf b = {
+	        .data = raw, .cap = sizeof(raw), .limit = sizeof(raw)};
+	struct ipc_msg e = {.type = IPC_ERROR,
+	                    .has_code = true,
+	                    .code = -EUSERS,
+	                    .text = "too many clients"};
+
+	/* Best effort: a fresh socket's buffer takes a small frame. */
+	if (ipc_encode(&b, &e) == 0)
+		(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+	if (s->cb.rejected)
+		s->cb.rejected(pid, "too many clients", s->userdata);
+}
+
+static void peer_cred(int fd, pid_t *ret_pid, uid_t *ret_uid)
+{
+	struct ucred uc;
+	socklen_t sl = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) == 0 &&
+	    sl == sizeof(uc)) {
+		*ret_pid = uc.pid;
+		*ret_uid = uc.uid;
+	} else {
+		*ret_pid = -1;
+		*ret_uid = (uid_t)-1;
+	}
+}
+
+static int client_new(struct ipc_server *s, int fd, pid_t pid, uid_t uid)
+{
+	struct ipc_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->srv = s;
+	c->fd = fd;
+	c->pid = pid;
+	c->uid = uid;
+	c->id = s->next_id++;
+	if (s->next_id == 0)
+		s->next_id = 1;
+	ipc_buf_init(&c->in, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+	ipc_buf_init(&c->out, s->lim.client_out_limit);
+	c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
+	c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+	if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		free(c);
+		return -ENOMEM;
+	}
+	list_push(&s->live, c);
+	s->nlive++;
+	return 0;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct ipc_server *s = arg;
+
+	(void)fd;
+	(void)what;
+	event_add(s->accept_ev, NULL);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct ipc_server *s = arg;
+
+	(void)what;
+	for (int k = 0; k < ACCEPT_BURST; k++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		pid_t pid;
+		uid_t uid;
+
+		if (fd < 0) {
+			char why[REASON_MAX];
+			struct timeval one_s = {1, 0};
+
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* EMFILE and the like: the listen socket would stay
+			 * readable and spin the loop; pause accepting. */
+			snprintf(why, sizeof(why),
+			         "accept: %s; pausing for 1 s",
+			         strerror(errno));
+			event_del(s->accept_ev);
+			evtimer_add(s->retry_ev, &one_s);
+			if (s->cb.rejected)
+				s->cb.rejected(-1, why, s->userdata);
+			return;
+		}
+		peer_cred(fd, &pid, &uid);
+		if (s->nlive >= s->lim.max_clients) {
+			reject(s, fd, pid);
+			continue;
+		}
+		if (client_new(s, fd, pid, uid) < 0) {
+			close(fd);
+			if (s->cb.rejected)
+				s->cb.rejected(pid, "out of memory",
+				               s->userdata);
+		}
+	}
+}
+
+/* ---- listening ---- */
+
+/* EADDRINUSE on bind: is it a leftover of a dead dsd, or a live one? */
+static int stale_check(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	r = r < 0 ? -errno : 0;
+	close(fd);
+	if (r == -ENOENT)
+		return 0; /* gone meanwhile: just bind again */
+	if (r != -ECONNREFUSED)
+		return -EADDRINUSE; /* someone answers, or its backlog is full
+		                     */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int bind_path(struct ipc_server *s, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, r = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		/* The socket is born 0660: no window with a wider mode. */
+		mode_t old = umask(0117);
+
+		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		r = r < 0 ? -errno : 0;
+		umask(old);
+		if (r != -EADDRINUSE)
+			break;
+		r = stale_check(path, &sa);
+		if (r < 0)
+			break;
+		r = -EADDRINUSE;
+	}
+	if (r == 0 && listen(fd, LISTEN_BACKLOG) < 0)
+		r = -errno;
+	if (r == 0 && stat(path, &st) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	s->fd = fd;
+	s->bound = true;
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	return 0;
+}
+
+static int adopt_fd(struct ipc_server *s, int fd)
+{
+	int type = 0, listening = 0, domain = 0, fl;
+	socklen_t sl = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &sl) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl) < 0)
+		return errno == ENOTSOCK ? -EINVAL : -errno;
+	if (type != SOCK_STREAM || !listening || domain != AF_UNIX)
+		return -EINVAL;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	fl = fcntl(fd, F_GETFD);
+	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+		return -errno;
+	s->fd = fd;
+	return 0;
+}
+
+int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
+                   const struct ipc_server_limits *lim,
+                   const struct ipc_server_callbacks *cb, void *userdata,
+                   struct ipc_server **ret)
+{
+	struct ipc_server *s;
+	int r;
+
+	if (!base || !path || !cb || !ret)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->base = base;
+	s->fd = -1;
+	s->cb = *cb;
+	s->userdata = userdata;
+	s->next_id = 1;
+	if (lim)
+		s->lim = *lim;
+	if (!s->lim.max_clients)
+		s->lim.max_clients = IPC_SERVER_DEFAULT_MAX_CLIENTS;
+	if (!s->lim.client_out_limit)
+		s->lim.client_out_limit = IPC_SERVER_DEFAULT_OUT_LIMIT;
+	s->path = strdup(path);
+	s->name = strdup(DEFAULT_NAME);
+	if (!s->path || !s->name) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = passed_fd >= 0 ? adopt_fd(s, passed_fd) : bind_path(s, path);
+	if (r < 0)
+		goto fail;
+	s->accept_ev =
+	        event_new(base, s->fd, EV_READ | EV_PERSIST, on_accept, s);
+	s->retry_ev = evtimer_new(base, on_retry, s);
+	s->reap_ev = event_new(base, -1, 0, on_reap, s);
+	if (!s->accept_ev || !s->retry_ev || !s->reap_ev ||
+	    event_add(s->accept_ev, NULL) < 0) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	*ret = s;
+	return 0;
+
+fail:
+	if (passed_fd >= 0)
+		s->fd = -1; /* still the caller's */
+	ipc_server_free(s);
+	return r;
+}
+
+void ipc_server_free(struct ipc_server *s)
+{
+	struct stat st;
+
+	if (!s)
+		return;
+	while (s->live)
+		ipc_client_close(s->live, "server shutting down");
+	reap(s);
+	if (s->accept_ev)
+		event_free(s->accept_ev);
+	if (s->retry_ev)
+		event_free(s->retry_ev);
+	if (s->reap_ev)
+		event_free(s->reap_ev);
+	if (s->fd >= 0)
+		close(s->fd);
+	/* Never remove a socket a newer dsd has put in our place. */
+	if (s->bound && stat(s->path, &st) == 0 && st.st_dev == s->dev &&
+	    st.st_ino == s->ino)
+		unlink(s->path);
+	free(s->path);
+	free(s->name);
+	free(s);
+}
+
+int ipc_server_set_name(struct ipc_server *s, const char *name)
+{
+	char *n = strdup(name);
+
+	if (!n)
+		return -ENOMEM;
+	free(s->name);
+	s->name = n;
+	return 0;
+}
+
+size_t ipc_server_client_count(const struct ipc_server *s)
+{
+	return s->nlive;
+}
+
+/* ---- accessors ---- */
+
+void ipc_client_set_data(struct ipc_client *c, void *p)
+{
+	c->data = p;
+}
+
+void *ipc_client_get_data(const struct ipc_client *c)
+{
+	return c->data;
+}
+
+unsigned ipc_client_id(const struct ipc_client *c)
+{
+	return c->id;
+}
+
+pid_t ipc_client_pid(const struct ipc_client *c)
+{
+	return c->pid;
+}
+
+uid_t ipc_client_uid(const struct ipc_client *c)
+{
+	return c->uid;
+}
+
+const char *ipc_client_name(const struct ipc_client *c)
+{
+	return c->name;
+}

@@ -1,1 +1,110 @@
-int main(void) { return 0; }
+/*
+ * dsd: holds one deepstream platform connection and shares it with local
+ * apps.  Parse options, load the configuration, build the root object,
+ * run the loop.  No daemon(), no PID file: systemd supervises.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "dsd.h"
+#include "log.h"
+
+#define DEFAULT_CONFIG "/etc/dsd/dsd.conf"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: dsd [-fnv] [-c FILE]\n"
+	           "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	           "  -n       check the configuration and exit\n"
+	           "  -f       foreground: readable log lines on stderr\n"
+	           "  -v       debug logging\n"
+	           "  -V       print the version and exit\n");
+}
+
+/* The IPC socket systemd passed us, or -1. */
+static int passed_socket(void)
+{
+	int n = sd_listen_fds(0);
+
+	if (n < 0) {
+		log_warn("ignoring passed sockets: %s", strerror(-n));
+		return -1;
+	}
+	if (n == 0)
+		return -1;
+	if (n > 1)
+		log_warn("%d sockets passed; using the first", n);
+	return SD_LISTEN_FDS_START;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = DEFAULT_CONFIG;
+	bool check_only = false, foreground = false, verbose = false;
+	struct dsd_config cfg;
+	struct dsd *d;
+	char err[1024];
+	int ch, r;
+
+	while ((ch = getopt(argc, argv, "c:fnvVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'V':
+			printf("dsd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init(foreground ? LOG_TARGET_CONSOLE : log_target_detect(),
+	         verbose ? LOG_DEBUG : LOG_INFO);
+
+	if (config_init(&cfg) < 0) {
+		fprintf(stderr, "dsd: out of memory\n");
+		return 1;
+	}
+	r = config_load(&cfg, path, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "dsd: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (check_only) {
+		printf("dsd: configuration %s is valid\n", path);
+		config_free(&cfg);
+		return 0;
+	}
+	r = dsd_new(path, &cfg, passed_socket(), &d);
+	config_free(&cfg);
+	if (r < 0)
+		return 1;
+	r = dsd_run(d);
+	dsd_free(d);
+	log_notice("stopped");
+	return r < 0 ? 1 : r;
+}

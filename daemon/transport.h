@@ -8,7 +8,10 @@
  *
  * Each connection attempt carries a generation number chosen by the caller;
  * callbacks carry it back so events of an old socket can be told apart from
- * those of the current one.
+ * those of the current one.  Internally every transport_connect() gets a
+ * fresh epoch, so frames queued for one connection are never written on the
+ * next, and opened/message/drained of a connection that was disconnected or
+ * superseded are not delivered at all (closed always is).
  */
 #ifndef DSD_TRANSPORT_H
 #define DSD_TRANSPORT_H
@@ -26,37 +29,49 @@ struct transport_callbacks {
 	void (*message)(uint32_t gen, const uint8_t *data, size_t len,
 	                void *userdata);
 	/* The socket is gone (connect failed, closed by either side, ...).
-	 * Delivered exactly once per transport_connect(), also after
-	 * transport_disconnect(). */
+	 * Delivered exactly once per successful transport_connect(), also
+	 * after transport_disconnect() and when a newer transport_connect()
+	 * superseded it; never after transport_free().  reason is readable
+	 * text ("closed by server (code 1000)", "message over N bytes", ...),
+	 * borrowed until the callback returns. */
 	void (*closed)(uint32_t gen, const char *reason, void *userdata);
 	/* The send backlog dropped below half of max_send_backlog after a
 	 * transport_send() returned -ENOBUFS. */
 	void (*drained)(uint32_t gen, void *userdata);
 };
 
+/* Sizes of 0 take the defaults (1 MiB, 4 MiB, 64 MiB). */
 struct transport_config {
-	const char *ca_file;      /* NULL: system store only */
-	size_t max_message;       /* receive cap; bigger messages close */
-	size_t max_send_backlog;  /* bytes queued for the socket */
+	const char *ca_file; /* added to the system store; NULL: system only */
+	size_t max_message;  /* receive cap; bigger messages close */
+	size_t max_send_backlog; /* bytes queued for the socket */
+	size_t max_recv_queue;   /* received bytes not yet dispatched by the
+	                            main loop; past it the connection closes */
 };
 
 int transport_new(struct event_base *base, const struct transport_config *cfg,
                   const struct transport_callbacks *cb, void *userdata,
                   struct transport **ret);
-/* Stops the lws thread, closing any connection; NULL is a no-op. */
+/* Stops the lws thread, closing any connection (a few seconds at most even
+ * for a peer that stopped reading); no callback runs from or after it.
+ * NULL is a no-op; safe to call from inside a callback. */
 void transport_free(struct transport *t);
 
-/* Opens url (ws:// or wss://); a previous connection is closed first. */
+/* Opens url (ws:// or wss://); a previous connection is closed first (its
+ * closed callback still comes).  Returns 0, -EINVAL for a bad url,
+ * -ENOMEM.  Use a different gen for each connect. */
 int transport_connect(struct transport *t, const char *url, uint32_t gen);
 /* Closes the connection of generation gen, if it is the current one. */
 void transport_disconnect(struct transport *t, uint32_t gen);
 /*
  * Queues one binary message for generation gen (copied).  Returns 0,
  * -ENOBUFS when the backlog is full (retry after drained), -ENOTCONN when
- * gen is not the current open connection.
+ * gen is not the current open connection (opened delivered, closed not, no
+ * disconnect), -EMSGSIZE when len exceeds max_send_backlog.
  */
 int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
                    size_t len);
+/* Bytes queued and not yet handed to the socket. */
 size_t transport_backlog(const struct transport *t);
 
 #endif

@@ -30,8 +30,8 @@
  * or the request's own reply type).
  */
 enum ipc_type {
-	IPC_HELLO = 100,       /* c>s {v, client}          -> IPC_HELLO_OK */
-	IPC_HELLO_OK = 101,    /* s>c {v, server}                          */
+	IPC_HELLO = 100,       /* c>s {code: v, client}    -> IPC_HELLO_OK */
+	IPC_HELLO_OK = 101,    /* s>c {code: v, server}                    */
 	IPC_OK = 110,          /* s>c {id}                                 */
 	IPC_ERROR = 111,       /* s>c {id, code (negative errno), msg}     */
 
@@ -48,7 +48,7 @@ enum ipc_type {
 	IPC_SUBSCRIBE = 400,   /* c>s {id, name}           -> OK/ERROR     */
 	IPC_UNSUBSCRIBE = 401, /* c>s {id, name}           -> OK/ERROR     */
 	IPC_EMIT = 402,        /* c>s {id, name, [data]}   -> EMIT_REPLY/ERROR */
-	IPC_EMIT_REPLY = 403,  /* s>c {id, result: 0 sent, 1 queued}       */
+	IPC_EMIT_REPLY = 403,  /* s>c {id, code: 0 sent, 1 queued}         */
 	IPC_EVENT = 404,       /* s>c {name, [data]}                       */
 	IPC_SUB_DENIED = 405,  /* s>c {name, msg}: the platform refused it */
 };
@@ -93,8 +93,17 @@ void ipc_buf_free(struct ipc_buf *b);
 void ipc_buf_consume(struct ipc_buf *b, size_t n);
 
 /*
+ * Makes room for extra more bytes.  Returns 0, -ENOBUFS when len + extra
+ * would pass the limit, or -ENOMEM; b is unchanged on failure.
+ */
+int ipc_buf_reserve(struct ipc_buf *b, size_t extra);
+
+/*
  * Appends one framed message to b.  Returns 0, -ENOBUFS when b would grow
- * past its limit (b is unchanged), or -EINVAL for a field out of range.
+ * past its limit (b is unchanged), -EINVAL for a field out of range (name
+ * over IPC_MAX_NAME, data over IPC_MAX_DATA), or -EMSGSIZE when the body
+ * would pass IPC_MAX_FRAME (a huge "json" text, say).  "at" is written for
+ * IPC_STATE and whenever it is not 0.
  */
 int ipc_encode(struct ipc_buf *b, const struct ipc_msg *m);
 
@@ -110,10 +119,36 @@ int ipc_frame_peek(const uint8_t *buf, size_t len, size_t *ret_frame_len);
  * Returns 0 or -EBADMSG for anything malformed (not a map, a container
  * claiming more elements than bytes left, wrong value types, ...).  On
  * error *ret is left cleared.
+ *
+ * *ret is overwritten, not cleared: ipc_msg_clear() a previous result first.
+ * Decoding is syntactic plus value types; ipc_msg_check() checks the type,
+ * its direction and its required fields.  Unknown keys (and keys that are
+ * not strings) are skipped; nil counts as absent; a repeated key keeps its
+ * last value; strings must be UTF-8 without NUL.  -ENOMEM is possible.
  */
 int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret);
 void ipc_msg_clear(struct ipc_msg *m);
 
+/* "HELLO", ...; "UNKNOWN" for a type not in the catalogue. */
 const char *ipc_type_name(int type);
+
+enum ipc_dir {
+	IPC_DIR_C2S = 1, /* client -> server */
+	IPC_DIR_S2C = 2, /* server -> client */
+};
+
+/*
+ * Checks a decoded message against the catalogue (one table, in
+ * ipcproto.c): a known type, travelling in direction dir, with its required
+ * fields.  Returns 0, -EOPNOTSUPP for an unknown type, -EPROTO for a type
+ * that travels the other way, -EBADMSG for a missing field (id of a
+ * request, code of HELLO/HELLO_OK/ERROR/EMIT_REPLY, a non-empty name of
+ * SUBSCRIBE/UNSUBSCRIBE/EMIT/EVENT/SUB_DENIED, the json of STATUS_REPLY,
+ * the state of STATE).
+ */
+int ipc_msg_check(const struct ipc_msg *m, enum ipc_dir dir);
+
+/* True for the client->server types that carry an id and need a reply. */
+bool ipc_type_is_request(int type);
 
 #endif

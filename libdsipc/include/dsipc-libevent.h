@@ -1,0 +1,144 @@
+/*
+ * Header-only adapter attaching a connected dsipc handle to a libevent
+ * event_base (the hiredis way: the library never links an event library).
+ *
+ *	struct dsipc_libevent *a;
+ *	dsipc_libevent_attach(c, base, on_closed, NULL, &a);
+ *	...
+ *	a = dsipc_libevent_detach(a);   (before dsipc_free())
+ *
+ * A read event waits on the socket all the time; a write event is added
+ * while output is pending, checked after every dsipc_process() and
+ * whenever the library queues output it could not write at once.  When the
+ *connection ends (dsd gone, protocol error) the event is removed and closed_cb
+ *gets the error; when a callback freed the handle the adapter goes quiet and
+ * closed_cb gets -ECANCELED (the handle is gone by then: do not use c).
+ */
+#ifndef DSIPC_LIBEVENT_H
+#define DSIPC_LIBEVENT_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <poll.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "dsipc.h"
+
+typedef void (*dsipc_libevent_closed_cb)(dsipc *c, int error, void *userdata);
+
+struct dsipc_libevent {
+	dsipc *c;
+	struct event_base *base;
+	struct event *ev_read;
+	struct event *ev_write;
+	bool writing;
+	dsipc_libevent_closed_cb closed_cb;
+	void *userdata;
+};
+
+static inline void dsipc_libevent_arm_(struct dsipc_libevent *a, int events)
+{
+	bool want = (events & POLLOUT) != 0;
+
+	if (!a->ev_write || want == a->writing)
+		return;
+	if (want)
+		event_add(a->ev_write, NULL);
+	else
+		event_del(a->ev_write);
+	a->writing = want;
+}
+
+static inline void dsipc_libevent_events_(dsipc *c, int events, void *ud)
+{
+	(void)c;
+	dsipc_libevent_arm_((struct dsipc_libevent *)ud, events);
+}
+
+static inline void dsipc_libevent_stop_(struct dsipc_libevent *a, int error)
+{
+	dsipc *c = a->c;
+
+	if (a->ev_read)
+		event_free(a->ev_read);
+	if (a->ev_write)
+		event_free(a->ev_write);
+	a->ev_read = a->ev_write = NULL;
+	a->c = NULL;
+	if (c && error != -ECANCELED)
+		dsipc_set_events_cb(c, NULL, NULL);
+	if (a->closed_cb)
+		a->closed_cb(error == -ECANCELED ? NULL : c, error,
+		             a->userdata);
+}
+
+static inline void dsipc_libevent_ready_(evutil_socket_t fd, short what,
+                                         void *ud)
+{
+	struct dsipc_libevent *a = (struct dsipc_libevent *)ud;
+	int r;
+
+	(void)fd;
+	(void)what;
+	r = dsipc_process(a->c);
+	if (r < 0) {
+		dsipc_libevent_stop_(a, r);
+		return;
+	}
+	dsipc_libevent_arm_(a, dsipc_get_events(a->c));
+}
+
+/* c must be connected.  closed_cb may be NULL. */
+static inline int dsipc_libevent_attach(dsipc *c, struct event_base *base,
+                                        dsipc_libevent_closed_cb closed_cb,
+                                        void *userdata,
+                                        struct dsipc_libevent **ret)
+{
+	struct dsipc_libevent *a;
+	int fd = dsipc_get_fd(c);
+
+	if (fd < 0)
+		return fd;
+	if (!base || !ret)
+		return -EINVAL;
+	a = (struct dsipc_libevent *)calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->c = c;
+	a->base = base;
+	a->closed_cb = closed_cb;
+	a->userdata = userdata;
+	a->ev_read = event_new(base, fd, EV_READ | EV_PERSIST,
+	                       dsipc_libevent_ready_, a);
+	a->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST,
+	                        dsipc_libevent_ready_, a);
+	if (!a->ev_read || !a->ev_write || event_add(a->ev_read, NULL) < 0) {
+		if (a->ev_read)
+			event_free(a->ev_read);
+		if (a->ev_write)
+			event_free(a->ev_write);
+		free(a);
+		return -ENOMEM;
+	}
+	dsipc_set_events_cb(c, dsipc_libevent_events_, a);
+	dsipc_libevent_arm_(a, dsipc_get_events(c));
+	*ret = a;
+	return 0;
+}
+
+/* NULL-safe; returns NULL.  Does not call closed_cb. */
+static inline struct dsipc_libevent *
+dsipc_libevent_detach(struct dsipc_libevent *a)
+{
+	if (!a)
+		return NULL;
+	a->closed_cb = NULL;
+	if (a->ev_read)
+		dsipc_libevent_stop_(a, 0);
+	free(a);
+	return NULL;
+}
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * What the daemon keeps per local client, on top of the IPC server's own
+ * connection state.
+ */
+#ifndef DSD_CLIENT_H
+#define DSD_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct ipc_client;
+
+struct dsd_client {
+	struct ipc_client *ipc;
+	uint32_t id;
+	uint32_t slot; /* subscriber id in subs.c, UINT32_MAX until needed */
+	bool watching; /* gets IPC_STATE on every transition */
+	bool dropped;  /* cut off by the daemon, not gone by itself */
+	TAILQ_ENTRY(dsd_client) entry;
+};
+
+TAILQ_HEAD(dsd_client_list, dsd_client);
+
+#endif

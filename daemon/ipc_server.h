@@ -1,0 +1,126 @@
+/*
+ * The daemon's side of the local IPC protocol: a libevent Unix stream
+ * socket server.
+ *
+ * It owns the sockets, the framing, the HELLO handshake and the per-client
+ * buffers; it knows nothing about deepstream.  Each decoded request from a
+ * client that has completed HELLO goes to the request callback, whose job is
+ * to answer it exactly once with ipc_client_send() (the same id), now or
+ * later.  The server never logs: every reason a client goes away is handed
+ * to the disconnected callback, and refused connections to rejected, so the
+ * daemon logs each of them once.  See libdsipc/PROTOCOL.md.
+ *
+ * Everything here runs on the thread of the event_base.
+ */
+#ifndef DSD_IPC_SERVER_H
+#define DSD_IPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct ipc_msg;
+struct ipc_server;
+struct ipc_client;
+
+/* Defaults used for a zero field (or a NULL limits pointer). */
+#define IPC_SERVER_DEFAULT_MAX_CLIENTS 64
+#define IPC_SERVER_DEFAULT_OUT_LIMIT   (4 * 1024 * 1024)
+
+struct ipc_server_limits {
+	uint32_t max_clients;    /* connections past this get ERROR -EUSERS */
+	size_t client_out_limit; /* bytes queued for one client; a frame
+	                            bigger than this can never be sent, so
+	                            keep it >= IPC_HEADER_SIZE + IPC_MAX_FRAME
+	                          */
+};
+
+struct ipc_server_callbacks {
+	/*
+	 * A request from a client that has said HELLO, already checked
+	 * against the catalogue (known client->server type, id and required
+	 * fields present).  Answer it with ipc_client_send() carrying the
+	 * same id, possibly later.  msg is borrowed until return.  Closing
+	 * the client here is fine (ipc_client_close is deferred).
+	 */
+	void (*request)(struct ipc_client *c, const struct ipc_msg *msg,
+	                void *userdata);
+	/* Optional: the client completed HELLO. */
+	void (*connected)(struct ipc_client *c, void *userdata);
+	/*
+	 * The client is going away; reason says why ("connection closed by
+	 * peer", "slow reader: output buffer over N bytes", ...).  Called
+	 * once per accepted client, also from ipc_server_free(), right before
+	 * the client is freed: drop every pointer to it.  ipc_client_send()
+	 * to it returns -ENOTCONN from now on.
+	 */
+	void (*disconnected)(struct ipc_client *c, const char *reason,
+	                     void *userdata);
+	/*
+	 * Optional: a connection was refused before it became a client
+	 * (too many clients), or accepting failed (pid is -1 then).
+	 */
+	void (*rejected)(pid_t pid, const char *reason, void *userdata);
+};
+
+/*
+ * Listens on path.  With passed_fd >= 0 (socket activation) that listening
+ * AF_UNIX stream socket is used as is and path only names it; the server
+ * takes ownership of the fd on success.  Otherwise the server binds path
+ * itself with mode 0660, replacing a stale socket file nobody listens on.
+ *
+ * Returns 0, or:
+ *   -EADDRINUSE   another process (another dsd) listens on path
+ *   -EEXIST       path exists and is not a socket; it is left alone
+ *   -ENOENT       the directory of path is missing (systemd's
+ *                 RuntimeDirectory= is expected to create it)
+ *   -ENAMETOOLONG path does not fit in sockaddr_un
+ *   -EINVAL       passed_fd is not a listening AF_UNIX stream socket
+ *   or another negative errno from socket/bind/listen.
+ */
+int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
+                   const struct ipc_server_limits *lim,
+                   const struct ipc_server_callbacks *cb, void *userdata,
+                   struct ipc_server **ret);
+/*
+ * Closes every client (disconnected is called for each, reason "server
+ * shutting down"), stops listening and unlinks the path if this server bound
+ * it and it is still the same socket.  NULL is a no-op.  Not from inside one
+ * of this server's callbacks.
+ */
+void ipc_server_free(struct ipc_server *s);
+
+/* The "server" text of HELLO_OK; default "dsd " PACKAGE_VERSION. */
+int ipc_server_set_name(struct ipc_server *s, const char *name);
+/* Clients that are connected and not being closed. */
+size_t ipc_server_client_count(const struct ipc_server *s);
+
+/*
+ * Queues one message for the client (encoded now) and writes what the
+ * socket takes without blocking; the rest goes out when it is writable.
+ * Returns 0, -ENOTCONN when the client is closing, -ENOBUFS when the
+ * client's output would pass client_out_limit (the client is then closed as
+ * a slow reader), or -EINVAL/-EMSGSIZE for a message that cannot be
+ * encoded (the client is kept).
+ */
+int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m);
+/*
+ * Closes the client: it stops reading at once, its queued output gets one
+ * last non-blocking write, then it is freed from the event loop (never
+ * inside the caller's stack).  Safe inside callbacks; a second call is a
+ * no-op.  reason (copied) is handed to the disconnected callback.
+ */
+void ipc_client_close(struct ipc_client *c, const char *reason);
+
+void ipc_client_set_data(struct ipc_client *c, void *p);
+void *ipc_client_get_data(const struct ipc_client *c);
+/* A number unique within the server, for logs; starts at 1. */
+unsigned ipc_client_id(const struct ipc_client *c);
+/* The peer's pid and uid (SO_PEERCRED), -1 when unknown. */
+pid_t ipc_client_pid(const struct ipc_client *c);
+uid_t ipc_client_uid(const struct ipc_client *c);
+/* The client's self-description from HELLO ("" before it). */
+const char *ipc_client_name(const struct ipc_client *c);
+
+#endif

@@ -1,0 +1,515 @@
+/*
+ * Requests that dsd answers: emit (three flavours), the control verbs, and
+ * the blocking helpers that wait for replies or events.  Also the local
+ * validation of event names and JSON, done before anything is queued so a
+ * bad call fails at once and the wire never carries it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "dsipc-internal.h"
+
+/* -- pending requests -- */
+
+static void req_free(struct req *q)
+{
+	free(q->name);
+	free(q);
+}
+
+int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
+                       dsipc_emit_cb cb, void *userdata, struct waiter *w,
+                       bool keep_name)
+{
+	struct ipc_msg m = {.type = type, .has_id = true};
+	struct req *q;
+	int r;
+
+	if (c->fd < 0 || !c->connected)
+		return -ENOTCONN;
+	if (c->n_reqs >= DSIPC_MAX_PENDING)
+		return -ENOBUFS;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	if (keep_name && name) {
+		q->name = strdup(name);
+		if (!q->name) {
+			free(q);
+			return -ENOMEM;
+		}
+	}
+	q->id = c->next_id++;
+	if (c->next_id == 0)
+		c->next_id = 1;
+	q->type = type;
+	q->emit_cb = cb;
+	q->userdata = userdata;
+	q->w = w;
+	m.id = q->id;
+	m.name = name;
+	m.data = data;
+	m.data_len = data ? strlen(data) : 0;
+	r = dsipc_queue_msg(c, &m);
+	if (r < 0) {
+		req_free(q);
+		return r;
+	}
+	if (c->reqs_tail)
+		c->reqs_tail->next = q;
+	else
+		c->reqs = q;
+	c->reqs_tail = q;
+	c->n_reqs++;
+	return 0;
+}
+
+static struct req *req_take(dsipc *c, uint32_t id)
+{
+	struct req **p, *q, *prev = NULL;
+
+	/* Replies come in order, so this is nearly always the head. */
+	for (p = &c->reqs; (q = *p); prev = q, p = &q->next) {
+		if (q->id != id)
+			continue;
+		*p = q->next;
+		if (c->reqs_tail == q)
+			c->reqs_tail = prev;
+		c->n_reqs--;
+		q->next = NULL;
+		return q;
+	}
+	return NULL;
+}
+
+static struct req *req_find(dsipc *c, uint32_t id)
+{
+	struct req *q;
+
+	for (q = c->reqs; q; q = q->next)
+		if (q->id == id)
+			return q;
+	return NULL;
+}
+
+void dsipc_handle_reply(dsipc *c, const struct ipc_msg *m)
+{
+	int result = 0;
+	struct req *q;
+
+	if (!m->has_id)
+		return;
+	q = req_take(c, m->id);
+	if (!q)
+		return; /* a blocking caller gave up on it */
+	if (m->type == IPC_ERROR)
+		result = dsipc_errno_of(m);
+	if (q->w) {
+		q->w->done = true;
+		q->w->result = result;
+		q->w->code = m->has_code ? m->code : 0;
+		if (m->text)
+			q->w->text = strdup(m->text);
+		if (m->text && !q->w->text && result == 0)
+			q->w->result = -ENOMEM;
+	} else if (q->emit_cb) {
+		if (result == 0 && m->type == IPC_EMIT_REPLY && m->has_code)
+			result = m->code == IPC_EMIT_QUEUED ? DSIPC_EMIT_QUEUED
+			                                    : DSIPC_EMIT_SENT;
+		c->depth++;
+		q->emit_cb(c, result, m->text ? m->text : "", q->userdata);
+		c->depth--;
+	} else if (result < 0 && q->type != IPC_UNSUBSCRIBE) {
+		/* Nobody waits for this one: SUBSCRIBE, WATCH, plain emit.  A
+		 * failed UNSUBSCRIBE has no one left to tell. */
+		dsipc_call_error(c, q->name, result, m->text);
+	}
+	req_free(q);
+}
+
+void dsipc_fail_requests(dsipc *c, int error)
+{
+	struct req *q = c->reqs, *next;
+
+	/* Detached first: callbacks may start new requests (or reconnect). */
+	c->reqs = c->reqs_tail = NULL;
+	c->n_reqs = 0;
+	for (; q; q = next) {
+		next = q->next;
+		if (q->w) {
+			q->w->done = true;
+			q->w->result = error;
+		} else if (q->emit_cb && !c->free_pending) {
+			c->depth++;
+			q->emit_cb(c, error, "", q->userdata);
+			c->depth--;
+		}
+		req_free(q);
+	}
+}
+
+void dsipc_free_requests(dsipc *c)
+{
+	struct req *q, *next;
+
+	for (q = c->reqs; q; q = next) {
+		next = q->next;
+		req_free(q);
+	}
+	c->reqs = c->reqs_tail = NULL;
+	c->n_reqs = 0;
+}
+
+/* -- waiting -- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int dsipc_wait_until(dsipc *c, const bool *done, int timeout_ms, bool intr)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd p;
+		int r, left = -1;
+
+		if (done && *done)
+			return 0;
+		if (c->free_pending)
+			return -ECANCELED;
+		if (c->fd < 0)
+			return -ENOTCONN;
+		if (deadline >= 0) {
+			int64_t d = deadline - now_ms();
+			if (d <= 0)
+				return done ? -ETIMEDOUT : 0;
+			left = d > 1000000 ? 1000000 : (int)d;
+		}
+		p.fd = c->fd;
+		p.events = (short)dsipc_get_events(c);
+		p.revents = 0;
+		r = poll(&p, 1, left);
+		if (r < 0) {
+			if (errno == EINTR && !intr)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			continue;
+		r = dsipc_process_io(c);
+		if (r < 0)
+			return (done && *done) ? 0 : r;
+	}
+}
+
+DSIPC_EXPORT int dsipc_wait(dsipc *c, int timeout_ms)
+{
+	if (!c)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	return dsipc_leave(c, dsipc_wait_until(c, NULL, timeout_ms, true));
+}
+
+/* Runs one request to its reply; the caller owns w->text afterwards. */
+static int request_sync(dsipc *c, int type, const char *name, const char *data,
+                        int timeout_ms, struct waiter *w)
+{
+	uint32_t id = c->next_id;
+	int r;
+
+	r = dsipc_send_request(c, type, name, data, NULL, NULL, w, false);
+	if (r < 0)
+		return r;
+	r = dsipc_wait_until(c, &w->done, timeout_ms, false);
+	if (!w->done) {
+		/* Giving up: a late reply must not write to our stack. */
+		struct req *q = req_find(c, id);
+		if (q)
+			q->w = NULL;
+		if (r == -ETIMEDOUT)
+			dsipc_set_last_error(c, "dsd did not answer in time");
+		return r;
+	}
+	if (w->result < 0) {
+		if (w->text)
+			dsipc_set_last_error(c, "%s", w->text);
+		else
+			dsipc_set_last_error(c, "%s", strerror(-w->result));
+		return w->result;
+	}
+	return 0;
+}
+
+static int control(dsipc *c, int type, int timeout_ms)
+{
+	struct waiter w = {0};
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	r = request_sync(c, type, NULL, NULL, timeout_ms, &w);
+	free(w.text);
+	return dsipc_leave(c, r);
+}
+
+DSIPC_EXPORT int dsipc_pause(dsipc *c, int timeout_ms)
+{
+	return control(c, IPC_PAUSE, timeout_ms);
+}
+
+DSIPC_EXPORT int dsipc_resume(dsipc *c, int timeout_ms)
+{
+	return control(c, IPC_RESUME, timeout_ms);
+}
+
+DSIPC_EXPORT int dsipc_reload(dsipc *c, int timeout_ms)
+{
+	return control(c, IPC_RELOAD, timeout_ms);
+}
+
+DSIPC_EXPORT int dsipc_status_json(dsipc *c, int timeout_ms, char **ret_json)
+{
+	struct waiter w = {0};
+	int r;
+
+	if (!c || !ret_json)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	r = request_sync(c, IPC_STATUS, NULL, NULL, timeout_ms, &w);
+	if (r == 0 && !w.text) {
+		dsipc_set_last_error(c, "dsd sent an empty status");
+		r = -EBADMSG;
+	}
+	r = dsipc_leave(c, r);
+	if (r < 0) {
+		free(w.text);
+		return r;
+	}
+	*ret_json = w.text;
+	return 0;
+}
+
+/* -- validation -- */
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char b = s[i];
+		uint32_t cp;
+		size_t n, k;
+
+		if (b < 0x80) {
+			i++;
+			continue;
+		} else if ((b & 0xe0) == 0xc0) {
+			n = 1;
+			cp = b & 0x1f;
+		} else if ((b & 0xf0) == 0xe0) {
+			n = 2;
+			cp = b & 0x0f;
+		} else if ((b & 0xf8) == 0xf0) {
+			n = 3;
+			cp = b & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+int dsipc_check_name(dsipc *c, const char *name)
+{
+	size_t len;
+
+	if (!name || !*name) {
+		dsipc_set_last_error(c, "event name is empty");
+		return -EINVAL;
+	}
+	len = strnlen(name, DSIPC_MAX_NAME + 1);
+	if (len > DSIPC_MAX_NAME) {
+		dsipc_set_last_error(c, "event name is longer than %d bytes",
+		                     DSIPC_MAX_NAME);
+		return -EINVAL;
+	}
+	if (!utf8_valid((const unsigned char *)name, len)) {
+		dsipc_set_last_error(c, "event name is not valid UTF-8");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_json(dsipc *c, const char *json)
+{
+	json_error_t err;
+	json_t *v;
+
+	if (!json)
+		return 0;
+	if (strnlen(json, DSIPC_MAX_DATA + 1) > DSIPC_MAX_DATA) {
+		dsipc_set_last_error(c, "event data is larger than %d bytes",
+		                     DSIPC_MAX_DATA);
+		return -EMSGSIZE;
+	}
+	v = json_loads(json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+	if (!v) {
+		dsipc_set_last_error(c, "invalid JSON: %s (line %d, column %d)",
+		                     err.text, err.line, err.column);
+		return -EINVAL;
+	}
+	json_decref(v);
+	return 0;
+}
+
+static int check_emit(dsipc *c, const char *name, const char *json)
+{
+	int r = dsipc_check_name(c, name);
+
+	if (r < 0)
+		return r;
+	r = check_json(c, json);
+	if (r < 0)
+		return r;
+	return c->connected ? 0 : -ENOTCONN;
+}
+
+/* -- emit -- */
+
+DSIPC_EXPORT int dsipc_emit(dsipc *c, const char *name, const char *json)
+{
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	r = check_emit(c, name, json);
+	if (r < 0)
+		return r;
+	/* The name is kept so a refusal can say which event it was. */
+	return dsipc_send_request(c, IPC_EMIT, name, json, NULL, NULL, NULL,
+	                          true);
+}
+
+DSIPC_EXPORT int dsipc_emit_async(dsipc *c, const char *name, const char *json,
+                                  dsipc_emit_cb cb, void *userdata)
+{
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	r = check_emit(c, name, json);
+	if (r < 0)
+		return r;
+	return dsipc_send_request(c, IPC_EMIT, name, json, cb, userdata, NULL,
+	                          !cb);
+}
+
+DSIPC_EXPORT int dsipc_emit_sync(dsipc *c, const char *name, const char *json,
+                                 int timeout_ms, dsipc_emit_result *ret)
+{
+	struct waiter w = {0};
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	r = check_emit(c, name, json);
+	if (r < 0)
+		return r;
+	r = request_sync(c, IPC_EMIT, name, json, timeout_ms, &w);
+	free(w.text);
+	r = dsipc_leave(c, r);
+	if (r < 0)
+		return r;
+	if (ret)
+		*ret = w.code == IPC_EMIT_QUEUED ? DSIPC_EMIT_QUEUED
+		                                 : DSIPC_EMIT_SENT;
+	return 0;
+}
+
+/* -- waiting for one event -- */
+
+struct event_wait {
+	bool got;
+	int error;
+	char *json;
+};
+
+static void on_wait_event(dsipc *c, const char *name, const char *json,
+                          void *userdata)
+{
+	struct event_wait *ew = userdata;
+
+	(void)c;
+	(void)name;
+	if (ew->got)
+		return;
+	ew->got = true;
+	if (json) {
+		ew->json = strdup(json);
+		if (!ew->json)
+			ew->error = -ENOMEM;
+	}
+}
+
+DSIPC_EXPORT int dsipc_wait_event(dsipc *c, const char *name, int timeout_ms,
+                                  char **ret_json)
+{
+	struct event_wait ew = {0};
+	dsipc_slot *slot;
+	int r;
+
+	if (!c || !ret_json)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	if (!c->connected)
+		return -ENOTCONN;
+	r = dsipc_subscribe(c, name, on_wait_event, &ew, &slot);
+	if (r < 0)
+		return r;
+	r = dsipc_wait_until(c, &ew.got, timeout_ms, true);
+	if (r == 0 && ew.error < 0)
+		r = ew.error;
+	/* Unsubscribes unless other slots still want this name. */
+	dsipc_slot_free(slot);
+	r = dsipc_leave(c, r);
+	if (r < 0) {
+		free(ew.json);
+		return r;
+	}
+	*ret_json = ew.json;
+	return 0;
+}

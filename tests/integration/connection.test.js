@@ -1,0 +1,232 @@
+'use strict';
+// dsd's platform connection against the real deepstream 7.0.2 server (and
+// the scripted platform for REDIRECT/REJECT, which the real one never sends).
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const { startServer } = require('./lib/server');
+const { startDsd } = require('./lib/dsd');
+const { startProxy } = require('./lib/proxy');
+const { startScripted } = require('./lib/scripted');
+const { makeCerts } = require('./lib/certs');
+const { sleep, waitUntil } = require('./lib/util');
+
+const cleanups = [];
+function later(fn) {
+  cleanups.push(fn);
+}
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn().catch(() => {});
+});
+
+async function server(opts) {
+  const s = await startServer(opts);
+  later(() => s.stop());
+  return s;
+}
+async function dsd(opts) {
+  const d = await startDsd(opts);
+  later(() => d.stop());
+  return d;
+}
+async function proxy(opts) {
+  const p = await startProxy(opts);
+  later(() => p.close());
+  return p;
+}
+
+test('reaches OPEN against the real server and reports it', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url, auth: { username: 'dsd' } });
+  const st = await d.waitState('OPEN');
+  assert.equal(st.url, s.url);
+  assert.equal(st.configuredUrl, s.url);
+  assert.equal(st.attempt, 0);
+  assert.match(st.reason, /authenticated/);
+  assert.equal(typeof st.since, 'number');
+  // The human form carries the same facts.
+  const human = await d.dsctl('status');
+  assert.equal(human.code, 0);
+  assert.match(human.stdout, /OPEN/);
+  assert.match(human.stdout, new RegExp(s.url.replace(/[/.]/g, '\\$&')));
+  const stop = await d.stop();
+  assert.equal(stop.code, 0, 'SIGTERM exits 0');
+  assert.ok(d.lines.some((l) => /-> CLOSED/.test(l)), 'the deliberate close is logged as CLOSED');
+});
+
+test('file auth: accepted, refused without a retry loop, then a reload with new credentials', async () => {
+  const s = await server({ auth: 'file' });
+  const ok = await dsd({ url: s.url, auth: { username: 'alice', password: 'alice-pw' } });
+  await ok.waitState('OPEN');
+
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
+  const bad = await dsd({ url: p.url, auth: { username: 'alice', password: 'wrong' }, heartbeatInterval: 300 });
+  const st = await bad.waitState('AWAITING_AUTHENTICATION');
+  assert.match(st.reason, /authentication refused/);
+  // No retry loop with the same credentials: the same socket, no new
+  // connections, still waiting 1.5 s (5 heartbeat intervals) later.
+  await sleep(1500);
+  const st2 = await bad.status();
+  assert.equal(st2.state, 'AWAITING_AUTHENTICATION');
+  assert.equal(p.connections, 1);
+
+  // New credentials through a reload: a fresh instance that logs in.
+  const ini = fs.readFileSync(bad.configFile, 'utf8').replace(/"wrong"/, '"alice-pw"');
+  fs.writeFileSync(bad.configFile, ini);
+  const r = await bad.dsctl('reload');
+  assert.equal(r.code, 0, r.stderr);
+  await bad.waitState('OPEN');
+});
+
+test('too many auth attempts ends in ERROR with that reason', async () => {
+  const s = await server({ auth: 'file', maxAuthAttempts: 1 });
+  const d = await dsd({ url: s.url, auth: { username: 'bob', password: 'nope' }, restartAfterError: 0 });
+  const st = await d.waitState('ERROR');
+  assert.match(st.reason, /too many authentication attempts/);
+});
+
+test('server killed and restarted: back to OPEN following the reconnect schedule', async () => {
+  const s = await server({ auth: 'open' });
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
+  const inc = 300;
+  const d = await dsd({ url: p.url, reconnectIntervalIncrement: inc, maxReconnectInterval: 10000,
+    maxReconnectAttempts: 'infinity' });
+  await d.waitState('OPEN');
+  const w = d.watch();
+  await w.waitFor('OPEN');
+  const before = p.attempts.length;
+  await s.kill9();
+  await w.waitFor('RECONNECTING');
+  await sleep(1900); // attempts at about 0, 300, 900, 1800 ms after the loss
+  const restartAt = Date.now();
+  await s.restart();
+  const open = await w.waitFor((t) => t.state === 'OPEN' && t.at >= restartAt, 10000);
+  assert.ok(open);
+  const tries = p.attempts.slice(before).map((a) => a.at);
+  assert.ok(tries.length >= 4, `attempts after the loss: ${tries.length}`);
+  const t0 = tries[0];
+  const expected = [0, inc, 3 * inc, 6 * inc];
+  for (let i = 0; i < 4; i++) {
+    const off = tries[i] - t0;
+    assert.ok(Math.abs(off - expected[i]) <= 100, `attempt ${i + 1} at +${off} ms, expected +${expected[i]}`);
+  }
+  const st = await d.status();
+  assert.equal(st.attempt, 0, 'the counter resets once OPEN');
+});
+
+test('refused connections: ERROR after exactly maxReconnectAttempts attempts at the documented times', async () => {
+  const p = await proxy({ target: { host: '127.0.0.1', port: 9 } });
+  await p.mode('reset');
+  const inc = 200;
+  const d = await dsd({ url: p.url, reconnectIntervalIncrement: inc, maxReconnectInterval: 500,
+    maxReconnectAttempts: 5, restartAfterError: 0 });
+  const st = await d.waitState('ERROR', 10000);
+  assert.match(st.reason, /gave up after 5 unsuccessful attempts/);
+  await sleep(800);
+  assert.equal(p.attempts.length, 5, 'exactly maxReconnectAttempts attempts');
+  const t0 = p.attempts[0].at;
+  // The first connect is attempt 1; then +1x, +2x, then capped at 500.
+  const expected = [0, 200, 600, 1100, 1600];
+  p.attempts.forEach((a, i) => {
+    const off = a.at - t0;
+    assert.ok(Math.abs(off - expected[i]) <= 100, `attempt ${i + 1} at +${off} ms, expected +${expected[i]}`);
+  });
+  // ERROR is final for the instance: resume starts a fresh one.
+  await p.mode('pass');
+  const r = await d.dsctl('resume');
+  assert.equal(r.code, 0, r.stderr);
+  await waitUntil(() => p.attempts.length === 6, { what: 'a fresh attempt after resume' });
+});
+
+test('heartbeat loss through the muting proxy: ERROR within 2-3 intervals', async () => {
+  const s = await server({ auth: 'open' });
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
+  const hb = 500;
+  const d = await dsd({ url: p.url, heartbeatInterval: hb, restartAfterError: 0 });
+  await d.waitState('OPEN');
+  const w = d.watch();
+  await w.waitFor('OPEN');
+  await sleep(2 * hb); // a few PING/PONG rounds
+  const muted = Date.now();
+  await p.mode('mute-server');
+  const err = await w.waitFor('ERROR', 5000);
+  const took = err.at - muted;
+  assert.ok(took >= 1 * hb && took <= 3 * hb + 150, `ERROR ${took} ms after muting (interval ${hb})`);
+  assert.match(err.reason, /heartbeat/);
+});
+
+test('pause goes OFFLINE with no reconnects; resume reconnects at once', async () => {
+  const s = await server({ auth: 'open' });
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
+  const d = await dsd({ url: p.url, heartbeatInterval: 300, reconnectIntervalIncrement: 100 });
+  await d.waitState('OPEN');
+  let r = await d.dsctl('pause');
+  assert.equal(r.code, 0, r.stderr);
+  const st = await d.waitState('OFFLINE');
+  assert.match(st.reason, /paused/);
+  const n = p.connections;
+  await sleep(1000);
+  assert.equal(p.connections, n, 'no reconnects while OFFLINE');
+  assert.equal((await d.status()).state, 'OFFLINE');
+  r = await d.dsctl('pause');
+  assert.equal(r.code, 1, 'pausing twice is refused');
+  const t = Date.now();
+  r = await d.dsctl('resume');
+  assert.equal(r.code, 0, r.stderr);
+  await d.waitState('OPEN');
+  assert.ok(Date.now() - t < 1000, 'resume reconnects at once');
+  assert.equal(p.connections, n + 1);
+});
+
+test('REDIRECT through the scripted platform is followed; later reconnects start at the configured URL', async () => {
+  const s = await server({ auth: 'open' });
+  const sp = await startScripted({ answer: 'redirect', redirectUrl: s.url });
+  later(() => sp.close());
+  const d = await dsd({ url: sp.url, reconnectIntervalIncrement: 100 });
+  const st = await d.waitState('OPEN');
+  assert.equal(st.url, s.url, 'now connected to the redirect target');
+  assert.equal(st.configuredUrl, sp.url);
+  assert.equal(sp.challenges().length, 1);
+  // Losing the redirected connection goes back to the configured URL.
+  await s.kill9();
+  await waitUntil(() => sp.challenges().length >= 2, { timeoutMs: 5000, what: 'a reconnect via the configured URL' });
+});
+
+test('REJECT through the scripted platform ends in ERROR', async () => {
+  const sp = await startScripted({ answer: 'reject' });
+  later(() => sp.close());
+  const d = await dsd({ url: sp.url, restartAfterError: 0 });
+  const st = await d.waitState('ERROR');
+  assert.match(st.reason, /rejected/);
+  await sleep(300);
+  assert.equal(sp.connections, 1, 'no reconnect after REJECT');
+});
+
+test('wss:// with the test CA is accepted; with an unknown CA it is refused', async () => {
+  const certs = makeCerts();
+  const s = await server({ auth: 'open' });
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port }, tls: certs.tls });
+  assert.match(p.url, /^wss:/);
+  const good = await dsd({ url: p.url, caFile: certs.caFile });
+  await good.waitState('OPEN');
+  const bad = await dsd({ url: p.url, caFile: certs.otherCaFile, maxReconnectAttempts: 2,
+    reconnectIntervalIncrement: 100, restartAfterError: 0 });
+  const st = await bad.waitState('ERROR', 10000);
+  assert.match(st.reason, /certificate|verif|TLS|SSL/i);
+});
+
+test('dsd -n checks a config; bad values name the file and line', async () => {
+  const { binaries } = require('./lib/dsd');
+  const { execFileSync, spawnSync } = require('node:child_process');
+  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'dsd-n-'));
+  const good = path.join(dir, 'good.conf');
+  fs.writeFileSync(good, '[platform]\nurl = ws://127.0.0.1:1/deepstream\n');
+  execFileSync(binaries().dsd, ['-n', '-c', good]);
+  const bad = path.join(dir, 'bad.conf');
+  fs.writeFileSync(bad, '[platform]\nurl = ws://127.0.0.1:1/deepstream\nheartbeatInterval = soon\n');
+  const r = spawnSync(binaries().dsd, ['-n', '-c', bad], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, new RegExp(`${bad.replace(/[/.]/g, '\\$&')}:3`));
+});

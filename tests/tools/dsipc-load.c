@@ -1,0 +1,266 @@
+/*
+ * A test driver built on libdsipc, for the integration tests: many local
+ * apps, many emits, a slow reader, garbage on the socket.  It prints its
+ * findings as one JSON line so the tests judge them; it decides nothing.
+ *
+ *   dsipc-load -s SOCK emit NAME COUNT        emits {"i":k}, k = 0..COUNT-1
+ *   dsipc-load -s SOCK subscribe NAME CLIENTS COUNT TIMEOUT_MS
+ *   dsipc-load -s SOCK slow NAME              subscribes and never reads
+ *   dsipc-load -s SOCK garbage                 writes junk, waits for close
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dsipc.h>
+
+static const char *sock_path;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static dsipc *open_client(void)
+{
+	dsipc *c;
+	int r;
+
+	if (dsipc_new(&c) < 0)
+		exit(1);
+	r = dsipc_connect(c, sock_path);
+	if (r < 0) {
+		fprintf(stderr, "connect: %s\n", strerror(-r));
+		exit(3);
+	}
+	return c;
+}
+
+struct emit_tally {
+	long sent, queued, refused, pending;
+	char first_error[256];
+};
+
+static void on_emitted(dsipc *c, int result, const char *msg, void *userdata)
+{
+	struct emit_tally *t = userdata;
+
+	(void)c;
+	t->pending--;
+	if (result == DSIPC_EMIT_SENT)
+		t->sent++;
+	else if (result == DSIPC_EMIT_QUEUED)
+		t->queued++;
+	else {
+		t->refused++;
+		if (t->first_error[0] == '\0')
+			snprintf(t->first_error, sizeof(t->first_error),
+			         "%s (%d)", msg, result);
+	}
+}
+
+static int do_emit(const char *name, long count)
+{
+	dsipc *c = open_client();
+	struct emit_tally t = {0};
+	char data[64];
+	int r;
+
+	for (long i = 0; i < count; i++) {
+		snprintf(data, sizeof(data), "{\"i\":%ld}", i);
+		t.pending++;
+		while ((r = dsipc_emit_async(c, name, data, on_emitted, &t)) ==
+		       -ENOBUFS) {
+			/* Our own output buffer is full: let it drain. */
+			if (dsipc_wait(c, 100) < 0)
+				break;
+		}
+		if (r < 0) {
+			fprintf(stderr, "emit %ld: %s\n", i, strerror(-r));
+			return 1;
+		}
+	}
+	long long deadline = now_ms() + 60000;
+	while (t.pending > 0 && now_ms() < deadline)
+		if (dsipc_wait(c, 200) < 0)
+			break;
+	printf("{\"sent\":%ld,\"queued\":%ld,\"refused\":%ld,\"pending\":%ld,"
+	       "\"firstError\":\"%s\"}\n",
+	       t.sent, t.queued, t.refused, t.pending, t.first_error);
+	dsipc_free(c);
+	return t.pending == 0 ? 0 : 1;
+}
+
+struct sub_client {
+	dsipc *c;
+	long got;
+	long next; /* the i we expect next */
+	bool in_order;
+};
+
+static void on_event(dsipc *c, const char *name, const char *json,
+                     void *userdata)
+{
+	struct sub_client *s = userdata;
+	long i = -1;
+
+	(void)c;
+	(void)name;
+	if (json != NULL)
+		sscanf(json, "{\"i\":%ld}", &i);
+	if (i != s->next)
+		s->in_order = false;
+	s->next = i + 1;
+	s->got++;
+}
+
+static int do_subscribe(const char *name, int clients, long count,
+                        long timeout_ms)
+{
+	struct sub_client *s = calloc((size_t)clients, sizeof(*s));
+	struct pollfd *pfd = calloc((size_t)clients, sizeof(*pfd));
+	long long deadline;
+	char *json;
+	int i;
+
+	if (s == NULL || pfd == NULL)
+		return 1;
+	for (i = 0; i < clients; i++) {
+		s[i].c = open_client();
+		s[i].in_order = true;
+		if (dsipc_subscribe(s[i].c, name, on_event, &s[i], NULL) < 0)
+			return 1;
+	}
+	/* Requests are answered in order: once status answers, dsd has
+	 * taken the subscription. */
+	for (i = 0; i < clients; i++) {
+		if (dsipc_status_json(s[i].c, 10000, &json) < 0) {
+			fprintf(stderr, "client %d: no status\n", i);
+			return 1;
+		}
+		free(json);
+	}
+	printf("ready\n");
+	fflush(stdout);
+	deadline = now_ms() + timeout_ms;
+	for (;;) {
+		bool done = true;
+
+		for (i = 0; i < clients; i++) {
+			if (s[i].got < count)
+				done = false;
+			pfd[i].fd = dsipc_get_fd(s[i].c);
+			pfd[i].events = (short)dsipc_get_events(s[i].c);
+		}
+		if (done || now_ms() >= deadline)
+			break;
+		poll(pfd, (nfds_t)clients, 50);
+		for (i = 0; i < clients; i++)
+			if (pfd[i].revents)
+				dsipc_process(s[i].c);
+	}
+	long min = -1, max = 0, total = 0;
+	bool in_order = true;
+	for (i = 0; i < clients; i++) {
+		if (min < 0 || s[i].got < min)
+			min = s[i].got;
+		if (s[i].got > max)
+			max = s[i].got;
+		total += s[i].got;
+		in_order = in_order && s[i].in_order;
+		dsipc_free(s[i].c);
+	}
+	printf("{\"clients\":%d,\"min\":%ld,\"max\":%ld,\"total\":%ld,"
+	       "\"inOrder\":%s}\n",
+	       clients, min, max, total, in_order ? "true" : "false");
+	free(s);
+	free(pfd);
+	return 0;
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int do_slow(const char *name)
+{
+	dsipc *c = open_client();
+	struct sub_client unused = {0};
+	char *json;
+
+	if (dsipc_subscribe(c, name, on_event, &unused, NULL) < 0)
+		return 1;
+	if (dsipc_status_json(c, 10000, &json) < 0)
+		return 1;
+	free(json);
+	printf("ready\n");
+	fflush(stdout);
+	/* Never read again: dsd must cut us off, not wait for us. */
+	while (!stop)
+		pause();
+	dsipc_free(c);
+	return 0;
+}
+
+static int do_garbage(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static const char junk[] = "\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1"
+	                           "GET / HTTP/1.1\r\n\r\n";
+	char buf[4096];
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return 3;
+	if (send(fd, junk, sizeof(junk) - 1, MSG_NOSIGNAL) < 0)
+		return 1;
+	struct timeval tv = {5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	printf("%s\n", n == 0 ? "closed" : "still open");
+	close(fd);
+	return n == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = {.sa_handler = on_term};
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 4 && strcmp(argv[1], "-s") == 0) {
+		sock_path = argv[2];
+		argv += 3;
+		argc -= 3;
+		if (strcmp(argv[0], "emit") == 0 && argc == 3)
+			return do_emit(argv[1], atol(argv[2]));
+		if (strcmp(argv[0], "subscribe") == 0 && argc == 5)
+			return do_subscribe(argv[1], atoi(argv[2]),
+			                    atol(argv[3]), atol(argv[4]));
+		if (strcmp(argv[0], "slow") == 0 && argc == 2)
+			return do_slow(argv[1]);
+		if (strcmp(argv[0], "garbage") == 0 && argc == 1)
+			return do_garbage();
+	}
+	fprintf(stderr, "usage: see the comment at the top of dsipc-load.c\n");
+	return 2;
+}

@@ -1,0 +1,816 @@
+/*
+ * The transport against a real WebSocket server: a few lines of Node.js with
+ * the `ws` package, started by this test (this file must not include
+ * <libwebsockets.h>, so lws cannot be the server).  The module is found
+ * through $DSD_WS_MODULE or tests/peer/node_modules/ws; without Node or the
+ * module the test is skipped (exit 77).
+ *
+ * The server echoes binary messages, except: "close-me" makes it close with
+ * code 4000; "big:N" makes it send N bytes.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "transport.h"
+
+#ifndef PEER_DIR
+#define PEER_DIR "tests/peer"
+#endif
+
+static const char server_js[] =
+        "const WebSocket = require(process.env.WS_MOD);\n"
+        "const fs = require('fs');\n"
+        "const maxPayload = 64 << 20;\n"
+        "let wss, srv;\n"
+        "const ready = () => console.log(String((srv || "
+        "wss).address().port));\n"
+        "if (process.env.TLS_CERT) {\n"
+        "  srv = require('https').createServer({\n"
+        "    cert: fs.readFileSync(process.env.TLS_CERT),\n"
+        "    key: fs.readFileSync(process.env.TLS_KEY)});\n"
+        "  wss = new WebSocket.Server({server: srv, maxPayload});\n"
+        "  srv.listen(0, '127.0.0.1', ready);\n"
+        "} else {\n"
+        "  wss = new WebSocket.Server({host: '127.0.0.1', port: 0,"
+        " maxPayload}, ready);\n"
+        "}\n"
+        "wss.on('connection', ws => ws.on('message', m => {\n"
+        "  const s = Buffer.from(m).toString('latin1');\n"
+        "  if (s === 'close-me') ws.close(4000, 'bye');\n"
+        "  else if (s.startsWith('big:'))\n"
+        "    ws.send(Buffer.alloc(parseInt(s.slice(4)), 0x61));\n"
+        "  else ws.send(m);\n"
+        "}));\n"
+        "process.stdin.on('end', () => process.exit(0));\n"
+        "process.stdin.resume();\n";
+
+struct server {
+	pid_t pid;
+	int stdin_fd;
+	int port;
+};
+
+static struct server plain, tls;
+static char ws_module[1024];
+static char tls_dir[64] = "/tmp/test_transport.XXXXXX";
+static char ca_pem[128], srv_pem[128], srv_key[128];
+
+static bool find_ws_module(void)
+{
+	const char *env = getenv("DSD_WS_MODULE");
+
+	if (env && *env)
+		snprintf(ws_module, sizeof(ws_module), "%s", env);
+	else
+		snprintf(ws_module, sizeof(ws_module), "%s/node_modules/ws",
+		         PEER_DIR);
+	return access(ws_module, R_OK) == 0;
+}
+
+/* Starts the Node server; it exits when its stdin closes, so it cannot
+ * outlive this process even after a crash. */
+static int server_start(struct server *s, const char *cert, const char *key)
+{
+	int in[2], out[2];
+	char buf[32];
+	ssize_t n;
+	size_t got = 0;
+
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+		return -errno;
+	s->pid = fork();
+	if (s->pid < 0)
+		return -errno;
+	if (s->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		setenv("WS_MOD", ws_module, 1);
+		if (cert) {
+			setenv("TLS_CERT", cert, 1);
+			setenv("TLS_KEY", key, 1);
+		}
+		execlp("node", "node", "-e", server_js, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	s->stdin_fd = in[1];
+	while (got < sizeof(buf) - 1) {
+		n = read(out[0], buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	close(out[0]);
+	buf[got] = '\0';
+	s->port = atoi(buf);
+	return s->port > 0 ? 0 : -EIO;
+}
+
+static void server_stop(struct server *s)
+{
+	if (s->pid <= 0)
+		return;
+	close(s->stdin_fd);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+}
+
+/* ---- recording callbacks ------------------------------------------------- */
+
+#define MAX_MSGS 4096
+
+struct rec {
+	struct event_base *base;
+	struct transport *t;
+	int opened, closed, drained;
+	uint32_t opened_gen, closed_gen, drained_gen;
+	uint32_t min_gen; /* opened/message for older gens is a bug */
+	int stale;
+	char reason[256];
+	size_t nmsg;
+	uint8_t *msg[MAX_MSGS];
+	size_t msg_len[MAX_MSGS];
+	uint32_t msg_gen[MAX_MSGS];
+};
+
+static void on_opened(uint32_t gen, void *userdata)
+{
+	struct rec *r = userdata;
+
+	r->opened++;
+	r->opened_gen = gen;
+	if (gen < r->min_gen)
+		r->stale++;
+	event_base_loopbreak(r->base);
+}
+
+static void on_message(uint32_t gen, const uint8_t *data, size_t len,
+                       void *userdata)
+{
+	struct rec *r = userdata;
+
+	ck_assert_uint_lt(r->nmsg, MAX_MSGS);
+	if (gen < r->min_gen)
+		r->stale++;
+	r->msg[r->nmsg] = malloc(len ? len : 1);
+	ck_assert_ptr_nonnull(r->msg[r->nmsg]);
+	memcpy(r->msg[r->nmsg], data, len);
+	r->msg_len[r->nmsg] = len;
+	r->msg_gen[r->nmsg] = gen;
+	r->nmsg++;
+	event_base_loopbreak(r->base);
+}
+
+static void on_closed(uint32_t gen, const char *reason, void *userdata)
+{
+	struct rec *r = userdata;
+
+	r->closed++;
+	r->closed_gen = gen;
+	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	event_base_loopbreak(r->base);
+}
+
+static void on_drained(uint32_t gen, void *userdata)
+{
+	struct rec *r = userdata;
+
+	r->drained++;
+	r->drained_gen = gen;
+	event_base_loopbreak(r->base);
+}
+
+static const struct transport_callbacks callbacks = {
+        .opened = on_opened,
+        .message = on_message,
+        .closed = on_closed,
+        .drained = on_drained,
+};
+
+static struct rec *rec_new_cfg(const struct transport_config *cfg)
+{
+	struct rec *r = calloc(1, sizeof(*r));
+
+	ck_assert_ptr_nonnull(r);
+	r->base = event_base_new();
+	ck_assert_ptr_nonnull(r->base);
+	ck_assert_int_eq(transport_new(r->base, cfg, &callbacks, r, &r->t), 0);
+	return r;
+}
+
+static struct rec *rec_new(size_t max_message, size_t max_backlog,
+                           const char *ca_file)
+{
+	struct transport_config cfg = {
+	        .ca_file = ca_file,
+	        .max_message = max_message,
+	        .max_send_backlog = max_backlog,
+	};
+
+	return rec_new_cfg(&cfg);
+}
+
+static void rec_free(struct rec *r)
+{
+	size_t i;
+
+	transport_free(r->t);
+	for (i = 0; i < r->nmsg; i++)
+		free(r->msg[i]);
+	event_base_free(r->base);
+	free(r);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* One turn of the loop: until a callback breaks it or 20 ms pass. */
+static void step(struct rec *r)
+{
+	struct timeval tv = {0, 20000};
+
+	event_base_loopexit(r->base, &tv);
+	event_base_dispatch(r->base);
+}
+
+/* Runs the loop until cond holds or ms pass; evaluates to cond. */
+#define RUN_UNTIL(r, cond, ms)                                                 \
+	({                                                                     \
+		double end_ = now_ms() + (ms);                                 \
+		while (!(cond) && now_ms() < end_)                             \
+			step(r);                                               \
+		(cond);                                                        \
+	})
+
+/* Runs the loop for ms regardless. */
+static void run_for(struct rec *r, double ms)
+{
+	double end = now_ms() + ms;
+
+	while (now_ms() < end)
+		step(r);
+}
+
+static char url[64];
+
+static void set_url(int port)
+{
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%d/deepstream", port);
+}
+
+static void connect_open(struct rec *r, uint32_t gen)
+{
+	int opened = r->opened, closed = r->closed;
+
+	ck_assert_int_eq(transport_connect(r->t, url, gen), 0);
+	ck_assert_msg(
+	        RUN_UNTIL(r, r->opened > opened || r->closed > closed, 5000),
+	        "no opened");
+	ck_assert_msg(r->closed == closed, "closed: %s", r->reason);
+	ck_assert_uint_eq(r->opened_gen, gen);
+}
+
+static int send_str(struct rec *r, uint32_t gen, const char *s)
+{
+	return transport_send(r->t, gen, (const uint8_t *)s, strlen(s));
+}
+
+/* A port on loopback that nobody listens on. */
+static int closed_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+START_TEST(test_echo_in_order)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	char buf[32];
+	int i, n = 2000;
+
+	set_url(plain.port);
+	ck_assert_int_eq(send_str(r, 1, "early"), -ENOTCONN);
+	connect_open(r, 1);
+	ck_assert_int_eq(send_str(r, 2, "wrong gen"), -ENOTCONN);
+	for (i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "frame %d", i);
+		ck_assert_int_eq(send_str(r, 1, buf), 0);
+	}
+	ck_assert(RUN_UNTIL(r, r->nmsg >= (size_t)n, 10000));
+	for (i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "frame %d", i);
+		ck_assert_uint_eq(r->msg_len[i], strlen(buf));
+		ck_assert(memcmp(r->msg[i], buf, strlen(buf)) == 0);
+		ck_assert_uint_eq(r->msg_gen[i], 1);
+	}
+	ck_assert_uint_eq(transport_backlog(r->t), 0);
+
+	transport_disconnect(r->t, 1);
+	ck_assert_int_eq(send_str(r, 1, "after disconnect"), -ENOTCONN);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	run_for(r, 200);
+	ck_assert_int_eq(r->closed, 1);
+	ck_assert_uint_eq(r->closed_gen, 1);
+	ck_assert_str_eq(r->reason, "disconnected");
+	ck_assert_int_eq(r->opened, 1);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_big_message)
+{
+	struct rec *r = rec_new(1 << 20, 1 << 20, NULL);
+	size_t i, len = 300000;
+	uint8_t *big = malloc(len);
+
+	for (i = 0; i < len; i++)
+		big[i] = (uint8_t)(i * 7 + i / 251);
+	set_url(plain.port);
+	connect_open(r, 7);
+	ck_assert_int_eq(transport_send(r->t, 7, big, len), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= 1, 5000));
+	ck_assert_uint_eq(r->nmsg, 1);
+	ck_assert_uint_eq(r->msg_len[0], len);
+	ck_assert(memcmp(r->msg[0], big, len) == 0);
+	/* And one generated by the server, exactly at the cap. */
+	ck_assert_int_eq(send_str(r, 7, "big:1048576"), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= 2, 5000));
+	ck_assert_uint_eq(r->msg_len[1], 1 << 20);
+	ck_assert_int_eq(r->closed, 0);
+	free(big);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_over_cap)
+{
+	/* 300 kB arrives in many fragments: the cap hits mid-message. */
+	struct rec *r = rec_new(10000, 0, NULL);
+
+	set_url(plain.port);
+	connect_open(r, 3);
+	ck_assert_int_eq(send_str(r, 3, "small"), 0);
+	ck_assert_int_eq(send_str(r, 3, "big:300000"), 0);
+	ck_assert_int_eq(send_str(r, 3, "not sent or not echoed"), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_str_eq(r->reason, "message over 10000 bytes");
+	ck_assert_uint_eq(r->closed_gen, 3);
+	ck_assert_uint_ge(r->nmsg, 1);
+	ck_assert_uint_eq(r->msg_len[0], 5);
+	for (size_t i = 0; i < r->nmsg; i++)
+		ck_assert_uint_le(r->msg_len[i], 10000);
+	/* Just over the cap in a single fragment, on a new connection. */
+	connect_open(r, 4);
+	ck_assert_int_eq(send_str(r, 4, "big:10001"), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 1, 5000));
+	ck_assert_str_eq(r->reason, "message over 10000 bytes");
+	ck_assert_uint_eq(r->closed_gen, 4);
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 2);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_server_close)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	set_url(plain.port);
+	connect_open(r, 5);
+	ck_assert_int_eq(send_str(r, 5, "close-me"), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_str_eq(r->reason, "closed by server (code 4000, \"bye\")");
+	/* A disconnect after closed is a no-op, and no second closed. */
+	transport_disconnect(r->t, 5);
+	run_for(r, 200);
+	ck_assert_int_eq(r->closed, 1);
+	ck_assert_int_eq(send_str(r, 5, "gone"), -ENOTCONN);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_refused)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	set_url(closed_port());
+	ck_assert_int_eq(transport_connect(r->t, url, 9), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 1);
+	ck_assert_uint_eq(r->closed_gen, 9);
+	ck_assert_int_eq(r->opened, 0);
+	ck_assert(r->reason[0] != '\0');
+	fprintf(stderr, "refused: %s\n", r->reason);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_bad_url)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	ck_assert_int_eq(transport_connect(r->t, "http://127.0.0.1/", 1),
+	                 -EINVAL);
+	ck_assert_int_eq(transport_connect(r->t, "ws://", 1), -EINVAL);
+	ck_assert_int_eq(transport_connect(r->t, "ws://h:99999/", 1), -EINVAL);
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 0);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_silent_listener)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct rec *r = rec_new(0, 0, NULL);
+	double t0;
+
+	/* The kernel completes the TCP handshake; nobody ever answers. */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	set_url(ntohs(sa.sin_port));
+	ck_assert_int_eq(transport_connect(r->t, url, 11), 0);
+	run_for(r, 300);
+	ck_assert_int_eq(r->opened, 0);
+	ck_assert_int_eq(r->closed, 0);
+
+	t0 = now_ms();
+	transport_disconnect(r->t, 11);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 2000));
+	ck_assert_double_lt(now_ms() - t0, 1000);
+	ck_assert_uint_eq(r->closed_gen, 11);
+	ck_assert_str_eq(r->reason, "disconnected");
+
+	/* Again, but free while the upgrade is still unanswered. */
+	ck_assert_int_eq(transport_connect(r->t, url, 12), 0);
+	run_for(r, 200);
+	t0 = now_ms();
+	transport_free(r->t);
+	r->t = NULL;
+	ck_assert_double_lt(now_ms() - t0, 1000);
+	ck_assert_int_eq(r->closed, 1);
+	rec_free(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_reconnect)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	transport_disconnect(r->t, 1);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	connect_open(r, 2);
+	ck_assert_int_eq(r->opened, 2);
+	ck_assert_int_eq(send_str(r, 1, "old"), -ENOTCONN);
+	ck_assert_int_eq(send_str(r, 2, "new"), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= 1, 5000));
+	ck_assert_uint_eq(r->msg_gen[0], 2);
+	ck_assert_uint_eq(r->msg_len[0], 3);
+
+	/* Connect over a live connection: the old one closes once, and
+	 * frames queued for it are not sent on the new one. */
+	for (int i = 0; i < 100; i++)
+		ck_assert_int_eq(send_str(r, 2, "queued for 2"), 0);
+	ck_assert_int_eq(transport_connect(r->t, url, 3), 0);
+	ck_assert(RUN_UNTIL(r, r->opened >= 3 && r->closed >= 2, 5000));
+	ck_assert_uint_eq(r->closed_gen, 2);
+	ck_assert_uint_eq(r->opened_gen, 3);
+	ck_assert_int_eq(send_str(r, 3, "fresh"), 0);
+	size_t before = r->nmsg;
+	ck_assert(RUN_UNTIL(r, r->nmsg > before && r->msg_gen[r->nmsg - 1] == 3,
+	                    5000));
+	for (size_t i = 0; i < r->nmsg; i++) {
+		if (r->msg_gen[i] == 3) {
+			ck_assert_uint_eq(r->msg_len[i], 5);
+			ck_assert(memcmp(r->msg[i], "fresh", 5) == 0);
+		}
+	}
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 2);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_supersede_pending)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	uint32_t gen = 1;
+
+	set_url(plain.port);
+	/* Races on purpose: the first connect may not have reached the lws
+	 * thread yet, or be anywhere in TCP connect or the upgrade. */
+	for (int round = 0; round < 30; round++) {
+		int closed = r->closed;
+
+		ck_assert_int_eq(transport_connect(r->t, url, gen), 0);
+		if (round % 3 == 1)
+			usleep(200 * round);
+		else if (round % 3 == 2)
+			RUN_UNTIL(r, 0, round / 3);
+		ck_assert_int_eq(transport_connect(r->t, url, gen + 1), 0);
+		/* From here nothing but closed may come for gen. */
+		r->min_gen = gen + 1;
+		ck_assert_msg(RUN_UNTIL(r,
+		                        r->closed > closed &&
+		                                r->opened_gen == gen + 1,
+		                        5000),
+		              "round %d: closed %d opened gen %u", round,
+		              r->closed - closed, r->opened_gen);
+		ck_assert_int_eq(r->closed, closed + 1);
+		ck_assert_uint_eq(r->closed_gen, gen);
+		transport_disconnect(r->t, gen + 1);
+		ck_assert(RUN_UNTIL(r, r->closed > closed + 1, 5000));
+		ck_assert_uint_eq(r->closed_gen, gen + 1);
+		gen += 2;
+	}
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 60);
+	ck_assert_int_ge(r->opened, 30);
+	ck_assert_int_eq(r->stale, 0);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_backlog_drained)
+{
+	struct rec *r = rec_new(0, 64 * 1024, NULL);
+	uint8_t *buf = calloc(1, 40000);
+	int i, rc = 0;
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	ck_assert_int_eq(transport_send(r->t, 1, buf, 64 * 1024 + 1),
+	                 -EMSGSIZE);
+	for (i = 0; i < 100000 && rc == 0; i++)
+		rc = transport_send(r->t, 1, buf, 40000);
+	ck_assert_int_eq(rc, -ENOBUFS);
+	ck_assert(RUN_UNTIL(r, r->drained > 0, 5000));
+	ck_assert_uint_eq(r->drained_gen, 1);
+	ck_assert_uint_le(transport_backlog(r->t), 32 * 1024);
+	ck_assert_int_eq(transport_send(r->t, 1, buf, 40000), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= (size_t)i, 5000));
+	ck_assert_int_eq(r->closed, 0);
+	free(buf);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_free_live)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	double t0;
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(send_str(r, 1, "in flight"), 0);
+	t0 = now_ms();
+	transport_free(r->t);
+	r->t = NULL;
+	ck_assert_double_lt(now_ms() - t0, 1000);
+	rec_free(r);
+}
+END_TEST
+
+/* The main loop stalls while the server keeps sending: past
+ * max_recv_queue the connection closes instead of buffering without end. */
+START_TEST(test_recv_queue_bound)
+{
+	struct transport_config cfg = {.max_recv_queue = 100000};
+	struct rec *r = rec_new_cfg(&cfg);
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(send_str(r, 1, "big:40000"), 0);
+	usleep(500 * 1000); /* no dispatching meanwhile */
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_str_eq(r->reason, "receive queue over 100000 bytes");
+	ck_assert_uint_eq(r->nmsg, 2);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_missing_ca_file)
+{
+	struct transport_config cfg = {.ca_file = "/nonexistent/ca.pem"};
+	struct event_base *base = event_base_new();
+	struct transport *t = NULL;
+
+	ck_assert_int_lt(transport_new(base, &cfg, &callbacks, NULL, &t), 0);
+	ck_assert_ptr_null(t);
+	event_base_free(base);
+}
+END_TEST
+
+/* Freeing from inside a callback is deferred, not a use-after-free. */
+static void free_on_open(uint32_t gen, void *userdata)
+{
+	struct rec *r = userdata;
+
+	(void)gen;
+	r->opened++;
+	transport_free(r->t);
+	r->t = NULL;
+	event_base_loopbreak(r->base);
+}
+
+START_TEST(test_free_in_callback)
+{
+	struct transport_callbacks cb = callbacks;
+	struct transport_config cfg = {0};
+	struct rec *r = calloc(1, sizeof(*r));
+
+	cb.opened = free_on_open;
+	r->base = event_base_new();
+	ck_assert_int_eq(transport_new(r->base, &cfg, &cb, r, &r->t), 0);
+	set_url(plain.port);
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	ck_assert(RUN_UNTIL(r, r->opened > 0, 5000));
+	ck_assert_ptr_null(r->t);
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 0);
+	rec_free(r);
+}
+END_TEST
+
+/* ---- TLS: a CA made here with openssl(1), a server cert for localhost -- */
+
+static bool make_certs(void)
+{
+	char cmd[2048];
+
+	if (!mkdtemp(tls_dir))
+		return false;
+	snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", tls_dir);
+	snprintf(srv_pem, sizeof(srv_pem), "%s/srv.pem", tls_dir);
+	snprintf(srv_key, sizeof(srv_key), "%s/srv.key", tls_dir);
+	/* The server name is only DNS:localhost, so 127.0.0.1 must fail the
+	 * hostname check even though the chain is trusted. */
+	snprintf(cmd, sizeof(cmd),
+	         "(cd %s && "
+	         "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key "
+	         "-out ca.pem -days 2 -subj '/CN=dsd test CA' && "
+	         "openssl req -newkey rsa:2048 -nodes -keyout srv.key "
+	         "-out srv.csr -subj '/CN=localhost' && "
+	         "printf 'subjectAltName=DNS:localhost\\n' > ext.cnf && "
+	         "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+	         "-CAcreateserial -out srv.pem -days 2 -extfile ext.cnf) "
+	         ">/dev/null 2>&1",
+	         tls_dir);
+	return system(cmd) == 0;
+}
+
+static void remove_certs(void)
+{
+	char cmd[256];
+
+	if (!ca_pem[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tls_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tls_dir);
+}
+
+START_TEST(test_tls_with_ca)
+{
+	struct rec *r = rec_new(0, 0, ca_pem);
+
+	snprintf(url, sizeof(url), "wss://localhost:%d/deepstream", tls.port);
+	connect_open(r, 1);
+	ck_assert_int_eq(send_str(r, 1, "over tls"), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= 1, 5000));
+	ck_assert_uint_eq(r->msg_len[0], 8);
+	ck_assert(memcmp(r->msg[0], "over tls", 8) == 0);
+	transport_disconnect(r->t, 1);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_tls_without_ca)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	snprintf(url, sizeof(url), "wss://localhost:%d/deepstream", tls.port);
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_int_eq(r->opened, 0);
+	fprintf(stderr, "tls without ca: %s\n", r->reason);
+	ck_assert_str_eq(r->reason, "TLS certificate verify failed: unable to "
+	                            "get local issuer certificate");
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_tls_wrong_name)
+{
+	struct rec *r = rec_new(0, 0, ca_pem);
+
+	snprintf(url, sizeof(url), "wss://127.0.0.1:%d/deepstream", tls.port);
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_int_eq(r->opened, 0);
+	ck_assert_str_eq(r->reason,
+	                 "TLS certificate verify failed: IP address mismatch");
+	rec_free(r);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("transport");
+	TCase *tc = tcase_create("transport");
+	SRunner *sr;
+	int failed;
+
+	if (!find_ws_module()) {
+		fprintf(stderr, "skip: no ws module at %s\n", ws_module);
+		return 77;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (server_start(&plain, NULL, NULL) < 0) {
+		fprintf(stderr, "skip: cannot start node echo server\n");
+		server_stop(&plain);
+		return 77;
+	}
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_echo_in_order);
+	tcase_add_test(tc, test_big_message);
+	tcase_add_test(tc, test_over_cap);
+	tcase_add_test(tc, test_server_close);
+	tcase_add_test(tc, test_refused);
+	tcase_add_test(tc, test_bad_url);
+	tcase_add_test(tc, test_silent_listener);
+	tcase_add_test(tc, test_reconnect);
+	tcase_add_test(tc, test_supersede_pending);
+	tcase_add_test(tc, test_backlog_drained);
+	tcase_add_test(tc, test_free_live);
+	tcase_add_test(tc, test_free_in_callback);
+	tcase_add_test(tc, test_recv_queue_bound);
+	tcase_add_test(tc, test_missing_ca_file);
+	suite_add_tcase(s, tc);
+	if (make_certs() && server_start(&tls, srv_pem, srv_key) == 0) {
+		TCase *tt = tcase_create("tls");
+
+		tcase_set_timeout(tt, 60);
+		tcase_add_test(tt, test_tls_with_ca);
+		tcase_add_test(tt, test_tls_without_ca);
+		tcase_add_test(tt, test_tls_wrong_name);
+		suite_add_tcase(s, tt);
+	} else {
+		fprintf(stderr,
+		        "no openssl or TLS server: TLS tests skipped\n");
+	}
+
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	server_stop(&plain);
+	server_stop(&tls);
+	remove_certs();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
