@@ -16,7 +16,6 @@ struct dsd_client {
 	uint32_t id;
 	uint32_t slot; /* subscriber id in subs.c, UINT32_MAX until needed */
 	bool watching; /* gets IPC_STATE on every transition */
-	bool dropped;  /* cut off by the daemon, not gone by itself */
 	TAILQ_ENTRY(dsd_client) entry;
 };
 

@@ -172,13 +172,15 @@ void control_disconnected(struct ipc_client *c, const char *reason,
 	struct dsd *d = userdata;
 	struct dsd_client *dc = ipc_client_get_data(c);
 
-	if (reason != NULL && strcmp(reason, "closed by peer") != 0)
+	/* Anything but the client leaving by itself is the daemon cutting
+	 * it off (slow reader, malformed frame, ...): logged and counted. */
+	if (reason != NULL && strcmp(reason, "closed by peer") != 0) {
 		log_notice("local client %u dropped: %s", ipc_client_id(c),
 		           reason);
+		d->count.clients_dropped++;
+	}
 	if (dc == NULL)
 		return;
-	if (dc->dropped)
-		d->count.clients_dropped++;
 	pubsub_client_gone(d, dc);
 	TAILQ_REMOVE(&d->clients, dc, entry);
 	d->client_count--;

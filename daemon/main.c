@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -25,6 +26,20 @@ static void usage(FILE *f)
 	           "  -f       foreground: readable log lines on stderr\n"
 	           "  -v       debug logging\n"
 	           "  -V       print the version and exit\n");
+}
+
+/* Every local client is a descriptor: take what the hard limit allows
+ * (maxClients is the real bound, checked by the IPC server). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_debug("cannot raise the descriptor limit: %s",
+			          strerror(errno));
+	}
 }
 
 /* The IPC socket systemd passed us, or -1. */
@@ -99,6 +114,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 0;
 	}
+	raise_fd_limit();
 	r = dsd_new(path, &cfg, passed_socket(), &d);
 	config_free(&cfg);
 	if (r < 0)

@@ -825,6 +825,12 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	t->max_recv_queue = cfg->max_recv_queue ? cfg->max_recv_queue
 	                                        : DEFAULT_MAX_RECV_QUEUE;
 	if (cfg->ca_file) {
+		/* lws only logs an unreadable CA file and goes on without it;
+		 * every wss connect would then fail verification. */
+		if (access(cfg->ca_file, R_OK) < 0) {
+			r = -errno;
+			goto fail;
+		}
 		t->ca_file = strdup(cfg->ca_file);
 		if (!t->ca_file) {
 			r = -ENOMEM;

@@ -49,6 +49,8 @@ struct transport_config {
 	                            main loop; past it the connection closes */
 };
 
+/* Returns 0, -EINVAL, -ENOMEM, -errno of access(ca_file, R_OK), -EIO when
+ * lws cannot create its context. */
 int transport_new(struct event_base *base, const struct transport_config *cfg,
                   const struct transport_callbacks *cb, void *userdata,
                   struct transport **ret);

@@ -81,7 +81,7 @@ gid=$(awk -F: '$1 == "dsd" { print $4 }' "$root/etc/passwd" 2>/dev/null)
 home=$(awk -F: '$1 == "dsd" { print $6 }' "$root/etc/passwd" 2>/dev/null)
 ggid=$(awk -F: '$1 == "dsd" { print $3 }' "$root/etc/group" 2>/dev/null)
 [ -n "$uid" ] || fail "sysusers did not create the user dsd"
-[ -n "$ggid" ] && [ "$ggid" = "$gid" ] ||
+[ -n "$ggid" ] && [ "$ggid" = "$gid" ] || # both must hold
 	fail "sysusers did not make group dsd the user's group ($gid vs $ggid)"
 [ "$home" = /var/lib/dsd ] || fail "dsd's home is '$home', not /var/lib/dsd"
 systemd-tmpfiles --root="$root" --create >/dev/null 2>"$tmp/err" ||

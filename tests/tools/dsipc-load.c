@@ -3,7 +3,8 @@
  * apps, many emits, a slow reader, garbage on the socket.  It prints its
  * findings as one JSON line so the tests judge them; it decides nothing.
  *
- *   dsipc-load -s SOCK emit NAME COUNT        emits {"i":k}, k = 0..COUNT-1
+ *   dsipc-load -s SOCK emit NAME COUNT [PAD]  emits {"i":k,"pad":"x..."},
+ *                                             k = 0..COUNT-1, PAD bytes of x
  *   dsipc-load -s SOCK subscribe NAME CLIENTS COUNT TIMEOUT_MS
  *   dsipc-load -s SOCK slow NAME              subscribes and never reads
  *   dsipc-load -s SOCK garbage                 writes junk, waits for close
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -70,15 +72,25 @@ static void on_emitted(dsipc *c, int result, const char *msg, void *userdata)
 	}
 }
 
-static int do_emit(const char *name, long count)
+static int do_emit(const char *name, long count, long pad)
 {
 	dsipc *c = open_client();
 	struct emit_tally t = {0};
-	char data[64];
+	char *data = malloc((size_t)pad + 64);
 	int r;
 
+	if (data == NULL)
+		return 1;
 	for (long i = 0; i < count; i++) {
-		snprintf(data, sizeof(data), "{\"i\":%ld}", i);
+		int n = snprintf(data, 64, "{\"i\":%ld", i);
+		if (pad > 0) {
+			n += snprintf(data + n, 64, ",\"pad\":\"");
+			memset(data + n, 'x', (size_t)pad);
+			n += (int)pad;
+			data[n++] = '"';
+		}
+		data[n++] = '}';
+		data[n] = '\0';
 		t.pending++;
 		while ((r = dsipc_emit_async(c, name, data, on_emitted, &t)) ==
 		       -ENOBUFS) {
@@ -99,6 +111,7 @@ static int do_emit(const char *name, long count)
 	       "\"firstError\":\"%s\"}\n",
 	       t.sent, t.queued, t.refused, t.pending, t.first_error);
 	dsipc_free(c);
+	free(data);
 	return t.pending == 0 ? 0 : 1;
 }
 
@@ -244,6 +257,13 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa = {.sa_handler = on_term};
 
+	struct rlimit rl;
+
+	/* A thousand clients need a thousand descriptors. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -251,8 +271,9 @@ int main(int argc, char **argv)
 		sock_path = argv[2];
 		argv += 3;
 		argc -= 3;
-		if (strcmp(argv[0], "emit") == 0 && argc == 3)
-			return do_emit(argv[1], atol(argv[2]));
+		if (strcmp(argv[0], "emit") == 0 && (argc == 3 || argc == 4))
+			return do_emit(argv[1], atol(argv[2]),
+			               argc == 4 ? atol(argv[3]) : 0);
 		if (strcmp(argv[0], "subscribe") == 0 && argc == 5)
 			return do_subscribe(argv[1], atoi(argv[2]),
 			                    atol(argv[3]), atol(argv[4]));

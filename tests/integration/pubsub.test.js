@@ -1,0 +1,295 @@
+'use strict';
+// Local apps share dsd's one platform connection: events both ways with the
+// official JS client on the far side, reference-counted upstream
+// subscriptions, the write queue, and misbehaving local clients.
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const readline = require('node:readline');
+const { spawn, execFile } = require('node:child_process');
+
+const { startServer } = require('./lib/server');
+const { startDsd, buildDir } = require('./lib/dsd');
+const js = require('./lib/jsclient');
+const { track } = require('./lib/children');
+const { startProxy } = require('./lib/proxy');
+const { sleep, waitUntil } = require('./lib/util');
+
+const LOAD = path.join(buildDir(), 'tests', 'dsipc-load');
+
+const cleanups = [];
+function later(fn) {
+  cleanups.push(fn);
+}
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn().catch(() => {});
+});
+
+async function server(opts) {
+  const s = await startServer(opts);
+  later(() => s.stop());
+  return s;
+}
+async function dsd(opts) {
+  const d = await startDsd(opts);
+  later(() => d.stop());
+  return d;
+}
+async function jsClient(url) {
+  const c = await js.connect(url, { auth: { username: 'js' } });
+  later(async () => c.close());
+  return c;
+}
+
+// A long-running tool process (dsctl subscribe, dsipc-load): its stdout
+// lines, and a promise of its exit.
+function run(bin, args) {
+  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const lines = [];
+  let stderr = '';
+  readline.createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
+  child.stderr.on('data', (b) => {
+    stderr += b;
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  const h = {
+    child,
+    lines,
+    get stderr() {
+      return stderr;
+    },
+    exited,
+    async ready(timeoutMs = 15000) {
+      await waitUntil(() => lines.includes('ready'), { timeoutMs, what: `${path.basename(bin)} ready`,
+        detail: () => stderr });
+    },
+    async result(timeoutMs = 60000) {
+      await waitUntil(() => child.exitCode !== null, { timeoutMs, what: `${path.basename(bin)} to finish`,
+        detail: () => `stdout: ${lines.join('\n')}\nstderr: ${stderr}` });
+      return JSON.parse(lines[lines.length - 1]);
+    },
+  };
+  later(async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+  });
+  return h;
+}
+
+function load(d, ...args) {
+  return run(LOAD, ['-s', d.socket, ...args]);
+}
+
+function dsctlSubscribe(d, ...args) {
+  const { binaries } = require('./lib/dsd');
+  return run(binaries().dsctl, ['-s', d.socket, 'subscribe', ...args]);
+}
+
+// Waits until dsd reports the local subscriptions as taken and acked.
+async function untilSubscribed(d, names, local) {
+  return waitUntil(async () => {
+    const st = await d.status();
+    return st.subscriptions.names === names && st.subscriptions.acked === names &&
+      st.subscriptions.local === local && st;
+  }, { timeoutMs: 5000, what: `${names} acked upstream names, ${local} local subscriptions` });
+}
+
+test('a JS emit reaches three local subscribers once each', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url });
+  await d.waitState('OPEN');
+  const subs = [1, 2, 3].map(() => dsctlSubscribe(d, '--json', 'news/sport'));
+  await untilSubscribed(d, 1, 3);
+  const c = await jsClient(s.url);
+  c.emit('news/sport', { score: 3 });
+  await waitUntil(() => subs.every((x) => x.lines.length >= 1), { what: 'all three local subscribers' });
+  await sleep(300); // a duplicate would arrive by now
+  for (const x of subs) {
+    assert.equal(x.lines.length, 1, `exactly once: ${x.lines}`);
+    assert.deepEqual(JSON.parse(x.lines[0]), { name: 'news/sport', data: { score: 3 } });
+  }
+  const st = await d.status();
+  assert.equal(st.events.received, 1);
+  assert.equal(st.events.delivered, 3);
+});
+
+test('a local emit reaches a JS subscriber and the other local subscribers', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url });
+  await d.waitState('OPEN');
+  const c = await jsClient(s.url);
+  const got = await c.subscribe('chat/room');
+  const local = dsctlSubscribe(d, 'chat/room');
+  await untilSubscribed(d, 1, 1);
+  const r = await d.dsctl('emit', 'chat/room', '{"text":"hi"}');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'sent');
+  await got.waitFor(1);
+  assert.deepEqual(got.data[0], { text: 'hi' });
+  await waitUntil(() => local.lines.length === 1, { what: 'the local subscriber' });
+  assert.equal(local.lines[0], 'chat/room {"text":"hi"}');
+  // An emit without data arrives without data.
+  await d.dsctl('emit', 'chat/room');
+  await got.waitFor(2);
+  assert.equal(got.data[1], undefined);
+});
+
+test('one upstream subscription per name, reference counted', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url });
+  await d.waitState('OPEN');
+  const c = await jsClient(s.url);
+  const a = dsctlSubscribe(d, 'shared');
+  const b = dsctlSubscribe(d, 'shared');
+  const st = await untilSubscribed(d, 1, 2);
+  assert.equal(st.subscriptions.names, 1, 'one upstream subscription for two apps');
+  c.emit('shared', 1);
+  await waitUntil(() => a.lines.length === 1 && b.lines.length === 1, { what: 'both apps' });
+  a.child.kill('SIGTERM');
+  await a.exited;
+  await untilSubscribed(d, 1, 1);
+  c.emit('shared', 2);
+  await waitUntil(() => b.lines.length === 2, { what: 'the remaining app' });
+  b.child.kill('SIGTERM');
+  await b.exited;
+  await waitUntil(async () => {
+    const x = await d.status();
+    return x.subscriptions.names === 0 && x.subscriptions.pending === 0 && x;
+  }, { what: 'dsd to unsubscribe upstream' });
+  // Nothing is subscribed upstream any more: another emit reaches nobody.
+  c.emit('shared', 3);
+  await sleep(300);
+  assert.equal((await d.status()).events.received, 2);
+});
+
+async function queuedInOrder({ restartServer }) {
+  const s = await server({ auth: 'open' });
+  // dsd reaches the server through a proxy, so it can be held back until
+  // the JS subscriber is back after a server restart.
+  const p = await startProxy({ target: { host: '127.0.0.1', port: s.port } });
+  later(() => p.close());
+  const d = await dsd({ url: p.url, reconnectIntervalIncrement: 200, maxReconnectInterval: 500,
+    maxReconnectAttempts: 'infinity' });
+  await d.waitState('OPEN');
+  let c = await jsClient(s.url);
+  let got = await c.subscribe('bulk');
+  const N = 10000;
+  if (restartServer) {
+    await p.mode('reset');
+    await s.kill9();
+    await d.waitState('RECONNECTING');
+  } else {
+    assert.equal((await d.dsctl('pause')).code, 0);
+    await d.waitState('OFFLINE');
+  }
+  const e = await load(d, 'emit', 'bulk', String(N)).result();
+  assert.deepEqual({ sent: e.sent, queued: e.queued, refused: e.refused }, { sent: 0, queued: N, refused: 0 });
+  const st = await d.status();
+  assert.equal(st.queue.messages, N);
+  if (restartServer) {
+    await s.restart();
+    c = await jsClient(s.url);
+    got = await c.subscribe('bulk');
+    assert.notEqual((await d.status()).state, 'OPEN', 'dsd is still held back');
+    await p.mode('pass');
+  } else {
+    assert.equal((await d.dsctl('resume')).code, 0);
+  }
+  await d.waitState('OPEN', 10000);
+  await got.waitFor(N, 60000);
+  const is = got.data.map((x) => x.i);
+  assert.equal(is.length, N);
+  for (let i = 0; i < N; i++) assert.equal(is[i], i, `event ${i} out of order`);
+  const after = await d.status();
+  assert.equal(after.queue.messages, 0);
+  assert.equal(after.emits.sent, N);
+}
+
+test('pause, 10,000 local emits, resume: the JS subscriber gets all in order', async () => {
+  await queuedInOrder({ restartServer: false });
+});
+
+test('10,000 emits while the server is down arrive in order after it restarts', async () => {
+  await queuedInOrder({ restartServer: true });
+});
+
+test('queue limit: overflow = reject refuses with a clear error', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url, queue: { maxMessages: 100, overflow: 'reject' } });
+  await d.waitState('OPEN');
+  await d.dsctl('pause');
+  await d.waitState('OFFLINE');
+  const e = await load(d, 'emit', 'q', '100').result();
+  assert.equal(e.queued, 100);
+  const r = await d.dsctl('emit', 'q', '{"one":"more"}');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /write queue full/);
+  const st = await d.status();
+  assert.equal(st.queue.messages, 100);
+  assert.equal(st.emits.rejected, 1);
+});
+
+test('queue limit: overflow = drop-oldest counts exactly what it dropped', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url, queue: { maxMessages: 100, overflow: 'drop-oldest' } });
+  await d.waitState('OPEN');
+  const c = await jsClient(s.url);
+  const got = await c.subscribe('q');
+  await d.dsctl('pause');
+  await d.waitState('OFFLINE');
+  const e = await load(d, 'emit', 'q', '250').result();
+  assert.equal(e.queued, 250);
+  let st = await d.status();
+  assert.equal(st.queue.messages, 100);
+  assert.equal(st.emits.dropped, 150);
+  await d.dsctl('resume');
+  await got.waitFor(100);
+  await sleep(200);
+  assert.deepEqual(got.data.map((x) => x.i), Array.from({ length: 100 }, (_, k) => 150 + k),
+    'the newest 100 survive, in order');
+  st = await d.status();
+  assert.equal(st.emits.dropped, 150);
+});
+
+test('a slow reader is cut off without delaying the others; garbage closes only that client', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url, ipc: { clientBuffer: 2 * 1024 * 1024 } });
+  await d.waitState('OPEN');
+  const slow = load(d, 'slow', 'flood');
+  await slow.ready();
+  const N = 800;
+  const fast = load(d, 'subscribe', 'flood', '1', String(N), '30000');
+  await fast.ready();
+  const t0 = Date.now();
+  const e = await load(d, 'emit', 'flood', String(N), '8000').result();
+  assert.equal(e.sent + e.queued, N);
+  const f = await fast.result();
+  assert.equal(f.min, N, 'the fast reader got every event');
+  assert.equal(f.inOrder, true);
+  assert.ok(Date.now() - t0 < 20000);
+  await waitUntil(() => d.lines.some((l) => /slow reader/.test(l)), { what: 'the slow reader to be dropped' });
+  const st = await d.status();
+  assert.ok(st.clients.dropped >= 1);
+
+  const g = await new Promise((resolve) => execFile(LOAD, ['-s', d.socket, 'garbage'],
+    (err, stdout) => resolve({ code: err ? err.code : 0, stdout })));
+  assert.equal(g.stdout.trim(), 'closed');
+  // The daemon and other clients are fine.
+  const r = await d.dsctl('emit', 'flood', '{"i":0}');
+  assert.equal(r.code, 0);
+});
+
+test('1,000 local clients at once', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url });
+  await d.waitState('OPEN');
+  const many = load(d, 'subscribe', 'fanout', '1000', '1', '30000');
+  await many.ready(60000);
+  const st = await d.status();
+  // The thousand, plus the dsctl asking.
+  assert.equal(st.clients.connected, 1001);
+  assert.equal(st.subscriptions.names, 1);
+  const c = await jsClient(s.url);
+  c.emit('fanout', { i: 0 });
+  const r = await many.result();
+  assert.deepEqual({ min: r.min, max: r.max, total: r.total }, { min: 1, max: 1, total: 1000 });
+});
