@@ -329,9 +329,10 @@ static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
 		if (c->state != CONN_AUTHENTICATING)
 			return;
 		/* Trying the same credentials again would only burn the
-		 * server's maxAuthAttempts: wait for new ones.  The server
-		 * counts our PINGs as traffic, so keep sending them to hold
-		 * the socket while the operator fixes the credentials. */
+		 * server's maxAuthAttempts: wait for new ones (a reload
+		 * starts a fresh instance with them).  The server counts our
+		 * PINGs as traffic, so keep sending them to hold the socket
+		 * meanwhile. */
 		c->auth_refused = true;
 		c->next_ping = now + c->opt.heartbeat_interval;
 		set_reason(c, "authentication refused: %s%s",
@@ -499,14 +500,6 @@ int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
 		fresh_instance(c, now,
 		               in->text ? in->text : "fresh instance requested",
 		               out);
-		return 0;
-	case CONN_IN_AUTH_CHANGED:
-		if (c->state == CONN_AWAITING_AUTHENTICATION && c->auth_refused &&
-		    c->sock == CONN_SOCKET_UP) {
-			c->attempt_started = now;
-			send_auth(c, now, "retrying with new credentials", out);
-			return 0;
-		}
 		return 0;
 	case CONN_IN_CLOSE:
 		if (is_final(c))

@@ -61,7 +61,6 @@ enum conn_input_kind {
 	CONN_IN_PAUSE,         /* operator: go OFFLINE */
 	CONN_IN_RESUME,        /* operator: leave OFFLINE / ERROR */
 	CONN_IN_RESTART,       /* a fresh instance (new URL or credentials) */
-	CONN_IN_AUTH_CHANGED,  /* new credentials: retry a refused login */
 	CONN_IN_CLOSE,         /* deliberate close: CLOSED, final */
 };
 

@@ -187,3 +187,13 @@ void control_disconnected(struct ipc_client *c, const char *reason,
 	ipc_client_set_data(c, NULL);
 	free(dc);
 }
+
+void control_rejected(pid_t pid, const char *reason, void *userdata)
+{
+	struct dsd *d = userdata;
+
+	d->count.clients_dropped++;
+	log_full_ratelimited(&d->drop_log, dsd_now(), LOG_WARNING,
+	                     "local connection refused (pid %ld): %s",
+	                     (long)pid, reason);
+}

@@ -132,6 +132,7 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	static const struct ipc_server_callbacks ipc_cb = {
 		.request = control_request,
 		.disconnected = control_disconnected,
+		.rejected = control_rejected,
 	};
 	struct ipc_server_limits lim;
 	struct dsd *d;
@@ -141,6 +142,10 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	if (d == NULL)
 		return -ENOMEM;
 	TAILQ_INIT(&d->clients);
+	/* Repeated failures are logged a few times per window, then summed. */
+	d->reconnect_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
+	d->drop_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	d->deny_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	d->passed_fd = passed_fd;
 	d->started_mono = dsd_now();
 	d->cfg = *cfg;
@@ -251,9 +256,15 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	}
 	if (str_differs(fresh.socket_path, d->cfg.socket_path))
 		log_warn("reload: the IPC socket path changes only on restart");
+	if (str_differs(fresh.ca_file, d->cfg.ca_file))
+		log_warn("reload: caFile changes only on restart");
+	if (fresh.max_clients != d->cfg.max_clients ||
+	    fresh.client_buffer != d->cfg.client_buffer ||
+	    fresh.max_subscriptions_per_client !=
+	            d->cfg.max_subscriptions_per_client)
+		log_warn("reload: [ipc] limits change only on restart");
 	restart = str_differs(fresh.url, d->cfg.url) ||
-	          str_differs(fresh.auth_json, d->cfg.auth_json) ||
-	          str_differs(fresh.ca_file, d->cfg.ca_file);
+	          str_differs(fresh.auth_json, d->cfg.auth_json);
 	co = d->conn.opt;
 	co.url = fresh.url;
 	co.reconnect_interval_increment = fresh.reconnect_interval_increment;

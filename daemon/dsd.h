@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "client.h"
 #include "config.h"
@@ -104,6 +105,7 @@ void control_request(struct ipc_client *c, const struct ipc_msg *m,
                      void *userdata);
 void control_disconnected(struct ipc_client *c, const char *reason,
                           void *userdata);
+void control_rejected(pid_t pid, const char *reason, void *userdata);
 void control_broadcast_state(struct dsd *d, enum conn_state state,
                              const char *reason, uint64_t at_mono);
 /* The daemon's record of client c, created on its first request. */

@@ -16,7 +16,7 @@
 #include "dsd.h"
 #include "log.h"
 
-#define DEFAULT_CONFIG "/etc/dsd/dsd.conf"
+#define DEFAULT_CONFIG SYSCONFDIR "/dsd/dsd.conf"
 
 static void usage(FILE *f)
 {
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 	}
 	r = config_load(&cfg, path, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "dsd: %s\n", err);
+		log_err("%s", err);
 		config_free(&cfg);
 		return 1;
 	}

@@ -143,6 +143,7 @@ struct transport {
 	struct transport_callbacks cb;
 	void *userdata;
 	size_t max_message, max_send_backlog, max_recv_queue;
+	unsigned fd_limit;
 	char *ca_file;
 
 	struct lws_context *ctx;
@@ -820,6 +821,9 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	t->userdata = userdata;
 	t->max_message =
 	        cfg->max_message ? cfg->max_message : DEFAULT_MAX_MESSAGE;
+	/* lws refuses sockets whose fd number is past its table; the daemon
+	 * says how many descriptors it may hold (local clients included). */
+	t->fd_limit = cfg->fd_limit ? cfg->fd_limit : FD_LIMIT;
 	t->max_send_backlog = cfg->max_send_backlog ? cfg->max_send_backlog
 	                                            : DEFAULT_MAX_SEND_BACKLOG;
 	t->max_recv_queue = cfg->max_recv_queue ? cfg->max_recv_queue
@@ -863,7 +867,7 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	info.gid = -1;
 	info.uid = -1;
 	/* Otherwise lws sizes its fd table from _SC_OPEN_MAX. */
-	info.fd_limit_per_thread = FD_LIMIT;
+	info.fd_limit_per_thread = t->fd_limit;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.client_ssl_ca_filepath = t->ca_file;
 	for (i = 0;
@@ -1025,8 +1029,8 @@ void transport_disconnect(struct transport *t, uint32_t gen)
 	t->cur_open = false;
 }
 
-int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
-                   size_t len)
+static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
+                       size_t len, size_t limit)
 {
 	struct frame *f;
 	int r = 0;
@@ -1047,7 +1051,7 @@ int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
 		memcpy(f->buf + LWS_PRE, data, len);
 
 	pthread_mutex_lock(&t->lock);
-	if (t->backlog + len > t->max_send_backlog) {
+	if (t->backlog + len > limit) {
 		t->want_drained = true;
 		r = -ENOBUFS;
 	} else {
@@ -1063,6 +1067,22 @@ int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
 	}
 	lws_cancel_service(t->ctx);
 	return 0;
+}
+
+int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
+                   size_t len)
+{
+	return queue_frame(t, gen, data, len, t ? t->max_send_backlog : 0);
+}
+
+int transport_send_control(struct transport *t, uint32_t gen,
+                           const uint8_t *data, size_t len)
+{
+	/* Protocol frames get a reserve on top of the backlog limit, so a
+	 * backlog full of app data cannot hold back a SUBSCRIBE. */
+	return queue_frame(t, gen, data, len,
+	                   t ? t->max_send_backlog + t->max_send_backlog / 4
+	                     : 0);
 }
 
 size_t transport_backlog(const struct transport *t)

@@ -47,6 +47,8 @@ struct transport_config {
 	size_t max_send_backlog; /* bytes queued for the socket */
 	size_t max_recv_queue;   /* received bytes not yet dispatched by the
 	                            main loop; past it the connection closes */
+	unsigned fd_limit;       /* highest fd number lws may be handed + 1;
+	                            0: a small default */
 };
 
 /* Returns 0, -EINVAL, -ENOMEM, -errno of access(ca_file, R_OK), -EIO when
@@ -74,6 +76,10 @@ void transport_disconnect(struct transport *t, uint32_t gen);
 int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
                    size_t len);
 /* Bytes queued and not yet handed to the socket. */
+/* The same for protocol frames (SUBSCRIBE, ...): they may exceed
+ * max_send_backlog by a quarter, so app data cannot hold them back. */
+int transport_send_control(struct transport *t, uint32_t gen,
+                           const uint8_t *data, size_t len);
 size_t transport_backlog(const struct transport *t);
 
 #endif

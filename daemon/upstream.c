@@ -36,7 +36,7 @@ static int send_msg(struct dsd *d, uint32_t gen, const struct wire_msg *m)
 	}
 	r = wire_encode(m, buf, size, &len);
 	if (r == 0)
-		r = transport_send(d->transport, gen, buf, len);
+		r = transport_send_control(d->transport, gen, buf, len);
 	if (buf != small)
 		free(buf);
 	return r;
@@ -222,6 +222,15 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 	if (d->ready_gen == gen)
 		d->ready_gen = 0;
 	upstream_feed(d, &in);
+	/* A failed attempt that keeps us RECONNECTING is no transition, but an
+	 * operator wants to see it: rate-limited, as these repeat. */
+	if (conn_get_state(&d->conn) == CONN_RECONNECTING &&
+	    conn_generation(&d->conn) != gen)
+		log_full_ratelimited(&d->reconnect_log, dsd_now(), LOG_WARNING,
+		                     "%s (attempt %u failed, next in %lld ms)",
+		                     conn_reason(&d->conn), conn_attempt(&d->conn),
+		                     (long long)conn_next_retry_in(&d->conn,
+		                                                   dsd_now()));
 }
 
 static void on_drained(uint32_t gen, void *userdata)
@@ -318,6 +327,8 @@ int upstream_start(struct dsd *d)
 		/* The platform's own maxMessageSize default. */
 		.max_message = 1024 * 1024 + 1024,
 		.max_send_backlog = 4 * 1024 * 1024,
+		/* Every local client holds a descriptor too. */
+		.fd_limit = d->cfg.max_clients + 64,
 	};
 	struct conn_options co = {
 		.url = d->cfg.url,
@@ -363,5 +374,5 @@ int upstream_send_control(struct dsd *d, const uint8_t *frame, size_t len)
 {
 	if (!conn_is_open(&d->conn) || d->ready_gen == 0)
 		return -ENOTCONN;
-	return transport_send(d->transport, d->ready_gen, frame, len);
+	return transport_send_control(d->transport, d->ready_gen, frame, len);
 }

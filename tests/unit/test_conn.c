@@ -183,7 +183,6 @@ enum in {
 	IN_PAUSE,
 	IN_RESUME,
 	IN_RESTART,
-	IN_AUTH_CHANGED,
 	IN_CLOSE,
 	IN_COUNT
 };
@@ -192,8 +191,7 @@ static const char *const in_names[IN_COUNT] = {
 	"START",   "OPEN",     "OPEN(stale)",   "CLOSED",     "CLOSED(stale)",
 	"OTHER",   "ACCEPT",   "REJECT",        "REDIRECT",   "AUTH_TIMEOUT",
 	"AUTH_OK", "AUTH_FAILED", "TOO_MANY",   "BAD_DATA",   "TIMER(early)",
-	"TIMER(due)", "PAUSE", "RESUME",        "RESTART",    "AUTH_CHANGED",
-	"CLOSE",
+	"TIMER(due)", "PAUSE", "RESUME",        "RESTART",    "CLOSE",
 };
 
 static void apply(struct world *w, enum in i)
@@ -248,9 +246,6 @@ static void apply(struct world *w, enum in i)
 	case IN_RESTART:
 		input(w, CONN_IN_RESTART);
 		break;
-	case IN_AUTH_CHANGED:
-		input(w, CONN_IN_AUTH_CHANGED);
-		break;
 	case IN_CLOSE:
 		input(w, CONN_IN_CLOSE);
 		break;
@@ -269,63 +264,37 @@ static void apply(struct world *w, enum in i)
  */
 static const char *const table[AT_COUNT][IN_COUNT] = {
 	[AT_CLOSED_NEW] = {
-		"= C", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
-		"= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P",
-		"= ", "CLOSED ",
+		"= C", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "CLOSED ",
 	},
 	[AT_CLOSED_CONNECTING] = {
-		"= !A", "CHALLENGING SHS", "= ", "RECONNECTING S", "= ",
-		"= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
-		"RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC",
-		"= ", "= D",
+		"= !A", "CHALLENGING SHS", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "= D",
 	},
 	[AT_CHALLENGING] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ",
-		"AUTHENTICATING SAS", "ERROR DS", "RECONNECTING DSC",
-		"ERROR DS", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS",
-		"OFFLINE DS", "= !A", "RECONNECTING DSC", "= ", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "AUTHENTICATING SAS", "ERROR DS", "RECONNECTING DSC", "ERROR DS", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_AUTHENTICATING] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ",
-		"= ", "ERROR DS", "OPEN S", "AWAITING_AUTHENTICATION S",
-		"ERROR DS", "ERROR DS", "= ", "RECONNECTING DS", "OFFLINE DS",
-		"= !A", "RECONNECTING DSC", "= ", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR DS", "OPEN S", "AWAITING_AUTHENTICATION S", "ERROR DS", "ERROR DS", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_AWAITING_AUTH_REFUSED] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ",
-		"= ", "ERROR DS", "= ", "= ", "ERROR DS", "ERROR DS", "= ",
-		"= P", "OFFLINE DS", "= !A", "RECONNECTING DSC",
-		"AUTHENTICATING AS", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR DS", "= ", "= ", "ERROR DS", "ERROR DS", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_OPEN] = {
-		"= !A", "= ", "= ", "RECONNECTING SC", "= ", "= ", "= ", "= ",
-		"= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS",
-		"= !A", "RECONNECTING DSC", "= ", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING SC", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_RECONNECTING_WAITING] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
-		"= ", "= ", "= ", "= ", "= ", "= C", "OFFLINE S", "= C",
-		"= C", "= ", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= C", "OFFLINE S", "= C", "= C", "CLOSED S",
 	},
 	[AT_RECONNECTING_CONNECTING] = {
-		"= !A", "CHALLENGING SHS", "= ", "= ", "= ", "= ", "= ", "= ",
-		"= ", "= ", "= ", "= ", "= ", "= ", "= ", "= D", "OFFLINE DS",
-		"= !A", "= DC", "= ", "CLOSED DS",
+		"= !A", "CHALLENGING SHS", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= D", "OFFLINE DS", "= !A", "= DC", "CLOSED DS",
 	},
 	[AT_OFFLINE] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
-		"= ", "= ", "= ", "= ", "= ", "= ", "= !A", "RECONNECTING SC",
-		"RECONNECTING SC", "= ", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !A", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
 	},
 	[AT_ERROR] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
-		"= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S",
-		"RECONNECTING SC", "RECONNECTING SC", "= ", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
 	},
 	[AT_CLOSED_FINAL] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ",
-		"= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P",
-		"= ", "= !A",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "= !A",
 	},
 };
 
@@ -638,7 +607,12 @@ START_TEST(test_reject_and_auth_errors)
 		fire(&w);
 		ck_assert_str_eq(actions(&w), "P");
 	}
-	input(&w, CONN_IN_AUTH_CHANGED);
+	/* New credentials: a fresh instance logs in again. */
+	input(&w, CONN_IN_RESTART);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(actions(&w), "DSC");
+	input(&w, CONN_IN_SOCKET_OPEN);
+	frame(&w, CONN_FRAME_ACCEPT, NULL);
 	ck_assert_int_eq(conn_get_state(&w.c), CONN_AUTHENTICATING);
 	frame(&w, CONN_FRAME_AUTH_FAILED, NULL);
 	frame(&w, CONN_FRAME_AUTH_TOO_MANY, NULL);
