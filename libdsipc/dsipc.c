@@ -426,8 +426,17 @@ int dsipc_process_io(dsipc *c)
 	if (c->fd < 0)
 		return -ENOTCONN;
 	r = flush_output(c);
-	if (r < 0)
+	if (r < 0) {
+		/* dsd may have said why before it closed (a refused HELLO,
+		 * "too many clients"): take that in before giving up. */
+		int rr = read_and_dispatch(c);
+
+		if (rr == -ECANCELED)
+			return rr;
+		if (c->fd < 0)
+			return r;
 		return connection_lost(c, r == -EPIPE ? -ECONNRESET : r);
+	}
 	r = read_and_dispatch(c);
 	if (r == -ECANCELED)
 		return r;

@@ -293,3 +293,74 @@ test('1,000 local clients at once', async () => {
   const r = await many.result();
   assert.deepEqual({ min: r.min, max: r.max, total: r.total }, { min: 1, max: 1, total: 1000 });
 });
+
+test('a subscription the platform denies is reported to the apps that asked, and counted', async () => {
+  const s = await server({ auth: 'open', denyPrefix: 'secret/' });
+  const d = await dsd({ url: s.url });
+  await d.waitState('OPEN');
+  const open = dsctlSubscribe(d, '-n', '1', 'open/a');
+  const denied = dsctlSubscribe(d, 'secret/a');
+  const code = await denied.exited;
+  assert.equal(code, 1);
+  assert.match(denied.stderr, /secret\/a refused: subscription denied/);
+  const st = await d.status();
+  assert.equal(st.subscriptions.denials, 1);
+  // The allowed name still works (and -n ends dsctl after one event).
+  const c = await jsClient(s.url);
+  await waitUntil(async () => (await d.status()).subscriptions.acked >= 1, { what: 'open/a acked' });
+  c.emit('open/a', { ok: true });
+  assert.equal(await open.exited, 0);
+  assert.deepEqual(open.lines, ['open/a {"ok":true}']);
+});
+
+test('after a reconnect the upstream subscriptions are rebuilt from state', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url, reconnectIntervalIncrement: 100, maxReconnectInterval: 300,
+    maxReconnectAttempts: 'infinity' });
+  await d.waitState('OPEN');
+  const local = dsctlSubscribe(d, 'after/restart');
+  await untilSubscribed(d, 1, 1);
+  await s.kill9();
+  await d.waitState('RECONNECTING');
+  await s.restart();
+  await d.waitState('OPEN', 10000);
+  await untilSubscribed(d, 1, 1);
+  const c = await jsClient(s.url);
+  c.emit('after/restart', 'back');
+  await waitUntil(() => local.lines.length === 1, { what: 'the event after the reconnect' });
+  assert.equal(local.lines[0], 'after/restart "back"');
+});
+
+test('limits: clients, subscriptions per client, bad names and data get clear errors', async () => {
+  const s = await server({ auth: 'open' });
+  const d = await dsd({ url: s.url, ipc: { maxClients: 3, maxSubscriptionsPerClient: 2 } });
+  await d.waitState('OPEN');
+  // Two names are fine for one client, a third is refused.
+  const two = dsctlSubscribe(d, 'a', 'b');
+  await untilSubscribed(d, 2, 2);
+  const three = dsctlSubscribe(d, 'x', 'y', 'z');
+  assert.equal(await three.exited, 1);
+  assert.match(three.stderr, /too many subscriptions for this client \(max 2\)/);
+  // Client limit: `two` plus the two below fill it; the next is refused.
+  const w1 = dsctlSubscribe(d, 'c');
+  const w2 = dsctlSubscribe(d, 'd');
+  await waitUntil(async () => (await d.dsctl('status', '--json')).code !== 0,
+    { what: 'the client limit to be reached' });
+  const r = await d.dsctl('status');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /too many clients/);
+  two.child.kill('SIGTERM');
+  w1.child.kill('SIGTERM');
+  w2.child.kill('SIGTERM');
+  await Promise.all([two.exited, w1.exited, w2.exited]);
+  // Names and data are checked before anything is queued.
+  const long = 'n'.repeat(1025);
+  let e = await d.dsctl('emit', long, '1');
+  assert.equal(e.code, 1);
+  assert.match(e.stderr, /name/);
+  e = await d.dsctl('emit', 'ok', '{"unterminated":');
+  assert.equal(e.code, 1);
+  assert.match(e.stderr, /invalid JSON/);
+  const st = await d.status();
+  assert.equal(st.emits.queued + st.emits.sent, 0, 'nothing was sent or queued');
+});

@@ -41,8 +41,24 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
+// Temp dirs are removed when this process exits cleanly (code 0) and kept
+// after a failure, or always with DSD_TEST_KEEP=1, for the logs inside.
+const tempDirs = [];
+process.on('exit', (code) => {
+  if (code !== 0 || process.env.DSD_TEST_KEEP) return;
+  for (const d of tempDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      // best effort
+    }
+  }
+});
+
 function makeTempDir(prefix) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  tempDirs.push(d);
+  return d;
 }
 
 // Asks the kernel for a free loopback port. Another process could take it
