@@ -111,6 +111,20 @@ static int setup_watchdog(struct dsd *d)
 	return 0;
 }
 
+/* libevent's own complaints go into our log, at matching priorities. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	int level = LOG_DEBUG;
+
+	if (severity == EVENT_LOG_ERR)
+		level = LOG_ERR;
+	else if (severity == EVENT_LOG_WARN)
+		level = LOG_WARNING;
+	else if (severity == EVENT_LOG_MSG)
+		level = LOG_INFO;
+	log_full(level, "libevent: %s", msg);
+}
+
 static int setup_signals(struct dsd *d)
 {
 	d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
@@ -151,6 +165,7 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	d->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	d->config_path = config_path ? strdup(config_path) : NULL;
+	event_set_log_callback(on_libevent_log);
 	d->base = event_base_new();
 	if (d->base == NULL) {
 		r = -ENOMEM;

@@ -152,6 +152,12 @@ test('reload: new credentials take effect without losing queued emits; a broken 
   const c = await js.connect(s.url, { auth: { username: 'bob', password: 'bob-pw' } });
   later(async () => c.close());
   const got = await c.subscribe('reload/q');
+  // A local subscription made before the reload must survive it.
+  const local = track(spawn(binaries().dsctl, ['-s', d.socket, 'subscribe', 'reload/back'],
+    { stdio: ['ignore', 'pipe', 'ignore'] }));
+  later(async () => local.kill('SIGTERM'));
+  const localLines = lines(local);
+  await waitUntil(async () => (await d.status()).subscriptions.local === 1, { what: 'the local subscription' });
   for (let i = 0; i < 50; i++) {
     const r = await d.dsctl('emit', 'reload/q', JSON.stringify({ i }));
     assert.equal(r.stdout.trim(), 'queued');
@@ -180,4 +186,33 @@ test('reload: new credentials take effect without losing queued emits; a broken 
   st = await d.status();
   assert.equal(st.queue.messages, 0);
   assert.equal(st.emits.sent, 50);
+  await waitUntil(async () => (await d.status()).subscriptions.acked === 1, { what: 'the rebuilt subscription' });
+  c.emit('reload/back', 7);
+  await waitUntil(() => localLines.length === 1, { what: 'the local subscriber after the reload' });
+  assert.equal(localLines[0].l, 'reload/back 7');
+});
+
+test('repeated reconnect failures are rate-limited in the log', async () => {
+  const p = await startProxy({ target: { host: '127.0.0.1', port: 9 } });
+  later(() => p.close());
+  await p.mode('reset');
+  const d = await startDsd({ url: p.url, reconnectIntervalIncrement: 100, maxReconnectInterval: 100,
+    maxReconnectAttempts: 'infinity' });
+  later(() => d.stop());
+  await waitUntil(() => p.attempts.length >= 30, { timeoutMs: 10000, what: '30 attempts' });
+  const failures = d.lines.filter((l) => /attempt \d+ failed/.test(l));
+  assert.ok(failures.length >= 1, 'failed attempts are logged');
+  assert.ok(failures.length <= 6, `${failures.length} lines for ${p.attempts.length} failures`);
+});
+
+test('dsctl exits 3 when dsd is unreachable, 2 on bad usage', async () => {
+  const run = (...args) => new Promise((resolve) => {
+    require('node:child_process').execFile(binaries().dsctl, args, { encoding: 'utf8' },
+      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
+  });
+  let r = await run('-s', '/nonexistent/dsd.sock', 'status');
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /dsd/);
+  r = await run('frobnicate');
+  assert.equal(r.code, 2);
 });
