@@ -181,8 +181,9 @@ describe('fault proxy', () => {
     const t0 = Date.now();
     await a.waitError('HEARTBEAT_TIMEOUT', 3000);
     const took = Date.now() - t0;
-    // The rule is "silent for more than 2 intervals, checked every interval".
-    assert.ok(took >= 500 && took <= 1500, `heartbeat timeout after ${took} ms`);
+    // The rule is "silent for more than 2 intervals, checked every interval";
+    // the last frame may have arrived up to one interval before the mute.
+    assert.ok(took >= 250 && took <= 1500, `heartbeat timeout after ${took} ms`);
     await a.waitState('RECONNECTING', 2000);
     await proxy.mode('pass');
     await a.waitState('OPEN', 5000);

@@ -47,7 +47,10 @@ async function startProxy({ target, tls: tlsOpts, port: fixedPort } = {}) {
   const port = fixedPort || (await freePort());
 
   function rstOrDestroy(sock, rst) {
-    if (rst && !sock.destroyed) {
+    // Only a fully open socket is reset: resetAndDestroy() on one whose
+    // write side has already been shut down (we passed on a FIN) left Node
+    // 20 spinning at exit, so those are simply destroyed.
+    if (rst && !sock.destroyed && sock.readyState === 'open' && !sock.writableEnded) {
       try {
         sock.resetAndDestroy();
         return;
@@ -62,7 +65,7 @@ async function startProxy({ target, tls: tlsOpts, port: fixedPort } = {}) {
     pairs.delete(p);
     rstOrDestroy(p.raw, rst);
     p.client.destroy();
-    rstOrDestroy(p.upstream, rst && p.upstream.readyState === 'open');
+    rstOrDestroy(p.upstream, rst);
   }
 
   function onConnection(raw) {
