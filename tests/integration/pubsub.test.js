@@ -21,8 +21,16 @@ const cleanups = [];
 function later(fn) {
   cleanups.push(fn);
 }
+// Everything a test started is stopped; a sanitizer report from a dsd
+// fails the file (other cleanup errors are only noise at this point).
 after(async () => {
-  for (const fn of cleanups.reverse()) await fn().catch(() => {});
+  const reports = [];
+  for (const fn of cleanups.reverse()) {
+    await fn().catch((e) => {
+      if (/sanitizer/i.test(e.message)) reports.push(e.message);
+    });
+  }
+  assert.deepEqual(reports, []);
 });
 
 async function server(opts) {

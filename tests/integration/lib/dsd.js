@@ -63,6 +63,8 @@ function configIni(o, socketPath) {
   return ini;
 }
 
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
+
 function runDsctl(dsctl, socket, args, timeoutMs = 10000) {
   return new Promise((resolve) => {
     execFile(dsctl, ['-s', socket, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
@@ -198,13 +200,21 @@ async function startDsd(opts = {}) {
       return w;
     },
     // SIGTERM, wait for exit (SIGKILL after graceMs); resolves {code, signal}.
+    // Throws when dsd died of, or printed, a sanitizer report (the suite
+    // also runs under ASan + UBSan: a leak at exit must fail the test).
     async stop(graceMs = 5000) {
       for (const w of watchers.splice(0)) await w.stop().catch(() => {});
-      if (!alive()) return { code: child.exitCode, signal: child.signalCode };
-      process.kill(child.pid, 'SIGTERM');
+      if (alive()) process.kill(child.pid, 'SIGTERM');
       try {
-        return await waitExit(child, graceMs, `dsd (pid ${child.pid}) to exit after SIGTERM`);
+        const r = alive()
+          ? await waitExit(child, graceMs, `dsd (pid ${child.pid}) to exit after SIGTERM`)
+          : { code: child.exitCode, signal: child.signalCode };
+        await sleep(50); // the last lines
+        const report = lines.find((l) => SANITIZER.test(l));
+        if (report) throw new Error(`dsd sanitizer report: ${report}\n${logTail(60)}`);
+        return r;
       } catch (e) {
+        if (!alive()) throw e;
         process.kill(child.pid, 'SIGKILL');
         await waitExit(child, 5000);
         throw new Error(`${e.message}; killed it. dsd log tail:\n${logTail()}`);
