@@ -20,15 +20,15 @@
 #include "conn.h"
 
 static const char *const state_names[CONN_STATE_COUNT] = {
-	[CONN_CLOSED] = "CLOSED",
-	[CONN_AWAITING_CONNECTION] = "AWAITING_CONNECTION",
-	[CONN_CHALLENGING] = "CHALLENGING",
-	[CONN_AWAITING_AUTHENTICATION] = "AWAITING_AUTHENTICATION",
-	[CONN_AUTHENTICATING] = "AUTHENTICATING",
-	[CONN_OPEN] = "OPEN",
-	[CONN_RECONNECTING] = "RECONNECTING",
-	[CONN_OFFLINE] = "OFFLINE",
-	[CONN_ERROR] = "ERROR",
+        [CONN_CLOSED] = "CLOSED",
+        [CONN_AWAITING_CONNECTION] = "AWAITING_CONNECTION",
+        [CONN_CHALLENGING] = "CHALLENGING",
+        [CONN_AWAITING_AUTHENTICATION] = "AWAITING_AUTHENTICATION",
+        [CONN_AUTHENTICATING] = "AUTHENTICATING",
+        [CONN_OPEN] = "OPEN",
+        [CONN_RECONNECTING] = "RECONNECTING",
+        [CONN_OFFLINE] = "OFFLINE",
+        [CONN_ERROR] = "ERROR",
 };
 
 const char *conn_state_name(enum conn_state s)
@@ -350,7 +350,8 @@ static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
 		go_error(c, now, out);
 		return;
 	case CONN_FRAME_AUTH_TIMEOUT:
-		if (!in_handshake(c) && c->state != CONN_AWAITING_AUTHENTICATION)
+		if (!in_handshake(c) &&
+		    c->state != CONN_AWAITING_AUTHENTICATION)
 			return;
 		set_reason(c, "authentication timeout%s%s", NULL, NULL);
 		go_error(c, now, out);
@@ -359,8 +360,9 @@ static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
 		if (c->state != CONN_AUTHENTICATING &&
 		    c->state != CONN_AWAITING_AUTHENTICATION)
 			return;
-		set_reason(c, "the platform refused the auth data "
-		              "(INVALID_MESSAGE_DATA)%s%s",
+		set_reason(c,
+		           "the platform refused the auth data "
+		           "(INVALID_MESSAGE_DATA)%s%s",
 		           NULL, NULL);
 		go_error(c, now, out);
 		return;
@@ -415,8 +417,7 @@ static void on_timer(struct conn *c, uint64_t now, struct conn_result *out)
 		return;
 	}
 	if (c->sock == CONN_SOCKET_UP &&
-	    (c->state == CONN_OPEN || c->auth_refused) &&
-	    now >= c->next_ping) {
+	    (c->state == CONN_OPEN || c->auth_refused) && now >= c->next_ping) {
 		emit(out, CONN_ACT_SEND_PING, c->gen);
 		c->count.pings++;
 		c->next_ping = now + c->opt.heartbeat_interval;

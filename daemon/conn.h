@@ -36,9 +36,9 @@ enum conn_state {
 };
 
 #define CONN_ATTEMPTS_INFINITE UINT32_MAX
-#define CONN_NO_DEADLINE UINT64_MAX
-#define CONN_URL_MAX 1024
-#define CONN_REASON_MAX 512
+#define CONN_NO_DEADLINE       UINT64_MAX
+#define CONN_URL_MAX           1024
+#define CONN_REASON_MAX        512
 /* Consecutive REDIRECTs followed before giving up (a redirect loop). */
 #define CONN_MAX_REDIRECTS 5
 
@@ -48,8 +48,8 @@ struct conn_options {
 	uint32_t max_reconnect_interval;       /* ms */
 	uint32_t max_reconnect_attempts;       /* or CONN_ATTEMPTS_INFINITE */
 	uint32_t heartbeat_interval;           /* ms */
-	uint32_t restart_after_error;          /* ms, 0 = wait for the operator */
-	uint32_t handshake_timeout;            /* ms, socket connect to OPEN */
+	uint32_t restart_after_error; /* ms, 0 = wait for the operator */
+	uint32_t handshake_timeout;   /* ms, socket connect to OPEN */
 };
 
 enum conn_input_kind {
@@ -66,15 +66,15 @@ enum conn_input_kind {
 
 /* What a received frame means to the connection. */
 enum conn_frame {
-	CONN_FRAME_OTHER,            /* any other message: still proof of life */
-	CONN_FRAME_ACCEPT,           /* CONNECTION ACCEPT */
-	CONN_FRAME_REJECT,           /* CONNECTION REJECT */
-	CONN_FRAME_REDIRECT,         /* CONNECTION REDIRECT, text = URL */
-	CONN_FRAME_AUTH_TIMEOUT,     /* CONNECTION AUTHENTICATION_TIMEOUT */
-	CONN_FRAME_AUTH_OK,          /* AUTH AUTH_SUCCESSFUL */
-	CONN_FRAME_AUTH_FAILED,      /* AUTH AUTH_UNSUCCESSFUL, text = reason */
-	CONN_FRAME_AUTH_TOO_MANY,    /* AUTH TOO_MANY_AUTH_ATTEMPTS */
-	CONN_FRAME_AUTH_BAD_DATA,    /* AUTH INVALID_MESSAGE_DATA */
+	CONN_FRAME_OTHER,         /* any other message: still proof of life */
+	CONN_FRAME_ACCEPT,        /* CONNECTION ACCEPT */
+	CONN_FRAME_REJECT,        /* CONNECTION REJECT */
+	CONN_FRAME_REDIRECT,      /* CONNECTION REDIRECT, text = URL */
+	CONN_FRAME_AUTH_TIMEOUT,  /* CONNECTION AUTHENTICATION_TIMEOUT */
+	CONN_FRAME_AUTH_OK,       /* AUTH AUTH_SUCCESSFUL */
+	CONN_FRAME_AUTH_FAILED,   /* AUTH AUTH_UNSUCCESSFUL, text = reason */
+	CONN_FRAME_AUTH_TOO_MANY, /* AUTH TOO_MANY_AUTH_ATTEMPTS */
+	CONN_FRAME_AUTH_BAD_DATA, /* AUTH INVALID_MESSAGE_DATA */
 };
 
 struct conn_input {
@@ -90,14 +90,14 @@ enum conn_action_kind {
 	CONN_ACT_SEND_CHALLENGE, /* on gen, with the URL we dialled */
 	CONN_ACT_SEND_AUTH,      /* on gen, with the current credentials */
 	CONN_ACT_SEND_PING,      /* on gen */
-	CONN_ACT_STATE,          /* the state changed from `from` to the current */
+	CONN_ACT_STATE, /* the state changed from `from` to the current */
 };
 
 struct conn_action {
 	enum conn_action_kind kind;
 	uint32_t gen;
-	enum conn_state from, to; /* CONN_ACT_STATE */
-	uint64_t at;              /* CONN_ACT_STATE: when */
+	enum conn_state from, to;     /* CONN_ACT_STATE */
+	uint64_t at;                  /* CONN_ACT_STATE: when */
 	char reason[CONN_REASON_MAX]; /* CONN_ACT_STATE: why */
 };
 
@@ -131,7 +131,7 @@ struct conn {
 	char current_url[CONN_URL_MAX];
 	enum conn_state state;
 	bool started;
-	bool closed;        /* deliberately closed: final */
+	bool closed; /* deliberately closed: final */
 	char reason[CONN_REASON_MAX];
 	uint64_t since;
 	enum conn_socket sock;
@@ -141,7 +141,7 @@ struct conn {
 	bool auth_refused;  /* waiting in AWAITING_AUTHENTICATION for new
 	                       credentials after AUTH_UNSUCCESSFUL */
 	uint64_t attempt_started;
-	uint64_t retry_at;  /* RECONNECTING with no socket: next attempt */
+	uint64_t retry_at; /* RECONNECTING with no socket: next attempt */
 	uint64_t next_ping;
 	uint64_t last_rx;
 	uint64_t error_at;

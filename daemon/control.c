@@ -25,12 +25,12 @@ void control_reply_error(struct ipc_client *c, uint32_t id, int code,
                          const char *msg)
 {
 	struct ipc_msg r = {
-		.type = IPC_ERROR,
-		.has_id = true,
-		.id = id,
-		.has_code = true,
-		.code = code,
-		.text = msg,
+	        .type = IPC_ERROR,
+	        .has_id = true,
+	        .id = id,
+	        .has_code = true,
+	        .code = code,
+	        .text = msg,
 	};
 
 	ipc_client_send(c, &r);
@@ -40,10 +40,10 @@ static void send_state(struct ipc_client *c, enum conn_state state,
                        const char *reason, uint64_t at_mono)
 {
 	struct ipc_msg m = {
-		.type = IPC_STATE,
-		.state = conn_state_name(state),
-		.text = reason,
-		.at = dsd_mono_to_unix(at_mono),
+	        .type = IPC_STATE,
+	        .state = conn_state_name(state),
+	        .text = reason,
+	        .at = dsd_mono_to_unix(at_mono),
 	};
 
 	ipc_client_send(c, &m);
@@ -95,7 +95,8 @@ static void reload(struct dsd *d, struct ipc_client *c, const struct ipc_msg *m)
 
 static void status(struct dsd *d, struct ipc_client *c, const struct ipc_msg *m)
 {
-	struct ipc_msg r = {.type = IPC_STATUS_REPLY, .has_id = true, .id = m->id};
+	struct ipc_msg r = {
+	        .type = IPC_STATUS_REPLY, .has_id = true, .id = m->id};
 	char *json = status_json(d);
 
 	if (json == NULL) {

@@ -144,9 +144,9 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
             struct dsd **ret)
 {
 	static const struct ipc_server_callbacks ipc_cb = {
-		.request = control_request,
-		.disconnected = control_disconnected,
-		.rejected = control_rejected,
+	        .request = control_request,
+	        .disconnected = control_disconnected,
+	        .rejected = control_rejected,
 	};
 	struct ipc_server_limits lim;
 	struct dsd *d;
@@ -290,7 +290,8 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	co.handshake_timeout = 2 * fresh.heartbeat_interval;
 	r = conn_set_options(&d->conn, &co);
 	if (r < 0) {
-		snprintf(err, errlen, "the new connection options are unusable");
+		snprintf(err, errlen,
+		         "the new connection options are unusable");
 		config_free(&fresh);
 		sd_notify(0, "READY=1");
 		return r;
@@ -303,10 +304,10 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	d->cfg = fresh;
 	pubsub_apply_limits(d);
 	log_notice("configuration reloaded from %s%s", d->config_path,
-	           restart ? "; new URL or credentials: fresh connection"
-	                   : "");
+	           restart ? "; new URL or credentials: fresh connection" : "");
 	if (restart && !d->conn.closed) {
-		in.text = "configuration reloaded with a new URL or credentials";
+		in.text =
+		        "configuration reloaded with a new URL or credentials";
 		if (conn_get_state(&d->conn) != CONN_OFFLINE)
 			upstream_feed(d, &in);
 	}

@@ -30,13 +30,13 @@ struct subs;
 struct transport;
 
 struct dsd_counters {
-	uint64_t emits_sent;      /* handed to the platform connection */
-	uint64_t emits_queued;    /* accepted into the write queue */
-	uint64_t emits_rejected;  /* refused: queue full (overflow=reject) */
-	uint64_t emits_dropped;   /* evicted from the queue (drop-oldest) */
-	uint64_t events_received; /* EVENT EMITs from the platform */
-	uint64_t events_delivered;/* copies handed to local subscribers */
-	uint64_t subs_denied;     /* upstream subscriptions the platform denied */
+	uint64_t emits_sent;       /* handed to the platform connection */
+	uint64_t emits_queued;     /* accepted into the write queue */
+	uint64_t emits_rejected;   /* refused: queue full (overflow=reject) */
+	uint64_t emits_dropped;    /* evicted from the queue (drop-oldest) */
+	uint64_t events_received;  /* EVENT EMITs from the platform */
+	uint64_t events_delivered; /* copies handed to local subscribers */
+	uint64_t subs_denied; /* upstream subscriptions the platform denied */
 	uint64_t clients_dropped; /* local clients cut off (slow, malformed) */
 	uint64_t emits_denied;    /* emits the platform refused (permissions) */
 };
@@ -50,8 +50,9 @@ struct dsd {
 	struct conn conn;
 	struct event *conn_timer;
 	struct transport *transport;
-	uint32_t ready_gen;     /* generation whose handshake is done (OPEN) */
-	bool flushing_blocked;  /* the transport said -ENOBUFS; wait for drained */
+	uint32_t ready_gen;    /* generation whose handshake is done (OPEN) */
+	bool flushing_blocked; /* the transport said -ENOBUFS; wait for drained
+	                        */
 
 	struct ipc_server *ipc;
 	struct dsd_client_list clients;

@@ -20,12 +20,13 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: dsd [-fnv] [-c FILE]\n"
-	           "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-	           "  -n       check the configuration and exit\n"
-	           "  -f       foreground: readable log lines on stderr\n"
-	           "  -v       debug logging\n"
-	           "  -V       print the version and exit\n");
+	fprintf(f,
+	        "usage: dsd [-fnv] [-c FILE]\n"
+	        "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	        "  -n       check the configuration and exit\n"
+	        "  -f       foreground: readable log lines on stderr\n"
+	        "  -v       debug logging\n"
+	        "  -V       print the version and exit\n");
 }
 
 /* Every local client is a descriptor: take what the hard limit allows

@@ -54,11 +54,11 @@ static int attach_slot(struct dsd *d, struct dsd_client *c)
 static struct outq_limits queue_limits(const struct dsd_config *cfg)
 {
 	struct outq_limits l = {
-		.max_messages = cfg->queue_max_messages,
-		.max_bytes = cfg->queue_max_bytes,
-		.policy = cfg->queue_overflow == QUEUE_OVERFLOW_DROP_OLDEST
-		                  ? OUTQ_DROP_OLDEST
-		                  : OUTQ_REJECT,
+	        .max_messages = cfg->queue_max_messages,
+	        .max_bytes = cfg->queue_max_bytes,
+	        .policy = cfg->queue_overflow == QUEUE_OVERFLOW_DROP_OLDEST
+	                          ? OUTQ_DROP_OLDEST
+	                          : OUTQ_REJECT,
 	};
 	return l;
 }
@@ -69,10 +69,10 @@ int pubsub_new(struct dsd *d)
 {
 	struct outq_limits ql = queue_limits(&d->cfg);
 	struct subs_limits sl = {
-		.max_names = 65536,
-		.max_clients = d->cfg.max_clients,
-		.max_per_client = d->cfg.max_subscriptions_per_client,
-		.max_name_len = IPC_MAX_NAME,
+	        .max_names = 65536,
+	        .max_clients = d->cfg.max_clients,
+	        .max_per_client = d->cfg.max_subscriptions_per_client,
+	        .max_name_len = IPC_MAX_NAME,
 	};
 	int r;
 
@@ -157,7 +157,8 @@ static void for_each_subscriber(struct dsd *d, const char *name,
 static void tell_denied(struct dsd *d, struct dsd_client *c, const char *name,
                         const char *reason)
 {
-	struct ipc_msg m = {.type = IPC_SUB_DENIED, .name = name, .text = reason};
+	struct ipc_msg m = {
+	        .type = IPC_SUB_DENIED, .name = name, .text = reason};
 
 	(void)d;
 	ipc_client_send(c->ipc, &m);
@@ -248,12 +249,11 @@ void upstream_connection_opened(struct dsd *d)
 static bool valid_json(const char *data, size_t len, char *err, size_t errlen)
 {
 	json_error_t e;
-	json_t *j = json_loadb(data, len, JSON_DECODE_ANY,
-	                       &e);
+	json_t *j = json_loadb(data, len, JSON_DECODE_ANY, &e);
 
 	if (j == NULL) {
-		snprintf(err, errlen, "invalid JSON data: %s (at byte %d)", e.text,
-		         e.position);
+		snprintf(err, errlen, "invalid JSON data: %s (at byte %d)",
+		         e.text, e.position);
 		return false;
 	}
 	json_decref(j);
@@ -263,13 +263,15 @@ static bool valid_json(const char *data, size_t len, char *err, size_t errlen)
 static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 {
 	struct wire_msg w = {
-		.topic = WIRE_TOPIC_EVENT,
-		.action = WIRE_EVENT_EMIT,
-		.name = m->name,
-		.data = m->data,
+	        .topic = WIRE_TOPIC_EVENT,
+	        .action = WIRE_EVENT_EMIT,
+	        .name = m->name,
+	        .data = m->data,
 	};
-	struct ipc_msg reply = {.type = IPC_EMIT_REPLY, .has_id = true,
-	                        .id = m->id, .has_code = true};
+	struct ipc_msg reply = {.type = IPC_EMIT_REPLY,
+	                        .has_id = true,
+	                        .id = m->id,
+	                        .has_code = true};
 	char err[256];
 	uint8_t *buf;
 	size_t size, len;
@@ -277,11 +279,13 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 	int r;
 
 	if (m->data != NULL && m->data_len > IPC_MAX_DATA) {
-		control_reply_error(c->ipc, m->id, -EMSGSIZE,
-		                    "event data over 1 MiB (the platform's limit)");
+		control_reply_error(
+		        c->ipc, m->id, -EMSGSIZE,
+		        "event data over 1 MiB (the platform's limit)");
 		return;
 	}
-	if (m->data != NULL && !valid_json(m->data, m->data_len, err, sizeof(err))) {
+	if (m->data != NULL &&
+	    !valid_json(m->data, m->data_len, err, sizeof(err))) {
 		control_reply_error(c->ipc, m->id, -EINVAL, err);
 		return;
 	}
@@ -292,7 +296,8 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 	r = wire_encode(&w, buf, size, &len);
 	if (r < 0) {
 		free(buf);
-		control_reply_error(c->ipc, m->id, r, "cannot encode the event");
+		control_reply_error(c->ipc, m->id, r,
+		                    "cannot encode the event");
 		return;
 	}
 	/* Straight out only when nothing older is waiting: FIFO order. */
@@ -306,7 +311,8 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 			snprintf(err, sizeof(err),
 			         r == -EMSGSIZE
 			                 ? "event larger than the write queue"
-			                 : "write queue full (%zu messages, %llu "
+			                 : "write queue full (%zu messages, "
+			                   "%llu "
 			                   "bytes; overflow = reject)",
 			         outq_count(d->queue),
 			         (unsigned long long)outq_bytes(d->queue));
@@ -317,10 +323,11 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 		d->count.emits_queued++;
 		d->count.emits_dropped += dropped;
 		if (dropped > 0)
-			log_full_ratelimited(&d->drop_log, dsd_now(), LOG_WARNING,
-			                     "write queue full: dropped %u oldest "
-			                     "emit(s) (overflow = drop-oldest)",
-			                     dropped);
+			log_full_ratelimited(
+			        &d->drop_log, dsd_now(), LOG_WARNING,
+			        "write queue full: dropped %u oldest "
+			        "emit(s) (overflow = drop-oldest)",
+			        dropped);
 		reply.code = IPC_EMIT_QUEUED;
 	}
 	free(buf);
@@ -345,7 +352,8 @@ static void subscribe(struct dsd *d, struct dsd_client *c,
 			return;
 		case -ENOSPC:
 			snprintf(err, sizeof(err),
-			         "too many subscriptions for this client (max %u)",
+			         "too many subscriptions for this client (max "
+			         "%u)",
 			         d->cfg.max_subscriptions_per_client);
 			break;
 		case -ENOBUFS:
@@ -386,8 +394,9 @@ void pubsub_request(struct dsd *d, struct dsd_client *c,
 {
 	if (m->name == NULL || m->name[0] == '\0' ||
 	    strlen(m->name) > IPC_MAX_NAME) {
-		control_reply_error(c->ipc, m->id, -EINVAL,
-		                    "an event name of 1 to 1024 bytes is required");
+		control_reply_error(
+		        c->ipc, m->id, -EINVAL,
+		        "an event name of 1 to 1024 bytes is required");
 		return;
 	}
 	if (c->slot == UINT32_MAX && attach_slot(d, c) < 0) {
@@ -450,11 +459,12 @@ void pubsub_platform_message(struct dsd *d, const void *msg)
 		if (!m->has_original_action ||
 		    m->original_action != WIRE_EVENT_SUBSCRIBE) {
 			d->count.emits_denied++;
-			log_full_ratelimited(&d->deny_log, dsd_now(), LOG_WARNING,
-			                     "the platform denied an emit of "
-			                     "\"%s\"",
-			                     log_escape(m->name, strlen(m->name),
-			                                name, sizeof(name)));
+			log_full_ratelimited(
+			        &d->deny_log, dsd_now(), LOG_WARNING,
+			        "the platform denied an emit of "
+			        "\"%s\"",
+			        log_escape(m->name, strlen(m->name), name,
+			                   sizeof(name)));
 			return;
 		}
 		snprintf(reason, sizeof(reason), "%s by the platform",
@@ -470,8 +480,8 @@ void pubsub_platform_message(struct dsd *d, const void *msg)
 		for_each_subscriber(d, m->name, tell_denied, reason);
 		return;
 	default:
-		log_debug("platform: EVENT %s", wire_action_name(m->topic,
-		                                                 m->action));
+		log_debug("platform: EVENT %s",
+		          wire_action_name(m->topic, m->action));
 		return;
 	}
 }

@@ -33,6 +33,7 @@ char *status_json(struct dsd *d)
 	outq_get_counters(d->queue, &qc);
 	outq_get_limits(d->queue, &ql);
 	subs_get_stats(d->subs, &ss);
+	/* clang-format off */
 	o = json_pack(
 	        "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -83,6 +84,7 @@ char *status_json(struct dsd *d)
 	        "events",
 	        "received", (json_int_t)d->count.events_received,
 	        "delivered", (json_int_t)d->count.events_delivered);
+	/* clang-format on */
 	if (o == NULL)
 		return NULL;
 	text = json_dumps(o, JSON_COMPACT);

@@ -14,7 +14,7 @@
 #include "transport.h"
 #include "wire.h"
 
-#define SDK_TYPE "dsd"
+#define SDK_TYPE         "dsd"
 #define PROTOCOL_VERSION "0.1a"
 
 /* Encodes m and sends it on generation gen, bypassing the write queue: the
@@ -65,9 +65,9 @@ static void send_auth(struct dsd *d, uint32_t gen)
 	/* auth_json was validated and re-serialised by the config loader:
 	 * the platform never sees invalid JSON (it would crash 7.0.2). */
 	struct wire_msg m = {
-		.topic = WIRE_TOPIC_AUTH,
-		.action = WIRE_AUTH_REQUEST,
-		.data = d->cfg.auth_json ? d->cfg.auth_json : "{}",
+	        .topic = WIRE_TOPIC_AUTH,
+	        .action = WIRE_AUTH_REQUEST,
+	        .data = d->cfg.auth_json ? d->cfg.auth_json : "{}",
 	};
 	int r = send_msg(d, gen, &m);
 
@@ -133,7 +133,8 @@ static void carry_out(struct dsd *d, const struct conn_result *res)
 			          conn_current_url(&d->conn),
 			          conn_attempt(&d->conn));
 			r = transport_connect(d->transport,
-			                      conn_current_url(&d->conn), a->gen);
+			                      conn_current_url(&d->conn),
+			                      a->gen);
 			if (r < 0) {
 				log_warn("cannot connect to %s: %s",
 				         conn_current_url(&d->conn),
@@ -217,7 +218,7 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 {
 	struct dsd *d = userdata;
 	struct conn_input in = {
-		.kind = CONN_IN_SOCKET_CLOSED, .gen = gen, .text = reason};
+	        .kind = CONN_IN_SOCKET_CLOSED, .gen = gen, .text = reason};
 
 	if (d->ready_gen == gen)
 		d->ready_gen = 0;
@@ -226,11 +227,11 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 	 * operator wants to see it: rate-limited, as these repeat. */
 	if (conn_get_state(&d->conn) == CONN_RECONNECTING &&
 	    conn_generation(&d->conn) != gen)
-		log_full_ratelimited(&d->reconnect_log, dsd_now(), LOG_WARNING,
-		                     "%s (attempt %u failed, next in %lld ms)",
-		                     conn_reason(&d->conn), conn_attempt(&d->conn),
-		                     (long long)conn_next_retry_in(&d->conn,
-		                                                   dsd_now()));
+		log_full_ratelimited(
+		        &d->reconnect_log, dsd_now(), LOG_WARNING,
+		        "%s (attempt %u failed, next in %lld ms)",
+		        conn_reason(&d->conn), conn_attempt(&d->conn),
+		        (long long)conn_next_retry_in(&d->conn, dsd_now()));
 }
 
 static void on_drained(uint32_t gen, void *userdata)
@@ -317,30 +318,30 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 int upstream_start(struct dsd *d)
 {
 	static const struct transport_callbacks cb = {
-		.opened = on_opened,
-		.message = on_message,
-		.closed = on_closed,
-		.drained = on_drained,
+	        .opened = on_opened,
+	        .message = on_message,
+	        .closed = on_closed,
+	        .drained = on_drained,
 	};
 	struct transport_config tc = {
-		.ca_file = d->cfg.ca_file,
-		/* The platform's own maxMessageSize default. */
-		.max_message = 1024 * 1024 + 1024,
-		.max_send_backlog = 4 * 1024 * 1024,
-		/* Every local client holds a descriptor too. */
-		.fd_limit = d->cfg.max_clients + 64,
+	        .ca_file = d->cfg.ca_file,
+	        /* The platform's own maxMessageSize default. */
+	        .max_message = 1024 * 1024 + 1024,
+	        .max_send_backlog = 4 * 1024 * 1024,
+	        /* Every local client holds a descriptor too. */
+	        .fd_limit = d->cfg.max_clients + 64,
 	};
 	struct conn_options co = {
-		.url = d->cfg.url,
-		.reconnect_interval_increment =
-		        d->cfg.reconnect_interval_increment,
-		.max_reconnect_interval = d->cfg.max_reconnect_interval,
-		.max_reconnect_attempts = d->cfg.max_reconnect_attempts,
-		.heartbeat_interval = d->cfg.heartbeat_interval,
-		.restart_after_error = d->cfg.restart_after_error,
-		/* Before authentication the server answers no PING, so a
-		 * handshake deadline stands in for the heartbeat check. */
-		.handshake_timeout = 2 * d->cfg.heartbeat_interval,
+	        .url = d->cfg.url,
+	        .reconnect_interval_increment =
+	                d->cfg.reconnect_interval_increment,
+	        .max_reconnect_interval = d->cfg.max_reconnect_interval,
+	        .max_reconnect_attempts = d->cfg.max_reconnect_attempts,
+	        .heartbeat_interval = d->cfg.heartbeat_interval,
+	        .restart_after_error = d->cfg.restart_after_error,
+	        /* Before authentication the server answers no PING, so a
+	         * handshake deadline stands in for the heartbeat check. */
+	        .handshake_timeout = 2 * d->cfg.heartbeat_interval,
 	};
 	struct conn_input start = {.kind = CONN_IN_START};
 	int r;

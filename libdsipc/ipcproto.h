@@ -17,11 +17,11 @@
 #include <stdint.h>
 
 #define IPC_PROTOCOL_VERSION 1
-#define IPC_HEADER_SIZE 4
+#define IPC_HEADER_SIZE      4
 /* 1 MiB of event data (the platform's limit) plus name and envelope. */
 #define IPC_MAX_FRAME (1024 * 1024 + 64 * 1024)
-#define IPC_MAX_NAME 1024
-#define IPC_MAX_DATA (1024 * 1024)
+#define IPC_MAX_NAME  1024
+#define IPC_MAX_DATA  (1024 * 1024)
 
 /*
  * Message types, numbered in blocks: 1xx session, 2xx control, 3xx state,
@@ -30,27 +30,27 @@
  * or the request's own reply type).
  */
 enum ipc_type {
-	IPC_HELLO = 100,       /* c>s {code: v, client}    -> IPC_HELLO_OK */
-	IPC_HELLO_OK = 101,    /* s>c {code: v, server}                    */
-	IPC_OK = 110,          /* s>c {id}                                 */
-	IPC_ERROR = 111,       /* s>c {id, code (negative errno), msg}     */
+	IPC_HELLO = 100,    /* c>s {code: v, client}    -> IPC_HELLO_OK */
+	IPC_HELLO_OK = 101, /* s>c {code: v, server}                    */
+	IPC_OK = 110,       /* s>c {id}                                 */
+	IPC_ERROR = 111,    /* s>c {id, code (negative errno), msg}     */
 
-	IPC_STATUS = 200,      /* c>s {id}                 -> STATUS_REPLY */
-	IPC_STATUS_REPLY = 201,/* s>c {id, json}                           */
-	IPC_PAUSE = 202,       /* c>s {id}                 -> OK/ERROR     */
-	IPC_RESUME = 203,      /* c>s {id}                 -> OK/ERROR     */
-	IPC_RELOAD = 204,      /* c>s {id}                 -> OK/ERROR     */
-	IPC_WATCH = 205,       /* c>s {id}  -> OK, then a STATE now and on
-	                          every transition                         */
+	IPC_STATUS = 200,       /* c>s {id}                 -> STATUS_REPLY */
+	IPC_STATUS_REPLY = 201, /* s>c {id, json}                           */
+	IPC_PAUSE = 202,        /* c>s {id}                 -> OK/ERROR     */
+	IPC_RESUME = 203,       /* c>s {id}                 -> OK/ERROR     */
+	IPC_RELOAD = 204,       /* c>s {id}                 -> OK/ERROR     */
+	IPC_WATCH = 205,        /* c>s {id}  -> OK, then a STATE now and on
+	                           every transition                         */
 
-	IPC_STATE = 300,       /* s>c {state, reason, at (unix ms)}        */
+	IPC_STATE = 300, /* s>c {state, reason, at (unix ms)}        */
 
 	IPC_SUBSCRIBE = 400,   /* c>s {id, name}           -> OK/ERROR     */
 	IPC_UNSUBSCRIBE = 401, /* c>s {id, name}           -> OK/ERROR     */
-	IPC_EMIT = 402,        /* c>s {id, name, [data]}   -> EMIT_REPLY/ERROR */
-	IPC_EMIT_REPLY = 403,  /* s>c {id, code: 0 sent, 1 queued}         */
-	IPC_EVENT = 404,       /* s>c {name, [data]}                       */
-	IPC_SUB_DENIED = 405,  /* s>c {name, msg}: the platform refused it */
+	IPC_EMIT = 402,       /* c>s {id, name, [data]}   -> EMIT_REPLY/ERROR */
+	IPC_EMIT_REPLY = 403, /* s>c {id, code: 0 sent, 1 queued}         */
+	IPC_EVENT = 404,      /* s>c {name, [data]}                       */
+	IPC_SUB_DENIED = 405, /* s>c {name, msg}: the platform refused it */
 };
 
 enum ipc_emit_result {
@@ -68,15 +68,15 @@ struct ipc_msg {
 	bool has_id;
 	uint32_t id;
 	bool has_code;
-	int64_t code;       /* "code": errno (ERROR), version (HELLO), result
-	                       (EMIT_REPLY) */
-	int64_t at;         /* "at": unix ms (STATE) */
-	const char *name;   /* "name" */
-	const char *data;   /* "data": JSON text, NULL when the event has none */
+	int64_t code;     /* "code": errno (ERROR), version (HELLO), result
+	                     (EMIT_REPLY) */
+	int64_t at;       /* "at": unix ms (STATE) */
+	const char *name; /* "name" */
+	const char *data; /* "data": JSON text, NULL when the event has none */
 	size_t data_len;
-	const char *text;   /* "msg" / "json" / "reason" / "client" / "server" */
-	const char *state;  /* "state" */
-	void *zone_;        /* private */
+	const char *text;  /* "msg" / "json" / "reason" / "client" / "server" */
+	const char *state; /* "state" */
+	void *zone_;       /* private */
 };
 
 /* Growable output buffer with a hard cap (every buffer is bounded). */

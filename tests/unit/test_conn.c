@@ -13,19 +13,19 @@
 #define URL "ws://127.0.0.1:6020/deepstream"
 #define INC 1000
 #define CAP 2500
-#define HB 1000
-#define HS 3000
+#define HB  1000
+#define HS  3000
 
 static struct conn_options opts(uint32_t max_attempts, uint32_t restart)
 {
 	struct conn_options o = {
-		.url = URL,
-		.reconnect_interval_increment = INC,
-		.max_reconnect_interval = CAP,
-		.max_reconnect_attempts = max_attempts,
-		.heartbeat_interval = HB,
-		.restart_after_error = restart,
-		.handshake_timeout = HS,
+	        .url = URL,
+	        .reconnect_interval_increment = INC,
+	        .max_reconnect_interval = CAP,
+	        .max_reconnect_attempts = max_attempts,
+	        .heartbeat_interval = HB,
+	        .restart_after_error = restart,
+	        .handshake_timeout = HS,
 	};
 	return o;
 }
@@ -42,7 +42,7 @@ static int feed(struct world *w, enum conn_input_kind kind, uint32_t gen,
                 enum conn_frame frame, const char *text)
 {
 	struct conn_input in = {
-		.kind = kind, .gen = gen, .frame = frame, .text = text};
+	        .kind = kind, .gen = gen, .frame = frame, .text = text};
 	w->rc = conn_handle(&w->c, w->now, &in, &w->r);
 	return w->rc;
 }
@@ -63,9 +63,9 @@ static const char *actions(const struct world *w)
 {
 	static char buf[CONN_MAX_ACTIONS + 1];
 	static const char letters[] = {
-		[CONN_ACT_CONNECT] = 'C',    [CONN_ACT_DISCONNECT] = 'D',
-		[CONN_ACT_SEND_CHALLENGE] = 'H', [CONN_ACT_SEND_AUTH] = 'A',
-		[CONN_ACT_SEND_PING] = 'P',  [CONN_ACT_STATE] = 'S',
+	        [CONN_ACT_CONNECT] = 'C',        [CONN_ACT_DISCONNECT] = 'D',
+	        [CONN_ACT_SEND_CHALLENGE] = 'H', [CONN_ACT_SEND_AUTH] = 'A',
+	        [CONN_ACT_SEND_PING] = 'P',      [CONN_ACT_STATE] = 'S',
 	};
 	unsigned i;
 
@@ -86,8 +86,7 @@ static void fire(struct world *w)
 	input(w, CONN_IN_TIMER);
 }
 
-static void world_init(struct world *w, uint32_t max_attempts,
-                       uint32_t restart)
+static void world_init(struct world *w, uint32_t max_attempts, uint32_t restart)
 {
 	struct conn_options o = opts(max_attempts, restart);
 
@@ -113,10 +112,17 @@ enum start {
 };
 
 static const char *const start_names[AT_COUNT] = {
-	"CLOSED(new)",     "CLOSED(connecting)",     "CHALLENGING",
-	"AUTHENTICATING",  "AWAITING_AUTH(refused)", "OPEN",
-	"RECONNECTING(waiting)", "RECONNECTING(connecting)", "OFFLINE",
-	"ERROR",           "CLOSED(final)",
+        "CLOSED(new)",
+        "CLOSED(connecting)",
+        "CHALLENGING",
+        "AUTHENTICATING",
+        "AWAITING_AUTH(refused)",
+        "OPEN",
+        "RECONNECTING(waiting)",
+        "RECONNECTING(connecting)",
+        "OFFLINE",
+        "ERROR",
+        "CLOSED(final)",
 };
 
 static void reach(struct world *w, enum start s)
@@ -188,24 +194,24 @@ enum in {
 };
 
 static const char *const in_names[IN_COUNT] = {
-	"START",   "OPEN",     "OPEN(stale)",   "CLOSED",     "CLOSED(stale)",
-	"OTHER",   "ACCEPT",   "REJECT",        "REDIRECT",   "AUTH_TIMEOUT",
-	"AUTH_OK", "AUTH_FAILED", "TOO_MANY",   "BAD_DATA",   "TIMER(early)",
-	"TIMER(due)", "PAUSE", "RESUME",        "RESTART",    "CLOSE",
+        "START",      "OPEN",        "OPEN(stale)", "CLOSED",   "CLOSED(stale)",
+        "OTHER",      "ACCEPT",      "REJECT",      "REDIRECT", "AUTH_TIMEOUT",
+        "AUTH_OK",    "AUTH_FAILED", "TOO_MANY",    "BAD_DATA", "TIMER(early)",
+        "TIMER(due)", "PAUSE",       "RESUME",      "RESTART",  "CLOSE",
 };
 
 static void apply(struct world *w, enum in i)
 {
 	static const enum conn_frame frames[] = {
-		[IN_F_OTHER] = CONN_FRAME_OTHER,
-		[IN_F_ACCEPT] = CONN_FRAME_ACCEPT,
-		[IN_F_REJECT] = CONN_FRAME_REJECT,
-		[IN_F_REDIRECT] = CONN_FRAME_REDIRECT,
-		[IN_F_AUTH_TIMEOUT] = CONN_FRAME_AUTH_TIMEOUT,
-		[IN_F_AUTH_OK] = CONN_FRAME_AUTH_OK,
-		[IN_F_AUTH_FAILED] = CONN_FRAME_AUTH_FAILED,
-		[IN_F_TOO_MANY] = CONN_FRAME_AUTH_TOO_MANY,
-		[IN_F_BAD_DATA] = CONN_FRAME_AUTH_BAD_DATA,
+	        [IN_F_OTHER] = CONN_FRAME_OTHER,
+	        [IN_F_ACCEPT] = CONN_FRAME_ACCEPT,
+	        [IN_F_REJECT] = CONN_FRAME_REJECT,
+	        [IN_F_REDIRECT] = CONN_FRAME_REDIRECT,
+	        [IN_F_AUTH_TIMEOUT] = CONN_FRAME_AUTH_TIMEOUT,
+	        [IN_F_AUTH_OK] = CONN_FRAME_AUTH_OK,
+	        [IN_F_AUTH_FAILED] = CONN_FRAME_AUTH_FAILED,
+	        [IN_F_TOO_MANY] = CONN_FRAME_AUTH_TOO_MANY,
+	        [IN_F_BAD_DATA] = CONN_FRAME_AUTH_BAD_DATA,
 	};
 	uint64_t d;
 
@@ -262,6 +268,7 @@ static void apply(struct world *w, enum in i)
  * "=" means unchanged; actions as in actions(); rc -EALREADY as "!A",
  * -EPERM as "!P".
  */
+/* clang-format off */
 static const char *const table[AT_COUNT][IN_COUNT] = {
 	[AT_CLOSED_NEW] = {
 		"= C", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "CLOSED ",
@@ -297,6 +304,7 @@ static const char *const table[AT_COUNT][IN_COUNT] = {
 		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "= !A",
 	},
 };
+/* clang-format on */
 
 START_TEST(test_every_state_input_pair)
 {
@@ -321,7 +329,7 @@ START_TEST(test_every_state_input_pair)
 			expect_act[0] = '\0';
 			sscanf(sp + 1, "%15[A-Z]", expect_act);
 			bang = strchr(sp, '!');
-			want_rc = bang == NULL        ? 0
+			want_rc = bang == NULL     ? 0
 			          : bang[1] == 'A' ? -EALREADY
 			                           : -EPERM;
 			reach(&w, (enum start)s);
@@ -345,11 +353,12 @@ START_TEST(test_every_state_input_pair)
 			    w.rc == want_rc)
 				continue;
 			bad++;
-			snprintf(got, sizeof(got), "%s %s rc=%d",
-			         conn_get_state(&w.c) == before
-			                 ? "="
-			                 : conn_state_name(conn_get_state(&w.c)),
-			         actions(&w), w.rc);
+			snprintf(
+			        got, sizeof(got), "%s %s rc=%d",
+			        conn_get_state(&w.c) == before
+			                ? "="
+			                : conn_state_name(conn_get_state(&w.c)),
+			        actions(&w), w.rc);
 			used += snprintf(report + used, sizeof(report) - used,
 			                 "\n  %s: got \"%s\", table \"%s\"",
 			                 what, got, e);
