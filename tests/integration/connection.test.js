@@ -1,49 +1,17 @@
 'use strict';
 // dsd's platform connection against the real deepstream 7.0.2 server (and
 // the scripted platform for REDIRECT/REJECT, which the real one never sends).
-const { test, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { startServer } = require('./lib/server');
-const { startDsd } = require('./lib/dsd');
-const { startProxy } = require('./lib/proxy');
 const { startScripted } = require('./lib/scripted');
 const { makeCerts } = require('./lib/certs');
 const { sleep, waitUntil } = require('./lib/util');
+const { scope } = require('./lib/scope');
 
-const cleanups = [];
-function later(fn) {
-  cleanups.push(fn);
-}
-// Everything a test started is stopped; a sanitizer report from a dsd
-// fails the file (other cleanup errors are only noise at this point).
-after(async () => {
-  const reports = [];
-  for (const fn of cleanups.reverse()) {
-    await fn().catch((e) => {
-      if (/sanitizer/i.test(e.message)) reports.push(e.message);
-    });
-  }
-  assert.deepEqual(reports, []);
-});
-
-async function server(opts) {
-  const s = await startServer(opts);
-  later(() => s.stop());
-  return s;
-}
-async function dsd(opts) {
-  const d = await startDsd(opts);
-  later(() => d.stop());
-  return d;
-}
-async function proxy(opts) {
-  const p = await startProxy(opts);
-  later(() => p.close());
-  return p;
-}
+const { later, server, dsd, proxy } = scope();
 
 test('reaches OPEN against the real server and reports it', async () => {
   const s = await server({ auth: 'open' });

@@ -2,47 +2,22 @@
 // Local apps share dsd's one platform connection: events both ways with the
 // official JS client on the far side, reference-counted upstream
 // subscriptions, the write queue, and misbehaving local clients.
-const { test, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const readline = require('node:readline');
 const { spawn, execFile } = require('node:child_process');
 
-const { startServer } = require('./lib/server');
-const { startDsd, buildDir } = require('./lib/dsd');
+const { buildDir } = require('./lib/dsd');
 const js = require('./lib/jsclient');
 const { track } = require('./lib/children');
-const { startProxy } = require('./lib/proxy');
 const { sleep, waitUntil } = require('./lib/util');
+const { scope } = require('./lib/scope');
+
+const { later, server, dsd, proxy } = scope();
 
 const LOAD = path.join(buildDir(), 'tests', 'dsipc-load');
 
-const cleanups = [];
-function later(fn) {
-  cleanups.push(fn);
-}
-// Everything a test started is stopped; a sanitizer report from a dsd
-// fails the file (other cleanup errors are only noise at this point).
-after(async () => {
-  const reports = [];
-  for (const fn of cleanups.reverse()) {
-    await fn().catch((e) => {
-      if (/sanitizer/i.test(e.message)) reports.push(e.message);
-    });
-  }
-  assert.deepEqual(reports, []);
-});
-
-async function server(opts) {
-  const s = await startServer(opts);
-  later(() => s.stop());
-  return s;
-}
-async function dsd(opts) {
-  const d = await startDsd(opts);
-  later(() => d.stop());
-  return d;
-}
 async function jsClient(url) {
   const c = await js.connect(url, { auth: { username: 'js' } });
   later(async () => c.close());
@@ -173,8 +148,7 @@ async function queuedInOrder({ restartServer }) {
   const s = await server({ auth: 'open' });
   // dsd reaches the server through a proxy, so it can be held back until
   // the JS subscriber is back after a server restart.
-  const p = await startProxy({ target: { host: '127.0.0.1', port: s.port } });
-  later(() => p.close());
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
   const d = await dsd({ url: p.url, reconnectIntervalIncrement: 200, maxReconnectInterval: 500,
     maxReconnectAttempts: 'infinity' });
   await d.waitState('OPEN');
@@ -341,7 +315,7 @@ test('after a reconnect the upstream subscriptions are rebuilt from state', asyn
 
 test('limits: clients, subscriptions per client, bad names and data get clear errors', async () => {
   const s = await server({ auth: 'open' });
-  const d = await dsd({ url: s.url, ipc: { maxClients: 3, maxSubscriptionsPerClient: 2 } });
+  const d = await dsd({ url: s.url, ipc: { maxClients: 2, maxSubscriptionsPerClient: 2 } });
   await d.waitState('OPEN');
   // Two names are fine for one client, a third is refused.
   const two = dsctlSubscribe(d, 'a', 'b');
@@ -349,18 +323,15 @@ test('limits: clients, subscriptions per client, bad names and data get clear er
   const three = dsctlSubscribe(d, 'x', 'y', 'z');
   assert.equal(await three.exited, 1);
   assert.match(three.stderr, /too many subscriptions for this client \(max 2\)/);
-  // Client limit: `two` plus the two below fill it; the next is refused.
-  const w1 = dsctlSubscribe(d, 'c');
-  const w2 = dsctlSubscribe(d, 'd');
-  await waitUntil(async () => (await d.dsctl('status', '--json')).code !== 0,
-    { what: 'the client limit to be reached' });
+  // Client limit: `two` and this one fill it; the next is refused.
+  const w = load(d, 'slow', 'c');
+  await w.ready();
   const r = await d.dsctl('status');
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /too many clients/);
   two.child.kill('SIGTERM');
-  w1.child.kill('SIGTERM');
-  w2.child.kill('SIGTERM');
-  await Promise.all([two.exited, w1.exited, w2.exited]);
+  w.child.kill('SIGTERM');
+  await Promise.all([two.exited, w.exited]);
   // Names and data are checked before anything is queued.
   const long = 'n'.repeat(1025);
   let e = await d.dsctl('emit', long, '1');

@@ -1,43 +1,22 @@
 'use strict';
 // dsd as a system service: sd_notify (READY, STATUS, WATCHDOG, STOPPING),
 // socket activation, credentials from $CREDENTIALS_DIRECTORY, and reload.
-const { test, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 
-const { startServer } = require('./lib/server');
 const { startDsd, buildDir, binaries } = require('./lib/dsd');
-const { startProxy } = require('./lib/proxy');
 const js = require('./lib/jsclient');
 const { track } = require('./lib/children');
 const { sleep, waitUntil, makeTempDir, waitExit } = require('./lib/util');
+const { scope } = require('./lib/scope');
+
+const { later, server, dsd, proxy } = scope();
 
 const TOOLS = path.join(buildDir(), 'tests');
-
-const cleanups = [];
-function later(fn) {
-  cleanups.push(fn);
-}
-// Everything a test started is stopped; a sanitizer report from a dsd
-// fails the file (other cleanup errors are only noise at this point).
-after(async () => {
-  const reports = [];
-  for (const fn of cleanups.reverse()) {
-    await fn().catch((e) => {
-      if (/sanitizer/i.test(e.message)) reports.push(e.message);
-    });
-  }
-  assert.deepEqual(reports, []);
-});
-
-async function server(opts) {
-  const s = await startServer(opts);
-  later(() => s.stop());
-  return s;
-}
 
 // Starts dsd with extra environment variables (spawn copies process.env).
 async function dsdWithEnv(env, opts) {
@@ -152,10 +131,8 @@ test('credentials from $CREDENTIALS_DIRECTORY; the secret stays out of the log a
 
 test('reload: new credentials take effect without losing queued emits; a broken config is refused', async () => {
   const s = await server({ auth: 'file' });
-  const p = await startProxy({ target: { host: '127.0.0.1', port: s.port } });
-  later(() => p.close());
-  const d = await startDsd({ url: p.url, auth: { username: 'carol', password: 'wrong' } });
-  later(() => d.stop());
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
+  const d = await dsd({ url: p.url, auth: { username: 'carol', password: 'wrong' } });
   await d.waitState('AWAITING_AUTHENTICATION');
   const c = await js.connect(s.url, { auth: { username: 'bob', password: 'bob-pw' } });
   later(async () => c.close());
@@ -201,12 +178,10 @@ test('reload: new credentials take effect without losing queued emits; a broken 
 });
 
 test('repeated reconnect failures are rate-limited in the log', async () => {
-  const p = await startProxy({ target: { host: '127.0.0.1', port: 9 } });
-  later(() => p.close());
+  const p = await proxy({ target: { host: '127.0.0.1', port: 9 } });
   await p.mode('reset');
-  const d = await startDsd({ url: p.url, reconnectIntervalIncrement: 100, maxReconnectInterval: 100,
+  const d = await dsd({ url: p.url, reconnectIntervalIncrement: 100, maxReconnectInterval: 100,
     maxReconnectAttempts: 'infinity' });
-  later(() => d.stop());
   await waitUntil(() => p.attempts.length >= 30, { timeoutMs: 10000, what: '30 attempts' });
   const failures = d.lines.filter((l) => /attempt \d+ failed/.test(l));
   assert.ok(failures.length >= 1, 'failed attempts are logged');
