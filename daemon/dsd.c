@@ -253,6 +253,7 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	struct dsd_config fresh;
 	struct conn_options co;
 	struct conn_input in = {.kind = CONN_IN_RESTART};
+	struct transport *tls_changed = NULL;
 	bool restart;
 	int r;
 
@@ -264,6 +265,24 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	r = config_init(&fresh);
 	if (r == 0)
 		r = config_load(&fresh, d->config_path, err, errlen);
+	if (r == 0) {
+		upstream_options(&fresh, &co);
+		/* Checked on the side first: a refused reload changes
+		 * nothing. */
+		struct conn scratch;
+		r = conn_init(&scratch, &co);
+		if (r < 0)
+			snprintf(err, errlen,
+			         "the new connection options are unusable");
+	}
+	if (r == 0 && str_differs(fresh.ca_file, d->cfg.ca_file)) {
+		/* The trusted CAs are fixed when a transport is made. */
+		r = upstream_transport_new(d, &fresh, &tls_changed);
+		if (r < 0)
+			snprintf(err, errlen, "cannot use caFile %s: %s",
+			         fresh.ca_file ? fresh.ca_file : "(system)",
+			         strerror(-r));
+	}
 	if (r < 0) {
 		config_free(&fresh);
 		sd_notify(0, "READY=1");
@@ -271,45 +290,40 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	}
 	if (str_differs(fresh.socket_path, d->cfg.socket_path))
 		log_warn("reload: the IPC socket path changes only on restart");
-	if (str_differs(fresh.ca_file, d->cfg.ca_file))
-		log_warn("reload: caFile changes only on restart");
 	if (fresh.max_clients != d->cfg.max_clients ||
 	    fresh.client_buffer != d->cfg.client_buffer ||
 	    fresh.max_subscriptions_per_client !=
 	            d->cfg.max_subscriptions_per_client)
 		log_warn("reload: [ipc] limits change only on restart");
 	restart = str_differs(fresh.url, d->cfg.url) ||
-	          str_differs(fresh.auth_json, d->cfg.auth_json);
-	co = d->conn.opt;
-	co.url = fresh.url;
-	co.reconnect_interval_increment = fresh.reconnect_interval_increment;
-	co.max_reconnect_interval = fresh.max_reconnect_interval;
-	co.max_reconnect_attempts = fresh.max_reconnect_attempts;
-	co.heartbeat_interval = fresh.heartbeat_interval;
-	co.restart_after_error = fresh.restart_after_error;
-	co.handshake_timeout = 2 * fresh.heartbeat_interval;
-	r = conn_set_options(&d->conn, &co);
-	if (r < 0) {
-		snprintf(err, errlen,
-		         "the new connection options are unusable");
-		config_free(&fresh);
-		sd_notify(0, "READY=1");
-		return r;
+	          str_differs(fresh.auth_json, d->cfg.auth_json) ||
+	          tls_changed != NULL;
+	conn_set_options(&d->conn, &co);
+	if (tls_changed != NULL) {
+		/* The old transport's connection goes with it; the restart
+		 * below makes the next one on the new transport. */
+		transport_free(d->transport);
+		d->transport = tls_changed;
+		d->ready_gen = 0;
 	}
-	/* Keep the socket path we actually listen on. */
+	/* Keep the socket path and [ipc] limits we actually run with. */
 	free(fresh.socket_path);
 	fresh.socket_path = d->cfg.socket_path;
 	d->cfg.socket_path = NULL;
+	fresh.max_clients = d->cfg.max_clients;
+	fresh.client_buffer = d->cfg.client_buffer;
+	fresh.max_subscriptions_per_client = d->cfg.max_subscriptions_per_client;
 	config_free(&d->cfg);
 	d->cfg = fresh;
 	pubsub_apply_limits(d);
 	log_notice("configuration reloaded from %s%s", d->config_path,
-	           restart ? "; new URL or credentials: fresh connection" : "");
-	if (restart && !d->conn.closed) {
-		in.text =
-		        "configuration reloaded with a new URL or credentials";
-		if (conn_get_state(&d->conn) != CONN_OFFLINE)
-			upstream_feed(d, &in);
+	           restart ? "; new URL, credentials or CA: fresh connection"
+	                   : "");
+	if (restart && !d->conn.closed &&
+	    conn_get_state(&d->conn) != CONN_OFFLINE) {
+		in.text = "configuration reloaded with a new URL, credentials "
+		          "or CA";
+		upstream_feed(d, &in);
 	}
 	sd_notify(0, "READY=1");
 	return 0;

@@ -90,6 +90,11 @@ void dsd_notify_status(struct dsd *d);
 
 /* upstream.c */
 int upstream_start(struct dsd *d);
+/* The connection options a configuration asks for. */
+void upstream_options(const struct dsd_config *cfg, struct conn_options *ret);
+/* A transport set up as cfg says (its caFile), calling back into d. */
+int upstream_transport_new(struct dsd *d, const struct dsd_config *cfg,
+                           struct transport **ret);
 /* Feeds one input to the connection and carries out its actions. */
 int upstream_feed(struct dsd *d, const struct conn_input *in);
 void upstream_arm_timer(struct dsd *d);

@@ -315,7 +315,26 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	wire_decoded_free(dec);
 }
 
-int upstream_start(struct dsd *d)
+void upstream_options(const struct dsd_config *cfg, struct conn_options *ret)
+{
+	struct conn_options co = {
+	        .url = cfg->url,
+	        .reconnect_interval_increment =
+	                cfg->reconnect_interval_increment,
+	        .max_reconnect_interval = cfg->max_reconnect_interval,
+	        .max_reconnect_attempts = cfg->max_reconnect_attempts,
+	        .heartbeat_interval = cfg->heartbeat_interval,
+	        .restart_after_error = cfg->restart_after_error,
+	        /* Before authentication the server answers no PING, so a
+	         * handshake deadline stands in for the heartbeat check. */
+	        .handshake_timeout = 2 * cfg->heartbeat_interval,
+	};
+
+	*ret = co;
+}
+
+int upstream_transport_new(struct dsd *d, const struct dsd_config *cfg,
+                           struct transport **ret)
 {
 	static const struct transport_callbacks cb = {
 	        .opened = on_opened,
@@ -324,35 +343,31 @@ int upstream_start(struct dsd *d)
 	        .drained = on_drained,
 	};
 	struct transport_config tc = {
-	        .ca_file = d->cfg.ca_file,
+	        .ca_file = cfg->ca_file,
 	        /* The platform's own maxMessageSize default. */
 	        .max_message = 1024 * 1024 + 1024,
 	        .max_send_backlog = 4 * 1024 * 1024,
 	        /* Every local client holds a descriptor too. */
-	        .fd_limit = d->cfg.max_clients + 64,
+	        .fd_limit = cfg->max_clients + 64,
 	};
-	struct conn_options co = {
-	        .url = d->cfg.url,
-	        .reconnect_interval_increment =
-	                d->cfg.reconnect_interval_increment,
-	        .max_reconnect_interval = d->cfg.max_reconnect_interval,
-	        .max_reconnect_attempts = d->cfg.max_reconnect_attempts,
-	        .heartbeat_interval = d->cfg.heartbeat_interval,
-	        .restart_after_error = d->cfg.restart_after_error,
-	        /* Before authentication the server answers no PING, so a
-	         * handshake deadline stands in for the heartbeat check. */
-	        .handshake_timeout = 2 * d->cfg.heartbeat_interval,
-	};
+
+	return transport_new(d->base, &tc, &cb, d, ret);
+}
+
+int upstream_start(struct dsd *d)
+{
+	struct conn_options co;
 	struct conn_input start = {.kind = CONN_IN_START};
 	int r;
 
+	upstream_options(&d->cfg, &co);
 	r = conn_init(&d->conn, &co);
 	if (r < 0)
 		return r;
 	d->conn_timer = evtimer_new(d->base, on_timer, d);
 	if (d->conn_timer == NULL)
 		return -ENOMEM;
-	r = transport_new(d->base, &tc, &cb, d, &d->transport);
+	r = upstream_transport_new(d, &d->cfg, &d->transport);
 	if (r < 0)
 		return r;
 	upstream_feed(d, &start);

@@ -191,6 +191,11 @@ test('wss:// with the test CA is accepted; with an unknown CA it is refused', as
     reconnectIntervalIncrement: 100, restartAfterError: 0 });
   const st = await bad.waitState('ERROR', 10000);
   assert.match(st.reason, /certificate|verif|TLS|SSL/i);
+  // A reload with the right CA makes a fresh instance that gets through.
+  fs.writeFileSync(bad.configFile, fs.readFileSync(bad.configFile, 'utf8').replace(certs.otherCaFile, certs.caFile));
+  const r = await bad.dsctl('reload');
+  assert.equal(r.code, 0, r.stderr);
+  await bad.waitState('OPEN');
 });
 
 test('dsd -n checks a config; bad values name the file and line', async () => {
