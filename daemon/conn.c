@@ -439,6 +439,7 @@ int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
 		if (c->started)
 			return -EALREADY;
 		c->started = true;
+		c->since = now;
 		set_reason(c, "connecting to %s%s", c->current_url, NULL);
 		connect_now(c, now, out);
 		return 0;

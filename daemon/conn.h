@@ -37,8 +37,9 @@ enum conn_state {
 
 #define CONN_ATTEMPTS_INFINITE UINT32_MAX
 #define CONN_NO_DEADLINE       UINT64_MAX
-#define CONN_URL_MAX           1024
-#define CONN_REASON_MAX        512
+/* Room for any URL url_parse() accepts (host 255, path 1023, ...). */
+#define CONN_URL_MAX    1536
+#define CONN_REASON_MAX 512
 /* Consecutive REDIRECTs followed before giving up (a redirect loop). */
 #define CONN_MAX_REDIRECTS 5
 

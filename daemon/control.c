@@ -167,15 +167,31 @@ void control_request(struct ipc_client *c, const struct ipc_msg *m,
 	}
 }
 
+static bool client_left(const char *reason)
+{
+	static const char *const gone[] = {
+	        "closed by peer",
+	        "read error",
+	        "write error",
+	        "server shutting down",
+	};
+
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		if (strncmp(reason, gone[i], strlen(gone[i])) == 0)
+			return true;
+	return false;
+}
+
 void control_disconnected(struct ipc_client *c, const char *reason,
                           void *userdata)
 {
 	struct dsd *d = userdata;
 	struct dsd_client *dc = ipc_client_get_data(c);
 
-	/* Anything but the client leaving by itself is the daemon cutting
-	 * it off (slow reader, malformed frame, ...): logged and counted. */
-	if (reason != NULL && strcmp(reason, "closed by peer") != 0) {
+	/* The daemon cutting a client off (slow reader, malformed frame,
+	 * ...) is logged and counted; a client leaving, or our own
+	 * shutdown, is not. */
+	if (reason != NULL && !client_left(reason)) {
 		log_notice("local client %u dropped: %s", ipc_client_id(c),
 		           reason);
 		d->count.clients_dropped++;
@@ -193,8 +209,8 @@ void control_rejected(pid_t pid, const char *reason, void *userdata)
 {
 	struct dsd *d = userdata;
 
-	d->count.clients_dropped++;
-	log_full_ratelimited(&d->drop_log, dsd_now(), LOG_WARNING,
+	d->count.clients_refused++;
+	log_full_ratelimited(&d->refuse_log, dsd_now(), LOG_WARNING,
 	                     "local connection refused (pid %ld): %s",
 	                     (long)pid, reason);
 }

@@ -52,6 +52,21 @@ void dsd_notify_status(struct dsd *d)
 		log_debug("sd_notify(STATUS) failed");
 }
 
+static void on_notify_timer(evutil_socket_t fd, short what, void *userdata)
+{
+	(void)fd;
+	(void)what;
+	dsd_notify_status(userdata);
+}
+
+void dsd_notify_status_soon(struct dsd *d)
+{
+	struct timeval tv = {0, 200 * 1000};
+
+	if (d->notify_timer != NULL && !evtimer_pending(d->notify_timer, NULL))
+		evtimer_add(d->notify_timer, &tv);
+}
+
 void dsd_stop(struct dsd *d, int exit_code)
 {
 	struct conn_input in = {.kind = CONN_IN_CLOSE};
@@ -60,6 +75,9 @@ void dsd_stop(struct dsd *d, int exit_code)
 		return;
 	d->stopping = true;
 	d->exit_code = exit_code;
+	if (dsd_queue_depth(d) > 0)
+		log_warn("discarding %zu queued emits: dsd is stopping",
+		         dsd_queue_depth(d));
 	sd_notify(0, "STOPPING=1");
 	upstream_feed(d, &in);
 	event_base_loopexit(d->base, NULL);
@@ -72,10 +90,8 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		if (dsd_reload(d, err, sizeof(err)) < 0)
-			log_err("reload refused, keeping the running "
-			        "configuration: %s",
-			        err);
+		/* dsd_reload() logs a refusal itself. */
+		dsd_reload(d, err, sizeof(err));
 		return;
 	}
 	log_notice("%s: closing the platform connection",
@@ -158,7 +174,8 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	TAILQ_INIT(&d->clients);
 	/* Repeated failures are logged a few times per window, then summed. */
 	d->reconnect_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
-	d->drop_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	d->queue_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	d->refuse_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	d->deny_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	d->passed_fd = passed_fd;
 	d->started_mono = dsd_now();
@@ -174,6 +191,11 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	r = setup_signals(d);
 	if (r < 0)
 		goto fail;
+	d->notify_timer = evtimer_new(d->base, on_notify_timer, d);
+	if (d->notify_timer == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	r = pubsub_new(d);
 	if (r < 0)
 		goto fail;
@@ -228,6 +250,8 @@ void dsd_free(struct dsd *d)
 		event_free(d->conn_timer);
 	if (d->watchdog)
 		event_free(d->watchdog);
+	if (d->notify_timer)
+		event_free(d->notify_timer);
 	if (d->sig_term)
 		event_free(d->sig_term);
 	if (d->sig_int)
@@ -284,6 +308,8 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 			         strerror(-r));
 	}
 	if (r < 0) {
+		log_err("reload refused, keeping the running configuration: %s",
+		        err);
 		config_free(&fresh);
 		sd_notify(0, "READY=1");
 		return r;
@@ -300,8 +326,11 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	          tls_changed != NULL;
 	conn_set_options(&d->conn, &co);
 	if (tls_changed != NULL) {
-		/* The old transport's connection goes with it; the restart
-		 * below makes the next one on the new transport. */
+		/* The old transport's connection goes with it (its unwritten
+		 * emits are taken back first); the restart below makes the
+		 * next one on the new transport. */
+		transport_disconnect(d->transport, conn_generation(&d->conn));
+		pubsub_take_back_unsent(d, d->transport);
 		transport_free(d->transport);
 		d->transport = tls_changed;
 		d->ready_gen = 0;
@@ -312,7 +341,8 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	d->cfg.socket_path = NULL;
 	fresh.max_clients = d->cfg.max_clients;
 	fresh.client_buffer = d->cfg.client_buffer;
-	fresh.max_subscriptions_per_client = d->cfg.max_subscriptions_per_client;
+	fresh.max_subscriptions_per_client =
+	        d->cfg.max_subscriptions_per_client;
 	config_free(&d->cfg);
 	d->cfg = fresh;
 	pubsub_apply_limits(d);
@@ -325,6 +355,8 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 		          "or CA";
 		upstream_feed(d, &in);
 	}
+	/* New intervals (restartAfterError, ...) move the deadline now. */
+	upstream_arm_timer(d);
 	sd_notify(0, "READY=1");
 	return 0;
 }

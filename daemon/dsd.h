@@ -38,7 +38,10 @@ struct dsd_counters {
 	uint64_t events_delivered; /* copies handed to local subscribers */
 	uint64_t subs_denied; /* upstream subscriptions the platform denied */
 	uint64_t clients_dropped; /* local clients cut off (slow, malformed) */
+	uint64_t clients_refused; /* connections refused (too many clients) */
 	uint64_t emits_denied;    /* emits the platform refused (permissions) */
+	uint64_t emits_requeued;  /* handed to a connection that closed before
+	                             writing them, and queued again */
 };
 
 struct dsd {
@@ -53,6 +56,9 @@ struct dsd {
 	uint32_t ready_gen;    /* generation whose handshake is done (OPEN) */
 	bool flushing_blocked; /* the transport said -ENOBUFS; wait for drained
 	                        */
+	/* Upstream subscriptions must be rebuilt from the local ones (a new
+	 * connection, or a batch that could not be sent). */
+	bool subs_rebuild;
 
 	struct ipc_server *ipc;
 	struct dsd_client_list clients;
@@ -62,7 +68,8 @@ struct dsd {
 	struct dsd_client **slots; /* subscriber id -> client, max_clients */
 	uint32_t slot_count, next_slot;
 	struct event *subs_flush;
-	struct log_ratelimit drop_log, deny_log, reconnect_log;
+	struct log_ratelimit queue_log, deny_log, reconnect_log, refuse_log;
+	struct event *notify_timer; /* coalesces STATUS= updates */
 
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *watchdog;
@@ -87,6 +94,8 @@ void dsd_free(struct dsd *d);
 void dsd_stop(struct dsd *d, int exit_code);
 int dsd_reload(struct dsd *d, char *err, size_t errlen);
 void dsd_notify_status(struct dsd *d);
+/* The same, coalesced: at most a few times a second. */
+void dsd_notify_status_soon(struct dsd *d);
 
 /* upstream.c */
 int upstream_start(struct dsd *d);
@@ -105,6 +114,7 @@ int upstream_send(struct dsd *d, const uint8_t *frame, size_t len);
  * the apps' emits. */
 int upstream_send_control(struct dsd *d, const uint8_t *frame, size_t len);
 void upstream_connection_opened(struct dsd *d); /* implemented in pubsub.c */
+void pubsub_connection_lost(struct dsd *d);
 
 /* control.c */
 void control_request(struct ipc_client *c, const struct ipc_msg *m,
@@ -128,6 +138,12 @@ void pubsub_request(struct dsd *d, struct dsd_client *c,
 void pubsub_client_gone(struct dsd *d, struct dsd_client *c);
 /* An EVENT message from the platform. */
 void pubsub_platform_message(struct dsd *d, const void *wire_msg);
+/* Takes back the emits t could not write before its connection closed and
+ * queues them again, ahead of everything else. */
+void pubsub_take_back_unsent(struct dsd *d, struct transport *t);
+/* The connection has room again: lost subscription batches, then the
+ * write queue. */
+void pubsub_drained(struct dsd *d);
 /* Flushes the write queue as far as the transport takes it. */
 void pubsub_flush(struct dsd *d);
 int pubsub_apply_limits(struct dsd *d);

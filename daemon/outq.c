@@ -137,6 +137,31 @@ int outq_push(struct outq *q, const void *data, size_t len, uint32_t tag,
 	return 0;
 }
 
+int outq_unpop(struct outq *q, const void *data, size_t len, uint32_t tag)
+{
+	struct outq_msg *m;
+
+	if (len == 0 || !data)
+		return -EINVAL;
+	if (len > SIZE_MAX - sizeof(*m))
+		return -ENOMEM;
+	m = malloc(sizeof(*m) + len);
+	if (!m)
+		return -ENOMEM;
+	m->len = len;
+	m->tag = tag;
+	memcpy(m->data, data, len);
+	/* No limit applies: this message was accepted once already. */
+	m->next = q->head;
+	q->head = m;
+	if (!q->tail)
+		q->tail = m;
+	q->count++;
+	q->bytes += len;
+	q->counters.requeued++;
+	return 0;
+}
+
 const void *outq_peek(const struct outq *q, size_t *ret_len, uint32_t *ret_tag)
 {
 	if (!q->head)

@@ -34,12 +34,14 @@ struct outq_limits {
 	enum outq_policy policy;
 };
 
-/* Totals since outq_new().  Invariant: pushed == popped + dropped + count. */
+/* Totals since outq_new().  Invariant:
+ * pushed + requeued == popped + dropped + count. */
 struct outq_counters {
 	uint64_t pushed;   /* accepted by outq_push() */
 	uint64_t dropped;  /* evicted by OUTQ_DROP_OLDEST */
 	uint64_t rejected; /* refused by outq_push() (-ENOBUFS or -EMSGSIZE) */
 	uint64_t popped;   /* removed by outq_pop() */
+	uint64_t requeued; /* put back by outq_unpop() */
 };
 
 /*
@@ -76,6 +78,12 @@ int outq_push(struct outq *q, const void *data, size_t len, uint32_t tag,
 const void *outq_peek(const struct outq *q, size_t *ret_len, uint32_t *ret_tag);
 /* Removes the oldest message; no-op when empty. */
 void outq_pop(struct outq *q);
+/*
+ * Puts a message back at the head, the inverse of outq_pop(): for messages
+ * popped and handed on that came back unsent.  Put several back newest
+ * first.  No limit applies (they were accepted once); 0, -EINVAL, -ENOMEM.
+ */
+int outq_unpop(struct outq *q, const void *data, size_t len, uint32_t tag);
 
 size_t outq_count(const struct outq *q);
 uint64_t outq_bytes(const struct outq *q);

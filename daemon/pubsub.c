@@ -27,9 +27,11 @@
 #include "log.h"
 #include "outq.h"
 #include "subs.h"
+#include "transport.h"
 #include "wire.h"
 
-#define BULK_NAMES 256
+#define BULK_NAMES           256
+#define PLATFORM_MAX_MESSAGE (1024 * 1024)
 
 static struct dsd_client *client_by_slot(struct dsd *d, uint32_t slot)
 {
@@ -182,17 +184,23 @@ static bool send_bulk(struct dsd *d, enum subs_action action)
 	m.names = names;
 	m.n_names = (size_t)n;
 	m.correlation_id = corr;
-	if (wire_encoded_size(&m, &size) < 0 || (buf = malloc(size)) == NULL)
+	if (wire_encoded_size(&m, &size) < 0 || (buf = malloc(size)) == NULL) {
+		d->subs_rebuild = true;
 		return false;
+	}
 	r = wire_encode(&m, buf, size, &len);
 	if (r == 0)
 		r = upstream_send_control(d, buf, len);
-	if (r < 0)
-		/* The batch stays pending; the next connection rebuilds it
-		 * from state. */
-		log_warn("could not send %s for %d names: %s",
+	if (r < 0) {
+		/* Those names now wait for an ack that cannot come: rebuild
+		 * the upstream state from the local one once the connection
+		 * has room again (acked names draw a harmless
+		 * MULTIPLE_SUBSCRIPTIONS). */
+		log_warn("could not send %s for %d names: %s; retrying",
 		         action == SUBS_SUBSCRIBE ? "SUBSCRIBE" : "UNSUBSCRIBE",
 		         n, strerror(-r));
+		d->subs_rebuild = true;
+	}
 	free(buf);
 	return r == 0;
 }
@@ -201,6 +209,10 @@ static void flush_subscriptions(struct dsd *d)
 {
 	if (!conn_is_open(&d->conn))
 		return;
+	if (d->subs_rebuild) {
+		d->subs_rebuild = false;
+		subs_connection_reset(d->subs);
+	}
 	while (send_bulk(d, SUBS_SUBSCRIBE))
 		;
 	while (send_bulk(d, SUBS_UNSUBSCRIBE))
@@ -222,6 +234,13 @@ static void schedule_subs_flush(struct dsd *d)
 		event_active(d->subs_flush, 0, 0);
 }
 
+void pubsub_drained(struct dsd *d)
+{
+	if (d->subs_rebuild)
+		flush_subscriptions(d);
+	pubsub_flush(d);
+}
+
 void pubsub_flush(struct dsd *d)
 {
 	const void *frame;
@@ -234,14 +253,85 @@ void pubsub_flush(struct dsd *d)
 		outq_pop(d->queue);
 		d->count.emits_sent++;
 	}
-	dsd_notify_status(d);
+	dsd_notify_status_soon(d);
+}
+
+struct unsent {
+	uint8_t **data;
+	size_t *len;
+	size_t n, cap;
+	bool failed;
+};
+
+static void collect_unsent(const uint8_t *data, size_t len, void *userdata)
+{
+	struct unsent *u = userdata;
+
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? 2 * u->cap : 64;
+		uint8_t **d = realloc(u->data, cap * sizeof(*d));
+		size_t *l = d ? realloc(u->len, cap * sizeof(*l)) : NULL;
+
+		if (d)
+			u->data = d;
+		if (!d || !l) {
+			u->failed = true;
+			return;
+		}
+		u->len = l;
+		u->cap = cap;
+	}
+	u->data[u->n] = malloc(len);
+	if (u->data[u->n] == NULL) {
+		u->failed = true;
+		return;
+	}
+	memcpy(u->data[u->n], data, len);
+	u->len[u->n++] = len;
+}
+
+void pubsub_take_back_unsent(struct dsd *d, struct transport *t)
+{
+	struct unsent u = {0};
+	size_t n;
+
+	n = transport_take_unsent(t, collect_unsent, &u);
+	if (n == 0)
+		return;
+	/* Older than anything still queued: back to the head, in order. */
+	for (size_t i = u.n; i-- > 0;) {
+		if (outq_unpop(d->queue, u.data[i], u.len[i], 0) < 0)
+			u.failed = true;
+		free(u.data[i]);
+	}
+	free(u.data);
+	free(u.len);
+	d->count.emits_sent -= u.n;
+	d->count.emits_requeued += u.n;
+	if (u.failed) {
+		d->count.emits_dropped += n - u.n;
+		log_err("out of memory: %zu unsent emits lost", n - u.n);
+	}
+	log_info("%zu emits not yet written when the connection closed are "
+	         "queued again",
+	         u.n);
+}
+
+void pubsub_connection_lost(struct dsd *d)
+{
+	/* Nothing is subscribed upstream any more; status says so until
+	 * the next connection rebuilds it. */
+	subs_connection_reset(d->subs);
 }
 
 void upstream_connection_opened(struct dsd *d)
 {
+	/* Anything an earlier connection left unwritten is older than what
+	 * is queued (normally already taken back when it closed). */
+	pubsub_take_back_unsent(d, d->transport);
 	/* From state, not from a replay queue: exactly the names local apps
 	 * want now, before anything they queued. */
-	subs_connection_reset(d->subs);
+	d->subs_rebuild = true;
 	flush_subscriptions(d);
 	pubsub_flush(d);
 }
@@ -289,7 +379,21 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 		control_reply_error(c->ipc, m->id, -EINVAL, err);
 		return;
 	}
-	if (wire_encoded_size(&w, &size) < 0 || (buf = malloc(size)) == NULL) {
+	if (wire_encoded_size(&w, &size) < 0) {
+		control_reply_error(c->ipc, m->id, -EINVAL,
+		                    "cannot encode the event");
+		return;
+	}
+	/* The whole frame must fit the platform's maxMessageSize (1 MiB by
+	 * default), or the server closes the connection on it. */
+	if (size > PLATFORM_MAX_MESSAGE) {
+		control_reply_error(c->ipc, m->id, -EMSGSIZE,
+		                    "event (name and data) over the platform's "
+		                    "1 MiB message limit");
+		return;
+	}
+	buf = malloc(size);
+	if (buf == NULL) {
 		control_reply_error(c->ipc, m->id, -ENOMEM, "out of memory");
 		return;
 	}
@@ -324,11 +428,12 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 		d->count.emits_dropped += dropped;
 		if (dropped > 0)
 			log_full_ratelimited(
-			        &d->drop_log, dsd_now(), LOG_WARNING,
+			        &d->queue_log, dsd_now(), LOG_WARNING,
 			        "write queue full: dropped %u oldest "
 			        "emit(s) (overflow = drop-oldest)",
 			        dropped);
 		reply.code = IPC_EMIT_QUEUED;
+		dsd_notify_status_soon(d);
 	}
 	free(buf);
 	ipc_client_send(c->ipc, &reply);

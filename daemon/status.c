@@ -37,10 +37,10 @@ char *status_json(struct dsd *d)
 	o = json_pack(
 	        "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-	        " s:{s:I, s:I},"
+	        " s:{s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:s},"
-	        " s:{s:I, s:I, s:I, s:I, s:I},"
+	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I}}",
 	        "state", conn_state_name(conn_get_state(c)),
 	        "reason", conn_reason(c),
@@ -60,8 +60,9 @@ char *status_json(struct dsd *d)
 	        "pings", (json_int_t)c->count.pings,
 	        "transitions", (json_int_t)c->count.transitions,
 	        "clients",
-	        "connected", (json_int_t)d->client_count,
+	        "connected", (json_int_t)ipc_server_client_count(d->ipc),
 	        "dropped", (json_int_t)d->count.clients_dropped,
+	        "refused", (json_int_t)d->count.clients_refused,
 	        "subscriptions",
 	        "names", (json_int_t)ss.names,
 	        "acked", (json_int_t)ss.acked,
@@ -81,6 +82,7 @@ char *status_json(struct dsd *d)
 	        "dropped", (json_int_t)d->count.emits_dropped,
 	        "rejected", (json_int_t)d->count.emits_rejected,
 	        "denied", (json_int_t)d->count.emits_denied,
+	        "requeued", (json_int_t)d->count.emits_requeued,
 	        "events",
 	        "received", (json_int_t)d->count.events_received,
 	        "delivered", (json_int_t)d->count.events_delivered);

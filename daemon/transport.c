@@ -104,6 +104,7 @@ struct tevent {
 struct frame {
 	struct frame *next;
 	uint64_t epoch;
+	bool control; /* a protocol frame: never handed back as unsent */
 	size_t len;
 	uint8_t buf[]; /* LWS_PRE bytes of headroom, then the payload */
 };
@@ -167,6 +168,9 @@ struct transport {
 	uint64_t target_epoch; /* the connection that should exist, 0: none */
 	struct conn *pending;  /* connect not yet picked up by the lws thread */
 	struct frame *txq, **txq_tail;
+	/* App frames of a connection that went away before they were
+	 * written, oldest first, for transport_take_unsent(). */
+	struct frame *unsent, **unsent_tail;
 	size_t backlog; /* bytes in txq; atomic loads for transport_backlog() */
 	bool want_drained;
 	uint64_t drained_epoch; /* drained to report, 0: none */
@@ -276,7 +280,15 @@ static void txq_purge_locked(struct transport *t, uint64_t epoch)
 		t->txq = f->next;
 		__atomic_store_n(&t->backlog, t->backlog - f->len,
 		                 __ATOMIC_RELAXED);
-		free(f);
+		if (f->control) {
+			free(f);
+			continue;
+		}
+		/* Accepted app data is not ours to lose: the daemon takes it
+		 * back and queues it for the next connection. */
+		f->next = NULL;
+		*t->unsent_tail = f;
+		t->unsent_tail = &f->next;
 	}
 	if (!t->txq)
 		t->txq_tail = &t->txq;
@@ -315,6 +327,11 @@ static void conn_finish(struct transport *t, struct conn *c)
 	if (!c->reason[0])
 		snprintf(c->reason, sizeof(c->reason), "connection closed");
 	snprintf(ev->reason, sizeof(ev->reason), "%s", c->reason);
+	/* What this connection never wrote is handed back before main hears
+	 * of the close, so the daemon can queue it again at once. */
+	pthread_mutex_lock(&t->lock);
+	txq_purge_locked(t, c->epoch + 1);
+	pthread_mutex_unlock(&t->lock);
 	post_event(t, ev);
 }
 
@@ -815,6 +832,7 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	t->efd = -1;
 	pthread_mutex_init(&t->lock, NULL);
 	t->txq_tail = &t->txq;
+	t->unsent_tail = &t->unsent;
 	t->rxq_tail = &t->rxq;
 	t->base = base;
 	t->cb = *cb;
@@ -913,6 +931,10 @@ static void transport_release(struct transport *t)
 	}
 	while ((f = t->txq)) {
 		t->txq = f->next;
+		free(f);
+	}
+	while ((f = t->unsent)) {
+		t->unsent = f->next;
 		free(f);
 	}
 	conn_free(t->pending);
@@ -1030,7 +1052,7 @@ void transport_disconnect(struct transport *t, uint32_t gen)
 }
 
 static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
-                       size_t len, size_t limit)
+                       size_t len, size_t limit, bool control)
 {
 	struct frame *f;
 	int r = 0;
@@ -1046,6 +1068,7 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 		return -ENOMEM;
 	f->next = NULL;
 	f->epoch = t->cur_epoch;
+	f->control = control;
 	f->len = len;
 	if (len)
 		memcpy(f->buf + LWS_PRE, data, len);
@@ -1072,7 +1095,8 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
                    size_t len)
 {
-	return queue_frame(t, gen, data, len, t ? t->max_send_backlog : 0);
+	return queue_frame(t, gen, data, len, t ? t->max_send_backlog : 0,
+	                   false);
 }
 
 int transport_send_control(struct transport *t, uint32_t gen,
@@ -1080,12 +1104,34 @@ int transport_send_control(struct transport *t, uint32_t gen,
 {
 	/* Protocol frames get a reserve on top of the backlog limit, so a
 	 * backlog full of app data cannot hold back a SUBSCRIBE. */
-	return queue_frame(t, gen, data, len,
-	                   t ? t->max_send_backlog + t->max_send_backlog / 4
-	                     : 0);
+	return queue_frame(
+	        t, gen, data, len,
+	        t ? t->max_send_backlog + t->max_send_backlog / 4 : 0, true);
 }
 
 size_t transport_backlog(const struct transport *t)
 {
 	return t ? __atomic_load_n(&t->backlog, __ATOMIC_RELAXED) : 0;
+}
+
+size_t transport_take_unsent(struct transport *t, transport_unsent_fn fn,
+                             void *userdata)
+{
+	struct frame *list, *f;
+	size_t n = 0;
+
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	list = t->unsent;
+	t->unsent = NULL;
+	t->unsent_tail = &t->unsent;
+	pthread_mutex_unlock(&t->lock);
+	while ((f = list)) {
+		list = f->next;
+		fn(f->buf + LWS_PRE, f->len, userdata);
+		free(f);
+		n++;
+	}
+	return n;
 }

@@ -136,14 +136,18 @@ static void carry_out(struct dsd *d, const struct conn_result *res)
 			                      conn_current_url(&d->conn),
 			                      a->gen);
 			if (r < 0) {
-				log_warn("cannot connect to %s: %s",
-				         conn_current_url(&d->conn),
-				         strerror(-r));
+				log_full_ratelimited(&d->reconnect_log,
+				                     dsd_now(), LOG_WARNING,
+				                     "cannot connect to %s: %s",
+				                     conn_current_url(&d->conn),
+				                     strerror(-r));
 				report_failed_connect(d, a->gen);
 			}
 			break;
 		case CONN_ACT_DISCONNECT:
 			transport_disconnect(d->transport, a->gen);
+			/* Its unwritten emits are back in our hands now. */
+			pubsub_take_back_unsent(d, d->transport);
 			break;
 		case CONN_ACT_SEND_CHALLENGE:
 			send_control(d, a->gen, WIRE_CONN_CHALLENGE);
@@ -158,6 +162,8 @@ static void carry_out(struct dsd *d, const struct conn_result *res)
 			log_transition(a);
 			control_broadcast_state(d, a->to, a->reason, a->at);
 			dsd_notify_status(d);
+			if (a->from == CONN_OPEN)
+				pubsub_connection_lost(d);
 			if (a->to == CONN_OPEN) {
 				d->ready_gen = conn_generation(&d->conn);
 				d->flushing_blocked = false;
@@ -223,6 +229,10 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 	if (d->ready_gen == gen)
 		d->ready_gen = 0;
 	upstream_feed(d, &in);
+	/* Whatever the closed connection had not written yet goes back into
+	 * the queue (the feed above may have opened the next one already;
+	 * these are older than anything queued for it). */
+	pubsub_take_back_unsent(d, d->transport);
 	/* A failed attempt that keeps us RECONNECTING is no transition, but an
 	 * operator wants to see it: rate-limited, as these repeat. */
 	if (conn_get_state(&d->conn) == CONN_RECONNECTING &&
@@ -241,7 +251,7 @@ static void on_drained(uint32_t gen, void *userdata)
 	if (gen != d->ready_gen)
 		return;
 	d->flushing_blocked = false;
-	pubsub_flush(d);
+	pubsub_drained(d);
 }
 
 /* What a handshake-relevant frame means to the state machine. */

@@ -55,7 +55,8 @@ static void expect_counters(struct outq *q, uint64_t pushed, uint64_t dropped,
 	ck_assert_uint_eq(c.dropped, dropped);
 	ck_assert_uint_eq(c.rejected, rejected);
 	ck_assert_uint_eq(c.popped, popped);
-	ck_assert_uint_eq(c.pushed, c.popped + c.dropped + outq_count(q));
+	ck_assert_uint_eq(c.pushed + c.requeued,
+	                  c.popped + c.dropped + outq_count(q));
 }
 
 START_TEST(test_new_invalid)
@@ -447,6 +448,46 @@ START_TEST(test_many)
 }
 END_TEST
 
+/* Messages popped and handed on that come back unsent go back to the head,
+ * in their order, past the limits (they were accepted once). */
+START_TEST(test_unpop)
+{
+	struct outq_limits l = {
+	        .max_messages = 3, .max_bytes = 100, .policy = OUTQ_REJECT};
+	struct outq *q;
+	const char *p;
+	size_t len;
+	uint32_t tag;
+
+	ck_assert_int_eq(outq_new(&l, &q), 0);
+	ck_assert_int_eq(outq_push(q, "c", 1, 3, NULL), 0);
+	ck_assert_int_eq(outq_push(q, "d", 1, 4, NULL), 0);
+	ck_assert_int_eq(outq_push(q, "e", 1, 5, NULL), 0);
+	ck_assert_int_eq(outq_push(q, "f", 1, 6, NULL), -ENOBUFS);
+	/* a and b were popped earlier and came back: newest first. */
+	ck_assert_int_eq(outq_unpop(q, "b", 1, 2), 0);
+	ck_assert_int_eq(outq_unpop(q, "a", 1, 1), 0);
+	ck_assert_uint_eq(outq_count(q), 5);
+	ck_assert_uint_eq(outq_bytes(q), 5);
+	for (const char *want = "abcde"; *want; want++) {
+		p = outq_peek(q, &len, &tag);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_eq(len, 1);
+		ck_assert_int_eq(p[0], *want);
+		ck_assert_uint_eq(tag, (uint32_t)(*want - 'a' + 1));
+		outq_pop(q);
+	}
+	ck_assert_ptr_null(outq_peek(q, NULL, NULL));
+	ck_assert_int_eq(outq_unpop(q, "z", 1, 9), 0);
+	ck_assert_int_eq(outq_push(q, "y", 1, 8, NULL), 0);
+	p = outq_peek(q, NULL, NULL);
+	ck_assert_int_eq(p[0], 'z');
+	ck_assert_int_eq(outq_unpop(q, "x", 0, 1), -EINVAL);
+	expect_counters(q, 4, 0, 1, 5);
+	outq_free(q);
+}
+END_TEST
+
 static Suite *outq_suite(void)
 {
 	Suite *s = suite_create("outq");
@@ -463,6 +504,7 @@ static Suite *outq_suite(void)
 	tcase_add_test(tc, test_shrink_reject);
 	tcase_add_test(tc, test_shrink_drop_oldest);
 	tcase_add_test(tc, test_many);
+	tcase_add_test(tc, test_unpop);
 	suite_add_tcase(s, tc);
 	return s;
 }
