@@ -340,6 +340,11 @@ test('limits: clients, subscriptions per client, bad names and data get clear er
   e = await d.dsctl('emit', 'ok', '{"unterminated":');
   assert.equal(e.code, 1);
   assert.match(e.stderr, /invalid JSON/);
+  // Data under 1 MiB whose whole frame is over the platform's limit.
+  const big = await load(d, 'emit', 'big', '1', String(1024 * 1024 - 20)).result();
+  assert.equal(big.refused, 1);
+  assert.match(big.firstError, /1 MiB/);
+  assert.equal((await d.status()).state, 'OPEN', 'the connection was never at risk');
   const st = await d.status();
   assert.equal(st.emits.queued + st.emits.sent, 0, 'nothing was sent or queued');
 });

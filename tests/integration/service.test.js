@@ -70,6 +70,9 @@ test('sd_notify: READY=1 once listening, STATUS= tracks states, WATCHDOG=1, STOP
 
   await d.dsctl('pause');
   await waitUntil(() => got.some((x) => /STATUS=OFFLINE/.test(x.l)), { what: 'STATUS=OFFLINE' });
+  // The queue depth follows the queue, not only the state.
+  for (let i = 0; i < 3; i++) await d.dsctl('emit', 'n', String(i));
+  await waitUntil(() => got.some((x) => /STATUS=OFFLINE.*queue 3/.test(x.l)), { what: 'STATUS with queue 3' });
   const r = await d.stop();
   assert.equal(r.code, 0);
   await waitUntil(() => got.some((x) => /STOPPING=1/.test(x.l)), { what: 'STOPPING=1' });
@@ -175,6 +178,18 @@ test('reload: new credentials take effect without losing queued emits; a broken 
   c.emit('reload/back', 7);
   await waitUntil(() => localLines.length === 1, { what: 'the local subscriber after the reload' });
   assert.equal(localLines[0].l, 'reload/back 7');
+});
+
+test('reload applies new timings at once (restartAfterError in ERROR)', async () => {
+  const p = await proxy({ target: { host: '127.0.0.1', port: 9 } });
+  await p.mode('reset');
+  const d = await dsd({ url: p.url, maxReconnectAttempts: 1, restartAfterError: 0 });
+  await d.waitState('ERROR');
+  await sleep(300);
+  assert.equal(p.attempts.length, 1, 'ERROR waits for the operator');
+  fs.writeFileSync(d.configFile, fs.readFileSync(d.configFile, 'utf8').replace(/restartAfterError = 0/, 'restartAfterError = 200'));
+  assert.equal((await d.dsctl('reload')).code, 0);
+  await waitUntil(() => p.attempts.length >= 2, { timeoutMs: 3000, what: 'a fresh instance after restartAfterError' });
 });
 
 test('repeated reconnect failures are rate-limited in the log', async () => {
