@@ -272,13 +272,48 @@ static bool str_differs(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
+/* A fresh instance is due unless the operator paused. */
+static bool wants_connection(const struct dsd *d)
+{
+	return conn_get_state(&d->conn) != CONN_OFFLINE;
+}
+
+/*
+ * The trusted CAs are fixed when a transport is made, so a new caFile needs
+ * a new one.  The old one goes first: lws 4.1 leaks a TLS context when two
+ * live side by side and the older is destroyed.  Its connection goes with
+ * it (unwritten emits are taken back); the caller restarts the connection.
+ * If the new CA cannot be used, the old transport is made again and the
+ * reload is refused.
+ */
+static int swap_transport(struct dsd *d, const struct dsd_config *fresh,
+                          char *err, size_t errlen)
+{
+	int r;
+
+	transport_disconnect(d->transport, conn_generation(&d->conn));
+	pubsub_take_back_unsent(d, d->transport);
+	transport_free(d->transport);
+	d->transport = NULL;
+	d->ready_gen = 0;
+	r = upstream_transport_new(d, fresh, &d->transport);
+	if (r == 0)
+		return 0;
+	snprintf(err, errlen, "cannot use caFile %s: %s",
+	         fresh->ca_file ? fresh->ca_file : "(system)", strerror(-r));
+	if (upstream_transport_new(d, &d->cfg, &d->transport) < 0) {
+		log_err("cannot make a transport again: stopping");
+		dsd_stop(d, 1);
+	}
+	return r;
+}
+
 int dsd_reload(struct dsd *d, char *err, size_t errlen)
 {
 	struct dsd_config fresh;
 	struct conn_options co;
 	struct conn_input in = {.kind = CONN_IN_RESTART};
-	struct transport *tls_changed = NULL;
-	bool restart;
+	bool restart, swapped = false;
 	int r;
 
 	if (d->config_path == NULL) {
@@ -300,17 +335,19 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 			         "the new connection options are unusable");
 	}
 	if (r == 0 && str_differs(fresh.ca_file, d->cfg.ca_file)) {
-		/* The trusted CAs are fixed when a transport is made. */
-		r = upstream_transport_new(d, &fresh, &tls_changed);
-		if (r < 0)
-			snprintf(err, errlen, "cannot use caFile %s: %s",
-			         fresh.ca_file ? fresh.ca_file : "(system)",
-			         strerror(-r));
+		r = swap_transport(d, &fresh, err, errlen);
+		swapped = true;
 	}
 	if (r < 0) {
 		log_err("reload refused, keeping the running configuration: %s",
 		        err);
 		config_free(&fresh);
+		if (swapped && !d->conn.closed && wants_connection(d)) {
+			/* The old connection went with the old transport. */
+			in.text =
+			        "connection made again after a refused caFile";
+			upstream_feed(d, &in);
+		}
 		sd_notify(0, "READY=1");
 		return r;
 	}
@@ -323,18 +360,8 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 		log_warn("reload: [ipc] limits change only on restart");
 	restart = str_differs(fresh.url, d->cfg.url) ||
 	          str_differs(fresh.auth_json, d->cfg.auth_json) ||
-	          tls_changed != NULL;
+	          str_differs(fresh.ca_file, d->cfg.ca_file);
 	conn_set_options(&d->conn, &co);
-	if (tls_changed != NULL) {
-		/* The old transport's connection goes with it (its unwritten
-		 * emits are taken back first); the restart below makes the
-		 * next one on the new transport. */
-		transport_disconnect(d->transport, conn_generation(&d->conn));
-		pubsub_take_back_unsent(d, d->transport);
-		transport_free(d->transport);
-		d->transport = tls_changed;
-		d->ready_gen = 0;
-	}
 	/* Keep the socket path and [ipc] limits we actually run with. */
 	free(fresh.socket_path);
 	fresh.socket_path = d->cfg.socket_path;
@@ -349,8 +376,7 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	log_notice("configuration reloaded from %s%s", d->config_path,
 	           restart ? "; new URL, credentials or CA: fresh connection"
 	                   : "");
-	if (restart && !d->conn.closed &&
-	    conn_get_state(&d->conn) != CONN_OFFLINE) {
+	if (restart && !d->conn.closed && wants_connection(d)) {
 		in.text = "configuration reloaded with a new URL, credentials "
 		          "or CA";
 		upstream_feed(d, &in);
