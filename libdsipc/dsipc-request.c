@@ -405,18 +405,8 @@ static int check_emit(dsipc *c, const char *name, const char *json)
 
 DSIPC_EXPORT int dsipc_emit(dsipc *c, const char *name, const char *json)
 {
-	int r;
-
-	if (!c)
-		return -EINVAL;
-	if (c->free_pending)
-		return -ECANCELED;
-	r = check_emit(c, name, json);
-	if (r < 0)
-		return r;
-	/* The name is kept so a refusal can say which event it was. */
-	return dsipc_send_request(c, IPC_EMIT, name, json, NULL, NULL, NULL,
-	                          true);
+	/* Without a callback a refusal goes to the error callback. */
+	return dsipc_emit_async(c, name, json, NULL, NULL);
 }
 
 DSIPC_EXPORT int dsipc_emit_async(dsipc *c, const char *name, const char *json,
@@ -431,6 +421,8 @@ DSIPC_EXPORT int dsipc_emit_async(dsipc *c, const char *name, const char *json,
 	r = check_emit(c, name, json);
 	if (r < 0)
 		return r;
+	/* Without a callback the name is kept, so a refusal reaching the
+	 * error callback can say which event it was. */
 	return dsipc_send_request(c, IPC_EMIT, name, json, cb, userdata, NULL,
 	                          !cb);
 }
