@@ -61,6 +61,8 @@ static int parse_socket(struct parser *, const struct config_item *,
 static int parse_overflow(struct parser *, const struct config_item *,
                           const char *, struct dsd_config *);
 
+#define CA_SCAN_MAX (64 * 1024)
+
 /*
  * The one table.  X(section, key, parser, field, min, max); it expands into
  * the parse table, the key list and an index per key.
@@ -451,6 +453,34 @@ static int parse_auth_file(struct parser *p, const struct config_item *it,
 	return 0;
 }
 
+/* 1 when the file holds a PEM certificate near its start, 0 when not. */
+static int has_pem_certificate(int fd)
+{
+	static const char marker[] = "-----BEGIN CERTIFICATE-----";
+	char *buf = malloc(CA_SCAN_MAX + 1);
+	size_t len = 0;
+	ssize_t n;
+	int r;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	while (len < CA_SCAN_MAX &&
+	       (n = read(fd, buf + len, CA_SCAN_MAX - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			free(buf);
+			return r;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	r = memmem(buf, len, marker, sizeof(marker) - 1) != NULL;
+	free(buf);
+	return r;
+}
+
 static int parse_ca_file(struct parser *p, const struct config_item *it,
                          const char *value, struct dsd_config *c)
 {
@@ -468,7 +498,19 @@ static int parse_ca_file(struct parser *p, const struct config_item *it,
 		free(path);
 		return r;
 	}
+	/* libwebsockets only logs a CA file it cannot use and goes on
+	 * trusting the system store alone: catch the usual mistake here. */
+	r = has_pem_certificate(fd);
 	close(fd);
+	if (r <= 0) {
+		r = perr(p, "%s \"%s\": %s", it->key, quote(path, q, sizeof(q)),
+		         r < 0 ? strerror(-r)
+		               : "no PEM certificate (-----BEGIN "
+		                 "CERTIFICATE-----) "
+		                 "in its first 64 KiB");
+		free(path);
+		return r;
+	}
 	free(c->ca_file);
 	c->ca_file = path;
 	return 0;

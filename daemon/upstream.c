@@ -4,6 +4,7 @@
  * transport reports into its inputs, and keeps its one timer armed.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +226,9 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 	struct dsd *d = userdata;
 	struct conn_input in = {
 	        .kind = CONN_IN_SOCKET_CLOSED, .gen = gen, .text = reason};
+	/* Only the current attempt's socket matters; older ones were given
+	 * up on already (a reload, a redirect, a deadline). */
+	bool current = gen == conn_generation(&d->conn);
 
 	if (d->ready_gen == gen)
 		d->ready_gen = 0;
@@ -235,13 +239,18 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 	pubsub_take_back_unsent(d, d->transport);
 	/* A failed attempt that keeps us RECONNECTING is no transition, but an
 	 * operator wants to see it: rate-limited, as these repeat. */
-	if (conn_get_state(&d->conn) == CONN_RECONNECTING &&
-	    conn_generation(&d->conn) != gen)
-		log_full_ratelimited(
-		        &d->reconnect_log, dsd_now(), LOG_WARNING,
-		        "%s (attempt %u failed, next in %lld ms)",
-		        conn_reason(&d->conn), conn_attempt(&d->conn),
-		        (long long)conn_next_retry_in(&d->conn, dsd_now()));
+	if (current && conn_get_state(&d->conn) == CONN_RECONNECTING) {
+		int64_t next = conn_next_retry_in(&d->conn, dsd_now());
+		char when[32] = "at once";
+
+		if (next >= 0)
+			snprintf(when, sizeof(when), "in %lld ms",
+			         (long long)next);
+		log_full_ratelimited(&d->reconnect_log, dsd_now(), LOG_WARNING,
+		                     "%s (attempt %u failed; next %s)",
+		                     conn_reason(&d->conn),
+		                     conn_attempt(&d->conn), when);
+	}
 }
 
 static void on_drained(uint32_t gen, void *userdata)

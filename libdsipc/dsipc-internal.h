@@ -57,6 +57,7 @@ struct req {
 	dsipc_emit_cb emit_cb;
 	void *userdata;
 	struct waiter *w; /* a blocking caller, or NULL */
+	bool abandoned;   /* its blocking caller gave up: drop the reply */
 };
 
 enum hello_state {

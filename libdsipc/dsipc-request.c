@@ -106,7 +106,13 @@ void dsipc_handle_reply(dsipc *c, const struct ipc_msg *m)
 		return;
 	q = req_take(c, m->id);
 	if (!q)
-		return; /* a blocking caller gave up on it */
+		return;
+	if (q->abandoned) {
+		/* Its caller already returned -ETIMEDOUT (or the like): a late
+		 * refusal is no news for the error callback. */
+		req_free(q);
+		return;
+	}
 	if (m->type == IPC_ERROR)
 		result = dsipc_errno_of(m);
 	if (q->w) {
@@ -235,8 +241,10 @@ static int request_sync(dsipc *c, int type, const char *name, const char *data,
 	if (!w->done) {
 		/* Giving up: a late reply must not write to our stack. */
 		struct req *q = req_find(c, id);
-		if (q)
+		if (q) {
 			q->w = NULL;
+			q->abandoned = true;
+		}
 		if (r == -ETIMEDOUT)
 			dsipc_set_last_error(c, "dsd did not answer in time");
 		return r;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -362,6 +363,13 @@ static int make_room(dsipc *c)
 		c->in_len -= c->in_off;
 		c->in_off = 0;
 	}
+	/* Give back what one big frame needed once it is gone, so a handle
+	 * does not keep a megabyte for the rest of its life. */
+	if (c->in_len == 0 && c->in_cap > IN_CHUNK) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
 	/* A partial frame announces its size: make it fit (already checked
 	 * against IPC_MAX_FRAME by ipc_frame_peek()). */
 	if (c->in_len >= IPC_HEADER_SIZE) {
@@ -499,6 +507,10 @@ DSIPC_EXPORT int dsipc_is_connected(dsipc *c)
 static int open_socket(const char *path, int *ret_fd)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {
+	        .tv_sec = DSIPC_HELLO_TIMEOUT_MS / 1000,
+	        .tv_usec = DSIPC_HELLO_TIMEOUT_MS % 1000 * 1000,
+	};
 	int fd, flags;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -507,12 +519,20 @@ static int open_socket(const char *path, int *ret_fd)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* Connecting to a local stream socket never waits for the peer. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = -errno;
+	/*
+	 * A local connect waits only while the listener's backlog is full
+	 * (dsd hung or swamped), and then without end unless the socket has
+	 * a send timeout: bound it like the HELLO wait.  It then fails with
+	 * EAGAIN.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = errno == EAGAIN ? -ETIMEDOUT : -errno;
 		close(fd);
 		return r;
 	}
+	tv.tv_sec = tv.tv_usec = 0;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
 		int r = -errno;

@@ -34,6 +34,10 @@ struct dsipc_libevent {
 	struct event *ev_read;
 	struct event *ev_write;
 	bool writing;
+	/* Inside dsipc_process(): a callback may detach (and free the
+	 * handle); the adapter is then freed only once process returns. */
+	bool dispatching;
+	bool detached;
 	dsipc_libevent_closed_cb closed_cb;
 	void *userdata;
 };
@@ -82,7 +86,13 @@ static inline void dsipc_libevent_ready_(evutil_socket_t fd, short what,
 
 	(void)fd;
 	(void)what;
+	a->dispatching = true;
 	r = dsipc_process(a->c);
+	a->dispatching = false;
+	if (a->detached) {
+		free(a);
+		return;
+	}
 	if (r < 0) {
 		dsipc_libevent_stop_(a, r);
 		return;
@@ -128,7 +138,8 @@ static inline int dsipc_libevent_attach(dsipc *c, struct event_base *base,
 	return 0;
 }
 
-/* NULL-safe; returns NULL.  Does not call closed_cb. */
+/* NULL-safe; returns NULL.  Does not call closed_cb.  Allowed inside the
+ * handle's callbacks (then before any dsipc_free() there). */
 static inline struct dsipc_libevent *
 dsipc_libevent_detach(struct dsipc_libevent *a)
 {
@@ -137,7 +148,10 @@ dsipc_libevent_detach(struct dsipc_libevent *a)
 	a->closed_cb = NULL;
 	if (a->ev_read)
 		dsipc_libevent_stop_(a, 0);
-	free(a);
+	if (a->dispatching)
+		a->detached = true; /* dsipc_libevent_ready_() frees it */
+	else
+		free(a);
 	return NULL;
 }
 

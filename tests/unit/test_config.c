@@ -120,7 +120,8 @@ END_TEST
 
 START_TEST(test_every_key)
 {
-	write_file("ca.pem", "not really a certificate\n");
+	write_file("ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n"
+	                     "-----END CERTIFICATE-----\n");
 	ck_assert_int_eq(
 	        load_str("[platform]\n"
 	                 "url = wss://ds.example.com:6020/deepstream\n"
@@ -666,6 +667,18 @@ START_TEST(test_free_safe)
 }
 END_TEST
 
+/* A CA file without a PEM certificate is an error, not a silent no-op. */
+START_TEST(test_ca_file_must_be_pem)
+{
+	write_file("junk.pem", "this is not a certificate\n");
+	ck_assert_int_eq(load_str("[platform]\nurl = ws://h/deepstream\n"
+	                          "caFile = junk.pem\n"),
+	                 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "dsd.conf:3"));
+	ck_assert_ptr_nonnull(strstr(err, "no PEM certificate"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -691,6 +704,7 @@ int main(void)
 	tcase_add_test(tc, test_dropins);
 	tcase_add_test(tc, test_dropin_url_only_and_missing_url);
 	tcase_add_test(tc, test_free_safe);
+	tcase_add_test(tc, test_ca_file_must_be_pem);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dsipc-internal.h" /* white-box: the input buffer's size */
 #include "dsipc-libevent.h"
 #include "dsipc.h"
 #include "ipcproto.h"
@@ -1014,6 +1015,181 @@ START_TEST(test_libevent_adapter)
 }
 END_TEST
 
+/* A callback may detach the adapter (and then free the handle). */
+struct detacher {
+	struct dsipc_libevent *a;
+	dsipc *c;
+	bool free_too;
+	int calls;
+};
+
+static void detach_in_event(dsipc *c, const char *name, const char *json,
+                            void *ud)
+{
+	struct detacher *x = ud;
+
+	(void)c;
+	(void)name;
+	(void)json;
+	x->calls++;
+	x->a = dsipc_libevent_detach(x->a);
+	if (x->free_too)
+		x->c = dsipc_free(x->c);
+}
+
+START_TEST(test_libevent_detach_in_callback)
+{
+	struct event_base *base = event_base_new();
+	struct detacher x = {0};
+	struct fake f;
+	struct ipc_msg m;
+	dsipc *c = setup(&f);
+	struct ipc_msg ev = {.type = IPC_EVENT, .name = "x"};
+	int k;
+
+	x.c = c;
+	x.free_too = _i == 1;
+	ck_assert_int_eq(dsipc_libevent_attach(c, base, NULL, NULL, &x.a), 0);
+	ck_assert_int_eq(dsipc_subscribe(c, "x", detach_in_event, &x, NULL),
+	                 0);
+	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
+	ipc_msg_clear(&m);
+	srv_send(f.sfd, &ev);
+	for (k = 0; k < 50 && x.calls == 0; k++)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_ptr_null(x.a);
+	/* Detached: the loop no longer drives the handle (nor touches the
+	 * freed adapter, which ASan would catch). */
+	if (x.c)
+		srv_send(f.sfd, &ev);
+	for (k = 0; k < 5; k++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(x.calls, 1);
+	if (x.c) {
+		ck_assert_int_eq(pump(c), 0);
+		ck_assert_int_eq(x.calls, 2);
+		dsipc_free(c);
+	}
+	event_base_free(base);
+	fake_close(&f);
+}
+END_TEST
+
+/* dsd not accepting (hung) with a full backlog: connect must not block. */
+START_TEST(test_connect_backlog_full)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct fake f;
+	int fill[4], k, n = 0;
+	dsipc *c;
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	close(f.lfd);
+	unlink(f.path);
+	strcpy(sa.sun_path, f.path);
+	f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(f.lfd, 0), 0);
+	for (k = 0; k < 4; k++) {
+		fill[k] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (connect(fill[k], (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			ck_assert_int_eq(errno, EAGAIN);
+		else
+			n++;
+	}
+	ck_assert_int_ge(n, 1); /* the backlog is full now */
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	alarm(20); /* the bug was a connect() that never returned */
+	ck_assert_int_eq(dsipc_connect(c, f.path), -ETIMEDOUT);
+	alarm(0);
+	ck_assert(!dsipc_is_connected(c));
+	ck_assert_ptr_nonnull(strstr(dsipc_last_error(c), "timed out"));
+	dsipc_free(c);
+	for (k = 0; k < 4; k++)
+		close(fill[k]);
+	fake_close(&f);
+}
+END_TEST
+
+/* A reply to a request whose blocking caller gave up is dropped quietly. */
+START_TEST(test_late_reply_dropped)
+{
+	struct rec e = {0};
+	struct fake f;
+	struct ipc_msg m;
+	dsipc *c = setup(&f);
+	struct ipc_msg err = {.type = IPC_ERROR,
+	                      .has_id = true,
+	                      .has_code = true,
+	                      .code = -EPERM,
+	                      .text = "late"};
+
+	dsipc_set_error_cb(c, rec_error, &e);
+	ck_assert_int_eq(dsipc_pause(c, 30), -ETIMEDOUT);
+	srv_expect(f.sfd, IPC_PAUSE, &m);
+	err.id = m.id;
+	ipc_msg_clear(&m);
+	srv_send(f.sfd, &err);
+	ck_assert_int_eq(pump(c), 0);
+	ck_assert_int_eq(e.calls, 0);
+	dsipc_free(c);
+	fake_close(&f);
+}
+END_TEST
+
+struct sender {
+	int fd;
+	const struct ipc_msg *m;
+};
+
+static void *send_in_thread(void *arg)
+{
+	struct sender *x = arg;
+
+	srv_send(x->fd, x->m);
+	return NULL;
+}
+
+/* The room one big frame needed is given back once it is handled. */
+START_TEST(test_input_buffer_shrinks)
+{
+	struct rec a = {0};
+	struct fake f;
+	struct ipc_msg m;
+	dsipc *c = setup(&f);
+	size_t n = 900 * 1024;
+	char *big = malloc(n + 1);
+	struct ipc_msg ev = {.type = IPC_EVENT, .name = "x"};
+	int k;
+
+	memset(big, '1', n);
+	big[n] = 0;
+	ev.data = big;
+	ev.data_len = n;
+	ck_assert_int_eq(dsipc_subscribe(c, "x", rec_event, &a, NULL), 0);
+	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
+	ipc_msg_clear(&m);
+	struct sender snd = {.fd = f.sfd, .m = &ev};
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, send_in_thread, &snd), 0);
+	for (k = 0; k < 1000 && a.calls == 0; k++)
+		ck_assert_int_eq(pump(c), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(a.calls, 1);
+	ev.data = "2";
+	ev.data_len = 1;
+	srv_send(f.sfd, &ev);
+	ck_assert_int_eq(pump(c), 0);
+	ck_assert_int_eq(a.calls, 2);
+	ck_assert_uint_le(c->in_cap, 64 * 1024);
+	free(big);
+	dsipc_free(c);
+	fake_close(&f);
+}
+END_TEST
+
 static Suite *libdsipc_suite(void)
 {
 	Suite *s = suite_create("libdsipc");
@@ -1038,6 +1214,10 @@ static Suite *libdsipc_suite(void)
 	tcase_add_test(t, test_output_bounded);
 	tcase_add_test(t, test_wait_event);
 	tcase_add_test(t, test_libevent_adapter);
+	tcase_add_loop_test(t, test_libevent_detach_in_callback, 0, 2);
+	tcase_add_test(t, test_connect_backlog_full);
+	tcase_add_test(t, test_late_reply_dropped);
+	tcase_add_test(t, test_input_buffer_shrinks);
 	suite_add_tcase(s, t);
 	return s;
 }
