@@ -276,6 +276,13 @@ static int cmd_subscribe(dsipc *c, struct sub_ctx *x, char **names, int n)
 
 	dsipc_set_error_cb(c, on_error, x);
 	for (k = 0; k < n; k++) {
+		int j;
+
+		/* A name given twice would print and count each event twice. */
+		for (j = 0; j < k && strcmp(names[j], names[k]) != 0; j++)
+			;
+		if (j < k)
+			continue;
 		r = dsipc_subscribe(c, names[k], on_event, x, NULL);
 		if (r < 0)
 			return fail(c, "subscribe", r);

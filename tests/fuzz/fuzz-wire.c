@@ -187,7 +187,7 @@ static void from_bytes(const uint8_t *data, size_t size)
 		}
 	}
 
-	/* Text that is not UTF-8 is the one reason to refuse. */
+	/* The encoder refuses text that is not UTF-8: nothing to compare. */
 	if (wire_encoded_size(&m, &enc_size) == -EINVAL)
 		goto out;
 	enc = encode_exact(&m, &len);

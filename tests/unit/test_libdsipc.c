@@ -1050,8 +1050,7 @@ START_TEST(test_libevent_detach_in_callback)
 	x.c = c;
 	x.free_too = _i == 1;
 	ck_assert_int_eq(dsipc_libevent_attach(c, base, NULL, NULL, &x.a), 0);
-	ck_assert_int_eq(dsipc_subscribe(c, "x", detach_in_event, &x, NULL),
-	                 0);
+	ck_assert_int_eq(dsipc_subscribe(c, "x", detach_in_event, &x, NULL), 0);
 	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
 	ipc_msg_clear(&m);
 	srv_send(f.sfd, &ev);
