@@ -52,6 +52,8 @@ struct ipc_client {
 	pid_t pid;
 	uid_t uid;
 	struct event *rev, *wev;
+	struct event *hello_ev; /* until HELLO: a slot held by a silent
+	                           connection is given back */
 	struct ipc_buf in, out;
 	bool hello_done;
 	bool closing;
@@ -212,6 +214,8 @@ static void client_free(struct ipc_client *c)
 {
 	event_free(c->rev);
 	event_free(c->wev);
+	if (c->hello_ev)
+		event_free(c->hello_ev);
 	if (c->fd >= 0)
 		close(c->fd);
 	ipc_buf_free(&c->in);
@@ -270,6 +274,7 @@ static void dispatch_hello(struct ipc_client *c, const struct ipc_msg *m)
 		return;
 	}
 	c->hello_done = true;
+	event_del(c->hello_ev);
 	if (m->text)
 		snprintf(c->name, sizeof(c->name), "%s", m->text);
 	ok.text = s->name;
@@ -414,8 +419,26 @@ static void peer_cred(int fd, pid_t *ret_pid, uid_t *ret_uid)
 	}
 }
 
+static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct ipc_client *c = arg;
+	char why[REASON_MAX];
+
+	(void)fd;
+	(void)what;
+	if (c->hello_done)
+		return;
+	snprintf(why, sizeof(why), "no HELLO within %u ms",
+	         c->srv->lim.hello_timeout_ms);
+	ipc_client_close(c, why);
+}
+
 static int client_new(struct ipc_server *s, int fd, pid_t pid, uid_t uid)
 {
+	struct timeval tv = {
+	        .tv_sec = s->lim.hello_timeout_ms / 1000,
+	        .tv_usec = (suseconds_t)(s->lim.hello_timeout_ms % 1000) * 1000,
+	};
 	struct ipc_client *c = calloc(1, sizeof(*c));
 
 	if (!c)
@@ -431,11 +454,15 @@ static int client_new(struct ipc_server *s, int fd, pid_t pid, uid_t uid)
 	ipc_buf_init(&c->out, s->lim.client_out_limit);
 	c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
 	c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-	if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+	c->hello_ev = evtimer_new(s->base, on_hello_timeout, c);
+	if (!c->rev || !c->wev || !c->hello_ev || event_add(c->rev, NULL) < 0 ||
+	    evtimer_add(c->hello_ev, &tv) < 0) {
 		if (c->rev)
 			event_free(c->rev);
 		if (c->wev)
 			event_free(c->wev);
+		if (c->hello_ev)
+			event_free(c->hello_ev);
 		free(c);
 		return -ENOMEM;
 	}
@@ -610,6 +637,8 @@ int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
 		s->lim.max_clients = IPC_SERVER_DEFAULT_MAX_CLIENTS;
 	if (!s->lim.client_out_limit)
 		s->lim.client_out_limit = IPC_SERVER_DEFAULT_OUT_LIMIT;
+	if (!s->lim.hello_timeout_ms)
+		s->lim.hello_timeout_ms = IPC_SERVER_DEFAULT_HELLO_TIMEOUT_MS;
 	s->path = strdup(path);
 	s->name = strdup(DEFAULT_NAME);
 	if (!s->path || !s->name) {

@@ -25,15 +25,18 @@ struct ipc_server;
 struct ipc_client;
 
 /* Defaults used for a zero field (or a NULL limits pointer). */
-#define IPC_SERVER_DEFAULT_MAX_CLIENTS 64
-#define IPC_SERVER_DEFAULT_OUT_LIMIT   (4 * 1024 * 1024)
+#define IPC_SERVER_DEFAULT_MAX_CLIENTS      64
+#define IPC_SERVER_DEFAULT_OUT_LIMIT        (4 * 1024 * 1024)
+#define IPC_SERVER_DEFAULT_HELLO_TIMEOUT_MS 5000
 
 struct ipc_server_limits {
-	uint32_t max_clients;    /* connections past this get ERROR -EUSERS */
-	size_t client_out_limit; /* bytes queued for one client; a frame
-	                            bigger than this can never be sent, so
-	                            keep it >= IPC_HEADER_SIZE + IPC_MAX_FRAME
-	                          */
+	uint32_t max_clients;      /* connections past this get ERROR -EUSERS */
+	size_t client_out_limit;   /* bytes queued for one client; a frame
+	                              bigger than this can never be sent, so
+	                              keep it >= IPC_HEADER_SIZE + IPC_MAX_FRAME
+	                            */
+	uint32_t hello_timeout_ms; /* a connection that has not said HELLO by
+	                              then is closed; 0: the default (5 s) */
 };
 
 struct ipc_server_callbacks {

@@ -848,6 +848,31 @@ START_TEST(test_passed_fd)
 }
 END_TEST
 
+/* A connection that never says HELLO gives its slot back. */
+START_TEST(test_hello_timeout)
+{
+	struct ipc_server_limits lim = {.max_clients = 1,
+	                                .hello_timeout_ms = 100};
+	struct tcli *silent, *ok;
+	long t0;
+
+	ck_assert_int_eq(start_server(&lim), 0);
+	t0 = now_ms();
+	silent = cli_new();
+	expect_eof(silent);
+	ck_assert_int_ge(now_ms() - t0, 90);
+	wait_for(&seen.disconnected, 1);
+	ck_assert_str_eq(seen.reason, "no HELLO within 100 ms");
+	/* The slot is free again, and HELLO in time keeps a client. */
+	ok = cli_hello();
+	pump(300);
+	status_roundtrip(ok, 1);
+	cli_free(ok);
+	wait_for(&seen.disconnected, 2);
+	cli_free(silent);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ipc_server");
@@ -864,6 +889,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_oversize_header);
 	tcase_add_test(tc, test_max_frame_request);
 	tcase_add_test(tc, test_max_clients);
+	tcase_add_test(tc, test_hello_timeout);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_close_inside_callback);
 	tcase_add_test(tc, test_stale_socket_replaced);
