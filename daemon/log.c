@@ -9,6 +9,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -47,11 +48,25 @@ static int clamp_level(int level)
 	return level;
 }
 
+/*
+ * systemd sets JOURNAL_STREAM=DEV:INODE for a service whose stderr goes to
+ * the journal.  Only when stderr still is that stream (not a terminal a
+ * child of such a service was started from) do priority prefixes belong.
+ */
 enum log_target log_target_detect(void)
 {
 	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
 
-	return e && *e ? LOG_TARGET_JOURNAL : LOG_TARGET_CONSOLE;
+	if (e == NULL || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return LOG_TARGET_CONSOLE;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return LOG_TARGET_CONSOLE;
+	if ((unsigned long long)st.st_dev != dev ||
+	    (unsigned long long)st.st_ino != ino)
+		return LOG_TARGET_CONSOLE;
+	return LOG_TARGET_JOURNAL;
 }
 
 void log_init(enum log_target target, int max_level)

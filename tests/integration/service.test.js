@@ -214,3 +214,34 @@ test('dsctl exits 3 when dsd is unreachable, 2 on bad usage', async () => {
   r = await run('frobnicate');
   assert.equal(r.code, 2);
 });
+
+test('under systemd (JOURNAL_STREAM) log lines carry sd-daemon priority prefixes; -f gives readable lines', async () => {
+  const s = await server({ auth: 'open' });
+  const dir = makeTempDir('journal');
+  const conf = path.join(dir, 'dsd.conf');
+  fs.writeFileSync(conf, `[platform]\nurl = ${s.url}\n[ipc]\nsocket = ${path.join(dir, 'dsd.sock')}\n`);
+  // stderr goes to a file; JOURNAL_STREAM names that file, as systemd names
+  // the journal's stream, or something else.
+  const runFor = async (args, journal) => {
+    const logPath = path.join(dir, `stderr-${args.length}-${journal}.log`);
+    const fd = fs.openSync(logPath, 'w');
+    const st = fs.fstatSync(fd);
+    const env = { ...process.env, JOURNAL_STREAM: journal === 'match' ? `${st.dev}:${st.ino}` : '8:12345' };
+    const child = track(spawn(binaries().dsd, args, { env, stdio: ['ignore', 'ignore', fd] }));
+    fs.closeSync(fd);
+    const text = () => fs.readFileSync(logPath, 'utf8');
+    await waitUntil(() => /OPEN/.test(text()), { timeoutMs: 10000, what: 'dsd to log OPEN', detail: text });
+    child.kill('SIGTERM');
+    await waitExit(child, 5000);
+    return text().trim().split('\n');
+  };
+  const journal = await runFor(['-c', conf], 'match');
+  assert.ok(journal.every((l) => /^<[0-7]>/.test(l)), journal.join('\n'));
+  assert.ok(journal.some((l) => /^<6>AUTHENTICATING -> OPEN/.test(l)), 'transitions at info (6)');
+  const readable = /^\d{4}-\d\d-\d\dT\S+Z dsd \w+: /;
+  const fg = await runFor(['-f', '-c', conf], 'match');
+  assert.ok(fg.every((l) => readable.test(l)), fg.join('\n'));
+  // An inherited JOURNAL_STREAM that is not our stderr: readable lines.
+  const other = await runFor(['-c', conf], 'other');
+  assert.ok(other.every((l) => readable.test(l)), other.join('\n'));
+});

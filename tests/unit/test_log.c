@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -274,8 +275,20 @@ START_TEST(test_detect)
 	ck_assert_int_eq(log_target_detect(), LOG_TARGET_CONSOLE);
 	setenv("JOURNAL_STREAM", "", 1);
 	ck_assert_int_eq(log_target_detect(), LOG_TARGET_CONSOLE);
+	/* Set, but stderr is something else (a terminal, a pipe). */
 	setenv("JOURNAL_STREAM", "8:12345", 1);
+	ck_assert_int_eq(log_target_detect(), LOG_TARGET_CONSOLE);
+	setenv("JOURNAL_STREAM", "garbage", 1);
+	ck_assert_int_eq(log_target_detect(), LOG_TARGET_CONSOLE);
+	/* stderr is the stream systemd named. */
+	struct stat st;
+	char v[64];
+	ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+	snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", v, 1);
 	ck_assert_int_eq(log_target_detect(), LOG_TARGET_JOURNAL);
+	unsetenv("JOURNAL_STREAM");
 }
 END_TEST
 
