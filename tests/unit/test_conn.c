@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "conn.h"
 
 #define URL "ws://127.0.0.1:6020/deepstream"
@@ -743,11 +744,5 @@ static Suite *conn_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(conn_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(conn_suite());
 }

@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "check-run.h"
 #include "ipc_server.h"
 #include "ipcproto.h"
 
@@ -902,11 +903,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(suite());
 }

@@ -12,6 +12,7 @@
 
 #include <msgpack.h>
 
+#include "check-run.h"
 #include "ipcproto.h"
 
 /* ---- helpers ---- */
@@ -843,11 +844,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(suite());
 }

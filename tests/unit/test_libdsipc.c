@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "dsipc-internal.h" /* white-box: the input buffer's size */
 #include "dsipc-libevent.h"
 #include "dsipc.h"
@@ -1223,11 +1224,5 @@ static Suite *libdsipc_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(libdsipc_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(libdsipc_suite());
 }

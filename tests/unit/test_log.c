@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "log.h"
 
 static const char *esc(const char *s, size_t len, size_t buflen)
@@ -346,8 +347,6 @@ int main(void)
 {
 	Suite *s = suite_create("log");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_escape_plain);
 	tcase_add_test(tc, test_escape_controls);
@@ -362,9 +361,5 @@ int main(void)
 	tcase_add_test(tc, test_detect);
 	tcase_add_test(tc, test_threads_whole_lines);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

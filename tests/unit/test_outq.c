@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "outq.h"
 
 static struct outq *mkq(size_t max_messages, uint64_t max_bytes,
@@ -511,11 +512,5 @@ static Suite *outq_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(outq_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(outq_suite());
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "subs.h"
 
 #define MAX_NAME 1024
@@ -952,11 +953,5 @@ static Suite *subs_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(subs_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(subs_suite());
 }

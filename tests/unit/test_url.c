@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "url.h"
 
 static void assert_ok(const char *s, bool tls, const char *host, unsigned port,
@@ -193,8 +194,6 @@ int main(void)
 {
 	Suite *s = suite_create("url");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_port_and_path);
@@ -206,9 +205,5 @@ int main(void)
 	tcase_add_test(tc, test_null_and_no_error_ptr);
 	tcase_add_test(tc, test_format);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }
