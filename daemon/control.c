@@ -121,7 +121,6 @@ struct dsd_client *control_client(struct dsd *d, struct ipc_client *c)
 	dc->id = ipc_client_id(c);
 	dc->slot = UINT32_MAX;
 	TAILQ_INSERT_TAIL(&d->clients, dc, entry);
-	d->client_count++;
 	ipc_client_set_data(c, dc);
 	return dc;
 }
@@ -200,7 +199,6 @@ void control_disconnected(struct ipc_client *c, const char *reason,
 		return;
 	pubsub_client_gone(d, dc);
 	TAILQ_REMOVE(&d->clients, dc, entry);
-	d->client_count--;
 	ipc_client_set_data(c, NULL);
 	free(dc);
 }

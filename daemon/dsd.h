@@ -62,7 +62,6 @@ struct dsd {
 
 	struct ipc_server *ipc;
 	struct dsd_client_list clients;
-	unsigned client_count;
 	struct outq *queue;
 	struct subs *subs;
 	struct dsd_client **slots; /* subscriber id -> client, max_clients */
