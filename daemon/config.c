@@ -87,6 +87,8 @@ static int parse_overflow(struct parser *, const struct config_item *,
 	X(ipc, maxSubscriptionsPerClient, parse_u32,                           \
 	  max_subscriptions_per_client, 1, 1024 * 1024)                        \
 	X(ipc, clientBuffer, parse_u32, client_buffer, 2 * MIB, GIB)           \
+	X(ipc, clientBufferTotal, parse_u64, client_buffer_total, 4 * MIB,     \
+	  64 * GIB)                                                            \
 	X(queue, maxMessages, parse_u32, queue_max_messages, 1, 100000000)     \
 	X(queue, maxBytes, parse_u64, queue_max_bytes, 4 * KIB, 64 * GIB)      \
 	X(queue, overflow, parse_overflow, queue_overflow, 0, 0)
@@ -557,6 +559,7 @@ int config_init(struct dsd_config *c)
 	        .max_clients = 4096,
 	        .max_subscriptions_per_client = 1024,
 	        .client_buffer = 8 * MIB,
+	        .client_buffer_total = 64 * MIB,
 	        .queue_max_messages = 100000,
 	        .queue_max_bytes = 64 * MIB,
 	        .queue_overflow = QUEUE_OVERFLOW_REJECT,

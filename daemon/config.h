@@ -54,6 +54,7 @@ struct dsd_config {
 	uint32_t max_clients;                  /* default 4096 */
 	uint32_t max_subscriptions_per_client; /* default 1024 */
 	uint32_t client_buffer; /* bytes per client output, default 8 MiB */
+	uint64_t client_buffer_total; /* all clients' buffers, default 64 MiB */
 	/* [queue] */
 	uint32_t queue_max_messages;        /* default 100000 */
 	uint64_t queue_max_bytes;           /* default 64 MiB */

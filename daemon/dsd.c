@@ -164,7 +164,7 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	        .disconnected = control_disconnected,
 	        .rejected = control_rejected,
 	};
-	struct ipc_server_limits lim;
+	struct ipc_server_limits lim = {0};
 	struct dsd *d;
 	int r;
 
@@ -201,6 +201,7 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 		goto fail;
 	lim.max_clients = d->cfg.max_clients;
 	lim.client_out_limit = d->cfg.client_buffer;
+	lim.total_buffer_limit = d->cfg.client_buffer_total;
 	r = ipc_server_new(d->base, d->cfg.socket_path, passed_fd, &lim,
 	                   &ipc_cb, d, &d->ipc);
 	if (r < 0) {
@@ -355,6 +356,7 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 		log_warn("reload: the IPC socket path changes only on restart");
 	if (fresh.max_clients != d->cfg.max_clients ||
 	    fresh.client_buffer != d->cfg.client_buffer ||
+	    fresh.client_buffer_total != d->cfg.client_buffer_total ||
 	    fresh.max_subscriptions_per_client !=
 	            d->cfg.max_subscriptions_per_client)
 		log_warn("reload: [ipc] limits change only on restart");
@@ -368,6 +370,7 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	d->cfg.socket_path = NULL;
 	fresh.max_clients = d->cfg.max_clients;
 	fresh.client_buffer = d->cfg.client_buffer;
+	fresh.client_buffer_total = d->cfg.client_buffer_total;
 	fresh.max_subscriptions_per_client =
 	        d->cfg.max_subscriptions_per_client;
 	config_free(&d->cfg);

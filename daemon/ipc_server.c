@@ -11,6 +11,14 @@
  * - A client is never freed inside a call chain that may still touch it:
  *   closing moves it to a dead list and activates a reap event; the reap
  *   runs from the loop, calls disconnected, then frees.
+ * - Memory is bounded twice: per client (one input frame, client_out_limit
+ *   of output) and for all clients together (total_buffer_limit, counted by
+ *   buffer capacity, which is what the process really holds).  Past the
+ *   total, the client holding the most is dropped: with many readers that
+ *   stopped reading, the slowest goes first and the others keep going.
+ * - A peer that closes its end right after writing is still heard out:
+ *   when a reply cannot be written (EPIPE), its output is dropped but its
+ *   input is read to the end of file, so an app's last emits are not lost.
  * - No logging here: reasons go to the callbacks, the daemon logs them.
  */
 #include <errno.h>
@@ -57,6 +65,10 @@ struct ipc_client {
 	struct ipc_buf in, out;
 	bool hello_done;
 	bool closing;
+	bool out_broken;  /* the peer cannot read any more: output dropped */
+	uint64_t held;    /* in.cap + out.cap, as counted in srv->held */
+	uint64_t stalled; /* when its output last stopped draining (srv->seq),
+	                     0 while it drains */
 	char reason[REASON_MAX];
 	char name[NAME_MAX_LEN];
 	void *data;
@@ -79,6 +91,9 @@ struct ipc_server {
 	struct ipc_client *live, *dead;
 	size_t nlive;
 	unsigned next_id;
+	uint64_t held;        /* sum of held over live clients */
+	uint64_t over_budget; /* clients dropped to keep held in bounds */
+	uint64_t seq;         /* orders the moments clients stalled */
 };
 
 /* ---- lists ---- */
@@ -103,12 +118,85 @@ static void list_push(struct ipc_client **head, struct ipc_client *c)
 	*head = c;
 }
 
-/* ---- output ---- */
+/* ---- memory ---- */
 
 static void shrink(struct ipc_buf *b)
 {
 	if (b->len == 0 && b->cap > KEEP_CAP)
 		ipc_buf_free(b);
+}
+
+/* Brings srv->held up to date after c's buffers grew or shrank.  A closing
+ * client counts as nothing: its buffers go at the next reap. */
+static void account(struct ipc_client *c)
+{
+	uint64_t now = c->closing ? 0 : (uint64_t)c->in.cap + c->out.cap;
+
+	c->srv->held = c->srv->held - c->held + now;
+	c->held = now;
+}
+
+/* The slowest reader: the one whose output has waited longest for its
+ * socket; failing that (nobody has output waiting), the one holding most. */
+static struct ipc_client *slowest(const struct ipc_server *s)
+{
+	struct ipc_client *best = NULL;
+
+	for (struct ipc_client *c = s->live; c; c = c->next) {
+		if (best == NULL)
+			best = c;
+		else if (c->stalled &&
+		         (!best->stalled || c->stalled < best->stalled))
+			best = c;
+		else if (!c->stalled && !best->stalled && c->held > best->held)
+			best = c;
+	}
+	return best;
+}
+
+static void drop_over_budget(struct ipc_client *c)
+{
+	struct ipc_server *s = c->srv;
+	char why[REASON_MAX];
+	struct ipc_msg e = {
+	        .type = IPC_ERROR, .has_code = true, .code = -ENOBUFS};
+
+	snprintf(why, sizeof(why),
+	         "slow reader: local clients' buffers over %llu bytes, "
+	         "this client was the slowest (holding %llu)",
+	         (unsigned long long)s->lim.total_buffer_limit,
+	         (unsigned long long)c->held);
+	/* Its backlog will never be read: the memory goes now, not at the
+	 * next reap, and the last try at close carries only the reason. */
+	ipc_buf_free(&c->out);
+	e.text = why;
+	(void)ipc_encode(&c->out, &e);
+	s->over_budget++;
+	ipc_client_close(c, why);
+}
+
+/* Drops the heaviest clients until all of them together fit again. */
+static void enforce_budget(struct ipc_server *s)
+{
+	while (s->held > s->lim.total_buffer_limit) {
+		struct ipc_client *c = slowest(s);
+
+		if (c == NULL)
+			break;
+		drop_over_budget(c);
+	}
+}
+
+/* ---- output ---- */
+
+/* The peer closed its end: nothing we write will be read, but what it
+ * wrote before closing is still to be handled (read until end of file). */
+static void output_broken(struct ipc_client *c)
+{
+	c->out_broken = true;
+	event_del(c->wev);
+	ipc_buf_free(&c->out);
+	account(c);
 }
 
 /* Writes what the socket takes now; arms EV_WRITE for the rest. */
@@ -125,8 +213,15 @@ static void flush(struct ipc_client *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!c->stalled)
+				c->stalled = ++c->srv->seq;
 			if (!c->closing)
 				event_add(c->wev, NULL);
+			return;
+		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET) &&
+		    !c->closing) {
+			output_broken(c);
 			return;
 		}
 		{
@@ -139,8 +234,11 @@ static void flush(struct ipc_client *c)
 		}
 		return;
 	}
+	c->stalled = 0;
 	event_del(c->wev);
 	shrink(&c->out);
+	if (!c->closing)
+		account(c);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -157,6 +255,8 @@ int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
 
 	if (c->closing)
 		return -ENOTCONN;
+	if (c->out_broken)
+		return 0;
 	r = ipc_encode(&c->out, m);
 	if (r == -ENOBUFS) {
 		char why[REASON_MAX];
@@ -171,6 +271,10 @@ int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
 	}
 	if (r < 0)
 		return r;
+	account(c);
+	enforce_budget(c->srv);
+	if (c->closing)
+		return -ENOBUFS;
 	/* With a backlog EV_WRITE is armed already and keeps the order. */
 	if (!backlog)
 		flush(c);
@@ -202,10 +306,12 @@ void ipc_client_close(struct ipc_client *c, const char *reason)
 		return;
 	c->closing = true;
 	snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
+	shrink(&c->out);
 	event_del(c->rev);
 	event_del(c->wev);
 	list_remove(&s->live, c);
 	s->nlive--;
+	account(c);
 	list_push(&s->dead, c);
 	event_active(s->reap_ev, 0, 0);
 }
@@ -341,6 +447,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		ipc_client_close(c, "out of memory");
 		return;
 	}
+	account(c);
+	enforce_budget(c->srv);
+	if (c->closing)
+		return;
 	n = recv(fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
 	if (n == 0) {
 		ipc_client_close(c, "closed by peer");
@@ -382,6 +492,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	ipc_buf_consume(&c->in, pos);
 	shrink(&c->in);
+	account(c);
 }
 
 /* ---- accepting ---- */
@@ -639,6 +750,8 @@ int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
 		s->lim.client_out_limit = IPC_SERVER_DEFAULT_OUT_LIMIT;
 	if (!s->lim.hello_timeout_ms)
 		s->lim.hello_timeout_ms = IPC_SERVER_DEFAULT_HELLO_TIMEOUT_MS;
+	if (!s->lim.total_buffer_limit)
+		s->lim.total_buffer_limit = IPC_SERVER_DEFAULT_TOTAL_LIMIT;
 	s->path = strdup(path);
 	s->name = strdup(DEFAULT_NAME);
 	if (!s->path || !s->name) {
@@ -707,6 +820,17 @@ int ipc_server_set_name(struct ipc_server *s, const char *name)
 size_t ipc_server_client_count(const struct ipc_server *s)
 {
 	return s->nlive;
+}
+
+void ipc_server_get_stats(const struct ipc_server *s,
+                          struct ipc_server_stats *ret)
+{
+	*ret = (struct ipc_server_stats){
+	        .clients = s->nlive,
+	        .buffered = s->held,
+	        .buffered_limit = s->lim.total_buffer_limit,
+	        .over_budget = s->over_budget,
+	};
 }
 
 /* ---- accessors ---- */

@@ -28,6 +28,7 @@ struct ipc_client;
 #define IPC_SERVER_DEFAULT_MAX_CLIENTS      64
 #define IPC_SERVER_DEFAULT_OUT_LIMIT        (4 * 1024 * 1024)
 #define IPC_SERVER_DEFAULT_HELLO_TIMEOUT_MS 5000
+#define IPC_SERVER_DEFAULT_TOTAL_LIMIT      (64 * 1024 * 1024)
 
 struct ipc_server_limits {
 	uint32_t max_clients;      /* connections past this get ERROR -EUSERS */
@@ -37,6 +38,17 @@ struct ipc_server_limits {
 	                            */
 	uint32_t hello_timeout_ms; /* a connection that has not said HELLO by
 	                              then is closed; 0: the default (5 s) */
+	uint64_t total_buffer_limit; /* buffer memory (input and output, by
+	                                capacity) held for all clients
+	                                together; past it the slowest reader
+	                                (output waiting longest) is dropped */
+};
+
+struct ipc_server_stats {
+	size_t clients;          /* connected, not being closed */
+	uint64_t buffered;       /* buffer bytes held for them now */
+	uint64_t buffered_limit; /* total_buffer_limit in force */
+	uint64_t over_budget;    /* clients dropped to stay under it */
 };
 
 struct ipc_server_callbacks {
@@ -98,14 +110,21 @@ void ipc_server_free(struct ipc_server *s);
 int ipc_server_set_name(struct ipc_server *s, const char *name);
 /* Clients that are connected and not being closed. */
 size_t ipc_server_client_count(const struct ipc_server *s);
+void ipc_server_get_stats(const struct ipc_server *s,
+                          struct ipc_server_stats *ret);
 
 /*
  * Queues one message for the client (encoded now) and writes what the
  * socket takes without blocking; the rest goes out when it is writable.
  * Returns 0, -ENOTCONN when the client is closing, -ENOBUFS when the
- * client's output would pass client_out_limit (the client is then closed as
- * a slow reader), or -EINVAL/-EMSGSIZE for a message that cannot be
- * encoded (the client is kept).
+ * client's output would pass client_out_limit, or when all clients' buffers
+ * together would pass total_buffer_limit and this client is the slowest
+ * reader (the client is then closed as a slow reader), or -EINVAL/-EMSGSIZE for
+ * a message that cannot be encoded (the client is kept).
+ *
+ * A client whose socket can no longer be written (it closed its end) stays
+ * until its end of file is read, so every request it wrote before closing
+ * is still handled; what is sent to it meanwhile is dropped and 0 returned.
  */
 int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m);
 /*

@@ -27,17 +27,19 @@ char *status_json(struct dsd *d)
 	struct outq_counters qc;
 	struct outq_limits ql;
 	struct subs_stats ss;
+	struct ipc_server_stats is;
 	json_t *o;
 	char *text;
 
 	outq_get_counters(d->queue, &qc);
 	outq_get_limits(d->queue, &ql);
 	subs_get_stats(d->subs, &ss);
+	ipc_server_get_stats(d->ipc, &is);
 	/* clang-format off */
 	o = json_pack(
 	        "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-	        " s:{s:I, s:I, s:I},"
+	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:s},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -60,9 +62,12 @@ char *status_json(struct dsd *d)
 	        "pings", (json_int_t)c->count.pings,
 	        "transitions", (json_int_t)c->count.transitions,
 	        "clients",
-	        "connected", (json_int_t)ipc_server_client_count(d->ipc),
+	        "connected", (json_int_t)is.clients,
 	        "dropped", (json_int_t)d->count.clients_dropped,
 	        "refused", (json_int_t)d->count.clients_refused,
+	        "bufferedBytes", (json_int_t)is.buffered,
+	        "bufferLimit", (json_int_t)is.buffered_limit,
+	        "droppedOverBuffer", (json_int_t)is.over_budget,
 	        "subscriptions",
 	        "names", (json_int_t)ss.names,
 	        "acked", (json_int_t)ss.acked,

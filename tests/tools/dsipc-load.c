@@ -6,7 +6,8 @@
  *   dsipc-load -s SOCK emit NAME COUNT [PAD]  emits {"i":k,"pad":"x..."},
  *                                             k = 0..COUNT-1, PAD bytes of x
  *   dsipc-load -s SOCK subscribe NAME CLIENTS COUNT TIMEOUT_MS
- *   dsipc-load -s SOCK slow NAME              subscribes and never reads
+ *   dsipc-load -s SOCK slow NAME [CLIENTS]    CLIENTS apps (1) subscribe and
+ *                                             never read
  *   dsipc-load -s SOCK garbage                 writes junk, waits for close
  */
 #include <errno.h>
@@ -210,23 +211,30 @@ static void on_term(int sig)
 	stop = 1;
 }
 
-static int do_slow(const char *name)
+static int do_slow(const char *name, int clients)
 {
-	dsipc *c = open_client();
+	dsipc **c = calloc((size_t)clients, sizeof(*c));
 	struct sub_client unused = {0};
 	char *json;
 
-	if (dsipc_subscribe(c, name, on_event, &unused, NULL) < 0)
+	if (c == NULL)
 		return 1;
-	if (dsipc_status_json(c, 10000, &json) < 0)
-		return 1;
-	free(json);
+	for (int i = 0; i < clients; i++) {
+		c[i] = open_client();
+		if (dsipc_subscribe(c[i], name, on_event, &unused, NULL) < 0)
+			return 1;
+		if (dsipc_status_json(c[i], 10000, &json) < 0)
+			return 1;
+		free(json);
+	}
 	printf("ready\n");
 	fflush(stdout);
 	/* Never read again: dsd must cut us off, not wait for us. */
 	while (!stop)
 		pause();
-	dsipc_free(c);
+	for (int i = 0; i < clients; i++)
+		dsipc_free(c[i]);
+	free(c);
 	return 0;
 }
 
@@ -277,8 +285,8 @@ int main(int argc, char **argv)
 		if (strcmp(argv[0], "subscribe") == 0 && argc == 5)
 			return do_subscribe(argv[1], atoi(argv[2]),
 			                    atol(argv[3]), atol(argv[4]));
-		if (strcmp(argv[0], "slow") == 0 && argc == 2)
-			return do_slow(argv[1]);
+		if (strcmp(argv[0], "slow") == 0 && (argc == 2 || argc == 3))
+			return do_slow(argv[1], argc == 3 ? atoi(argv[2]) : 1);
 		if (strcmp(argv[0], "garbage") == 0 && argc == 1)
 			return do_garbage();
 	}

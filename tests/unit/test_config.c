@@ -187,6 +187,7 @@ START_TEST(test_keys_list)
 	        "ipc.maxClients",
 	        "ipc.maxSubscriptionsPerClient",
 	        "ipc.clientBuffer",
+	        "ipc.clientBufferTotal",
 	        "queue.maxMessages",
 	        "queue.maxBytes",
 	        "queue.overflow",

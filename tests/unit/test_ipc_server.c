@@ -85,6 +85,20 @@ static void on_request(struct ipc_client *c, const struct ipc_msg *m,
 		}
 		break;
 	}
+	case IPC_UNSUBSCRIBE: {
+		/* id events of 2 KiB, to build a backlog of a chosen size */
+		static char data[2050];
+		struct ipc_msg ev = {.type = IPC_EVENT,
+		                     .name = "flood",
+		                     .data = data,
+		                     .data_len = 2048};
+
+		memset(data, '5', 2048);
+		seen.flood_result = 0;
+		for (uint32_t k = 0; k < m->id && seen.flood_result == 0; k++)
+			seen.flood_result = ipc_client_send(c, &ev);
+		break;
+	}
 	case IPC_SUBSCRIBE:
 		if (strcmp(m->name, "close-me") == 0) {
 			ipc_client_close(c, "asked to");
@@ -701,6 +715,101 @@ START_TEST(test_slow_reader)
 }
 END_TEST
 
+/* An app that writes its requests and closes at once, without reading a
+ * reply: every request it wrote is still handled, although the first reply
+ * already meets a closed socket (EPIPE). */
+START_TEST(test_requests_after_peer_closed)
+{
+	struct ipc_msg hi = {.type = IPC_HELLO,
+	                     .has_code = true,
+	                     .code = IPC_PROTOCOL_VERSION};
+	struct ipc_buf b;
+	struct tcli *t, *other;
+
+	ck_assert_int_eq(start_server(NULL), 0);
+	ipc_buf_init(&b, 1024 * 1024);
+	ck_assert_int_eq(ipc_encode(&b, &hi), 0);
+	for (uint32_t k = 1; k <= 100; k++) {
+		struct ipc_msg m = {.type = IPC_SUBSCRIBE,
+		                    .has_id = true,
+		                    .id = k,
+		                    .name = "n"};
+
+		ck_assert_int_eq(ipc_encode(&b, &m), 0);
+	}
+	t = cli_new();
+	cli_write(t, b.data, b.len);
+	ipc_buf_free(&b);
+	close(t->fd);
+	t->fd = -1;
+	wait_for(&seen.disconnected, 1);
+	ck_assert_int_eq(seen.requests, 100);
+	ck_assert_str_eq(seen.reason, "closed by peer");
+	/* and the server is fine for the next one */
+	other = cli_hello();
+	status_roundtrip(other, 1);
+	cli_free(other);
+	cli_free(t);
+}
+END_TEST
+
+/* Two clients that stop reading, under a total budget that fits neither
+ * backlog next to the other: the one holding more is dropped, with a
+ * reason, and the other keeps its place. */
+START_TEST(test_total_budget_drops_heaviest)
+{
+	struct ipc_server_limits lim = {.client_out_limit = 8 * 1024 * 1024,
+	                                .total_buffer_limit = 6 * 1024 * 1024};
+	struct ipc_msg big = {.type = IPC_UNSUBSCRIBE,
+	                      .has_id = true,
+	                      .id = 1500,
+	                      .name = "f"};
+	struct ipc_msg small = {.type = IPC_UNSUBSCRIBE,
+	                        .has_id = true,
+	                        .id = 800,
+	                        .name = "f"};
+	struct ipc_server_stats st;
+	struct ipc_msg m;
+	struct tcli *a, *b, *fast;
+
+	ck_assert_int_eq(start_server(&lim), 0);
+	a = cli_hello();
+	b = cli_hello();
+	fast = cli_hello();
+	cli_send(a, &big);
+	wait_for(&seen.requests, 1);
+	ck_assert_int_eq(seen.flood_result, 0);
+	ipc_server_get_stats(srv, &st);
+	ck_assert_uint_eq(st.over_budget, 0);
+	ck_assert_uint_le(st.buffered, lim.total_buffer_limit);
+	cli_send(b, &small);
+	wait_for(&seen.disconnected, 1);
+	/* b's sends all went in: a made room */
+	ck_assert_int_eq(seen.flood_result, 0);
+	ck_assert(strncmp(seen.reason,
+	                  "slow reader: local clients' buffers over 6291456 "
+	                  "bytes, this client was the slowest",
+	                  70) == 0);
+	ipc_server_get_stats(srv, &st);
+	ck_assert_uint_eq(st.over_budget, 1);
+	ck_assert_uint_eq(st.clients, 2);
+	ck_assert_uint_le(st.buffered, lim.total_buffer_limit);
+	ck_assert_uint_gt(st.buffered, 1024 * 1024);
+	status_roundtrip(fast, 9);
+	/* a gets what its socket held, then the end (the reason is sent
+	 * too, but into a full socket it is only a best effort) */
+	expect_eof(a);
+	/* b, reading at last, gets all its 800 events */
+	for (int k = 0; k < 800; k++) {
+		expect(b, IPC_EVENT, -1, &m);
+		ipc_msg_clear(&m);
+	}
+	cli_free(a);
+	cli_free(b);
+	cli_free(fast);
+}
+END_TEST
+
 START_TEST(test_close_inside_callback)
 {
 	struct ipc_msg m = {.type = IPC_SUBSCRIBE,
@@ -892,6 +1001,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_max_clients);
 	tcase_add_test(tc, test_hello_timeout);
 	tcase_add_test(tc, test_slow_reader);
+	tcase_add_test(tc, test_requests_after_peer_closed);
+	tcase_add_test(tc, test_total_budget_drops_heaviest);
 	tcase_add_test(tc, test_close_inside_callback);
 	tcase_add_test(tc, test_stale_socket_replaced);
 	tcase_add_test(tc, test_not_a_socket_left_alone);
