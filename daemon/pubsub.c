@@ -24,6 +24,7 @@
 #include "dsd.h"
 #include "ipc_server.h"
 #include "ipcproto.h"
+#include "json_check.h"
 #include "log.h"
 #include "outq.h"
 #include "subs.h"
@@ -338,16 +339,12 @@ void upstream_connection_opened(struct dsd *d)
 
 static bool valid_json(const char *data, size_t len, char *err, size_t errlen)
 {
-	json_error_t e;
-	json_t *j = json_loadb(data, len, JSON_DECODE_ANY, &e);
+	char why[200];
 
-	if (j == NULL) {
-		snprintf(err, errlen, "invalid JSON data: %s (at byte %d)",
-		         e.text, e.position);
-		return false;
-	}
-	json_decref(j);
-	return true;
+	if (json_check(data, len, why, sizeof(why)))
+		return true;
+	snprintf(err, errlen, "invalid JSON data: %s", why);
+	return false;
 }
 
 static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)

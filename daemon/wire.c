@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "deepstream.pb-c.h"
+#include "utf8.h"
 
 /* A varint holds at most 64 bits, 7 per byte. */
 #define VARINT_MAX 10
@@ -71,49 +72,6 @@ static size_t varint_read(const uint8_t *buf, size_t len, uint64_t *ret_v)
 		}
 	}
 	return 0;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		uint8_t c = s[i];
-		uint32_t cp, min;
-		size_t n, k;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
-			return false;
-		}
-		if (len - i - 1 < n)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -194,7 +152,7 @@ static int set_text(const char *s, protobuf_c_boolean *ret_has,
 	if (!s)
 		return 0;
 	len = strlen(s);
-	if (!utf8_valid((const uint8_t *)s, len))
+	if (!utf8_valid(s, len))
 		return -EINVAL;
 	*ret_has = 1;
 	ret_v->len = len;

@@ -13,6 +13,8 @@
 #include <jansson.h>
 
 #include "dsipc-internal.h"
+#include "json_check.h"
+#include "utf8.h"
 
 /* -- pending requests -- */
 
@@ -313,47 +315,6 @@ DSIPC_EXPORT int dsipc_status_json(dsipc *c, int timeout_ms, char **ret_json)
 
 /* -- validation -- */
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char b = s[i];
-		uint32_t cp;
-		size_t n, k;
-
-		if (b < 0x80) {
-			i++;
-			continue;
-		} else if ((b & 0xe0) == 0xc0) {
-			n = 1;
-			cp = b & 0x1f;
-		} else if ((b & 0xf0) == 0xe0) {
-			n = 2;
-			cp = b & 0x0f;
-		} else if ((b & 0xf8) == 0xf0) {
-			n = 3;
-			cp = b & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
 int dsipc_check_name(dsipc *c, const char *name)
 {
 	size_t len;
@@ -368,7 +329,7 @@ int dsipc_check_name(dsipc *c, const char *name)
 		                     DSIPC_MAX_NAME);
 		return -EINVAL;
 	}
-	if (!utf8_valid((const unsigned char *)name, len)) {
+	if (!utf8_valid(name, len)) {
 		dsipc_set_last_error(c, "event name is not valid UTF-8");
 		return -EINVAL;
 	}
@@ -377,8 +338,7 @@ int dsipc_check_name(dsipc *c, const char *name)
 
 static int check_json(dsipc *c, const char *json)
 {
-	json_error_t err;
-	json_t *v;
+	char why[200];
 
 	if (!json)
 		return 0;
@@ -387,13 +347,10 @@ static int check_json(dsipc *c, const char *json)
 		                     DSIPC_MAX_DATA);
 		return -EMSGSIZE;
 	}
-	v = json_loads(json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
-	if (!v) {
-		dsipc_set_last_error(c, "invalid JSON: %s (line %d, column %d)",
-		                     err.text, err.line, err.column);
+	if (!json_check(json, strlen(json), why, sizeof(why))) {
+		dsipc_set_last_error(c, "invalid JSON: %s", why);
 		return -EINVAL;
 	}
-	json_decref(v);
 	return 0;
 }
 

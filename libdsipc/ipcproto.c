@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #include "ipcproto.h"
+#include "utf8.h"
 
 /* Unknown values may nest, but not without bound (the recursion is ours). */
 #define MAX_DEPTH 8
@@ -435,47 +436,10 @@ static int skip_children(struct cur *c, const struct mp_val *v, int depth)
 	return 0;
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF). */
-static bool utf8_valid(const uint8_t *s, size_t n, bool allow_nul)
+/* Text fields carry no NUL: it would cut them short in C. */
+static bool text_valid(const uint8_t *s, size_t n)
 {
-	size_t k = 0;
-
-	while (k < n) {
-		uint8_t b = s[k];
-		uint32_t cp;
-		size_t more;
-
-		if (b < 0x80) {
-			if (b == 0 && !allow_nul)
-				return false;
-			k++;
-			continue;
-		}
-		if (b >= 0xc2 && b <= 0xdf) {
-			more = 1;
-			cp = b & 0x1f;
-		} else if (b >= 0xe0 && b <= 0xef) {
-			more = 2;
-			cp = b & 0x0f;
-		} else if (b >= 0xf0 && b <= 0xf4) {
-			more = 3;
-			cp = b & 0x07;
-		} else {
-			return false;
-		}
-		if (n - k - 1 < more)
-			return false;
-		for (size_t j = 1; j <= more; j++) {
-			if ((s[k + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[k + j] & 0x3f);
-		}
-		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		k += more + 1;
-	}
-	return true;
+	return memchr(s, 0, n) == NULL && utf8_valid(s, n);
 }
 
 struct strref {
@@ -615,10 +579,10 @@ int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 	if (!f.has_t)
 		return -EBADMSG;
 	m.type = (int)f.t;
-	if ((f.name.set && !utf8_valid(f.name.p, f.name.n, false)) ||
-	    (f.text.set && !utf8_valid(f.text.p, f.text.n, false)) ||
-	    (f.state.set && !utf8_valid(f.state.p, f.state.n, false)) ||
-	    (f.data.set && !utf8_valid(f.data.p, f.data.n, false)))
+	if ((f.name.set && !text_valid(f.name.p, f.name.n)) ||
+	    (f.text.set && !text_valid(f.text.p, f.text.n)) ||
+	    (f.state.set && !text_valid(f.state.p, f.state.n)) ||
+	    (f.data.set && !text_valid(f.data.p, f.data.n)))
 		return -EBADMSG;
 
 	/* One allocation, sized exactly, never more than the frame. */
