@@ -34,6 +34,7 @@
 #include <event2/event.h>
 
 #include "ipc_server.h"
+#include "ipc_reader.h"
 #include "ipcproto.h"
 
 /* One recv at most this big per readable event: fairness between clients. */
@@ -62,7 +63,8 @@ struct ipc_client {
 	struct event *rev, *wev;
 	struct event *hello_ev; /* until HELLO: a slot held by a silent
 	                           connection is given back */
-	struct ipc_buf in, out;
+	struct ipc_reader in;
+	struct ipc_buf out;
 	bool hello_done;
 	bool closing;
 	bool out_broken;  /* the peer cannot read any more: output dropped */
@@ -130,7 +132,9 @@ static void shrink(struct ipc_buf *b)
  * client counts as nothing: its buffers go at the next reap. */
 static void account(struct ipc_client *c)
 {
-	uint64_t now = c->closing ? 0 : (uint64_t)c->in.cap + c->out.cap;
+	uint64_t now =
+	        c->closing ? 0
+	                   : (uint64_t)ipc_reader_capacity(&c->in) + c->out.cap;
 
 	c->srv->held = c->srv->held - c->held + now;
 	c->held = now;
@@ -324,7 +328,7 @@ static void client_free(struct ipc_client *c)
 		event_free(c->hello_ev);
 	if (c->fd >= 0)
 		close(c->fd);
-	ipc_buf_free(&c->in);
+	ipc_reader_free(&c->in);
 	ipc_buf_free(&c->out);
 	free(c);
 }
@@ -427,31 +431,27 @@ static void dispatch(struct ipc_client *c, const struct ipc_msg *m)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct ipc_client *c = arg;
-	size_t room, pos = 0;
+	struct ipc_msg m;
+	uint8_t *p;
+	size_t room;
 	ssize_t n;
 	int r;
 
 	(void)what;
 	if (c->closing)
 		return;
-	room = c->in.limit - c->in.len;
-	if (room == 0) {
-		/* cannot happen: a full buffer holds a whole frame */
-		ipc_client_close(c, "input buffer full");
-		return;
-	}
-	if (room > READ_CHUNK)
-		room = READ_CHUNK;
-	r = ipc_buf_reserve(&c->in, room);
+	r = ipc_reader_space(&c->in, READ_CHUNK, &p, &room);
 	if (r < 0) {
-		ipc_client_close(c, "out of memory");
+		ipc_client_close(c, r == -EMSGSIZE
+		                            ? "frame length over the limit"
+		                            : "out of memory");
 		return;
 	}
 	account(c);
 	enforce_budget(c->srv);
 	if (c->closing)
 		return;
-	n = recv(fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
+	n = recv(fd, p, room < READ_CHUNK ? room : READ_CHUNK, MSG_DONTWAIT);
 	if (n == 0) {
 		ipc_client_close(c, "closed by peer");
 		return;
@@ -465,33 +465,20 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		ipc_client_close(c, why);
 		return;
 	}
-	c->in.len += (size_t)n;
-
-	while (!c->closing) {
-		struct ipc_msg m;
-		size_t flen;
-
-		r = ipc_frame_peek(c->in.data + pos, c->in.len - pos, &flen);
-		if (r == -EAGAIN)
-			break;
-		if (r == -EMSGSIZE) {
-			ipc_client_close(c, "frame length over the limit");
-			return;
-		}
-		r = ipc_decode(c->in.data + pos, flen, &m);
-		if (r < 0) {
-			ipc_client_close(c, r == -ENOMEM ? "out of memory"
-			                                 : "malformed frame");
-			return;
-		}
-		pos += flen;
+	ipc_reader_wrote(&c->in, (size_t)n);
+	while (!c->closing && (r = ipc_reader_next(&c->in, &m)) == 1) {
 		dispatch(c, &m);
 		ipc_msg_clear(&m);
 	}
 	if (c->closing)
 		return;
-	ipc_buf_consume(&c->in, pos);
-	shrink(&c->in);
+	if (r < 0) {
+		ipc_client_close(c, r == -EMSGSIZE
+		                            ? "frame length over the limit"
+		                    : r == -ENOMEM ? "out of memory"
+		                                   : "malformed frame");
+		return;
+	}
 	account(c);
 }
 
@@ -561,7 +548,6 @@ static int client_new(struct ipc_server *s, int fd, pid_t pid, uid_t uid)
 	c->id = s->next_id++;
 	if (s->next_id == 0)
 		s->next_id = 1;
-	ipc_buf_init(&c->in, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 	ipc_buf_init(&c->out, s->lim.client_out_limit);
 	c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
 	c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dsipc.h"
+#include "ipc_reader.h"
 #include "ipcproto.h"
 
 _Static_assert(DSIPC_MAX_NAME == IPC_MAX_NAME, "name limits differ");
@@ -74,8 +75,7 @@ struct dsipc {
 	int64_t hello_version;
 
 	struct ipc_buf out;
-	uint8_t *in;
-	size_t in_len, in_off, in_cap;
+	struct ipc_reader in;
 
 	uint32_t next_id;
 	struct req *reqs, *reqs_tail;

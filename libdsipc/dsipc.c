@@ -50,7 +50,7 @@ static void reset_connection(dsipc *c)
 	c->connected = false;
 	c->hello = HELLO_NONE;
 	c->watch_sent = false;
-	c->in_len = c->in_off = 0;
+	ipc_reader_free(&c->in);
 	ipc_buf_free(&c->out);
 	ipc_buf_init(&c->out, DSIPC_MAX_OUTPUT);
 }
@@ -78,7 +78,7 @@ static void really_free(dsipc *c)
 			s->next = NULL;
 		}
 	}
-	free(c->in);
+	ipc_reader_free(&c->in);
 	free(c->state);
 	free(c->reason);
 	free(c->last_error);
@@ -319,75 +319,22 @@ static void dispatch(dsipc *c, const struct ipc_msg *m)
 	}
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-/* Dispatches every whole frame in the input buffer. */
+/* Dispatches every whole message buffered. */
 static int dispatch_frames(dsipc *c)
 {
-	while (c->fd >= 0 && c->in_len > c->in_off) {
-		struct ipc_msg m;
-		size_t flen;
-		int r;
+	struct ipc_msg m;
+	int r;
 
-		r = ipc_frame_peek(c->in + c->in_off, c->in_len - c->in_off,
-		                   &flen);
-		if (r == -EAGAIN)
-			return 0;
-		if (r < 0)
-			return -EBADMSG;
-		r = ipc_decode(c->in + c->in_off, flen, &m);
-		/* Consumed before dispatch: a callback may read more. */
-		c->in_off += flen;
-		if (r < 0)
-			return -EBADMSG;
+	while (c->fd >= 0 && (r = ipc_reader_next(&c->in, &m)) == 1) {
 		dispatch(c, &m);
 		ipc_msg_clear(&m);
 		if (c->free_pending)
 			return -ECANCELED;
 	}
+	if (c->fd >= 0 && r < 0)
+		return r == -ENOMEM ? -ENOMEM : -EBADMSG;
 	/* A nested call inside a callback may have lost the connection. */
 	return c->fd >= 0 ? 0 : -ECONNRESET;
-}
-
-static int make_room(dsipc *c)
-{
-	size_t want = IN_CHUNK, have;
-	uint8_t *p;
-
-	if (c->in_off > 0) {
-		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-		c->in_len -= c->in_off;
-		c->in_off = 0;
-	}
-	/* Give back what one big frame needed once it is gone, so a handle
-	 * does not keep a megabyte for the rest of its life. */
-	if (c->in_len == 0 && c->in_cap > IN_CHUNK) {
-		free(c->in);
-		c->in = NULL;
-		c->in_cap = 0;
-	}
-	/* A partial frame announces its size: make it fit (already checked
-	 * against IPC_MAX_FRAME by ipc_frame_peek()). */
-	if (c->in_len >= IPC_HEADER_SIZE) {
-		size_t need = IPC_HEADER_SIZE + (size_t)be32(c->in);
-		if (need > IPC_HEADER_SIZE + IPC_MAX_FRAME)
-			return -EBADMSG;
-		if (need - c->in_len > want)
-			want = need - c->in_len;
-	}
-	have = c->in_cap - c->in_len;
-	if (have >= want || (have > 0 && c->in_len < IPC_HEADER_SIZE))
-		return 0;
-	p = realloc(c->in, c->in_len + want);
-	if (!p)
-		return -ENOMEM;
-	c->in = p;
-	c->in_cap = c->in_len + want;
-	return 0;
 }
 
 static int read_and_dispatch(dsipc *c)
@@ -395,13 +342,14 @@ static int read_and_dispatch(dsipc *c)
 	int r, budget;
 
 	for (budget = READ_BUDGET; budget > 0; budget--) {
+		uint8_t *p;
+		size_t room;
 		ssize_t n;
 
-		r = make_room(c);
+		r = ipc_reader_space(&c->in, IN_CHUNK, &p, &room);
 		if (r < 0)
-			return r;
-		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
-		         MSG_DONTWAIT);
+			return r == -ENOMEM ? -ENOMEM : -EBADMSG;
+		n = recv(c->fd, p, room, MSG_DONTWAIT);
 		if (n == 0)
 			return -ECONNRESET;
 		if (n < 0) {
@@ -411,7 +359,7 @@ static int read_and_dispatch(dsipc *c)
 				return 0;
 			return -errno;
 		}
-		c->in_len += (size_t)n;
+		ipc_reader_wrote(&c->in, (size_t)n);
 		r = dispatch_frames(c);
 		if (r < 0)
 			return r;

@@ -1183,7 +1183,7 @@ START_TEST(test_input_buffer_shrinks)
 	srv_send(f.sfd, &ev);
 	ck_assert_int_eq(pump(c), 0);
 	ck_assert_int_eq(a.calls, 2);
-	ck_assert_uint_le(c->in_cap, 64 * 1024);
+	ck_assert_uint_le(ipc_reader_capacity(&c->in), 64 * 1024);
 	free(big);
 	dsipc_free(c);
 	fake_close(&f);
