@@ -43,10 +43,10 @@
  * denied (the denials arrive first).  A denied name leaves its batch, so the
  * later ack does not touch it: DENIED wins over the ack, in either order.
  *
- * 7.0.2 also has a bug there (protocol notes, 2.3): in a bulk SUBSCRIBE
- * with a denied name it leaves the *last* name of the list unsubscribed
- * instead of the denied one, yet acks.  So when a SUBSCRIBE batch had a
- * denial, its other names are not trusted on the ack: those still wanted
+ * 7.0.2 also has a bug there (docs/deepstream-protocol.md, 5.3): in a bulk
+ * SUBSCRIBE with a denied name it leaves the *last* name of the list
+ * unsubscribed instead of the denied one, yet acks.  So when a SUBSCRIBE batch
+ * had a denial, its other names are not trusted on the ack: those still wanted
  * go back to NONE and are sent again in a later batch (which has no denied
  * name left in it, so this ends after one round); those no longer wanted
  * get an UNSUBSCRIBE.  Names that were in fact subscribed then draw an

@@ -44,6 +44,9 @@
  * (lws_close_reason + return -1); closing inside CLIENT_RECEIVE in the middle
  * of a fragmented message corrupts lws's heap.  A connect still in progress
  * is killed with lws_set_timeout(..., LWS_TO_KILL_ASYNC).
+ *
+ * docs/libwebsockets.md has the facts about lws 4.1.6 behind these rules
+ * and what goes wrong without each.
  */
 #include <errno.h>
 #include <inttypes.h>

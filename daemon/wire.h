@@ -7,7 +7,7 @@
  *	payload = varint(len(M)) || M,  M = protobuf Message {topic, message}
  *
  * where `message` is the inner message of that topic, encoded (see
- * shared/protocol/deepstream-v7.md, sections 1.1 to 1.4).  This module turns
+ * docs/deepstream-protocol.md, sections 1 to 4).  This module turns
  * one such payload into a flat struct wire_msg and back.  It does no I/O,
  * keeps no state and never logs.
  *

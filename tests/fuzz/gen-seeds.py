@@ -4,10 +4,10 @@
     gen-seeds.py VECTORS
 
 VECTORS is the file of real deepstream 7.0.2 ws-binary frames captured on
-loopback (one "[conn] C>S|S>C hex..." line per frame); each becomes a file in
-corpus-wire/.  The malformed and edge cases of both corpora are built here
-byte by byte, so each one says what it is.  The files are committed: run this
-again only to add cases.
+loopback, tests/wire/vectors.txt (one "[conn] C>S|S>C hex..." line per
+frame); each becomes a file in corpus-wire/.  The malformed and edge cases
+of both corpora are built here byte by byte, so each one says what it is.
+The files are committed: run this again only to add cases.
 """
 import os
 import re

@@ -1,8 +1,8 @@
 /*
  * Tests for wire.c: byte-exact vectors captured from a live deepstream 7.0.2
- * server (shared/protocol/vectors.txt and section 2.7 of the protocol
- * notes), round trips, and malformed input that must be rejected without
- * crashing.
+ * server (tests/wire/vectors.txt, plus the server answers listed in
+ * docs/deepstream-protocol.md, section 10), round trips, and malformed input
+ * that must be rejected without crashing.
  */
 #include <check.h>
 #include <errno.h>
@@ -276,7 +276,8 @@ START_TEST(test_decode_vectors)
 }
 END_TEST
 
-/* Every frame of vectors.txt, all topics, for the truncation loop. */
+/* Every captured frame (section 10 of docs/deepstream-protocol.md), all
+ * topics, for the truncation loop. */
 static const char *const all_frames[] = {
         "3f 10 02 1a 3b 08 05 2a 1e 77 73 3a 2f 2f 31 32 37 2e 30 2e 30 2e 31 "
         "3a 36 30 32 30 2f 64 65 65 70 73 74 72 65 61 6d 32 04 30 2e 31 61 3a "

@@ -1,6 +1,7 @@
 'use strict';
 // Just enough protobuf to read and write deepstream ws-binary frames by hand
-// (protocol notes §1): frame = varint(len(M)) || M, M = {topic: 2, message: 3}.
+// (docs/deepstream-protocol.md, section 1): frame = varint(len(M)) || M,
+// M = {topic: 2, message: 3}.
 // Written independently of @deepstream/protobuf so a test can check bytes
 // against a second implementation.
 
