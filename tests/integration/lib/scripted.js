@@ -14,6 +14,8 @@
  *   'ignore'    say nothing
  * closeAfterAnswer: close the WebSocket right after a REDIRECT/REJECT
  * (default false: a conforming client closes it itself).
+ * dropAfterAuth: close the WebSocket right after sending AUTH_SUCCESSFUL (a
+ * platform that lets the client reach OPEN and then drops it at once).
  */
 const { requirePeer } = require('./peer');
 const pb = require('./pb');
@@ -22,7 +24,7 @@ const { freePort, withTimeout } = require('./util');
 const WebSocket = requirePeer('ws');
 
 async function startScripted(opts = {}) {
-  const o = { answer: 'accept', redirectUrl: undefined, closeAfterAnswer: false, ...opts };
+  const o = { answer: 'accept', redirectUrl: undefined, closeAfterAnswer: false, dropAfterAuth: false, ...opts };
   if (o.answer === 'redirect' && !o.redirectUrl) throw new Error('startScripted: redirect needs redirectUrl');
   const port = o.port || (await freePort());
   const received = []; // {conn, at, bytes, topic, action, url?, error?}
@@ -92,6 +94,7 @@ async function startScripted(opts = {}) {
       } else if (msg.topic === pb.TOPIC.AUTH && msg.action === pb.AUTH.REQUEST) {
         authed = true;
         send(pb.encodeFrame(pb.TOPIC.AUTH, [[1, 'varint', pb.AUTH.AUTH_SUCCESSFUL]]));
+        if (o.dropAfterAuth) ws.close();
       } else if (msg.topic === pb.TOPIC.CONNECTION && msg.action === pb.CONNECTION.PING && authed) {
         send(pb.connectionFrame(pb.CONNECTION.PONG));
       }
