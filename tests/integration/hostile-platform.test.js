@@ -1,12 +1,14 @@
 'use strict';
 // dsd against platforms that misbehave on purpose or by accident: one that
 // drops every connection right after authenticating it (a reconnect storm
-// unless the backoff goes on).
+// unless the backoff goes on) and an HTTP redirect at the WebSocket upgrade
+// (only deepstream's own REDIRECT may move dsd elsewhere).
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 
 const { startScripted } = require('./lib/scripted');
-const { sleep } = require('./lib/util');
+const { freePort, sleep, withTimeout } = require('./lib/util');
 const { scope } = require('./lib/scope');
 
 const { later, dsd } = scope();
@@ -38,4 +40,36 @@ test('a platform that drops every connection after AUTH_SUCCESSFUL: the backoff 
   // The loss of a connection that never held is no storm in the log either.
   const losses = d.lines.filter((l) => /OPEN -> RECONNECTING/.test(l));
   assert.ok(losses.length <= 3, `OPEN -> RECONNECTING logged ${losses.length} times`);
+});
+
+test('an HTTP 301 at the WebSocket upgrade is not followed; the reason names it and its target', async () => {
+  const target = await scripted({ answer: 'accept' });
+  const port = await freePort();
+  const location = target.url;
+  let upgrades = 0;
+  const redirector = http.createServer((req, res) => {
+    res.writeHead(301, { Location: location });
+    res.end();
+  });
+  redirector.on('upgrade', (req, socket) => {
+    upgrades++;
+    socket.end(`HTTP/1.1 301 Moved Permanently\r\nLocation: ${location}\r\nContent-Length: 0\r\n` +
+      'Connection: close\r\n\r\n');
+  });
+  await withTimeout(new Promise((resolve) => redirector.listen(port, '127.0.0.1', resolve)), 5000, 'redirector');
+  later(() => new Promise((resolve) => {
+    redirector.closeAllConnections();
+    redirector.close(() => resolve());
+  }));
+
+  const url = `ws://127.0.0.1:${port}/deepstream`;
+  const d = await dsd({ url, reconnectIntervalIncrement: 100, maxReconnectAttempts: 2, restartAfterError: 0 });
+  const st = await d.waitState('ERROR', 10000);
+  assert.equal(upgrades, 2, 'both attempts went to the configured server');
+  assert.equal(target.connections, 0, 'the redirect target never saw a connection');
+  assert.equal(st.connection.opens, 0);
+  assert.equal(st.url, url);
+  assert.match(st.reason, /HTTP 301/);
+  assert.ok(st.reason.includes(location), `reason names the target: ${st.reason}`);
+  assert.ok(d.lines.some((l) => /301/.test(l) && l.includes(location)), 'the log names the redirect and its target');
 });
