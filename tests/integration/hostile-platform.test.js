@@ -1,14 +1,15 @@
 'use strict';
 // dsd against platforms that misbehave on purpose or by accident: one that
 // drops every connection right after authenticating it (a reconnect storm
-// unless the backoff goes on) and an HTTP redirect at the WebSocket upgrade
-// (only deepstream's own REDIRECT may move dsd elsewhere).
+// unless the backoff goes on), an HTTP redirect at the WebSocket upgrade
+// (only deepstream's own REDIRECT may move dsd elsewhere), and a flood of
+// frames that are no deepstream message (the log must stay bounded).
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 
 const { startScripted } = require('./lib/scripted');
-const { freePort, sleep, withTimeout } = require('./lib/util');
+const { freePort, sleep, waitUntil, withTimeout } = require('./lib/util');
 const { scope } = require('./lib/scope');
 
 const { later, dsd } = scope();
@@ -72,4 +73,36 @@ test('an HTTP 301 at the WebSocket upgrade is not followed; the reason names it 
   assert.match(st.reason, /HTTP 301/);
   assert.ok(st.reason.includes(location), `reason names the target: ${st.reason}`);
   assert.ok(d.lines.some((l) => /301/.test(l) && l.includes(location)), 'the log names the redirect and its target');
+});
+
+test('connections that hold, then drop: reconnected at once each time, the log lines rate limited', async () => {
+  // With heartbeatInterval 100 a connection has held after 100 ms (and a
+  // PING answered); dropping it at 250 ms is the loss of an established
+  // connection every time, retried at once: several cycles a second.
+  const sp = await scripted({ dropAfterAuth: 250 });
+  const d = await dsd({ url: sp.url, heartbeatInterval: 100, maxReconnectAttempts: 3, restartAfterError: 0 });
+  await waitUntil(() => sp.attempts.length >= 15, { timeoutMs: 15000, what: '15 connections' });
+  const st = await d.status();
+  assert.notEqual(st.state, 'ERROR', `established connections are no failed attempts: ${st.reason}`);
+  assert.ok(st.connection.losses >= 14);
+  const losses = d.lines.filter((l) => /OPEN -> RECONNECTING/.test(l));
+  assert.ok(losses.length <= 5, `OPEN -> RECONNECTING logged ${losses.length} times for ${st.connection.losses} losses`);
+  const changes = d.lines.filter((l) => / -> /.test(l));
+  assert.ok(changes.length <= 5 + 30, `${changes.length} state change lines for ${st.connection.transitions} changes`);
+});
+
+test('a flood of undecodable frames: dsd stays OPEN and logs a bounded number of lines', async () => {
+  const junk = 3000;
+  const sp = await scripted({ junkAfterAuth: junk });
+  const d = await dsd({ url: sp.url, heartbeatInterval: 30000 });
+  await d.waitState('OPEN');
+  // ACCEPT, AUTH_SUCCESSFUL, then the junk: wait until dsd has read it all.
+  await waitUntil(async () => (await d.status()).connection.framesIn >= junk + 2, {
+    timeoutMs: 10000, what: `dsd to receive ${junk} undecodable frames` });
+  await sleep(200);
+  const st = await d.status();
+  assert.equal(st.state, 'OPEN', 'undecodable frames do not close the connection');
+  const warned = d.lines.filter((l) => /undecodable frame/.test(l));
+  assert.ok(warned.length >= 1, 'the first undecodable frame is logged');
+  assert.ok(warned.length <= 5, `${warned.length} log lines for ${junk} undecodable frames`);
 });
