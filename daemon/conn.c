@@ -90,9 +90,10 @@ int conn_init(struct conn *c, const struct conn_options *opt)
 uint64_t conn_held_time(const struct conn_options *opt)
 {
 	/* The first PING goes out heartbeatInterval after OPEN, so with a
-	 * shorter interval this is "held until the first heartbeat"; a long
-	 * one (the default is 30 s) should not make an hour-long connection
-	 * that drops every 20 s look like a failing one. */
+	 * shorter interval this is "held until the first heartbeat was due".
+	 * A long one (the default is 30 s) should not make a link that stays
+	 * up for 20 s at a time look like a failing one; 10 s still holds a
+	 * platform that drops every connection to one cycle per 10 s. */
 	return opt->heartbeat_interval < CONN_HELD_MAX ? opt->heartbeat_interval
 	                                               : CONN_HELD_MAX;
 }
