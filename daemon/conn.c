@@ -6,8 +6,10 @@
  *    reconnectIntervalIncrement (capped at maxReconnectInterval); after
  *    maxReconnectAttempts unsuccessful attempts the state is ERROR.  The very
  *    first connect is retried the same way.
- *  - the attempt counter resets only when OPEN is reached, so a server that
- *    accepts sockets and drops them cannot cause a reconnect storm.
+ *  - the attempt counter resets only once a connection is up: OPEN, and
+ *    held for min(heartbeatInterval, CONN_HELD_MAX).  A server that accepts
+ *    sockets and drops them, or authenticates and then drops them, makes
+ *    unsuccessful attempts and gets the backoff, not a reconnect storm.
  *  - once authenticated a PING goes out every heartbeatInterval; when
  *    nothing at all has arrived for two intervals the state is ERROR.
  *  - ERROR and CLOSED are final for an instance; a fresh instance (resume,
@@ -83,6 +85,17 @@ int conn_init(struct conn *c, const struct conn_options *opt)
 	c->state = CONN_CLOSED;
 	snprintf(c->reason, sizeof(c->reason), "not started");
 	return 0;
+}
+
+uint64_t conn_held_time(const struct conn_options *opt)
+{
+	/* The first PING goes out heartbeatInterval after OPEN, so with a
+	 * shorter interval this is "held until the first heartbeat was due".
+	 * A long one (the default is 30 s) should not make a link that stays
+	 * up for 20 s at a time look like a failing one; 10 s still holds a
+	 * platform that drops every connection to one cycle per 10 s. */
+	return opt->heartbeat_interval < CONN_HELD_MAX ? opt->heartbeat_interval
+	                                               : CONN_HELD_MAX;
 }
 
 uint64_t conn_backoff(const struct conn_options *opt, uint32_t attempt)
@@ -188,14 +201,26 @@ static void schedule_attempt(struct conn *c, uint64_t now,
 		c->retry_at = now + wait;
 }
 
+/* An OPEN connection that lasted long enough is up: the attempts that led
+ * to it are forgotten. */
+static void check_held(struct conn *c, uint64_t now)
+{
+	if (c->state != CONN_OPEN || c->held ||
+	    now < c->opened_at + conn_held_time(&c->opt))
+		return;
+	c->held = true;
+	c->attempt = 0;
+}
+
 /*
- * The current attempt ended without reaching OPEN, or an established
- * connection was lost; why says what happened.
+ * The current attempt ended without reaching OPEN, or an OPEN connection
+ * was lost; why says what happened.
  */
 static void attempt_over(struct conn *c, uint64_t now, const char *why,
                          struct conn_result *out)
 {
 	char attempts[32];
+	char lost[CONN_REASON_MAX];
 
 	drop_socket(c, out);
 	c->auth_refused = false;
@@ -203,10 +228,18 @@ static void attempt_over(struct conn *c, uint64_t now, const char *why,
 	memcpy(c->current_url, c->configured_url, sizeof(c->current_url));
 	if (c->state == CONN_OPEN) {
 		c->count.losses++;
-		c->attempt = 0;
-		set_reason(c, "connection lost: %s%s", why, NULL);
-		schedule_attempt(c, now, out);
-		return;
+		check_held(c, now);
+		if (c->held) {
+			set_reason(c, "connection lost: %s%s", why, NULL);
+			schedule_attempt(c, now, out);
+			return;
+		}
+		/* Lost before it was up: the attempt that reached OPEN was
+		 * unsuccessful after all. */
+		snprintf(lost, sizeof(lost),
+		         "connection lost %llu ms after OPEN: %s",
+		         (unsigned long long)(now - c->opened_at), why);
+		why = lost;
 	}
 	if (attempts_exhausted(c)) {
 		snprintf(attempts, sizeof(attempts), "%u", c->attempt);
@@ -318,8 +351,11 @@ static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
 	case CONN_FRAME_AUTH_OK:
 		if (c->state != CONN_AUTHENTICATING)
 			return;
-		c->attempt = 0;
+		/* The attempt counter resets once the connection has held
+		 * (check_held), not here. */
 		c->redirects = 0;
+		c->opened_at = now;
+		c->held = false;
 		c->count.opens++;
 		c->next_ping = now + c->opt.heartbeat_interval;
 		set_reason(c, "authenticated at %s%s", c->current_url, NULL);
@@ -378,6 +414,7 @@ static void on_timer(struct conn *c, uint64_t now, struct conn_result *out)
 
 	switch (c->state) {
 	case CONN_OPEN:
+		check_held(c, now);
 		if (now >= c->last_rx + 2ull * c->opt.heartbeat_interval) {
 			snprintf(ms, sizeof(ms), "%llu",
 			         (unsigned long long)(now - c->last_rx));
@@ -540,6 +577,9 @@ uint64_t conn_deadline(const struct conn *c)
 	case CONN_OPEN:
 		t = c->last_rx + 2ull * c->opt.heartbeat_interval;
 		d = t < c->next_ping ? t : c->next_ping;
+		t = c->opened_at + conn_held_time(&c->opt);
+		if (!c->held && t < d)
+			d = t;
 		return d;
 	default:
 		break;

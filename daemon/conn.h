@@ -42,6 +42,14 @@ enum conn_state {
 #define CONN_REASON_MAX 512
 /* Consecutive REDIRECTs followed before giving up (a redirect loop). */
 #define CONN_MAX_REDIRECTS 5
+/*
+ * An OPEN connection counts as up (established) once it has stayed OPEN for
+ * min(heartbeatInterval, CONN_HELD_MAX) ms; only then does its loss reset the
+ * attempt counter.  One lost sooner is an unsuccessful attempt, so a
+ * platform that authenticates and drops at once gets the backoff, not a
+ * reconnect storm.
+ */
+#define CONN_HELD_MAX 10000
 
 struct conn_options {
 	const char *url;                       /* the configured URL */
@@ -137,12 +145,14 @@ struct conn {
 	uint64_t since;
 	enum conn_socket sock;
 	uint32_t gen;
-	uint32_t attempt;   /* attempts since OPEN was last reached */
+	uint32_t attempt;   /* attempts since a connection was last up */
 	uint32_t redirects; /* consecutive redirects followed */
 	bool auth_refused;  /* waiting in AWAITING_AUTHENTICATION for new
 	                       credentials after AUTH_UNSUCCESSFUL */
 	uint64_t attempt_started;
-	uint64_t retry_at; /* RECONNECTING with no socket: next attempt */
+	uint64_t opened_at; /* when OPEN was reached */
+	bool held;          /* OPEN long enough to count as up */
+	uint64_t retry_at;  /* RECONNECTING with no socket: next attempt */
 	uint64_t next_ping;
 	uint64_t last_rx;
 	uint64_t error_at;
@@ -164,6 +174,9 @@ int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
 
 /* When the caller must feed CONN_IN_TIMER, or CONN_NO_DEADLINE. */
 uint64_t conn_deadline(const struct conn *c);
+
+/* How long an OPEN connection must last to count as up (see CONN_HELD_MAX). */
+uint64_t conn_held_time(const struct conn_options *opt);
 
 /* The wait before attempt number `attempt` (1-based) after a loss or failure:
  * 0 for the first, then reconnectIntervalIncrement more per failed attempt,

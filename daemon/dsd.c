@@ -177,6 +177,10 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	d->queue_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	d->refuse_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	d->deny_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	d->frame_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	d->loss_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
+	/* Five whole reconnects (six state changes each) a minute. */
+	d->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
 	d->passed_fd = passed_fd;
 	d->started_mono = dsd_now();
 	d->cfg = *cfg;

@@ -68,6 +68,9 @@ struct dsd {
 	uint32_t slot_count, next_slot;
 	struct event *subs_flush;
 	struct log_ratelimit queue_log, deny_log, reconnect_log, refuse_log;
+	/* What the platform can repeat at will: per-frame warnings, the
+	 * loss of OPEN, the other connection state changes. */
+	struct log_ratelimit frame_log, loss_log, state_log;
 	struct event *notify_timer; /* coalesces STATUS= updates */
 
 	struct event *sig_term, *sig_int, *sig_hup;

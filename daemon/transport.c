@@ -631,6 +631,28 @@ static void on_connection_error(struct conn *c, const char *in)
 	set_reason(c, "connect to %s:%u failed: %s", c->host, c->port, text);
 }
 
+/*
+ * An HTTP redirect (301, 302, 303, 307, 308) in answer to the WebSocket
+ * upgrade.  lws would follow it on its own, to any host, and report the
+ * result under the original one; the only move between servers deepstream
+ * has is its own REDIRECT message, which the connection state machine
+ * follows and bounds.  So the attempt fails here, saying where to.
+ */
+static void on_http_redirect(struct conn *c, const char *location,
+                             unsigned status)
+{
+	char text[160];
+
+	if (!c)
+		return;
+	sanitize(text, sizeof(text), location ? location : "",
+	         location ? strlen(location) : 0);
+	set_reason(c,
+	           "HTTP %u redirect to \"%s\" at the WebSocket upgrade, not "
+	           "followed",
+	           status, text);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len)
 {
@@ -642,6 +664,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		reconcile(t);
 		return 0;
+	case LWS_CALLBACK_CLIENT_HTTP_REDIRECT:
+		/* Non-zero: lws does not follow it and fails the connect. */
+		on_http_redirect(c, in, (unsigned)len);
+		return -1;
 	default:
 		break;
 	}

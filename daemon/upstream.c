@@ -110,16 +110,29 @@ static void report_failed_connect(struct dsd *d, uint32_t gen)
 		free(f);
 }
 
-static void log_transition(const struct conn_action *a)
+/*
+ * ERROR, OFFLINE and CLOSED are always logged: the platform cannot repeat
+ * them faster than restartAfterError or the operator allows.  The other
+ * changes (the handshake steps, OPEN, its loss) a platform can repeat at
+ * will, however the backoff is set: those lines are rate limited.  dsctl
+ * watch still sees every change.
+ */
+static void log_transition(struct dsd *d, const struct conn_action *a)
 {
-	int level = LOG_INFO;
+	const char *from = conn_state_name(a->from);
+	const char *to = conn_state_name(a->to);
+	uint64_t now = dsd_now();
 
 	if (a->to == CONN_ERROR)
-		level = LOG_ERR;
+		log_err("%s -> %s: %s", from, to, a->reason);
+	else if (a->to == CONN_OFFLINE || a->to == CONN_CLOSED)
+		log_info("%s -> %s: %s", from, to, a->reason);
 	else if (a->to == CONN_RECONNECTING && a->from == CONN_OPEN)
-		level = LOG_WARNING;
-	log_full(level, "%s -> %s: %s", conn_state_name(a->from),
-	         conn_state_name(a->to), a->reason);
+		log_full_ratelimited(&d->loss_log, now, LOG_WARNING,
+		                     "%s -> %s: %s", from, to, a->reason);
+	else
+		log_full_ratelimited(&d->state_log, now, LOG_INFO,
+		                     "%s -> %s: %s", from, to, a->reason);
 }
 
 static void carry_out(struct dsd *d, const struct conn_result *res)
@@ -160,7 +173,7 @@ static void carry_out(struct dsd *d, const struct conn_result *res)
 			send_control(d, a->gen, WIRE_CONN_PING);
 			break;
 		case CONN_ACT_STATE:
-			log_transition(a);
+			log_transition(d, a);
 			control_broadcast_state(d, a->to, a->reason, a->at);
 			dsd_notify_status(d);
 			if (a->from == CONN_OPEN)
@@ -309,9 +322,12 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 
 	r = wire_decode(data, len, &dec);
 	if (r < 0) {
-		/* Still proof of life for the heartbeat check. */
-		log_warn("undecodable frame of %zu bytes from the platform",
-		         len);
+		/* Still proof of life for the heartbeat check.  The platform
+		 * can send these as fast as it likes: rate limited. */
+		log_full_ratelimited(&d->frame_log, dsd_now(), LOG_WARNING,
+		                     "undecodable frame of %zu bytes from the "
+		                     "platform",
+		                     len);
 		upstream_feed(d, &in);
 		return;
 	}
@@ -329,8 +345,10 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	if (m->topic == WIRE_TOPIC_EVENT && gen == d->ready_gen)
 		pubsub_platform_message(d, m);
 	else if (m->topic == WIRE_TOPIC_PARSER)
-		log_warn("the platform could not parse a message (%s)",
-		         wire_action_name(m->topic, m->action));
+		log_full_ratelimited(&d->frame_log, dsd_now(), LOG_WARNING,
+		                     "the platform could not parse a message "
+		                     "(%s)",
+		                     wire_action_name(m->topic, m->action));
 	wire_decoded_free(dec);
 }
 

@@ -1,7 +1,8 @@
 /*
  * The connection state machine, driven with a fake clock: every
  * (state, input) pair from a table, then whole scenarios (the reconnect
- * schedule, heartbeats, redirects, auth failures, pause/resume, restart).
+ * schedule, connections lost before they held, heartbeats, redirects, auth
+ * failures, pause/resume, restart).
  */
 #include <check.h>
 #include <errno.h>
@@ -103,7 +104,8 @@ enum start {
 	AT_CHALLENGING,
 	AT_AUTHENTICATING,
 	AT_AWAITING_AUTH_REFUSED,
-	AT_OPEN,
+	AT_OPEN_FRESH, /* just authenticated: not yet up */
+	AT_OPEN,       /* held: a heartbeat answered */
 	AT_RECONNECTING_WAITING,
 	AT_RECONNECTING_CONNECTING,
 	AT_OFFLINE,
@@ -118,7 +120,8 @@ static const char *const start_names[AT_COUNT] = {
         "CHALLENGING",
         "AUTHENTICATING",
         "AWAITING_AUTH(refused)",
-        "OPEN",
+        "OPEN(fresh)",
+        "OPEN(held)",
         "RECONNECTING(waiting)",
         "RECONNECTING(connecting)",
         "OFFLINE",
@@ -168,6 +171,13 @@ static void reach(struct world *w, enum start s)
 		return;
 	}
 	frame(w, CONN_FRAME_AUTH_OK, NULL);
+	if (s == AT_OPEN_FRESH)
+		return;
+	/* The first PING, at heartbeatInterval, and its PONG. */
+	fire(w);
+	ck_assert_str_eq(actions(w), "P");
+	w->now += 5;
+	frame(w, CONN_FRAME_OTHER, NULL);
 }
 
 enum in {
@@ -285,6 +295,9 @@ static const char *const table[AT_COUNT][IN_COUNT] = {
 	},
 	[AT_AWAITING_AUTH_REFUSED] = {
 		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR DS", "= ", "= ", "ERROR DS", "ERROR DS", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+	},
+	[AT_OPEN_FRESH] = {
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_OPEN] = {
 		"= !A", "= ", "= ", "RECONNECTING SC", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
@@ -488,23 +501,157 @@ START_TEST(test_accept_and_drop_does_not_reset_counter)
 }
 END_TEST
 
-START_TEST(test_counter_resets_on_open)
+/* The current attempt reaches OPEN (socket, ACCEPT, AUTH_SUCCESSFUL). */
+static void authenticate(struct world *w)
+{
+	input(w, CONN_IN_SOCKET_OPEN);
+	frame(w, CONN_FRAME_ACCEPT, NULL);
+	frame(w, CONN_FRAME_AUTH_OK, NULL);
+	ck_assert_int_eq(conn_get_state(&w->c), CONN_OPEN);
+}
+
+/* Drops an OPEN connection that never held and makes the next attempt
+ * reach OPEN again; returns when that attempt was made, 0 on ERROR. */
+static uint64_t open_and_drop(struct world *w)
+{
+	w->now += 3;
+	input(w, CONN_IN_SOCKET_CLOSED);
+	if (conn_get_state(&w->c) == CONN_ERROR)
+		return 0;
+	ck_assert_int_eq(conn_get_state(&w->c), CONN_RECONNECTING);
+	if (w->c.sock == CONN_SOCKET_NONE)
+		fire(w);
+	ck_assert_int_eq(w->c.sock, CONN_SOCKET_CONNECTING);
+	authenticate(w);
+	return w->now;
+}
+
+START_TEST(test_counter_resets_once_held)
 {
 	struct world w;
+	uint64_t opened;
 
 	world_init(&w, 3, 0);
 	input(&w, CONN_IN_START);
 	refuse_and_wait(&w);
 	refuse_and_wait(&w);
 	ck_assert_uint_eq(conn_attempt(&w.c), 3);
-	input(&w, CONN_IN_SOCKET_OPEN);
-	frame(&w, CONN_FRAME_ACCEPT, NULL);
-	frame(&w, CONN_FRAME_AUTH_OK, NULL);
-	ck_assert_int_eq(conn_get_state(&w.c), CONN_OPEN);
+	authenticate(&w);
+	opened = w.now;
+	/* OPEN alone proves nothing yet: the counter stands... */
+	ck_assert_uint_eq(conn_attempt(&w.c), 3);
+	/* ...until the first heartbeat is answered (it goes out at
+	 * heartbeatInterval, which is below CONN_HELD_MAX here). */
+	ck_assert_uint_eq(conn_held_time(&w.c.opt), HB);
+	ck_assert_uint_eq(conn_deadline(&w.c), opened + HB);
+	fire(&w);
+	ck_assert_str_eq(actions(&w), "P");
+	w.now += 20;
+	frame(&w, CONN_FRAME_OTHER, NULL); /* the PONG */
 	ck_assert_uint_eq(conn_attempt(&w.c), 0);
+	/* Its loss is that of an established connection: attempt 1 at once,
+	 * and the whole schedule again. */
+	w.now += 5000;
 	input(&w, CONN_IN_SOCKET_CLOSED);
 	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(actions(&w), "SC");
 	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "connection lost: "));
+}
+END_TEST
+
+START_TEST(test_open_and_drop_follows_the_schedule)
+{
+	struct world w;
+	uint64_t t0;
+
+	/* A platform that authenticates every connection and drops it at
+	 * once: each one is an unsuccessful attempt. */
+	world_init(&w, 5, 0);
+	t0 = w.now;
+	input(&w, CONN_IN_START);
+	authenticate(&w);
+	w.now += 3;
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_str_eq(actions(&w), "S");
+	ck_assert_int_eq(w.r.act[0].from, CONN_OPEN);
+	ck_assert_str_eq(w.r.act[0].reason,
+	                 "attempt failed: connection lost 3 ms after OPEN: "
+	                 "socket closed");
+	ck_assert_uint_eq(conn_next_retry_in(&w.c, w.now), INC);
+	fire(&w);
+	ck_assert_uint_eq(w.now - t0, 3 + 1000);
+	ck_assert_uint_eq(conn_attempt(&w.c), 2);
+	authenticate(&w);
+	ck_assert_uint_eq(open_and_drop(&w) - t0, 2 * 3 + 3000);
+	ck_assert_uint_eq(open_and_drop(&w) - t0, 3 * 3 + 5500);
+	ck_assert_uint_eq(open_and_drop(&w) - t0, 4 * 3 + 8000);
+	ck_assert_uint_eq(conn_attempt(&w.c), 5);
+	ck_assert_uint_eq(open_and_drop(&w), 0);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c),
+	                             "gave up after 5 unsuccessful attempts: "
+	                             "connection lost 3 ms after OPEN"));
+	ck_assert_uint_eq(w.c.count.attempts, 5);
+	ck_assert_uint_eq(w.c.count.opens, 5);
+	ck_assert_uint_eq(w.c.count.losses, 5);
+}
+END_TEST
+
+START_TEST(test_flapping_after_a_held_connection)
+{
+	struct world w;
+	uint64_t lost;
+
+	/* An established connection is lost: attempt 1 at once.  From then
+	 * on every OPEN that drops before it held continues the backoff
+	 * (+1x, +2x the increment) and the third ends in ERROR. */
+	world_init(&w, 3, 0);
+	input(&w, CONN_IN_START);
+	authenticate(&w);
+	w.now += HB;
+	input(&w, CONN_IN_TIMER);
+	ck_assert_uint_eq(conn_attempt(&w.c), 0);
+	lost = w.now + 3;
+	ck_assert_uint_eq(open_and_drop(&w), lost);
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	ck_assert_uint_eq(open_and_drop(&w) - lost, 3 + 1000);
+	ck_assert_uint_eq(open_and_drop(&w) - lost, 2 * 3 + 3000);
+	ck_assert_uint_eq(open_and_drop(&w), 0);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "3 unsuccessful"));
+}
+END_TEST
+
+START_TEST(test_held_time_boundary_and_cap)
+{
+	struct world w;
+	struct conn_options o = opts(5, 0);
+	uint64_t opened;
+
+	/* One millisecond short of held: unsuccessful, with a backoff. */
+	world_init(&w, 5, 0);
+	input(&w, CONN_IN_START);
+	authenticate(&w);
+	opened = w.now;
+	w.now = opened + HB - 1;
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_str_eq(actions(&w), "S");
+	ck_assert_uint_eq(conn_next_retry_in(&w.c, w.now), INC);
+	/* Exactly held, even before the timer said so: established. */
+	world_init(&w, 5, 0);
+	input(&w, CONN_IN_START);
+	authenticate(&w);
+	w.now += HB;
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_str_eq(actions(&w), "SC");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	/* A long heartbeat interval does not make the wait longer than
+	 * CONN_HELD_MAX. */
+	o.heartbeat_interval = 30000;
+	ck_assert_uint_eq(conn_held_time(&o), CONN_HELD_MAX);
+	o.heartbeat_interval = 100;
+	ck_assert_uint_eq(conn_held_time(&o), 100);
 }
 END_TEST
 
@@ -513,7 +660,7 @@ START_TEST(test_heartbeat_pings_and_loss)
 	struct world w;
 	uint64_t opened;
 
-	reach(&w, AT_OPEN);
+	reach(&w, AT_OPEN_FRESH);
 	opened = w.now;
 	ck_assert_uint_eq(conn_deadline(&w.c), opened + HB);
 	fire(&w);
@@ -727,7 +874,10 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_backoff_values);
 	tcase_add_test(tc, test_infinite_attempts);
 	tcase_add_test(tc, test_accept_and_drop_does_not_reset_counter);
-	tcase_add_test(tc, test_counter_resets_on_open);
+	tcase_add_test(tc, test_counter_resets_once_held);
+	tcase_add_test(tc, test_open_and_drop_follows_the_schedule);
+	tcase_add_test(tc, test_flapping_after_a_held_connection);
+	tcase_add_test(tc, test_held_time_boundary_and_cap);
 	tcase_add_test(tc, test_heartbeat_pings_and_loss);
 	tcase_add_test(tc, test_no_ping_before_auth_but_handshake_timeout);
 	tcase_add_test(tc, test_redirect);

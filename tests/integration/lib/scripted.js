@@ -14,6 +14,11 @@
  *   'ignore'    say nothing
  * closeAfterAnswer: close the WebSocket right after a REDIRECT/REJECT
  * (default false: a conforming client closes it itself).
+ * dropAfterAuth: close the WebSocket right after sending AUTH_SUCCESSFUL (a
+ * platform that lets the client reach OPEN and then drops it at once); a
+ * number: that many milliseconds after it.
+ * junkAfterAuth: after AUTH_SUCCESSFUL send this many frames that are no
+ * deepstream message at all (undecodable), one per event-loop turn.
  */
 const { requirePeer } = require('./peer');
 const pb = require('./pb');
@@ -22,7 +27,8 @@ const { freePort, withTimeout } = require('./util');
 const WebSocket = requirePeer('ws');
 
 async function startScripted(opts = {}) {
-  const o = { answer: 'accept', redirectUrl: undefined, closeAfterAnswer: false, ...opts };
+  const o = { answer: 'accept', redirectUrl: undefined, closeAfterAnswer: false, dropAfterAuth: false,
+    junkAfterAuth: 0, ...opts };
   if (o.answer === 'redirect' && !o.redirectUrl) throw new Error('startScripted: redirect needs redirectUrl');
   const port = o.port || (await freePort());
   const received = []; // {conn, at, bytes, topic, action, url?, error?}
@@ -92,6 +98,10 @@ async function startScripted(opts = {}) {
       } else if (msg.topic === pb.TOPIC.AUTH && msg.action === pb.AUTH.REQUEST) {
         authed = true;
         send(pb.encodeFrame(pb.TOPIC.AUTH, [[1, 'varint', pb.AUTH.AUTH_SUCCESSFUL]]));
+        if (o.dropAfterAuth === true) ws.close();
+        else if (typeof o.dropAfterAuth === 'number') setTimeout(() => ws.close(), o.dropAfterAuth);
+        // 0xff: a protobuf key with wire type 7, which does not exist.
+        for (let i = 0; i < o.junkAfterAuth; i++) setImmediate(() => send(Buffer.from([0xff, 0xff, 0xff, i & 0xff])));
       } else if (msg.topic === pb.TOPIC.CONNECTION && msg.action === pb.CONNECTION.PING && authed) {
         send(pb.connectionFrame(pb.CONNECTION.PONG));
       }
