@@ -187,9 +187,18 @@ START_TEST(test_keys_list)
 	        "ipc.maxClients",
 	        "ipc.maxSubscriptionsPerClient",
 	        "ipc.clientBuffer",
+	        "ipc.socketGroup",
+	        "ipc.adminGroup",
+	        "ipc.reservedAdminClients",
+	        "ipc.maxClientsPerUser",
+	        "ipc.maxSubscriptionsPerUser",
 	        "queue.maxMessages",
 	        "queue.maxBytes",
 	        "queue.overflow",
+	        "queue.maxMessagesPerUser",
+	        "queue.maxBytesPerUser",
+	        "acl.emit",
+	        "acl.subscribe",
 	};
 	const char *const *k = config_keys();
 	size_t i;

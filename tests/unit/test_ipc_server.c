@@ -126,10 +126,11 @@ static void on_disconnected(struct ipc_client *c, const char *reason,
 	                 -ENOTCONN);
 }
 
-static void on_rejected(pid_t pid, const char *reason, void *userdata)
+static void on_rejected(const struct ipc_peer *peer, const char *reason,
+                        void *userdata)
 {
 	(void)userdata;
-	(void)pid;
+	(void)peer;
 	seen.rejected++;
 	snprintf(seen.reject_reason, sizeof(seen.reject_reason), "%s", reason);
 }
