@@ -37,7 +37,7 @@ char *status_json(struct dsd *d)
 	o = json_pack(
 	        "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-	        " s:{s:I, s:I, s:I},"
+	        " s:{s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:s},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -63,6 +63,7 @@ char *status_json(struct dsd *d)
 	        "connected", (json_int_t)ipc_server_client_count(d->ipc),
 	        "dropped", (json_int_t)d->count.clients_dropped,
 	        "refused", (json_int_t)d->count.clients_refused,
+	        "denied", (json_int_t)d->count.requests_denied,
 	        "subscriptions",
 	        "names", (json_int_t)ss.names,
 	        "acked", (json_int_t)ss.acked,

@@ -162,6 +162,7 @@ test('[acl]: a denied emit never reaches the platform, an allowed one does', { s
   assert.equal(st.emits.sent, 1);
   assert.equal(st.emits.queued, 0);
   assert.equal(st.subscriptions.names, 0, 'the denied subscribe subscribed nothing');
+  assert.equal(st.clients.denied, 2, 'the emit and the subscribe');
   // root is not bound by [acl]
   assert.equal((await d.dsctl('emit', 'private/x', '2')).code, 0);
   await secret.waitFor(1);
