@@ -170,7 +170,11 @@ int access_check_queue_quota(const struct dsd_config *cfg, uid_t uid,
 	uint64_t max_msgs = access_max_queue_messages_per_user(cfg);
 	uint64_t max_bytes = access_max_queue_bytes_per_user(cfg);
 
-	if (mine->queued_messages + 1 > max_msgs) {
+	/* A share as large as the queue is no share: the queue's own limits
+	 * and its overflow policy decide then (one app on the machine with
+	 * drop-oldest keeps dropping rather than being refused). */
+	if (max_msgs < cfg->queue_max_messages &&
+	    mine->queued_messages + 1 > max_msgs) {
 		snprintf(why, whylen,
 		         "quota: uid %ld has %llu emits queued "
 		         "(maxMessagesPerUser %llu)",
@@ -178,7 +182,8 @@ int access_check_queue_quota(const struct dsd_config *cfg, uid_t uid,
 		         (unsigned long long)max_msgs);
 		return -EDQUOT;
 	}
-	if (mine->queued_bytes + len > max_bytes) {
+	if (max_bytes < cfg->queue_max_bytes &&
+	    mine->queued_bytes + len > max_bytes) {
 		snprintf(why, whylen,
 		         "quota: uid %ld has %llu bytes queued, %zu more would "
 		         "pass maxBytesPerUser %llu",

@@ -323,6 +323,16 @@ START_TEST(test_quotas)
 	        access_check_queue_quota(&cfg, 7, &mine, 1, why, sizeof(why)),
 	        -EDQUOT);
 	ck_assert_ptr_nonnull(strstr(why, "maxMessagesPerUser 3"));
+
+	/* A share as large as the queue leaves it to the queue's limits. */
+	ck_assert_int_eq(load("[queue]\nmaxMessages = 3\nmaxBytesPerUser = "
+	                      "10000\n"),
+	                 0);
+	mine.queued_messages = 3;
+	mine.queued_bytes = 9999;
+	ck_assert_int_eq(access_check_queue_quota(&cfg, 7, &mine, 1000, why,
+	                                          sizeof(why)),
+	                 0);
 }
 END_TEST
 
