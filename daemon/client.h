@@ -9,10 +9,14 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-struct ipc_client;
+#include "ipc_server.h"
 
 struct dsd_client {
 	struct ipc_client *ipc;
+	/* Who it is, from the kernel at accept time; peer.groups points
+	 * into groups, which the client owns. */
+	struct ipc_peer peer;
+	gid_t *groups;
 	uint32_t id;
 	uint32_t slot; /* subscriber id in subs.c, UINT32_MAX until needed */
 	bool watching; /* gets IPC_STATE on every transition */

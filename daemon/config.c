@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -60,6 +61,10 @@ static int parse_socket(struct parser *, const struct config_item *,
                         const char *, struct dsd_config *);
 static int parse_overflow(struct parser *, const struct config_item *,
                           const char *, struct dsd_config *);
+static int parse_group(struct parser *, const struct config_item *,
+                       const char *, struct dsd_config *);
+static int parse_acl(struct parser *, const struct config_item *, const char *,
+                     struct dsd_config *);
 
 #define CA_SCAN_MAX (64 * 1024)
 
@@ -89,9 +94,23 @@ static int parse_overflow(struct parser *, const struct config_item *,
 	X(ipc, clientBuffer, parse_u32, client_buffer, 2 * MIB, GIB)           \
 	X(ipc, clientBufferTotal, parse_u64, client_buffer_total, 4 * MIB,     \
 	  64 * GIB)                                                            \
+	X(ipc, socketGroup, parse_group, socket_group, 0, 0)                   \
+	X(ipc, adminGroup, parse_group, admin_group, 0, 0)                     \
+	X(ipc, reservedAdminClients, parse_u32, reserved_admin_clients, 0,     \
+	  1024)                                                                \
+	X(ipc, maxClientsPerUser, parse_u32, max_clients_per_user, 1,          \
+	  1024 * 1024)                                                         \
+	X(ipc, maxSubscriptionsPerUser, parse_u32, max_subscriptions_per_user, \
+	  1, 1024 * 1024 * 1024)                                               \
 	X(queue, maxMessages, parse_u32, queue_max_messages, 1, 100000000)     \
 	X(queue, maxBytes, parse_u64, queue_max_bytes, 4 * KIB, 64 * GIB)      \
-	X(queue, overflow, parse_overflow, queue_overflow, 0, 0)
+	X(queue, overflow, parse_overflow, queue_overflow, 0, 0)               \
+	X(queue, maxMessagesPerUser, parse_u32, queue_max_messages_per_user,   \
+	  1, 100000000)                                                        \
+	X(queue, maxBytesPerUser, parse_u64, queue_max_bytes_per_user, 1,      \
+	  64 * GIB)                                                            \
+	X(acl, emit, parse_acl, acl_emit, 0, 0)                                \
+	X(acl, subscribe, parse_acl, acl_subscribe, 0, 0)
 
 #define X_ITEM(sec, key, fn, field, lo, hi)                                    \
 	{#sec, #key, fn, offsetof(struct dsd_config, field), lo, hi},
@@ -548,6 +567,158 @@ static int parse_overflow(struct parser *p, const struct config_item *it,
 	return 0;
 }
 
+/*
+ * A group name or a decimal gid, resolved now: a name that does not exist
+ * is a configuration error, caught by "dsd -n" and refused on reload.
+ */
+static int resolve_group(const char *value, gid_t *ret)
+{
+	struct group gr, *res = NULL;
+	size_t len = 1024;
+	uint64_t v;
+	char *buf;
+	int r;
+
+	if (parse_digits(value, &v) == 0) {
+		if (v >= (gid_t)-1)
+			return -ERANGE;
+		*ret = (gid_t)v;
+		return 0;
+	}
+	for (;;) {
+		buf = malloc(len);
+		if (!buf)
+			return -ENOMEM;
+		r = getgrnam_r(value, &gr, buf, len, &res);
+		if (r != ERANGE || len >= 1024 * 1024)
+			break;
+		free(buf);
+		len *= 4;
+	}
+	if (r == 0 && res)
+		*ret = res->gr_gid;
+	free(buf);
+	if (r != 0)
+		return -r;
+	return res ? 0 : -ENOENT;
+}
+
+static int group_error(struct parser *p, const char *what, const char *value,
+                       int r)
+{
+	char q[128];
+
+	if (r == -ENOMEM)
+		return perr_nomem(p);
+	return perr(p, "%s: \"%s\": %s", what, quote(value, q, sizeof(q)),
+	            r == -ENOENT   ? "no such group"
+	            : r == -ERANGE ? "gid out of range"
+	                           : strerror(-r));
+}
+
+static int parse_group(struct parser *p, const struct config_item *it,
+                       const char *value, struct dsd_config *c)
+{
+	struct config_group *g = field_of(c, it);
+	gid_t gid;
+	int r = resolve_group(value, &gid);
+
+	if (r < 0)
+		return group_error(p, it->key, value, r);
+	r = set_string(p, &g->name, value);
+	if (r < 0)
+		return r;
+	g->set = true;
+	g->gid = gid;
+	return 0;
+}
+
+static void acl_clear(struct config_acl *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->rules[i].name);
+	free(a->rules);
+	*a = (struct config_acl){0};
+}
+
+/* One "GROUP:NAME" entry (entry is modified). */
+static int parse_acl_entry(struct parser *p, const struct config_item *it,
+                           char *entry, struct config_acl_rule *ret)
+{
+	char *colon = strchr(entry, ':'), *name, q[128];
+	size_t n;
+	int r;
+
+	if (!colon || colon == entry || colon[1] == '\0')
+		return perr(p, "%s: \"%s\" is not GROUP:NAME", it->key,
+		            quote(entry, q, sizeof(q)));
+	*colon = '\0';
+	name = colon + 1;
+	if (strcmp(entry, "*") == 0) {
+		ret->any_group = true;
+	} else {
+		r = resolve_group(entry, &ret->gid);
+		if (r < 0)
+			return group_error(p, it->key, entry, r);
+	}
+	n = strlen(name);
+	if (strchr(name, '*') != name + n - 1 && strchr(name, '*'))
+		return perr(p, "%s: \"%s\": '*' only at the end of a name",
+		            it->key, quote(name, q, sizeof(q)));
+	if (name[n - 1] == '*') {
+		ret->prefix = true;
+		name[--n] = '\0';
+	}
+	ret->name = strdup(name);
+	if (!ret->name)
+		return perr_nomem(p);
+	return 0;
+}
+
+/*
+ * An allow list: "GROUP:NAME ..." separated by spaces or tabs (see
+ * dsd.conf(5)).  The whole list replaces an earlier file's.
+ */
+static int parse_acl(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c)
+{
+	struct config_acl *acl = field_of(c, it), fresh = {.set = true};
+	char *copy = strdup(value), *save = NULL, *tok;
+	size_t cap = 0;
+	int r = 0;
+
+	if (!copy)
+		return perr_nomem(p);
+	for (tok = strtok_r(copy, " \t", &save); tok;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (fresh.n == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct config_acl_rule *nr =
+			        realloc(fresh.rules, ncap * sizeof(*nr));
+
+			if (!nr) {
+				r = perr_nomem(p);
+				break;
+			}
+			fresh.rules = nr;
+			cap = ncap;
+		}
+		fresh.rules[fresh.n] = (struct config_acl_rule){0};
+		r = parse_acl_entry(p, it, tok, &fresh.rules[fresh.n]);
+		if (r < 0)
+			break;
+		fresh.n++;
+	}
+	free(copy);
+	if (r < 0) {
+		acl_clear(&fresh);
+		return r;
+	}
+	acl_clear(acl);
+	*acl = fresh;
+	return 0;
+}
+
 int config_init(struct dsd_config *c)
 {
 	*c = (struct dsd_config){
@@ -560,6 +731,8 @@ int config_init(struct dsd_config *c)
 	        .max_subscriptions_per_client = 1024,
 	        .client_buffer = 8 * MIB,
 	        .client_buffer_total = 64 * MIB,
+	        .reserved_admin_clients = 4,
+	        .max_subscriptions_per_user = 32768,
 	        .queue_max_messages = 100000,
 	        .queue_max_bytes = 64 * MIB,
 	        .queue_overflow = QUEUE_OVERFLOW_REJECT,
@@ -584,6 +757,10 @@ void config_free(struct dsd_config *c)
 	free(c->auth_file);
 	free(c->ca_file);
 	free(c->socket_path);
+	free(c->socket_group.name);
+	free(c->admin_group.name);
+	acl_clear(&c->acl_emit);
+	acl_clear(&c->acl_subscribe);
 	*c = (struct dsd_config){0};
 }
 

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CONFIG_INFINITE UINT32_MAX
 #define CONFIG_LINE_MAX 4096
@@ -36,6 +37,32 @@
 enum queue_overflow {
 	QUEUE_OVERFLOW_REJECT = 0,
 	QUEUE_OVERFLOW_DROP_OLDEST = 1,
+};
+
+/* A group named in the configuration, resolved when the file is read. */
+struct config_group {
+	bool set;
+	gid_t gid;
+	char *name; /* as written (a name or a number), for messages */
+};
+
+/*
+ * One entry of an [acl] list, "GROUP:NAME": members of the group (or
+ * everyone) may use the event name NAME, or every name starting with NAME
+ * when it was written with a trailing '*'.
+ */
+struct config_acl_rule {
+	bool any_group; /* GROUP was "*" */
+	gid_t gid;
+	bool prefix;
+	char *name; /* without the '*' of a prefix; "" with "*" alone */
+};
+
+/* An [acl] key: unset means "everything allowed". */
+struct config_acl {
+	bool set;
+	size_t n;
+	struct config_acl_rule *rules;
 };
 
 struct dsd_config {
@@ -55,10 +82,21 @@ struct dsd_config {
 	uint32_t max_subscriptions_per_client; /* default 1024 */
 	uint32_t client_buffer; /* bytes per client output, default 8 MiB */
 	uint64_t client_buffer_total; /* all clients' buffers, default 64 MiB */
+	struct config_group socket_group; /* default: dsd's own group */
+	struct config_group admin_group;  /* default: none (root only) */
+	uint32_t reserved_admin_clients;  /* default 4 */
+	uint32_t max_clients_per_user;    /* 0 (default): half of max_clients */
+	uint32_t max_subscriptions_per_user; /* default 32768 */
 	/* [queue] */
-	uint32_t queue_max_messages;        /* default 100000 */
-	uint64_t queue_max_bytes;           /* default 64 MiB */
-	enum queue_overflow queue_overflow; /* default reject */
+	uint32_t queue_max_messages;          /* default 100000 */
+	uint64_t queue_max_bytes;             /* default 64 MiB */
+	enum queue_overflow queue_overflow;   /* default reject */
+	uint32_t queue_max_messages_per_user; /* 0 (default): half of the above
+	                                       */
+	uint64_t queue_max_bytes_per_user; /* 0 (default): half of the above */
+	/* [acl] */
+	struct config_acl acl_emit;
+	struct config_acl acl_subscribe;
 };
 
 /*

@@ -1,13 +1,16 @@
 /*
  * Local requests that steer or inspect the daemon: status, watch, pause,
  * resume, reload.  Event requests are passed on to pubsub.c.  Every
- * request is answered exactly once.
+ * request is answered exactly once.  Who may connect, and who may use the
+ * control verbs, is decided by access.c; every refusal is logged here with
+ * the peer's credentials.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "client.h"
 #include "dsd.h"
 #include "ipc_server.h"
@@ -62,6 +65,22 @@ void control_broadcast_state(struct dsd *d, enum conn_state state,
 	}
 }
 
+void control_deny(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m,
+                  int code, const char *why)
+{
+	char who[256], name[128] = "";
+
+	d->count.requests_denied++;
+	access_format_peer(&c->peer, who, sizeof(who));
+	if (m->name != NULL)
+		log_escape(m->name, strlen(m->name), name, sizeof(name));
+	log_full_ratelimited(&d->access_log, dsd_now(), LOG_WARNING,
+	                     "local client %u (%s) refused %s%s%s%s: %s", c->id,
+	                     who, ipc_type_name(m->type), m->name ? " \"" : "",
+	                     name, m->name ? "\"" : "", why);
+	control_reply_error(c->ipc, m->id, code, why);
+}
+
 static void operator_input(struct dsd *d, struct ipc_client *c,
                            const struct ipc_msg *m, enum conn_input_kind kind,
                            const char *verb)
@@ -72,8 +91,8 @@ static void operator_input(struct dsd *d, struct ipc_client *c,
 
 	r = upstream_feed(d, &in);
 	if (r == 0) {
-		log_notice("%s requested by local client %u", verb,
-		           ipc_client_id(c));
+		log_notice("%s requested by local client %u (uid %ld)", verb,
+		           ipc_client_id(c), (long)ipc_client_uid(c));
 		control_reply_ok(c, m->id);
 		return;
 	}
@@ -108,31 +127,75 @@ static void status(struct dsd *d, struct ipc_client *c, const struct ipc_msg *m)
 	free(json);
 }
 
-struct dsd_client *control_client(struct dsd *d, struct ipc_client *c)
+/*
+ * A new connection: within the limits for its uid (and the slots left for
+ * it), it gets the daemon's record with its credentials, which every later
+ * decision uses.
+ */
+int control_admit(struct ipc_client *c, const struct ipc_peer *peer, char *why,
+                  size_t whylen, void *userdata)
 {
-	struct dsd_client *dc = ipc_client_get_data(c);
+	struct dsd *d = userdata;
+	struct access_count mine = access_usage_get(d->usage, peer->uid);
+	/* c is counted already */
+	size_t others = ipc_server_client_count(d->ipc) - 1;
+	struct dsd_client *dc;
+	int r;
 
-	if (dc != NULL)
-		return dc;
+	r = access_check_connect(&d->cfg, d->self_uid, peer, others, &mine, why,
+	                         whylen);
+	if (r < 0)
+		return r;
 	dc = calloc(1, sizeof(*dc));
-	if (dc == NULL)
-		return NULL;
+	if (dc != NULL && peer->ngroups > 0) {
+		dc->groups = malloc(peer->ngroups * sizeof(gid_t));
+		if (dc->groups == NULL) {
+			free(dc);
+			dc = NULL;
+		}
+	}
+	if (dc == NULL ||
+	    access_usage_add(d->usage, peer->uid, 1, 0, 0, 0) < 0) {
+		if (dc != NULL)
+			free(dc->groups);
+		free(dc);
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	dc->peer = *peer;
+	if (peer->ngroups > 0)
+		memcpy(dc->groups, peer->groups, peer->ngroups * sizeof(gid_t));
+	dc->peer.groups = dc->groups;
 	dc->ipc = c;
 	dc->id = ipc_client_id(c);
 	dc->slot = UINT32_MAX;
 	TAILQ_INSERT_TAIL(&d->clients, dc, entry);
 	ipc_client_set_data(c, dc);
-	return dc;
+	return 0;
+}
+
+/* Pause, resume and reload need an admin (access.c). */
+static bool may_control(struct dsd *d, struct dsd_client *dc,
+                        const struct ipc_msg *m, const char *verb)
+{
+	char why[200];
+	int r = access_check_control(&d->cfg, d->self_uid, &dc->peer, verb, why,
+	                             sizeof(why));
+
+	if (r < 0)
+		control_deny(d, dc, m, r, why);
+	return r == 0;
 }
 
 void control_request(struct ipc_client *c, const struct ipc_msg *m,
                      void *userdata)
 {
 	struct dsd *d = userdata;
-	struct dsd_client *dc = control_client(d, c);
+	struct dsd_client *dc = ipc_client_get_data(c);
 
 	if (dc == NULL) {
-		control_reply_error(c, m->id, -ENOMEM, "out of memory");
+		/* cannot happen: control_admit made it */
+		control_reply_error(c, m->id, -EPERM, "unknown client");
 		return;
 	}
 	switch (m->type) {
@@ -140,13 +203,16 @@ void control_request(struct ipc_client *c, const struct ipc_msg *m,
 		status(d, c, m);
 		break;
 	case IPC_PAUSE:
-		operator_input(d, c, m, CONN_IN_PAUSE, "pause");
+		if (may_control(d, dc, m, "pause"))
+			operator_input(d, c, m, CONN_IN_PAUSE, "pause");
 		break;
 	case IPC_RESUME:
-		operator_input(d, c, m, CONN_IN_RESUME, "resume");
+		if (may_control(d, dc, m, "resume"))
+			operator_input(d, c, m, CONN_IN_RESUME, "resume");
 		break;
 	case IPC_RELOAD:
-		reload(d, c, m);
+		if (may_control(d, dc, m, "reload"))
+			reload(d, c, m);
 		break;
 	case IPC_WATCH:
 		dc->watching = true;
@@ -198,17 +264,23 @@ void control_disconnected(struct ipc_client *c, const char *reason,
 	if (dc == NULL)
 		return;
 	pubsub_client_gone(d, dc);
+	/* Giving back never allocates. */
+	(void)access_usage_add(d->usage, dc->peer.uid, -1, 0, 0, 0);
 	TAILQ_REMOVE(&d->clients, dc, entry);
 	ipc_client_set_data(c, NULL);
+	free(dc->groups);
 	free(dc);
 }
 
-void control_rejected(pid_t pid, const char *reason, void *userdata)
+void control_rejected(const struct ipc_peer *peer, const char *reason,
+                      void *userdata)
 {
 	struct dsd *d = userdata;
+	char who[256] = "accept failed";
 
+	if (peer != NULL)
+		access_format_peer(peer, who, sizeof(who));
 	d->count.clients_refused++;
 	log_full_ratelimited(&d->refuse_log, dsd_now(), LOG_WARNING,
-	                     "local connection refused (pid %ld): %s",
-	                     (long)pid, reason);
+	                     "local connection refused (%s): %s", who, reason);
 }

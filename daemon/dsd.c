@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <systemd/sd-daemon.h>
 
+#include "access.h"
 #include "dsd.h"
 #include "ipc_server.h"
 #include "log.h"
@@ -156,10 +159,43 @@ static int setup_signals(struct dsd *d)
 	return 0;
 }
 
+/*
+ * [ipc] socketGroup: the socket dsd bound itself (mode 0660) goes to that
+ * group, so its members, and nobody else but dsd's own user and group,
+ * can connect.  A socket systemd passed in has what dsd.socket's
+ * SocketGroup= gave it; dsd only says when the two disagree.
+ */
+static int apply_socket_group(struct dsd *d)
+{
+	const struct config_group *g = &d->cfg.socket_group;
+	struct stat st;
+
+	if (!g->set)
+		return 0;
+	if (d->passed_fd >= 0) {
+		if (stat(d->cfg.socket_path, &st) == 0 && st.st_gid != g->gid)
+			log_warn("socketGroup %s is not applied to a socket "
+			         "passed by systemd (its group is %ld): set "
+			         "SocketGroup= in dsd.socket",
+			         g->name, (long)st.st_gid);
+		return 0;
+	}
+	if (chown(d->cfg.socket_path, (uid_t)-1, g->gid) < 0) {
+		int r = -errno;
+
+		log_err("cannot give %s to socketGroup %s: %s (dsd must be "
+		        "root or a member of the group)",
+		        d->cfg.socket_path, g->name, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
             struct dsd **ret)
 {
 	static const struct ipc_server_callbacks ipc_cb = {
+	        .admit = control_admit,
 	        .request = control_request,
 	        .disconnected = control_disconnected,
 	        .rejected = control_rejected,
@@ -181,6 +217,8 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	d->loss_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
 	/* Five whole reconnects (six state changes each) a minute. */
 	d->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
+	d->access_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 5);
+	d->self_uid = geteuid();
 	d->passed_fd = passed_fd;
 	d->started_mono = dsd_now();
 	d->cfg = *cfg;
@@ -200,10 +238,14 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 		r = -ENOMEM;
 		goto fail;
 	}
+	r = access_usage_new(&d->usage);
+	if (r < 0)
+		goto fail;
 	r = pubsub_new(d);
 	if (r < 0)
 		goto fail;
-	lim.max_clients = d->cfg.max_clients;
+	/* Past maxClients only admins get in (control_admit). */
+	lim.max_clients = d->cfg.max_clients + d->cfg.reserved_admin_clients;
 	lim.client_out_limit = d->cfg.client_buffer;
 	lim.total_buffer_limit = d->cfg.client_buffer_total;
 	r = ipc_server_new(d->base, d->cfg.socket_path, passed_fd, &lim,
@@ -213,6 +255,9 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 		        strerror(-r));
 		goto fail;
 	}
+	r = apply_socket_group(d);
+	if (r < 0)
+		goto fail;
 	r = setup_watchdog(d);
 	if (r < 0)
 		goto fail;
@@ -251,6 +296,7 @@ void dsd_free(struct dsd *d)
 	transport_free(d->transport);
 	ipc_server_free(d->ipc);
 	pubsub_free(d);
+	access_usage_free(d->usage);
 	if (d->conn_timer)
 		event_free(d->conn_timer);
 	if (d->watchdog)
@@ -362,8 +408,12 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	    fresh.client_buffer != d->cfg.client_buffer ||
 	    fresh.client_buffer_total != d->cfg.client_buffer_total ||
 	    fresh.max_subscriptions_per_client !=
-	            d->cfg.max_subscriptions_per_client)
+	            d->cfg.max_subscriptions_per_client ||
+	    fresh.reserved_admin_clients != d->cfg.reserved_admin_clients)
 		log_warn("reload: [ipc] limits change only on restart");
+	if (fresh.socket_group.set != d->cfg.socket_group.set ||
+	    fresh.socket_group.gid != d->cfg.socket_group.gid)
+		log_warn("reload: socketGroup changes only on restart");
 	restart = str_differs(fresh.url, d->cfg.url) ||
 	          str_differs(fresh.auth_json, d->cfg.auth_json) ||
 	          str_differs(fresh.ca_file, d->cfg.ca_file);
@@ -377,6 +427,12 @@ int dsd_reload(struct dsd *d, char *err, size_t errlen)
 	fresh.client_buffer_total = d->cfg.client_buffer_total;
 	fresh.max_subscriptions_per_client =
 	        d->cfg.max_subscriptions_per_client;
+	fresh.reserved_admin_clients = d->cfg.reserved_admin_clients;
+	free(fresh.socket_group.name);
+	fresh.socket_group = d->cfg.socket_group;
+	d->cfg.socket_group = (struct config_group){0};
+	/* adminGroup, the per-uid quotas and [acl] apply from now on, to
+	 * new requests; what is held already is kept. */
 	config_free(&d->cfg);
 	d->cfg = fresh;
 	pubsub_apply_limits(d);

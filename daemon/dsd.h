@@ -24,7 +24,9 @@ struct event;
 struct event_base;
 struct ipc_client;
 struct ipc_msg;
+struct ipc_peer;
 struct ipc_server;
+struct access_usage;
 struct outq;
 struct subs;
 struct transport;
@@ -39,6 +41,8 @@ struct dsd_counters {
 	uint64_t subs_denied; /* upstream subscriptions the platform denied */
 	uint64_t clients_dropped; /* local clients cut off (slow, malformed) */
 	uint64_t clients_refused; /* connections refused (too many clients) */
+	uint64_t requests_denied; /* requests refused by the access policy
+	                             or a per-uid quota */
 	uint64_t emits_denied;    /* emits the platform refused (permissions) */
 	uint64_t emits_requeued;  /* handed to a connection that closed before
 	                             writing them, and queued again */
@@ -62,6 +66,8 @@ struct dsd {
 
 	struct ipc_server *ipc;
 	struct dsd_client_list clients;
+	struct access_usage *usage; /* clients, subscriptions, queue per uid */
+	uid_t self_uid;             /* the uid dsd runs as */
 	struct outq *queue;
 	struct subs *subs;
 	struct dsd_client **slots; /* subscriber id -> client, max_clients */
@@ -71,7 +77,8 @@ struct dsd {
 	/* What the platform can repeat at will: per-frame warnings, the
 	 * loss of OPEN, the other connection state changes. */
 	struct log_ratelimit frame_log, loss_log, state_log;
-	struct event *notify_timer; /* coalesces STATUS= updates */
+	struct log_ratelimit access_log; /* requests the policy refused */
+	struct event *notify_timer;      /* coalesces STATUS= updates */
 
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *watchdog;
@@ -119,15 +126,20 @@ void upstream_connection_opened(struct dsd *d); /* implemented in pubsub.c */
 void pubsub_connection_lost(struct dsd *d);
 
 /* control.c */
+int control_admit(struct ipc_client *c, const struct ipc_peer *peer, char *why,
+                  size_t whylen, void *userdata);
 void control_request(struct ipc_client *c, const struct ipc_msg *m,
                      void *userdata);
 void control_disconnected(struct ipc_client *c, const char *reason,
                           void *userdata);
-void control_rejected(pid_t pid, const char *reason, void *userdata);
+void control_rejected(const struct ipc_peer *peer, const char *reason,
+                      void *userdata);
+/* Refuses request m of c with code and why, and logs it with c's
+ * credentials (rate-limited). */
+void control_deny(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m,
+                  int code, const char *why);
 void control_broadcast_state(struct dsd *d, enum conn_state state,
                              const char *reason, uint64_t at_mono);
-/* The daemon's record of client c, created on its first request. */
-struct dsd_client *control_client(struct dsd *d, struct ipc_client *c);
 void control_reply_ok(struct ipc_client *c, uint32_t id);
 void control_reply_error(struct ipc_client *c, uint32_t id, int code,
                          const char *msg);

@@ -60,6 +60,7 @@ struct ipc_client {
 	unsigned id;
 	pid_t pid;
 	uid_t uid;
+	gid_t gid;
 	struct event *rev, *wev;
 	struct event *hello_ev; /* until HELLO: a slot held by a silent
 	                           connection is given back */
@@ -484,37 +485,66 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accepting ---- */
 
-static void reject(struct ipc_server *s, int fd, pid_t pid)
+static void reject(struct ipc_server *s, int fd, const struct ipc_peer *peer,
+                   int code, const char *why)
 {
 	uint8_t raw[256];
 	struct ipc_buf b = {
 	        .data = raw, .cap = sizeof(raw), .limit = sizeof(raw)};
-	struct ipc_msg e = {.type = IPC_ERROR,
-	                    .has_code = true,
-	                    .code = -EUSERS,
-	                    .text = "too many clients"};
+	struct ipc_msg e = {
+	        .type = IPC_ERROR, .has_code = true, .code = code, .text = why};
 
 	/* Best effort: a fresh socket's buffer takes a small frame. */
 	if (ipc_encode(&b, &e) == 0)
 		(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 	if (s->cb.rejected)
-		s->cb.rejected(pid, "too many clients", s->userdata);
+		s->cb.rejected(peer, why, s->userdata);
 }
 
-static void peer_cred(int fd, pid_t *ret_pid, uid_t *ret_uid)
+/* More supplementary groups than this are not read (NGROUPS_MAX is 65536;
+ * a peer in more groups than this is judged by the first ones only). */
+#define PEER_GROUPS_MAX 4096
+
+/*
+ * The peer's credentials; *ret_groups is malloc'd (or NULL), the caller
+ * frees it.  SO_PEERGROUPS (Linux 4.13) says how much room it needs with
+ * ERANGE; without it, or out of memory, only the primary gid is known.
+ */
+static void peer_cred(int fd, struct ipc_peer *ret, gid_t **ret_groups)
 {
 	struct ucred uc;
 	socklen_t sl = sizeof(uc);
+	gid_t *g = NULL;
 
+	*ret = (struct ipc_peer){.pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	*ret_groups = NULL;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) == 0 &&
 	    sl == sizeof(uc)) {
-		*ret_pid = uc.pid;
-		*ret_uid = uc.uid;
-	} else {
-		*ret_pid = -1;
-		*ret_uid = (uid_t)-1;
+		ret->pid = uc.pid;
+		ret->uid = uc.uid;
+		ret->gid = uc.gid;
 	}
+	for (socklen_t want = 64 * sizeof(gid_t);;) {
+		gid_t *ng = realloc(g, want);
+
+		if (!ng)
+			break;
+		g = ng;
+		sl = want;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &sl) == 0) {
+			ret->groups = g;
+			ret->ngroups = sl / sizeof(gid_t);
+			ret->groups_known = true;
+			*ret_groups = g;
+			return;
+		}
+		if (errno != ERANGE || sl <= want ||
+		    sl > PEER_GROUPS_MAX * sizeof(gid_t))
+			break;
+		want = sl;
+	}
+	free(g);
 }
 
 static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
@@ -531,7 +561,8 @@ static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 	ipc_client_close(c, why);
 }
 
-static int client_new(struct ipc_server *s, int fd, pid_t pid, uid_t uid)
+static int client_new(struct ipc_server *s, int fd, const struct ipc_peer *peer,
+                      struct ipc_client **ret)
 {
 	struct timeval tv = {
 	        .tv_sec = s->lim.hello_timeout_ms / 1000,
@@ -543,8 +574,9 @@ static int client_new(struct ipc_server *s, int fd, pid_t pid, uid_t uid)
 		return -ENOMEM;
 	c->srv = s;
 	c->fd = fd;
-	c->pid = pid;
-	c->uid = uid;
+	c->pid = peer->pid;
+	c->uid = peer->uid;
+	c->gid = peer->gid;
 	c->id = s->next_id++;
 	if (s->next_id == 0)
 		s->next_id = 1;
@@ -565,7 +597,27 @@ static int client_new(struct ipc_server *s, int fd, pid_t pid, uid_t uid)
 	}
 	list_push(&s->live, c);
 	s->nlive++;
+	*ret = c;
 	return 0;
+}
+
+/* Asks the admit callback; a refused client goes as if never accepted. */
+static void admit(struct ipc_server *s, struct ipc_client *c,
+                  const struct ipc_peer *peer)
+{
+	char why[REASON_MAX] = "";
+	int fd = c->fd, r;
+
+	if (!s->cb.admit)
+		return;
+	r = s->cb.admit(c, peer, why, sizeof(why), s->userdata);
+	if (r >= 0)
+		return;
+	list_remove(&s->live, c);
+	s->nlive--;
+	c->fd = -1; /* reject() says why, then closes it */
+	client_free(c);
+	reject(s, fd, peer, r, why[0] ? why : "refused");
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -584,8 +636,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	for (int k = 0; k < ACCEPT_BURST; k++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		pid_t pid;
-		uid_t uid;
+		struct ipc_peer peer;
+		struct ipc_client *c;
+		gid_t *groups;
 
 		if (fd < 0) {
 			char why[REASON_MAX];
@@ -603,20 +656,20 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			event_del(s->accept_ev);
 			evtimer_add(s->retry_ev, &one_s);
 			if (s->cb.rejected)
-				s->cb.rejected(-1, why, s->userdata);
+				s->cb.rejected(NULL, why, s->userdata);
 			return;
 		}
-		peer_cred(fd, &pid, &uid);
-		if (s->nlive >= s->lim.max_clients) {
-			reject(s, fd, pid);
-			continue;
-		}
-		if (client_new(s, fd, pid, uid) < 0) {
+		peer_cred(fd, &peer, &groups);
+		if (s->nlive >= s->lim.max_clients)
+			reject(s, fd, &peer, -EUSERS, "too many clients");
+		else if (client_new(s, fd, &peer, &c) < 0) {
 			close(fd);
 			if (s->cb.rejected)
-				s->cb.rejected(pid, "out of memory",
+				s->cb.rejected(&peer, "out of memory",
 				               s->userdata);
-		}
+		} else
+			admit(s, c, &peer);
+		free(groups);
 	}
 }
 
@@ -844,6 +897,11 @@ pid_t ipc_client_pid(const struct ipc_client *c)
 uid_t ipc_client_uid(const struct ipc_client *c)
 {
 	return c->uid;
+}
+
+gid_t ipc_client_gid(const struct ipc_client *c)
+{
+	return c->gid;
 }
 
 const char *ipc_client_name(const struct ipc_client *c)

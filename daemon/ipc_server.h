@@ -15,6 +15,7 @@
 #ifndef DSD_IPC_SERVER_H
 #define DSD_IPC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,6 +30,21 @@ struct ipc_client;
 #define IPC_SERVER_DEFAULT_OUT_LIMIT        (4 * 1024 * 1024)
 #define IPC_SERVER_DEFAULT_HELLO_TIMEOUT_MS 5000
 #define IPC_SERVER_DEFAULT_TOTAL_LIMIT      (64 * 1024 * 1024)
+
+/*
+ * Who is on the other end, as the kernel saw it at connect() time
+ * (SO_PEERCRED, and SO_PEERGROUPS for the supplementary groups, Linux
+ * 4.13 and later).  Unknown ids are -1; groups_known is false when the
+ * kernel could not tell the groups (ngroups is 0 then).
+ */
+struct ipc_peer {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t ngroups;
+	bool groups_known;
+};
 
 struct ipc_server_limits {
 	uint32_t max_clients;      /* connections past this get ERROR -EUSERS */
@@ -53,6 +69,16 @@ struct ipc_server_stats {
 
 struct ipc_server_callbacks {
 	/*
+	 * Optional: a new connection, already a client (counted by
+	 * ipc_server_client_count()), before any other callback for it.
+	 * peer (groups included) is borrowed until return.  Return 0 to
+	 * serve it, or a negative errno and a sentence in why to refuse it:
+	 * it is then sent ERROR (that code, why) and closed, rejected is
+	 * called with why, and disconnected is never called for it.
+	 */
+	int (*admit)(struct ipc_client *c, const struct ipc_peer *peer,
+	             char *why, size_t whylen, void *userdata);
+	/*
 	 * A request from a client that has said HELLO, already checked
 	 * against the catalogue (known client->server type, id and required
 	 * fields present).  Answer it with ipc_client_send() carrying the
@@ -73,10 +99,11 @@ struct ipc_server_callbacks {
 	void (*disconnected)(struct ipc_client *c, const char *reason,
 	                     void *userdata);
 	/*
-	 * Optional: a connection was refused before it became a client
-	 * (too many clients), or accepting failed (pid is -1 then).
+	 * Optional: a connection was refused (too many clients, or admit
+	 * said no), or accepting failed (peer is NULL then).
 	 */
-	void (*rejected)(pid_t pid, const char *reason, void *userdata);
+	void (*rejected)(const struct ipc_peer *peer, const char *reason,
+	                 void *userdata);
 };
 
 /*
@@ -139,9 +166,11 @@ void ipc_client_set_data(struct ipc_client *c, void *p);
 void *ipc_client_get_data(const struct ipc_client *c);
 /* A number unique within the server, for logs; starts at 1. */
 unsigned ipc_client_id(const struct ipc_client *c);
-/* The peer's pid and uid (SO_PEERCRED), -1 when unknown. */
+/* The peer's pid, uid and gid (SO_PEERCRED), -1 when unknown.  The
+ * supplementary groups are handed to the admit callback only. */
 pid_t ipc_client_pid(const struct ipc_client *c);
 uid_t ipc_client_uid(const struct ipc_client *c);
+gid_t ipc_client_gid(const struct ipc_client *c);
 /* The client's self-description from HELLO ("" before it). */
 const char *ipc_client_name(const struct ipc_client *c);
 

@@ -12,6 +12,10 @@
  * - Events fan out to every local subscriber of the name; a local emit
  *   also reaches the local subscribers at once, because the platform never
  *   echoes an event to the connection that sent it.
+ * - [acl] and the per-uid quotas (access.c) are checked before anything
+ *   is sent, queued or subscribed.  Queued emits are tagged with the
+ *   sender's uid, so each uid's share of the queue is known until they
+ *   leave it (sent or dropped).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "access.h"
 #include "dsd.h"
 #include "ipc_server.h"
 #include "ipcproto.h"
@@ -68,12 +73,23 @@ static struct outq_limits queue_limits(const struct dsd_config *cfg)
 
 static void on_subs_flush(evutil_socket_t fd, short what, void *userdata);
 
+/* An emit evicted by drop-oldest leaves its sender's share. */
+static void on_queue_drop(const void *data, size_t len, uint32_t tag,
+                          void *userdata)
+{
+	struct dsd *d = userdata;
+
+	(void)data;
+	(void)access_usage_add(d->usage, (uid_t)tag, 0, 0, -1, -(int64_t)len);
+}
+
 int pubsub_new(struct dsd *d)
 {
 	struct outq_limits ql = queue_limits(&d->cfg);
 	struct subs_limits sl = {
 	        .max_names = 65536,
-	        .max_clients = d->cfg.max_clients,
+	        .max_clients =
+	                d->cfg.max_clients + d->cfg.reserved_admin_clients,
 	        .max_per_client = d->cfg.max_subscriptions_per_client,
 	        .max_name_len = IPC_MAX_NAME,
 	};
@@ -82,10 +98,11 @@ int pubsub_new(struct dsd *d)
 	r = outq_new(&ql, &d->queue);
 	if (r < 0)
 		return r;
+	outq_set_drop_callback(d->queue, on_queue_drop, d);
 	r = subs_new(&sl, &d->subs);
 	if (r < 0)
 		return r;
-	d->slot_count = d->cfg.max_clients;
+	d->slot_count = d->cfg.max_clients + d->cfg.reserved_admin_clients;
 	d->slots = calloc(d->slot_count, sizeof(*d->slots));
 	d->subs_flush = event_new(d->base, -1, 0, on_subs_flush, d);
 	if (d->slots == NULL || d->subs_flush == NULL)
@@ -252,6 +269,8 @@ void pubsub_flush(struct dsd *d)
 		if (upstream_send(d, frame, len) < 0)
 			return;
 		outq_pop(d->queue);
+		(void)access_usage_add(d->usage, (uid_t)tag, 0, 0, -1,
+		                       -(int64_t)len);
 		d->count.emits_sent++;
 	}
 	dsd_notify_status_soon(d);
@@ -299,9 +318,12 @@ void pubsub_take_back_unsent(struct dsd *d, struct transport *t)
 	n = transport_take_unsent(t, collect_unsent, &u);
 	if (n == 0)
 		return;
-	/* Older than anything still queued: back to the head, in order. */
+	/* Older than anything still queued: back to the head, in order.
+	 * They left their senders' shares when they were sent, and count
+	 * against nobody now. */
 	for (size_t i = u.n; i-- > 0;) {
-		if (outq_unpop(d->queue, u.data[i], u.len[i], 0) < 0)
+		if (outq_unpop(d->queue, u.data[i], u.len[i],
+		               (uint32_t)ACCESS_NO_UID) < 0)
 			u.failed = true;
 		free(u.data[i]);
 	}
@@ -406,8 +428,30 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 		d->count.emits_sent++;
 		reply.code = IPC_EMIT_SENT;
 	} else {
-		r = outq_push(d->queue, buf, len, c->id, &dropped);
+		struct access_count mine =
+		        access_usage_get(d->usage, c->peer.uid);
+
+		r = access_check_queue_quota(&d->cfg, c->peer.uid, &mine, len,
+		                             err, sizeof(err));
 		if (r < 0) {
+			free(buf);
+			control_deny(d, c, m, r, err);
+			return;
+		}
+		/* Reserved before the push: the drop callback may give back
+		 * some of this uid's own older emits. */
+		if (access_usage_add(d->usage, c->peer.uid, 0, 0, 1,
+		                     (int64_t)len) < 0) {
+			free(buf);
+			control_reply_error(c->ipc, m->id, -ENOMEM,
+			                    "out of memory");
+			return;
+		}
+		r = outq_push(d->queue, buf, len, (uint32_t)c->peer.uid,
+		              &dropped);
+		if (r < 0) {
+			(void)access_usage_add(d->usage, c->peer.uid, 0, 0, -1,
+			                       -(int64_t)len);
 			d->count.emits_rejected++;
 			snprintf(err, sizeof(err),
 			         r == -EMSGSIZE
@@ -437,17 +481,44 @@ static void emit(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m)
 	for_each_subscriber(d, m->name, send_event, m->data);
 }
 
+static bool subscribed(struct dsd *d, struct dsd_client *c, const char *name)
+{
+	size_t n;
+	const uint32_t *ids = subs_subscribers(d->subs, name, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == c->slot)
+			return true;
+	return false;
+}
+
 static void subscribe(struct dsd *d, struct dsd_client *c,
                       const struct ipc_msg *m)
 {
+	struct access_count mine = access_usage_get(d->usage, c->peer.uid);
 	enum subs_state st;
 	size_t refs;
 	const char *reason;
-	char err[128];
+	char err[160];
 	int r;
 
+	r = access_check_subscription_quota(&d->cfg, c->peer.uid, &mine, err,
+	                                    sizeof(err));
+	if (r < 0 && subscribed(d, c, m->name)) {
+		control_reply_ok(c->ipc, m->id); /* nothing new */
+		return;
+	}
+	if (r < 0) {
+		control_deny(d, c, m, r, err);
+		return;
+	}
+	if (access_usage_add(d->usage, c->peer.uid, 0, 1, 0, 0) < 0) {
+		control_reply_error(c->ipc, m->id, -ENOMEM, "out of memory");
+		return;
+	}
 	r = subs_add(d->subs, c->slot, m->name);
 	if (r < 0) {
+		(void)access_usage_add(d->usage, c->peer.uid, 0, -1, 0, 0);
 		switch (r) {
 		case -EEXIST:
 			control_reply_ok(c->ipc, m->id);
@@ -486,6 +557,7 @@ static void unsubscribe(struct dsd *d, struct dsd_client *c,
 		control_reply_error(c->ipc, m->id, r, "not subscribed");
 		return;
 	}
+	(void)access_usage_add(d->usage, c->peer.uid, 0, -1, 0, 0);
 	control_reply_ok(c->ipc, m->id);
 	if (r == 1)
 		schedule_subs_flush(d);
@@ -505,6 +577,21 @@ void pubsub_request(struct dsd *d, struct dsd_client *c,
 		control_reply_error(c->ipc, m->id, -EUSERS, "too many clients");
 		return;
 	}
+	if (m->type == IPC_EMIT || m->type == IPC_SUBSCRIBE) {
+		char why[200];
+		int r = m->type == IPC_EMIT
+		                ? access_check_emit(&d->cfg, d->self_uid,
+		                                    &c->peer, m->name, why,
+		                                    sizeof(why))
+		                : access_check_subscribe(&d->cfg, d->self_uid,
+		                                         &c->peer, m->name, why,
+		                                         sizeof(why));
+
+		if (r < 0) {
+			control_deny(d, c, m, r, why);
+			return;
+		}
+	}
 	switch (m->type) {
 	case IPC_EMIT:
 		emit(d, c, m);
@@ -522,10 +609,15 @@ void pubsub_request(struct dsd *d, struct dsd_client *c,
 
 void pubsub_client_gone(struct dsd *d, struct dsd_client *c)
 {
+	int n;
+
 	if (c->slot == UINT32_MAX)
 		return;
-	if (subs_remove_client(d->subs, c->slot, NULL, NULL) > 0)
+	n = subs_remove_client(d->subs, c->slot, NULL, NULL);
+	if (n > 0) {
+		(void)access_usage_add(d->usage, c->peer.uid, 0, -n, 0, 0);
 		schedule_subs_flush(d);
+	}
 	d->slots[c->slot] = NULL;
 	c->slot = UINT32_MAX;
 }

@@ -39,7 +39,7 @@ char *status_json(struct dsd *d)
 	o = json_pack(
 	        "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
+	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:s},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -68,6 +68,7 @@ char *status_json(struct dsd *d)
 	        "bufferedBytes", (json_int_t)is.buffered,
 	        "bufferLimit", (json_int_t)is.buffered_limit,
 	        "droppedOverBuffer", (json_int_t)is.over_budget,
+	        "denied", (json_int_t)d->count.requests_denied,
 	        "subscriptions",
 	        "names", (json_int_t)ss.names,
 	        "acked", (json_int_t)ss.acked,

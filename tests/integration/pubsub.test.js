@@ -196,7 +196,10 @@ test('10,000 emits while the server is down arrive in order after it restarts', 
 
 test('queue limit: overflow = reject refuses with a clear error', async () => {
   const s = await server({ auth: 'open' });
-  const d = await dsd({ url: s.url, queue: { maxMessages: 100, overflow: 'reject' } });
+  // One uid runs every app here: its share is the whole queue (the per-uid
+  // share is in access.test.js).
+  const d = await dsd({ url: s.url, queue: { maxMessages: 100, overflow: 'reject' },
+    extra: '[queue]\nmaxMessagesPerUser = 100' });
   await d.waitState('OPEN');
   await d.dsctl('pause');
   await d.waitState('OFFLINE');
@@ -212,7 +215,8 @@ test('queue limit: overflow = reject refuses with a clear error', async () => {
 
 test('queue limit: overflow = drop-oldest counts exactly what it dropped', async () => {
   const s = await server({ auth: 'open' });
-  const d = await dsd({ url: s.url, queue: { maxMessages: 100, overflow: 'drop-oldest' } });
+  const d = await dsd({ url: s.url, queue: { maxMessages: 100, overflow: 'drop-oldest' },
+    extra: '[queue]\nmaxMessagesPerUser = 100' });
   await d.waitState('OPEN');
   const c = await jsClient(s.url);
   const got = await c.subscribe('q');
@@ -315,7 +319,8 @@ test('after a reconnect the upstream subscriptions are rebuilt from state', asyn
 
 test('limits: clients, subscriptions per client, bad names and data get clear errors', async () => {
   const s = await server({ auth: 'open' });
-  const d = await dsd({ url: s.url, ipc: { maxClients: 2, maxSubscriptionsPerClient: 2 } });
+  // root runs the clients: no slots kept for admins past maxClients here.
+  const d = await dsd({ url: s.url, ipc: { maxClients: 2, maxSubscriptionsPerClient: 2, reservedAdminClients: 0 } });
   await d.waitState('OPEN');
   // Two names are fine for one client, a third is refused.
   const two = dsctlSubscribe(d, 'a', 'b');

@@ -188,9 +188,18 @@ START_TEST(test_keys_list)
 	        "ipc.maxSubscriptionsPerClient",
 	        "ipc.clientBuffer",
 	        "ipc.clientBufferTotal",
+	        "ipc.socketGroup",
+	        "ipc.adminGroup",
+	        "ipc.reservedAdminClients",
+	        "ipc.maxClientsPerUser",
+	        "ipc.maxSubscriptionsPerUser",
 	        "queue.maxMessages",
 	        "queue.maxBytes",
 	        "queue.overflow",
+	        "queue.maxMessagesPerUser",
+	        "queue.maxBytesPerUser",
+	        "acl.emit",
+	        "acl.subscribe",
 	};
 	const char *const *k = config_keys();
 	size_t i;

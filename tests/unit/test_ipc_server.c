@@ -140,10 +140,11 @@ static void on_disconnected(struct ipc_client *c, const char *reason,
 	                 -ENOTCONN);
 }
 
-static void on_rejected(pid_t pid, const char *reason, void *userdata)
+static void on_rejected(const struct ipc_peer *peer, const char *reason,
+                        void *userdata)
 {
 	(void)userdata;
-	(void)pid;
+	(void)peer;
 	seen.rejected++;
 	snprintf(seen.reject_reason, sizeof(seen.reject_reason), "%s", reason);
 }
@@ -656,6 +657,77 @@ START_TEST(test_max_frame_request)
 }
 END_TEST
 
+/* The admit callback: sees the kernel's credentials, may refuse. */
+static struct {
+	int calls;
+	struct ipc_peer last;
+	size_t ngroups_want;
+	bool groups_match;
+} admitted;
+
+static int on_admit(struct ipc_client *c, const struct ipc_peer *peer,
+                    char *why, size_t whylen, void *userdata)
+{
+	gid_t mine[256];
+	int n = getgroups(256, mine);
+
+	(void)userdata;
+	admitted.calls++;
+	admitted.last = *peer;
+	admitted.groups_match =
+	        n >= 0 && peer->ngroups == (size_t)n &&
+	        (n == 0 ||
+	         memcmp(mine, peer->groups, (size_t)n * sizeof(gid_t)) == 0);
+	ck_assert_uint_eq(ipc_client_gid(c), peer->gid);
+	if (admitted.calls % 2 == 0) {
+		snprintf(why, whylen, "go away");
+		return -EACCES;
+	}
+	return 0;
+}
+
+START_TEST(test_admit)
+{
+	static const struct ipc_server_callbacks cb = {
+	        .admit = on_admit,
+	        .request = on_request,
+	        .disconnected = on_disconnected,
+	        .rejected = on_rejected,
+	};
+	struct tcli *a, *b, *c;
+
+	memset(&admitted, 0, sizeof(admitted));
+	ck_assert_int_eq(ipc_server_new(base, path, -1, NULL, &cb, &seen, &srv),
+	                 0);
+	ck_assert_int_eq(ipc_server_set_name(srv, "dsd-test"), 0);
+	a = cli_hello();
+	ck_assert_int_eq(admitted.calls, 1);
+	ck_assert_int_eq(admitted.last.pid, getpid());
+	ck_assert_uint_eq(admitted.last.uid, getuid());
+	ck_assert_uint_eq(admitted.last.gid, getgid());
+	ck_assert(admitted.last.groups_known);
+	ck_assert(admitted.groups_match);
+	/* Refused: ERROR with admit's code and text, closed, never a client. */
+	b = cli_new();
+	expect_error(b, -1, -EACCES);
+	expect_eof(b);
+	ck_assert_int_eq(admitted.calls, 2);
+	ck_assert_int_eq(seen.rejected, 1);
+	ck_assert_str_eq(seen.reject_reason, "go away");
+	ck_assert_uint_eq(ipc_server_client_count(srv), 1);
+	pump(50);
+	ck_assert_int_eq(seen.disconnected, 0);
+	c = cli_hello();
+	status_roundtrip(a, 1);
+	status_roundtrip(c, 2);
+	ck_assert_uint_eq(ipc_server_client_count(srv), 2);
+	cli_free(a);
+	cli_free(b);
+	cli_free(c);
+	wait_for(&seen.disconnected, 2);
+}
+END_TEST
+
 START_TEST(test_max_clients)
 {
 	struct ipc_server_limits lim = {.max_clients = 2};
@@ -999,6 +1071,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_oversize_header);
 	tcase_add_test(tc, test_max_frame_request);
 	tcase_add_test(tc, test_max_clients);
+	tcase_add_test(tc, test_admit);
 	tcase_add_test(tc, test_hello_timeout);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_requests_after_peer_closed);
