@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,13 @@ int main(int argc, char **argv)
 	struct dsd *d;
 	char err[1024];
 	int ch, r;
+
+	/* Buffers of a few hundred kB and more (big events, a slow reader's
+	 * backlog) come from mmap and go back to the system when freed.
+	 * glibc would otherwise raise this threshold after the first such
+	 * free and serve them from the heap, where holes of the wrong size
+	 * pile up: RSS then stays far above what the buffer budgets allow. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 	while ((ch = getopt(argc, argv, "c:fnvVh")) != -1) {
 		switch (ch) {
