@@ -1,43 +1,83 @@
 /*
- * Local requests that steer or inspect the daemon: status, watch, pause,
- * resume, reload.  Event requests are passed on to pubsub.c.  Every
- * request is answered exactly once.  Who may connect, and who may use the
- * control verbs, is decided by access.c; every refusal is logged here with
- * the peer's credentials.
+ * The request layer (see control.h).  Who may connect, and who may use
+ * which request, is decided by access.c; every refusal is logged here
+ * with the peer's credentials (rate limited: a local user can repeat them
+ * at will).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "access.h"
 #include "client.h"
-#include "dsd.h"
-#include "ipc_server.h"
+#include "clock.h"
+#include "config.h"
+#include "control.h"
 #include "ipcproto.h"
 #include "log.h"
+#include "pubsub.h"
+#include "status.h"
+#include "upstream.h"
 
-void control_reply_ok(struct ipc_client *c, uint32_t id)
+struct control {
+	const struct dsd_config *cfg;
+	uid_t self_uid; /* the uid dsd runs as */
+	struct upstream *up;
+	struct pubsub *ps;
+	struct access_usage *usage;
+	struct ipc_server *ipc;
+	struct control_callbacks cb;
+	void *userdata;
+	uint64_t started_mono;
+
+	struct dsd_client_list clients;
+	struct control_counters count;
+	struct log_ratelimit refuse_log, access_log;
+};
+
+int control_new(const struct dsd_config *cfg, struct upstream *up,
+                struct pubsub *ps, struct access_usage *usage,
+                const struct control_callbacks *cb, void *userdata,
+                struct control **ret)
 {
-	struct ipc_msg r = {.type = IPC_OK, .has_id = true, .id = id};
+	struct control *ctl = calloc(1, sizeof(*ctl));
 
-	ipc_client_send(c, &r);
+	if (ctl == NULL)
+		return -ENOMEM;
+	ctl->cfg = cfg;
+	ctl->self_uid = geteuid();
+	ctl->up = up;
+	ctl->ps = ps;
+	ctl->usage = usage;
+	ctl->cb = *cb;
+	ctl->userdata = userdata;
+	ctl->started_mono = clock_mono_ms();
+	TAILQ_INIT(&ctl->clients);
+	ctl->refuse_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	ctl->access_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 5);
+	*ret = ctl;
+	return 0;
 }
 
-void control_reply_error(struct ipc_client *c, uint32_t id, int code,
-                         const char *msg)
+void control_set_ipc(struct control *ctl, struct ipc_server *ipc)
 {
-	struct ipc_msg r = {
-	        .type = IPC_ERROR,
-	        .has_id = true,
-	        .id = id,
-	        .has_code = true,
-	        .code = code,
-	        .text = msg,
-	};
-
-	ipc_client_send(c, &r);
+	ctl->ipc = ipc;
 }
+
+void control_free(struct control *ctl)
+{
+	free(ctl);
+}
+
+const struct control_counters *control_get_counters(const struct control *ctl)
+{
+	return &ctl->count;
+}
+
+/* ---- state for watchers ---- */
 
 static void send_state(struct ipc_client *c, enum conn_state state,
                        const char *reason, uint64_t at_mono)
@@ -46,42 +86,89 @@ static void send_state(struct ipc_client *c, enum conn_state state,
 	        .type = IPC_STATE,
 	        .state = conn_state_name(state),
 	        .text = reason,
-	        .at = dsd_mono_to_unix(at_mono),
+	        .at = clock_mono_to_unix(at_mono),
 	};
 
 	ipc_client_send(c, &m);
 }
 
-void control_broadcast_state(struct dsd *d, enum conn_state state,
+void control_broadcast_state(struct control *ctl, enum conn_state state,
                              const char *reason, uint64_t at_mono)
 {
 	struct dsd_client *dc, *next;
 
 	/* Sending may drop a slow client, which unlinks it: walk safely. */
-	for (dc = TAILQ_FIRST(&d->clients); dc != NULL; dc = next) {
+	for (dc = TAILQ_FIRST(&ctl->clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, entry);
 		if (dc->watching)
 			send_state(dc->ipc, state, reason, at_mono);
 	}
 }
 
-void control_deny(struct dsd *d, struct dsd_client *c, const struct ipc_msg *m,
-                  int code, const char *why)
+/* ---- refusals ---- */
+
+/* Refuses request m of c with code and why, and logs it with c's
+ * credentials. */
+static void deny(struct control *ctl, struct dsd_client *c,
+                 const struct ipc_msg *m, int code, const char *why)
 {
 	char who[256], name[128] = "";
 
-	d->count.requests_denied++;
+	ctl->count.requests_denied++;
 	access_format_peer(&c->peer, who, sizeof(who));
 	if (m->name != NULL)
 		log_escape(m->name, strlen(m->name), name, sizeof(name));
-	log_full_ratelimited(&d->access_log, dsd_now(), LOG_WARNING,
+	log_full_ratelimited(&ctl->access_log, clock_mono_ms(), LOG_WARNING,
 	                     "local client %u (%s) refused %s%s%s%s: %s", c->id,
 	                     who, ipc_type_name(m->type), m->name ? " \"" : "",
 	                     name, m->name ? "\"" : "", why);
-	control_reply_error(c->ipc, m->id, code, why);
+	ipc_client_reply_error(c->ipc, m->id, code, why);
 }
 
-static void operator_input(struct dsd *d, struct ipc_client *c,
+/* ---- one handler per request type ---- */
+
+typedef void (*handler_fn)(struct control *ctl, struct dsd_client *c,
+                           const struct ipc_msg *m);
+
+static void do_status(struct control *ctl, struct dsd_client *c,
+                      const struct ipc_msg *m)
+{
+	const struct control_counters *cc = &ctl->count;
+	struct status_sources src = {
+	        .cfg = ctl->cfg,
+	        .up = ctl->up,
+	        .ps = ctl->ps,
+	        .ipc = ctl->ipc,
+	        .started_mono = ctl->started_mono,
+	        .clients_dropped = cc->clients_dropped,
+	        .clients_refused = cc->clients_refused,
+	        .requests_denied = cc->requests_denied,
+	};
+	struct ipc_msg r = {
+	        .type = IPC_STATUS_REPLY, .has_id = true, .id = m->id};
+	char *json = status_json(&src);
+
+	if (json == NULL) {
+		ipc_client_reply_error(c->ipc, m->id, -ENOMEM, "out of memory");
+		return;
+	}
+	r.text = json;
+	ipc_client_send(c->ipc, &r);
+	free(json);
+}
+
+static void do_watch(struct control *ctl, struct dsd_client *c,
+                     const struct ipc_msg *m)
+{
+	const struct conn *conn = upstream_conn(ctl->up);
+
+	c->watching = true;
+	ipc_client_reply_ok(c->ipc, m->id);
+	send_state(c->ipc, conn_get_state(conn), conn_reason(conn),
+	           conn_since(conn));
+}
+
+static void operator_input(struct control *ctl, struct dsd_client *c,
                            const struct ipc_msg *m, enum conn_input_kind kind,
                            const char *verb)
 {
@@ -89,43 +176,175 @@ static void operator_input(struct dsd *d, struct ipc_client *c,
 	char msg[160];
 	int r;
 
-	r = upstream_feed(d, &in);
+	r = upstream_feed(ctl->up, &in);
 	if (r == 0) {
 		log_notice("%s requested by local client %u (uid %ld)", verb,
-		           ipc_client_id(c), (long)ipc_client_uid(c));
-		control_reply_ok(c, m->id);
+		           c->id, (long)c->peer.uid);
+		ipc_client_reply_ok(c->ipc, m->id);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "cannot %s in state %s", verb,
-	         conn_state_name(conn_get_state(&d->conn)));
-	control_reply_error(c, m->id, r, msg);
+	         conn_state_name(conn_get_state(upstream_conn(ctl->up))));
+	ipc_client_reply_error(c->ipc, m->id, r, msg);
 }
 
-static void reload(struct dsd *d, struct ipc_client *c, const struct ipc_msg *m)
+static void do_pause(struct control *ctl, struct dsd_client *c,
+                     const struct ipc_msg *m)
+{
+	operator_input(ctl, c, m, CONN_IN_PAUSE, "pause");
+}
+
+static void do_resume(struct control *ctl, struct dsd_client *c,
+                      const struct ipc_msg *m)
+{
+	operator_input(ctl, c, m, CONN_IN_RESUME, "resume");
+}
+
+static void do_reload(struct control *ctl, struct dsd_client *c,
+                      const struct ipc_msg *m)
 {
 	char err[512];
-	int r = dsd_reload(d, err, sizeof(err));
+	int r = ctl->cb.reload(err, sizeof(err), ctl->userdata);
 
 	if (r < 0)
-		control_reply_error(c, m->id, r, err);
+		ipc_client_reply_error(c->ipc, m->id, r, err);
 	else
-		control_reply_ok(c, m->id);
+		ipc_client_reply_ok(c->ipc, m->id);
 }
 
-static void status(struct dsd *d, struct ipc_client *c, const struct ipc_msg *m)
+/* The answer to an event request pubsub refused. */
+static void refused(struct control *ctl, struct dsd_client *c,
+                    const struct ipc_msg *m, int r,
+                    const struct pubsub_refusal *why)
 {
-	struct ipc_msg r = {
-	        .type = IPC_STATUS_REPLY, .has_id = true, .id = m->id};
-	char *json = status_json(d);
+	if (why->quota)
+		deny(ctl, c, m, r, why->text);
+	else
+		ipc_client_reply_error(c->ipc, m->id, r, why->text);
+}
 
-	if (json == NULL) {
-		control_reply_error(c, m->id, -ENOMEM, "out of memory");
+static void do_emit(struct control *ctl, struct dsd_client *c,
+                    const struct ipc_msg *m)
+{
+	struct pubsub_refusal why = {0};
+	struct ipc_msg reply = {.type = IPC_EMIT_REPLY,
+	                        .has_id = true,
+	                        .id = m->id,
+	                        .has_code = true};
+	int r = pubsub_emit(ctl->ps, c, m->name, m->data, m->data_len, &why);
+
+	if (r < 0) {
+		refused(ctl, c, m, r, &why);
 		return;
 	}
-	r.text = json;
-	ipc_client_send(c, &r);
-	free(json);
+	reply.code = r;
+	ipc_client_send(c->ipc, &reply);
 }
+
+static void do_subscribe(struct control *ctl, struct dsd_client *c,
+                         const struct ipc_msg *m)
+{
+	struct pubsub_refusal why = {0};
+	int r = pubsub_subscribe(ctl->ps, c, m->name, &why);
+
+	if (r < 0) {
+		refused(ctl, c, m, r, &why);
+		return;
+	}
+	ipc_client_reply_ok(c->ipc, m->id);
+	if (r == 1) {
+		/* Registered, but the platform refused the name already. */
+		struct ipc_msg d = {.type = IPC_SUB_DENIED,
+		                    .name = m->name,
+		                    .text = why.text};
+
+		ipc_client_send(c->ipc, &d);
+	}
+}
+
+static void do_unsubscribe(struct control *ctl, struct dsd_client *c,
+                           const struct ipc_msg *m)
+{
+	struct pubsub_refusal why = {0};
+	int r = pubsub_unsubscribe(ctl->ps, c, m->name, &why);
+
+	if (r < 0)
+		refused(ctl, c, m, r, &why);
+	else
+		ipc_client_reply_ok(c->ipc, m->id);
+}
+
+enum check { CHECK_NONE, CHECK_ADMIN, CHECK_EMIT_ACL, CHECK_SUBSCRIBE_ACL };
+
+/* Every request the daemon answers: its handler and the policy check it
+ * needs first. */
+static const struct handler {
+	int type;
+	enum check check;
+	const char *verb; /* for messages */
+	handler_fn fn;
+} handlers[] = {
+        {IPC_STATUS, CHECK_NONE, "status", do_status},
+        {IPC_WATCH, CHECK_NONE, "watch", do_watch},
+        {IPC_PAUSE, CHECK_ADMIN, "pause", do_pause},
+        {IPC_RESUME, CHECK_ADMIN, "resume", do_resume},
+        {IPC_RELOAD, CHECK_ADMIN, "reload", do_reload},
+        {IPC_EMIT, CHECK_EMIT_ACL, "emit", do_emit},
+        {IPC_SUBSCRIBE, CHECK_SUBSCRIBE_ACL, "subscribe", do_subscribe},
+        {IPC_UNSUBSCRIBE, CHECK_NONE, "unsubscribe", do_unsubscribe},
+};
+
+/* 0 when c may make request m, else a negative errno and why. */
+static int allowed(const struct control *ctl, const struct dsd_client *c,
+                   const struct handler *h, const struct ipc_msg *m, char *why,
+                   size_t whylen)
+{
+	switch (h->check) {
+	case CHECK_ADMIN:
+		return access_check_control(ctl->cfg, ctl->self_uid, &c->peer,
+		                            h->verb, why, whylen);
+	case CHECK_EMIT_ACL:
+		return access_check_emit(ctl->cfg, ctl->self_uid, &c->peer,
+		                         m->name, why, whylen);
+	case CHECK_SUBSCRIBE_ACL:
+		return access_check_subscribe(ctl->cfg, ctl->self_uid, &c->peer,
+		                              m->name, why, whylen);
+	case CHECK_NONE:
+	default:
+		return 0;
+	}
+}
+
+void control_request(struct ipc_client *c, const struct ipc_msg *m,
+                     void *userdata)
+{
+	struct control *ctl = userdata;
+	struct dsd_client *dc = ipc_client_get_data(c);
+	char why[200];
+
+	if (dc == NULL) {
+		/* cannot happen: control_admit made it */
+		ipc_client_reply_error(c, m->id, -EPERM, "unknown client");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+		const struct handler *h = &handlers[i];
+		int r;
+
+		if (h->type != m->type)
+			continue;
+		r = allowed(ctl, dc, h, m, why, sizeof(why));
+		if (r < 0)
+			deny(ctl, dc, m, r, why);
+		else
+			h->fn(ctl, dc, m);
+		return;
+	}
+	ipc_client_reply_error(c, m->id, -EOPNOTSUPP,
+	                       "request type not supported");
+}
+
+/* ---- clients coming and going ---- */
 
 /*
  * A new connection: within the limits for its uid (and the slots left for
@@ -135,15 +354,15 @@ static void status(struct dsd *d, struct ipc_client *c, const struct ipc_msg *m)
 int control_admit(struct ipc_client *c, const struct ipc_peer *peer, char *why,
                   size_t whylen, void *userdata)
 {
-	struct dsd *d = userdata;
-	struct access_count mine = access_usage_get(d->usage, peer->uid);
+	struct control *ctl = userdata;
+	struct access_count mine = access_usage_get(ctl->usage, peer->uid);
 	/* c is counted already */
-	size_t others = ipc_server_client_count(d->ipc) - 1;
+	size_t others = ipc_server_client_count(ctl->ipc) - 1;
 	struct dsd_client *dc;
 	int r;
 
-	r = access_check_connect(&d->cfg, d->self_uid, peer, others, &mine, why,
-	                         whylen);
+	r = access_check_connect(ctl->cfg, ctl->self_uid, peer, others, &mine,
+	                         why, whylen);
 	if (r < 0)
 		return r;
 	dc = calloc(1, sizeof(*dc));
@@ -155,7 +374,7 @@ int control_admit(struct ipc_client *c, const struct ipc_peer *peer, char *why,
 		}
 	}
 	if (dc == NULL ||
-	    access_usage_add(d->usage, peer->uid, 1, 0, 0, 0) < 0) {
+	    access_usage_add(ctl->usage, peer->uid, 1, 0, 0, 0) < 0) {
 		if (dc != NULL)
 			free(dc->groups);
 		free(dc);
@@ -169,104 +388,31 @@ int control_admit(struct ipc_client *c, const struct ipc_peer *peer, char *why,
 	dc->ipc = c;
 	dc->id = ipc_client_id(c);
 	dc->slot = UINT32_MAX;
-	TAILQ_INSERT_TAIL(&d->clients, dc, entry);
+	TAILQ_INSERT_TAIL(&ctl->clients, dc, entry);
 	ipc_client_set_data(c, dc);
 	return 0;
 }
 
-/* Pause, resume and reload need an admin (access.c). */
-static bool may_control(struct dsd *d, struct dsd_client *dc,
-                        const struct ipc_msg *m, const char *verb)
+void control_disconnected(struct ipc_client *c, enum ipc_close_reason why,
+                          const char *text, void *userdata)
 {
-	char why[200];
-	int r = access_check_control(&d->cfg, d->self_uid, &dc->peer, verb, why,
-	                             sizeof(why));
-
-	if (r < 0)
-		control_deny(d, dc, m, r, why);
-	return r == 0;
-}
-
-void control_request(struct ipc_client *c, const struct ipc_msg *m,
-                     void *userdata)
-{
-	struct dsd *d = userdata;
-	struct dsd_client *dc = ipc_client_get_data(c);
-
-	if (dc == NULL) {
-		/* cannot happen: control_admit made it */
-		control_reply_error(c, m->id, -EPERM, "unknown client");
-		return;
-	}
-	switch (m->type) {
-	case IPC_STATUS:
-		status(d, c, m);
-		break;
-	case IPC_PAUSE:
-		if (may_control(d, dc, m, "pause"))
-			operator_input(d, c, m, CONN_IN_PAUSE, "pause");
-		break;
-	case IPC_RESUME:
-		if (may_control(d, dc, m, "resume"))
-			operator_input(d, c, m, CONN_IN_RESUME, "resume");
-		break;
-	case IPC_RELOAD:
-		if (may_control(d, dc, m, "reload"))
-			reload(d, c, m);
-		break;
-	case IPC_WATCH:
-		dc->watching = true;
-		control_reply_ok(c, m->id);
-		send_state(c, conn_get_state(&d->conn), conn_reason(&d->conn),
-		           conn_since(&d->conn));
-		break;
-	case IPC_SUBSCRIBE:
-	case IPC_UNSUBSCRIBE:
-	case IPC_EMIT:
-		pubsub_request(d, dc, m);
-		break;
-	default:
-		control_reply_error(c, m->id, -EOPNOTSUPP,
-		                    "request type not supported");
-		break;
-	}
-}
-
-static bool client_left(const char *reason)
-{
-	static const char *const gone[] = {
-	        "closed by peer",
-	        "read error",
-	        "write error",
-	        "server shutting down",
-	};
-
-	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
-		if (strncmp(reason, gone[i], strlen(gone[i])) == 0)
-			return true;
-	return false;
-}
-
-void control_disconnected(struct ipc_client *c, const char *reason,
-                          void *userdata)
-{
-	struct dsd *d = userdata;
+	struct control *ctl = userdata;
 	struct dsd_client *dc = ipc_client_get_data(c);
 
 	/* The daemon cutting a client off (slow reader, malformed frame,
 	 * ...) is logged and counted; a client leaving, or our own
 	 * shutdown, is not. */
-	if (reason != NULL && !client_left(reason)) {
+	if (!ipc_close_is_departure(why)) {
 		log_notice("local client %u dropped: %s", ipc_client_id(c),
-		           reason);
-		d->count.clients_dropped++;
+		           text);
+		ctl->count.clients_dropped++;
 	}
 	if (dc == NULL)
 		return;
-	pubsub_client_gone(d, dc);
+	pubsub_client_gone(ctl->ps, dc);
 	/* Giving back never allocates. */
-	(void)access_usage_add(d->usage, dc->peer.uid, -1, 0, 0, 0);
-	TAILQ_REMOVE(&d->clients, dc, entry);
+	(void)access_usage_add(ctl->usage, dc->peer.uid, -1, 0, 0, 0);
+	TAILQ_REMOVE(&ctl->clients, dc, entry);
 	ipc_client_set_data(c, NULL);
 	free(dc->groups);
 	free(dc);
@@ -275,12 +421,12 @@ void control_disconnected(struct ipc_client *c, const char *reason,
 void control_rejected(const struct ipc_peer *peer, const char *reason,
                       void *userdata)
 {
-	struct dsd *d = userdata;
+	struct control *ctl = userdata;
 	char who[256] = "accept failed";
 
 	if (peer != NULL)
 		access_format_peer(peer, who, sizeof(who));
-	d->count.clients_refused++;
-	log_full_ratelimited(&d->refuse_log, dsd_now(), LOG_WARNING,
+	ctl->count.clients_refused++;
+	log_full_ratelimited(&ctl->refuse_log, clock_mono_ms(), LOG_WARNING,
 	                     "local connection refused (%s): %s", who, reason);
 }

@@ -1,6 +1,6 @@
 /*
- * The root object's lifecycle: build everything, run the loop, take
- * signals, reload the configuration, tell systemd how things are.
+ * The root object's lifecycle (see dsd.h): build the parts and wire them,
+ * run the loop, take signals, tell systemd how things are.
  */
 #include <errno.h>
 #include <signal.h>
@@ -12,43 +12,27 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <systemd/sd-daemon.h>
 
 #include "access.h"
+#include "control.h"
 #include "dsd.h"
 #include "ipc_server.h"
 #include "log.h"
-#include "transport.h"
+#include "pubsub.h"
+#include "reload.h"
+#include "upstream.h"
 
-uint64_t dsd_now(void)
+/* ---- systemd ---- */
+
+static void notify_status(struct dsd *d)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-int64_t dsd_unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t dsd_mono_to_unix(uint64_t mono)
-{
-	return dsd_unix_ms() - (int64_t)(dsd_now() - mono);
-}
-
-void dsd_notify_status(struct dsd *d)
-{
+	const struct conn *c = upstream_conn(d->up);
 	char line[CONN_REASON_MAX + 128];
 
 	snprintf(line, sizeof(line), "STATUS=%s: %s; queue %zu",
-	         conn_state_name(conn_get_state(&d->conn)),
-	         conn_reason(&d->conn), dsd_queue_depth(d));
+	         conn_state_name(conn_get_state(c)), conn_reason(c),
+	         pubsub_queue_depth(d->ps));
 	/* Without systemd this is a no-op; a dead notify socket is only
 	 * worth a debug line, never fatal. */
 	if (sd_notify(0, line) < 0)
@@ -59,47 +43,16 @@ static void on_notify_timer(evutil_socket_t fd, short what, void *userdata)
 {
 	(void)fd;
 	(void)what;
-	dsd_notify_status(userdata);
+	notify_status(userdata);
 }
 
-void dsd_notify_status_soon(struct dsd *d)
+/* The same, coalesced: at most a few times a second. */
+static void notify_status_soon(struct dsd *d)
 {
 	struct timeval tv = {0, 200 * 1000};
 
 	if (d->notify_timer != NULL && !evtimer_pending(d->notify_timer, NULL))
 		evtimer_add(d->notify_timer, &tv);
-}
-
-void dsd_stop(struct dsd *d, int exit_code)
-{
-	struct conn_input in = {.kind = CONN_IN_CLOSE};
-
-	if (d->stopping)
-		return;
-	d->stopping = true;
-	d->exit_code = exit_code;
-	if (dsd_queue_depth(d) > 0)
-		log_warn("discarding %zu queued emits: dsd is stopping",
-		         dsd_queue_depth(d));
-	sd_notify(0, "STOPPING=1");
-	upstream_feed(d, &in);
-	event_base_loopexit(d->base, NULL);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *userdata)
-{
-	struct dsd *d = userdata;
-	char err[512];
-
-	(void)what;
-	if (sig == SIGHUP) {
-		/* dsd_reload() logs a refusal itself. */
-		dsd_reload(d, err, sizeof(err));
-		return;
-	}
-	log_notice("%s: closing the platform connection",
-	           sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	dsd_stop(d, 0);
 }
 
 static void on_watchdog(evutil_socket_t fd, short what, void *userdata)
@@ -128,6 +81,53 @@ static int setup_watchdog(struct dsd *d)
 	event_add(d->watchdog, &tv);
 	log_debug("watchdog: pinging every %llu us", (unsigned long long)usec);
 	return 0;
+}
+
+/* ---- stopping and reloading ---- */
+
+void dsd_stop(struct dsd *d, int exit_code)
+{
+	struct conn_input in = {.kind = CONN_IN_CLOSE};
+	size_t queued = pubsub_queue_depth(d->ps);
+
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	d->exit_code = exit_code;
+	if (queued > 0)
+		log_warn("discarding %zu queued emits: dsd is stopping",
+		         queued);
+	sd_notify(0, "STOPPING=1");
+	if (d->up)
+		upstream_feed(d->up, &in);
+	event_base_loopexit(d->base, NULL);
+}
+
+int dsd_reload(struct dsd *d, char *err, size_t errlen)
+{
+	struct reload_targets t = {.cfg = &d->cfg, .up = d->up, .ps = d->ps};
+	int r;
+
+	sd_notify(0, "RELOADING=1");
+	r = reload_config(d->config_path, &t, err, errlen);
+	sd_notify(0, "READY=1");
+	return r;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *userdata)
+{
+	struct dsd *d = userdata;
+	char err[512];
+
+	(void)what;
+	if (sig == SIGHUP) {
+		/* reload_config() logs a refusal itself. */
+		dsd_reload(d, err, sizeof(err));
+		return;
+	}
+	log_notice("%s: closing the platform connection",
+	           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	dsd_stop(d, 0);
 }
 
 /* libevent's own complaints go into our log, at matching priorities. */
@@ -191,9 +191,86 @@ static int apply_socket_group(struct dsd *d)
 	return 0;
 }
 
-int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
-            struct dsd **ret)
+/* ---- wiring: what one part reports, the others hear ---- */
+
+static void up_state(const struct conn_action *a, void *userdata)
 {
+	struct dsd *d = userdata;
+
+	control_broadcast_state(d->ctl, a->to, a->reason, a->at);
+	notify_status(d);
+}
+
+static void up_opened(void *userdata)
+{
+	struct dsd *d = userdata;
+
+	pubsub_connection_opened(d->ps);
+}
+
+static void up_lost(void *userdata)
+{
+	struct dsd *d = userdata;
+
+	pubsub_connection_lost(d->ps);
+}
+
+static void up_event(const struct wire_msg *m, void *userdata)
+{
+	struct dsd *d = userdata;
+
+	pubsub_platform_event(d->ps, m);
+}
+
+static void up_drained(void *userdata)
+{
+	struct dsd *d = userdata;
+
+	pubsub_drained(d->ps);
+}
+
+static void up_unsent(void *userdata)
+{
+	struct dsd *d = userdata;
+
+	pubsub_take_back(d->ps);
+}
+
+static void up_fatal(const char *why, void *userdata)
+{
+	struct dsd *d = userdata;
+
+	log_err("%s: stopping", why);
+	dsd_stop(d, 1);
+}
+
+static void ps_queue_changed(void *userdata)
+{
+	notify_status_soon(userdata);
+}
+
+static int ctl_reload(char *err, size_t errlen, void *userdata)
+{
+	return dsd_reload(userdata, err, errlen);
+}
+
+static int make_parts(struct dsd *d)
+{
+	static const struct upstream_callbacks up_cb = {
+	        .state = up_state,
+	        .opened = up_opened,
+	        .lost = up_lost,
+	        .event = up_event,
+	        .drained = up_drained,
+	        .unsent = up_unsent,
+	        .fatal = up_fatal,
+	};
+	static const struct pubsub_callbacks ps_cb = {
+	        .queue_changed = ps_queue_changed,
+	};
+	static const struct control_callbacks ctl_cb = {
+	        .reload = ctl_reload,
+	};
 	static const struct ipc_server_callbacks ipc_cb = {
 	        .admit = control_admit,
 	        .request = control_request,
@@ -201,26 +278,46 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	        .rejected = control_rejected,
 	};
 	struct ipc_server_limits lim = {0};
+	int r;
+
+	r = access_usage_new(&d->usage);
+	if (r == 0)
+		r = upstream_new(d->base, &d->cfg, &up_cb, d, &d->up);
+	if (r == 0)
+		r = pubsub_new(d->base, &d->cfg, d->up, d->usage, &ps_cb, d,
+		               &d->ps);
+	if (r == 0)
+		r = control_new(&d->cfg, d->up, d->ps, d->usage, &ctl_cb, d,
+		                &d->ctl);
+	if (r < 0)
+		return r;
+	/* Past maxClients only admins get in (control_admit). */
+	lim.max_clients = d->cfg.max_clients + d->cfg.reserved_admin_clients;
+	lim.client_out_limit = d->cfg.client_buffer;
+	lim.total_buffer_limit = d->cfg.client_buffer_total;
+	r = ipc_server_new(d->base, d->cfg.socket_path, d->passed_fd, &lim,
+	                   &ipc_cb, d->ctl, &d->ipc);
+	if (r < 0) {
+		log_err("cannot listen on %s: %s", d->cfg.socket_path,
+		        strerror(-r));
+		return r;
+	}
+	control_set_ipc(d->ctl, d->ipc);
+	return apply_socket_group(d);
+}
+
+/* ---- life cycle ---- */
+
+int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
+            struct dsd **ret)
+{
 	struct dsd *d;
 	int r;
 
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return -ENOMEM;
-	TAILQ_INIT(&d->clients);
-	/* Repeated failures are logged a few times per window, then summed. */
-	d->reconnect_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
-	d->queue_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
-	d->refuse_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
-	d->deny_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
-	d->frame_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
-	d->loss_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
-	/* Five whole reconnects (six state changes each) a minute. */
-	d->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
-	d->access_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 5);
-	d->self_uid = geteuid();
 	d->passed_fd = passed_fd;
-	d->started_mono = dsd_now();
 	d->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	d->config_path = config_path ? strdup(config_path) : NULL;
@@ -238,24 +335,7 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = access_usage_new(&d->usage);
-	if (r < 0)
-		goto fail;
-	r = pubsub_new(d);
-	if (r < 0)
-		goto fail;
-	/* Past maxClients only admins get in (control_admit). */
-	lim.max_clients = d->cfg.max_clients + d->cfg.reserved_admin_clients;
-	lim.client_out_limit = d->cfg.client_buffer;
-	lim.total_buffer_limit = d->cfg.client_buffer_total;
-	r = ipc_server_new(d->base, d->cfg.socket_path, passed_fd, &lim,
-	                   &ipc_cb, d, &d->ipc);
-	if (r < 0) {
-		log_err("cannot listen on %s: %s", d->cfg.socket_path,
-		        strerror(-r));
-		goto fail;
-	}
-	r = apply_socket_group(d);
+	r = make_parts(d);
 	if (r < 0)
 		goto fail;
 	r = setup_watchdog(d);
@@ -272,7 +352,7 @@ int dsd_run(struct dsd *d)
 {
 	int r;
 
-	r = upstream_start(d);
+	r = upstream_start(d->up);
 	if (r < 0) {
 		log_err("cannot start the platform connection: %s",
 		        strerror(-r));
@@ -281,7 +361,7 @@ int dsd_run(struct dsd *d)
 	/* Ready means the local socket takes clients; the platform may
 	 * still be far away, and apps' writes are queued meanwhile. */
 	sd_notify(0, "READY=1");
-	dsd_notify_status(d);
+	notify_status(d);
 	log_notice("dsd %s listening on %s, platform %s", PACKAGE_VERSION,
 	           d->cfg.socket_path, d->cfg.url);
 	event_base_dispatch(d->base);
@@ -292,13 +372,14 @@ void dsd_free(struct dsd *d)
 {
 	if (d == NULL)
 		return;
-	/* The transport first: its thread must be gone before the loop. */
-	transport_free(d->transport);
+	/* The transport (in upstream) first: its thread must be gone before
+	 * the loop (no callback comes from it then); then the clients,
+	 * whose records control holds. */
+	upstream_free(d->up);
 	ipc_server_free(d->ipc);
-	pubsub_free(d);
+	control_free(d->ctl);
+	pubsub_free(d->ps);
 	access_usage_free(d->usage);
-	if (d->conn_timer)
-		event_free(d->conn_timer);
 	if (d->watchdog)
 		event_free(d->watchdog);
 	if (d->notify_timer)
@@ -314,138 +395,4 @@ void dsd_free(struct dsd *d)
 	config_free(&d->cfg);
 	free(d->config_path);
 	free(d);
-}
-
-static bool str_differs(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a != b;
-	return strcmp(a, b) != 0;
-}
-
-/* A fresh instance is due unless the operator paused. */
-static bool wants_connection(const struct dsd *d)
-{
-	return conn_get_state(&d->conn) != CONN_OFFLINE;
-}
-
-/*
- * The trusted CAs are fixed when a transport is made, so a new caFile needs
- * a new one.  The old one goes first: lws 4.1 leaks a TLS context when two
- * live side by side and the older is destroyed.  Its connection goes with
- * it (unwritten emits are taken back); the caller restarts the connection.
- * If the new CA cannot be used, the old transport is made again and the
- * reload is refused.
- */
-static int swap_transport(struct dsd *d, const struct dsd_config *fresh,
-                          char *err, size_t errlen)
-{
-	int r;
-
-	transport_disconnect(d->transport, conn_generation(&d->conn));
-	pubsub_take_back_unsent(d, d->transport);
-	transport_free(d->transport);
-	d->transport = NULL;
-	d->ready_gen = 0;
-	r = upstream_transport_new(d, fresh, &d->transport);
-	if (r == 0)
-		return 0;
-	snprintf(err, errlen, "cannot use caFile %s: %s",
-	         fresh->ca_file ? fresh->ca_file : "(system)", strerror(-r));
-	if (upstream_transport_new(d, &d->cfg, &d->transport) < 0) {
-		log_err("cannot make a transport again: stopping");
-		dsd_stop(d, 1);
-	}
-	return r;
-}
-
-int dsd_reload(struct dsd *d, char *err, size_t errlen)
-{
-	struct dsd_config fresh;
-	struct conn_options co;
-	struct conn_input in = {.kind = CONN_IN_RESTART};
-	bool restart, swapped = false;
-	int r;
-
-	if (d->config_path == NULL) {
-		snprintf(err, errlen, "no configuration file to reload");
-		return -ENOENT;
-	}
-	sd_notify(0, "RELOADING=1");
-	r = config_init(&fresh);
-	if (r == 0)
-		r = config_load(&fresh, d->config_path, err, errlen);
-	if (r == 0) {
-		upstream_options(&fresh, &co);
-		/* Checked on the side first: a refused reload changes
-		 * nothing. */
-		struct conn scratch;
-		r = conn_init(&scratch, &co);
-		if (r < 0)
-			snprintf(err, errlen,
-			         "the new connection options are unusable");
-	}
-	if (r == 0 && str_differs(fresh.ca_file, d->cfg.ca_file)) {
-		r = swap_transport(d, &fresh, err, errlen);
-		swapped = true;
-	}
-	if (r < 0) {
-		log_err("reload refused, keeping the running configuration: %s",
-		        err);
-		config_free(&fresh);
-		if (swapped && !d->conn.closed && wants_connection(d)) {
-			/* The old connection went with the old transport. */
-			in.text =
-			        "connection made again after a refused caFile";
-			upstream_feed(d, &in);
-		}
-		sd_notify(0, "READY=1");
-		return r;
-	}
-	if (str_differs(fresh.socket_path, d->cfg.socket_path))
-		log_warn("reload: the IPC socket path changes only on restart");
-	if (fresh.max_clients != d->cfg.max_clients ||
-	    fresh.client_buffer != d->cfg.client_buffer ||
-	    fresh.client_buffer_total != d->cfg.client_buffer_total ||
-	    fresh.max_subscriptions_per_client !=
-	            d->cfg.max_subscriptions_per_client ||
-	    fresh.reserved_admin_clients != d->cfg.reserved_admin_clients)
-		log_warn("reload: [ipc] limits change only on restart");
-	if (fresh.socket_group.set != d->cfg.socket_group.set ||
-	    fresh.socket_group.gid != d->cfg.socket_group.gid)
-		log_warn("reload: socketGroup changes only on restart");
-	restart = str_differs(fresh.url, d->cfg.url) ||
-	          str_differs(fresh.auth_json, d->cfg.auth_json) ||
-	          str_differs(fresh.ca_file, d->cfg.ca_file);
-	conn_set_options(&d->conn, &co);
-	/* Keep the socket path and [ipc] limits we actually run with. */
-	free(fresh.socket_path);
-	fresh.socket_path = d->cfg.socket_path;
-	d->cfg.socket_path = NULL;
-	fresh.max_clients = d->cfg.max_clients;
-	fresh.client_buffer = d->cfg.client_buffer;
-	fresh.client_buffer_total = d->cfg.client_buffer_total;
-	fresh.max_subscriptions_per_client =
-	        d->cfg.max_subscriptions_per_client;
-	fresh.reserved_admin_clients = d->cfg.reserved_admin_clients;
-	free(fresh.socket_group.name);
-	fresh.socket_group = d->cfg.socket_group;
-	d->cfg.socket_group = (struct config_group){0};
-	/* adminGroup, the per-uid quotas and [acl] apply from now on, to
-	 * new requests; what is held already is kept. */
-	config_free(&d->cfg);
-	d->cfg = fresh;
-	pubsub_apply_limits(d);
-	log_notice("configuration reloaded from %s%s", d->config_path,
-	           restart ? "; new URL, credentials or CA: fresh connection"
-	                   : "");
-	if (restart && !d->conn.closed && wants_connection(d)) {
-		in.text = "configuration reloaded with a new URL, credentials "
-		          "or CA";
-		upstream_feed(d, &in);
-	}
-	/* New intervals (restartAfterError, ...) move the deadline now. */
-	upstream_arm_timer(d);
-	sd_notify(0, "READY=1");
-	return 0;
 }

@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 
 #include <event2/event.h>
 
+#include "ipc_listen.h"
 #include "ipc_server.h"
 #include "ipc_reader.h"
 #include "ipcproto.h"
@@ -40,11 +42,10 @@
 /* One recv at most this big per readable event: fairness between clients. */
 #define READ_CHUNK (64 * 1024)
 /* Idle buffers bigger than this are given back. */
-#define KEEP_CAP       (64 * 1024)
-#define ACCEPT_BURST   16
-#define LISTEN_BACKLOG 128
-#define REASON_MAX     160
-#define NAME_MAX_LEN   128
+#define KEEP_CAP     (64 * 1024)
+#define ACCEPT_BURST 16
+#define REASON_MAX   160
+#define NAME_MAX_LEN 128
 
 /* meson passes the project version to every file */
 #ifdef PACKAGE_VERSION
@@ -68,7 +69,8 @@ struct ipc_client {
 	struct ipc_buf out;
 	bool hello_done;
 	bool closing;
-	bool out_broken;  /* the peer cannot read any more: output dropped */
+	bool out_broken; /* the peer cannot read any more: output dropped */
+	enum ipc_close_reason why;
 	uint64_t held;    /* in.cap + out.cap, as counted in srv->held */
 	uint64_t stalled; /* when its output last stopped draining (srv->seq),
 	                     0 while it drains */
@@ -79,11 +81,9 @@ struct ipc_client {
 
 struct ipc_server {
 	struct event_base *base;
-	int fd;
+	int fd; /* listener.fd once listening, else -1 */
 	char *path;
-	bool bound; /* we created path, so we remove it */
-	dev_t dev;  /* ... only if it is still our socket */
-	ino_t ino;
+	struct ipc_listener listener;
 	struct event *accept_ev;
 	struct event *retry_ev; /* accept paused after EMFILE and friends */
 	struct event *reap_ev;
@@ -120,6 +120,11 @@ static void list_push(struct ipc_client **head, struct ipc_client *c)
 		(*head)->prev = c;
 	*head = c;
 }
+
+/* Closing is deferred (see reap); the text is for the log. */
+static void close_why(struct ipc_client *c, enum ipc_close_reason why,
+                      const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 /* ---- memory ---- */
 
@@ -177,7 +182,7 @@ static void drop_over_budget(struct ipc_client *c)
 	e.text = why;
 	(void)ipc_encode(&c->out, &e);
 	s->over_budget++;
-	ipc_client_close(c, why);
+	close_why(c, IPC_CLOSE_OVER_BUDGET, "%s", why);
 }
 
 /* Drops the heaviest clients until all of them together fit again. */
@@ -229,14 +234,9 @@ static void flush(struct ipc_client *c)
 			output_broken(c);
 			return;
 		}
-		{
-			char why[REASON_MAX];
-
-			snprintf(why, sizeof(why), "write error: %s",
-			         strerror(errno));
-			c->out.len = 0;
-			ipc_client_close(c, why);
-		}
+		c->out.len = 0;
+		close_why(c, IPC_CLOSE_IO_ERROR, "write error: %s",
+		          strerror(errno));
 		return;
 	}
 	c->stalled = 0;
@@ -264,14 +264,11 @@ int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
 		return 0;
 	r = ipc_encode(&c->out, m);
 	if (r == -ENOBUFS) {
-		char why[REASON_MAX];
-
-		snprintf(why, sizeof(why),
-		         "slow reader: output buffer over %zu bytes",
-		         c->out.limit);
 		/* Nothing more of it will be read: do not flush it at close. */
 		c->out.len = 0;
-		ipc_client_close(c, why);
+		close_why(c, IPC_CLOSE_SLOW_READER,
+		          "slow reader: output buffer over %zu bytes",
+		          c->out.limit);
 		return r;
 	}
 	if (r < 0)
@@ -286,31 +283,55 @@ int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
 	return 0;
 }
 
-static void send_error(struct ipc_client *c, const struct ipc_msg *req,
-                       int code, const char *text)
+int ipc_client_reply_ok(struct ipc_client *c, uint32_t id)
+{
+	struct ipc_msg r = {.type = IPC_OK, .has_id = true, .id = id};
+
+	return ipc_client_send(c, &r);
+}
+
+int ipc_client_reply_error(struct ipc_client *c, uint32_t id, int code,
+                           const char *text)
 {
 	struct ipc_msg e = {.type = IPC_ERROR,
+	                    .has_id = true,
+	                    .id = id,
 	                    .has_code = true,
 	                    .code = code,
 	                    .text = text};
 
-	if (req && req->has_id) {
-		e.has_id = true;
-		e.id = req->id;
-	}
+	return ipc_client_send(c, &e);
+}
+
+/* An ERROR for a request that may carry no id (a bad HELLO). */
+static void send_error(struct ipc_client *c, const struct ipc_msg *req,
+                       int code, const char *text)
+{
+	struct ipc_msg e = {.type = IPC_ERROR,
+	                    .has_id = req && req->has_id,
+	                    .id = req && req->has_id ? req->id : 0,
+	                    .has_code = true,
+	                    .code = code,
+	                    .text = text};
+
 	(void)ipc_client_send(c, &e);
 }
 
 /* ---- closing and reaping ---- */
 
-void ipc_client_close(struct ipc_client *c, const char *reason)
+static void close_why(struct ipc_client *c, enum ipc_close_reason why,
+                      const char *fmt, ...)
 {
 	struct ipc_server *s = c->srv;
+	va_list ap;
 
 	if (c->closing)
 		return;
 	c->closing = true;
-	snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
+	c->why = why;
+	va_start(ap, fmt);
+	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
 	shrink(&c->out);
 	event_del(c->rev);
 	event_del(c->wev);
@@ -319,6 +340,11 @@ void ipc_client_close(struct ipc_client *c, const char *reason)
 	account(c);
 	list_push(&s->dead, c);
 	event_active(s->reap_ev, 0, 0);
+}
+
+void ipc_client_close(struct ipc_client *c, const char *reason)
+{
+	close_why(c, IPC_CLOSE_BY_DAEMON, "%s", reason ? reason : "");
 }
 
 static void client_free(struct ipc_client *c)
@@ -346,7 +372,7 @@ static void reap(struct ipc_server *s)
 			(void)send(c->fd, c->out.data, c->out.len,
 			           MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (s->cb.disconnected)
-			s->cb.disconnected(c, c->reason, s->userdata);
+			s->cb.disconnected(c, c->why, c->reason, s->userdata);
 		client_free(c);
 	}
 }
@@ -369,10 +395,9 @@ static void dispatch_hello(struct ipc_client *c, const struct ipc_msg *m)
 	char why[REASON_MAX];
 
 	if (m->type != IPC_HELLO) {
-		snprintf(why, sizeof(why), "expected HELLO, got %s (%d)",
-		         ipc_type_name(m->type), m->type);
 		send_error(c, m, -EPROTO, "HELLO expected");
-		ipc_client_close(c, why);
+		close_why(c, IPC_CLOSE_PROTOCOL, "expected HELLO, got %s (%d)",
+		          ipc_type_name(m->type), m->type);
 		return;
 	}
 	if (!m->has_code || m->code != IPC_PROTOCOL_VERSION) {
@@ -381,7 +406,7 @@ static void dispatch_hello(struct ipc_client *c, const struct ipc_msg *m)
 		         m->has_code ? (long long)m->code : -1LL,
 		         IPC_PROTOCOL_VERSION);
 		send_error(c, m, -EPROTONOSUPPORT, why);
-		ipc_client_close(c, why);
+		close_why(c, IPC_CLOSE_PROTOCOL, "%s", why);
 		return;
 	}
 	c->hello_done = true;
@@ -429,6 +454,17 @@ static void dispatch(struct ipc_client *c, const struct ipc_msg *m)
 	s->cb.request(c, m, s->userdata);
 }
 
+/* The input cannot be read on: ipc_reader's error, as a reason. */
+static void close_input_error(struct ipc_client *c, int r)
+{
+	if (r == -ENOMEM)
+		close_why(c, IPC_CLOSE_NO_MEMORY, "out of memory");
+	else if (r == -EMSGSIZE)
+		close_why(c, IPC_CLOSE_PROTOCOL, "frame length over the limit");
+	else
+		close_why(c, IPC_CLOSE_PROTOCOL, "malformed frame");
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct ipc_client *c = arg;
@@ -443,9 +479,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	r = ipc_reader_space(&c->in, READ_CHUNK, &p, &room);
 	if (r < 0) {
-		ipc_client_close(c, r == -EMSGSIZE
-		                            ? "frame length over the limit"
-		                            : "out of memory");
+		close_input_error(c, r);
 		return;
 	}
 	account(c);
@@ -454,16 +488,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	n = recv(fd, p, room < READ_CHUNK ? room : READ_CHUNK, MSG_DONTWAIT);
 	if (n == 0) {
-		ipc_client_close(c, "closed by peer");
+		close_why(c, IPC_CLOSE_PEER_LEFT, "closed by peer");
 		return;
 	}
 	if (n < 0) {
-		char why[REASON_MAX];
-
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
-		snprintf(why, sizeof(why), "read error: %s", strerror(errno));
-		ipc_client_close(c, why);
+		close_why(c, IPC_CLOSE_IO_ERROR, "read error: %s",
+		          strerror(errno));
 		return;
 	}
 	ipc_reader_wrote(&c->in, (size_t)n);
@@ -474,10 +506,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (c->closing)
 		return;
 	if (r < 0) {
-		ipc_client_close(c, r == -EMSGSIZE
-		                            ? "frame length over the limit"
-		                    : r == -ENOMEM ? "out of memory"
-		                                   : "malformed frame");
+		close_input_error(c, r);
 		return;
 	}
 	account(c);
@@ -502,63 +531,21 @@ static void reject(struct ipc_server *s, int fd, const struct ipc_peer *peer,
 		s->cb.rejected(peer, why, s->userdata);
 }
 
-/* More supplementary groups than this are not read (NGROUPS_MAX is 65536;
- * a peer in more groups than this is judged by the first ones only). */
-#define PEER_GROUPS_MAX 4096
-
 /*
  * The peer's credentials; *ret_groups is malloc'd (or NULL), the caller
  * frees it.  SO_PEERGROUPS (Linux 4.13) says how much room it needs with
  * ERANGE; without it, or out of memory, only the primary gid is known.
  */
-static void peer_cred(int fd, struct ipc_peer *ret, gid_t **ret_groups)
-{
-	struct ucred uc;
-	socklen_t sl = sizeof(uc);
-	gid_t *g = NULL;
-
-	*ret = (struct ipc_peer){.pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
-	*ret_groups = NULL;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) == 0 &&
-	    sl == sizeof(uc)) {
-		ret->pid = uc.pid;
-		ret->uid = uc.uid;
-		ret->gid = uc.gid;
-	}
-	for (socklen_t want = 64 * sizeof(gid_t);;) {
-		gid_t *ng = realloc(g, want);
-
-		if (!ng)
-			break;
-		g = ng;
-		sl = want;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &sl) == 0) {
-			ret->groups = g;
-			ret->ngroups = sl / sizeof(gid_t);
-			ret->groups_known = true;
-			*ret_groups = g;
-			return;
-		}
-		if (errno != ERANGE || sl <= want ||
-		    sl > PEER_GROUPS_MAX * sizeof(gid_t))
-			break;
-		want = sl;
-	}
-	free(g);
-}
-
 static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct ipc_client *c = arg;
-	char why[REASON_MAX];
 
 	(void)fd;
 	(void)what;
 	if (c->hello_done)
 		return;
-	snprintf(why, sizeof(why), "no HELLO within %u ms",
-	         c->srv->lim.hello_timeout_ms);
-	ipc_client_close(c, why);
+	close_why(c, IPC_CLOSE_HELLO_TIMEOUT, "no HELLO within %u ms",
+	          c->srv->lim.hello_timeout_ms);
 }
 
 static int client_new(struct ipc_server *s, int fd, const struct ipc_peer *peer,
@@ -659,7 +646,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 				s->cb.rejected(NULL, why, s->userdata);
 			return;
 		}
-		peer_cred(fd, &peer, &groups);
+		ipc_peer_read(fd, &peer, &groups);
 		if (s->nlive >= s->lim.max_clients)
 			reject(s, fd, &peer, -EUSERS, "too many clients");
 		else if (client_new(s, fd, &peer, &c) < 0) {
@@ -671,96 +658,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			admit(s, c, &peer);
 		free(groups);
 	}
-}
-
-/* ---- listening ---- */
-
-/* EADDRINUSE on bind: is it a leftover of a dead dsd, or a live one? */
-static int stale_check(const char *path, const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	r = r < 0 ? -errno : 0;
-	close(fd);
-	if (r == -ENOENT)
-		return 0; /* gone meanwhile: just bind again */
-	if (r != -ECONNREFUSED)
-		return -EADDRINUSE; /* someone answers, or its backlog is full
-		                     */
-	if (unlink(path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-static int bind_path(struct ipc_server *s, const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, r = 0;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		/* The socket is born 0660: no window with a wider mode. */
-		mode_t old = umask(0117);
-
-		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-		r = r < 0 ? -errno : 0;
-		umask(old);
-		if (r != -EADDRINUSE)
-			break;
-		r = stale_check(path, &sa);
-		if (r < 0)
-			break;
-		r = -EADDRINUSE;
-	}
-	if (r == 0 && listen(fd, LISTEN_BACKLOG) < 0)
-		r = -errno;
-	if (r == 0 && stat(path, &st) < 0)
-		r = -errno;
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	s->fd = fd;
-	s->bound = true;
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	return 0;
-}
-
-static int adopt_fd(struct ipc_server *s, int fd)
-{
-	int type = 0, listening = 0, domain = 0, fl;
-	socklen_t sl = sizeof(int);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &sl) < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl) < 0)
-		return errno == ENOTSOCK ? -EINVAL : -errno;
-	if (type != SOCK_STREAM || !listening || domain != AF_UNIX)
-		return -EINVAL;
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	fl = fcntl(fd, F_GETFD);
-	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
-		return -errno;
-	s->fd = fd;
-	return 0;
 }
 
 int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
@@ -778,6 +675,7 @@ int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
 		return -ENOMEM;
 	s->base = base;
 	s->fd = -1;
+	s->listener.fd = -1;
 	s->cb = *cb;
 	s->userdata = userdata;
 	s->next_id = 1;
@@ -797,9 +695,11 @@ int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = passed_fd >= 0 ? adopt_fd(s, passed_fd) : bind_path(s, path);
+	r = passed_fd >= 0 ? ipc_listen_adopt(passed_fd, &s->listener)
+	                   : ipc_listen_bind(path, &s->listener);
 	if (r < 0)
 		goto fail;
+	s->fd = s->listener.fd;
 	s->accept_ev =
 	        event_new(base, s->fd, EV_READ | EV_PERSIST, on_accept, s);
 	s->retry_ev = evtimer_new(base, on_retry, s);
@@ -813,20 +713,18 @@ int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
 	return 0;
 
 fail:
-	if (passed_fd >= 0)
-		s->fd = -1; /* still the caller's */
+	if (passed_fd >= 0 && s->fd < 0)
+		s->listener.fd = -1; /* still the caller's */
 	ipc_server_free(s);
 	return r;
 }
 
 void ipc_server_free(struct ipc_server *s)
 {
-	struct stat st;
-
 	if (!s)
 		return;
 	while (s->live)
-		ipc_client_close(s->live, "server shutting down");
+		close_why(s->live, IPC_CLOSE_SHUTDOWN, "server shutting down");
 	reap(s);
 	if (s->accept_ev)
 		event_free(s->accept_ev);
@@ -834,12 +732,7 @@ void ipc_server_free(struct ipc_server *s)
 		event_free(s->retry_ev);
 	if (s->reap_ev)
 		event_free(s->reap_ev);
-	if (s->fd >= 0)
-		close(s->fd);
-	/* Never remove a socket a newer dsd has put in our place. */
-	if (s->bound && stat(s->path, &st) == 0 && st.st_dev == s->dev &&
-	    st.st_ino == s->ino)
-		unlink(s->path);
+	ipc_listen_close(&s->listener, s->path);
 	free(s->path);
 	free(s->name);
 	free(s);

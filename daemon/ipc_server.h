@@ -67,6 +67,29 @@ struct ipc_server_stats {
 	uint64_t over_budget;    /* clients dropped to stay under it */
 };
 
+/* Why a client went away: whether the daemon logs and counts it depends on
+ * the kind, never on the text. */
+enum ipc_close_reason {
+	IPC_CLOSE_PEER_LEFT,     /* it closed its end */
+	IPC_CLOSE_IO_ERROR,      /* reading or writing its socket failed */
+	IPC_CLOSE_SHUTDOWN,      /* ipc_server_free() */
+	IPC_CLOSE_BY_DAEMON,     /* ipc_client_close() */
+	IPC_CLOSE_HELLO_TIMEOUT, /* no HELLO in time */
+	IPC_CLOSE_PROTOCOL,      /* malformed, oversized, wrong HELLO */
+	IPC_CLOSE_SLOW_READER,   /* its output passed client_out_limit */
+	IPC_CLOSE_OVER_BUDGET,   /* the slowest when all buffers passed
+	                            total_buffer_limit */
+	IPC_CLOSE_NO_MEMORY,
+};
+
+/* true for the reasons that are the client's own doing or ours, false for
+ * a client the server cut off. */
+static inline bool ipc_close_is_departure(enum ipc_close_reason why)
+{
+	return why == IPC_CLOSE_PEER_LEFT || why == IPC_CLOSE_IO_ERROR ||
+	       why == IPC_CLOSE_SHUTDOWN || why == IPC_CLOSE_BY_DAEMON;
+}
+
 struct ipc_server_callbacks {
 	/*
 	 * Optional: a new connection, already a client (counted by
@@ -90,14 +113,14 @@ struct ipc_server_callbacks {
 	/* Optional: the client completed HELLO. */
 	void (*connected)(struct ipc_client *c, void *userdata);
 	/*
-	 * The client is going away; reason says why ("connection closed by
-	 * peer", "slow reader: output buffer over N bytes", ...).  Called
-	 * once per accepted client, also from ipc_server_free(), right before
-	 * the client is freed: drop every pointer to it.  ipc_client_send()
-	 * to it returns -ENOTCONN from now on.
+	 * The client is going away: why, and text that says it for a log
+	 * ("closed by peer", "slow reader: output buffer over N bytes", ...).
+	 * Called once per accepted client, also from ipc_server_free(), right
+	 * before the client is freed: drop every pointer to it.
+	 * ipc_client_send() to it returns -ENOTCONN from now on.
 	 */
-	void (*disconnected)(struct ipc_client *c, const char *reason,
-	                     void *userdata);
+	void (*disconnected)(struct ipc_client *c, enum ipc_close_reason why,
+	                     const char *text, void *userdata);
 	/*
 	 * Optional: a connection was refused (too many clients, or admit
 	 * said no), or accepting failed (peer is NULL then).
@@ -154,6 +177,11 @@ void ipc_server_get_stats(const struct ipc_server *s,
  * is still handled; what is sent to it meanwhile is dropped and 0 returned.
  */
 int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m);
+/* Answers request id with OK, or with ERROR {code, text}; what
+ * ipc_client_send() returns. */
+int ipc_client_reply_ok(struct ipc_client *c, uint32_t id);
+int ipc_client_reply_error(struct ipc_client *c, uint32_t id, int code,
+                           const char *text);
 /*
  * Closes the client: it stops reading at once, its queued output gets one
  * last non-blocking write, then it is freed from the event loop (never

@@ -6,23 +6,25 @@
 
 #include <jansson.h>
 
-#include "dsd.h"
+#include "clock.h"
+#include "config.h"
 #include "ipc_server.h"
-#include "outq.h"
-#include "subs.h"
-#include "transport.h"
+#include "pubsub.h"
+#include "status.h"
+#include "upstream.h"
 
-static json_t *attempts_max(const struct dsd *d)
+static json_t *attempts_max(const struct dsd_config *cfg)
 {
-	if (d->cfg.max_reconnect_attempts == CONFIG_INFINITE)
+	if (cfg->max_reconnect_attempts == CONFIG_INFINITE)
 		return json_string("infinity");
-	return json_integer(d->cfg.max_reconnect_attempts);
+	return json_integer(cfg->max_reconnect_attempts);
 }
 
-char *status_json(struct dsd *d)
+char *status_json(const struct status_sources *src)
 {
-	const struct conn *c = &d->conn;
-	uint64_t now = dsd_now();
+	const struct conn *c = upstream_conn(src->up);
+	const struct pubsub_counters *pc = pubsub_get_counters(src->ps);
+	uint64_t now = clock_mono_ms();
 	int64_t retry = conn_next_retry_in(c, now);
 	struct outq_counters qc;
 	struct outq_limits ql;
@@ -31,10 +33,10 @@ char *status_json(struct dsd *d)
 	json_t *o;
 	char *text;
 
-	outq_get_counters(d->queue, &qc);
-	outq_get_limits(d->queue, &ql);
-	subs_get_stats(d->subs, &ss);
-	ipc_server_get_stats(d->ipc, &is);
+	outq_get_counters(pubsub_queue(src->ps), &qc);
+	outq_get_limits(pubsub_queue(src->ps), &ql);
+	subs_get_stats(pubsub_subs(src->ps), &ss);
+	ipc_server_get_stats(src->ipc, &is);
 	/* clang-format off */
 	o = json_pack(
 	        "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
@@ -46,14 +48,14 @@ char *status_json(struct dsd *d)
 	        " s:{s:I, s:I}}",
 	        "state", conn_state_name(conn_get_state(c)),
 	        "reason", conn_reason(c),
-	        "since", (json_int_t)dsd_mono_to_unix(conn_since(c)),
+	        "since", (json_int_t)clock_mono_to_unix(conn_since(c)),
 	        "sinceMs", (json_int_t)(now - conn_since(c)),
 	        "url", conn_current_url(c),
 	        "configuredUrl", conn_configured_url(c),
 	        "attempt", (json_int_t)conn_attempt(c),
-	        "maxAttempts", attempts_max(d),
+	        "maxAttempts", attempts_max(src->cfg),
 	        "nextRetryMs", retry < 0 ? json_null() : json_integer(retry),
-	        "uptimeMs", (json_int_t)(now - d->started_mono),
+	        "uptimeMs", (json_int_t)(now - src->started_mono),
 	        "connection",
 	        "attempts", (json_int_t)c->count.attempts,
 	        "opens", (json_int_t)c->count.opens,
@@ -63,12 +65,12 @@ char *status_json(struct dsd *d)
 	        "transitions", (json_int_t)c->count.transitions,
 	        "clients",
 	        "connected", (json_int_t)is.clients,
-	        "dropped", (json_int_t)d->count.clients_dropped,
-	        "refused", (json_int_t)d->count.clients_refused,
+	        "dropped", (json_int_t)src->clients_dropped,
+	        "refused", (json_int_t)src->clients_refused,
 	        "bufferedBytes", (json_int_t)is.buffered,
 	        "bufferLimit", (json_int_t)is.buffered_limit,
 	        "droppedOverBuffer", (json_int_t)is.over_budget,
-	        "denied", (json_int_t)d->count.requests_denied,
+	        "denied", (json_int_t)src->requests_denied,
 	        "subscriptions",
 	        "names", (json_int_t)ss.names,
 	        "acked", (json_int_t)ss.acked,
@@ -77,21 +79,21 @@ char *status_json(struct dsd *d)
 	        "local", (json_int_t)ss.subscriptions,
 	        "denials", (json_int_t)ss.denies,
 	        "queue",
-	        "messages", (json_int_t)outq_count(d->queue),
-	        "bytes", (json_int_t)outq_bytes(d->queue),
+	        "messages", (json_int_t)outq_count(pubsub_queue(src->ps)),
+	        "bytes", (json_int_t)outq_bytes(pubsub_queue(src->ps)),
 	        "maxMessages", (json_int_t)ql.max_messages,
 	        "maxBytes", (json_int_t)ql.max_bytes,
 	        "overflow", ql.policy == OUTQ_DROP_OLDEST ? "drop-oldest" : "reject",
 	        "emits",
-	        "sent", (json_int_t)d->count.emits_sent,
-	        "queued", (json_int_t)d->count.emits_queued,
-	        "dropped", (json_int_t)d->count.emits_dropped,
-	        "rejected", (json_int_t)d->count.emits_rejected,
-	        "denied", (json_int_t)d->count.emits_denied,
-	        "requeued", (json_int_t)d->count.emits_requeued,
+	        "sent", (json_int_t)pc->emits_sent,
+	        "queued", (json_int_t)pc->emits_queued,
+	        "dropped", (json_int_t)pc->emits_dropped,
+	        "rejected", (json_int_t)pc->emits_rejected,
+	        "denied", (json_int_t)pc->emits_denied,
+	        "requeued", (json_int_t)pc->emits_requeued,
 	        "events",
-	        "received", (json_int_t)d->count.events_received,
-	        "delivered", (json_int_t)d->count.events_delivered);
+	        "received", (json_int_t)pc->events_received,
+	        "delivered", (json_int_t)pc->events_delivered);
 	/* clang-format on */
 	if (o == NULL)
 		return NULL;

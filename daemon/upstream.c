@@ -1,7 +1,7 @@
 /*
- * The platform side of dsd: carries out what the connection state machine
- * asks for (connect, send the handshake, ping, disconnect), turns what the
- * transport reports into its inputs, and keeps its one timer armed.
+ * The platform connection (see upstream.h): conn.c decides, this file
+ * carries it out against the transport and keeps the one timer armed to
+ * the machine's deadline.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,17 +10,47 @@
 
 #include <event2/event.h>
 
-#include "dsd.h"
+#include "clock.h"
+#include "config.h"
 #include "log.h"
-#include "transport.h"
+#include "upstream.h"
 #include "wire.h"
 
-#define SDK_TYPE         "dsd"
-#define PROTOCOL_VERSION "0.1a"
+/* What dsd says it is in the CHALLENGE (the server only logs it). */
+#define SDK_TYPE "dsd"
+/* The deepstream protocol version the CHALLENGE announces, as the 7.x JS
+ * client does (not the version of dsd's own local IPC protocol). */
+#define DEEPSTREAM_PROTOCOL_VERSION "0.1a"
 
-/* Encodes m and sends it on generation gen, bypassing the write queue: the
- * handshake and pings must precede anything the apps queued. */
-static int send_msg(struct dsd *d, uint32_t gen, const struct wire_msg *m)
+struct upstream {
+	struct event_base *base;
+	struct upstream_callbacks cb;
+	void *userdata;
+
+	struct conn conn;
+	struct event *timer; /* armed to conn_deadline() */
+	struct transport *transport;
+	uint32_t ready_gen;    /* generation whose handshake is done (OPEN) */
+	bool flushing_blocked; /* the transport said -ENOBUFS: wait for
+	                          drained */
+	/* Own copies of what the connection needs from the configuration. */
+	char *auth_json;
+	char *ca_file;
+	unsigned fd_limit;
+
+	/* Repeated failures are logged a few times per window, then summed;
+	 * so is what the platform can repeat at will: per-frame warnings,
+	 * the loss of OPEN, the other state changes. */
+	struct log_ratelimit reconnect_log, frame_log, loss_log, state_log;
+};
+
+static void arm_timer(struct upstream *u);
+
+/* ---- sending what the state machine asks for ---- */
+
+/* Encodes m and sends it on generation gen ahead of the apps' emits: the
+ * handshake and pings must precede anything queued. */
+static int send_msg(struct upstream *u, uint32_t gen, const struct wire_msg *m)
 {
 	uint8_t small[512];
 	uint8_t *buf = small;
@@ -37,47 +67,47 @@ static int send_msg(struct dsd *d, uint32_t gen, const struct wire_msg *m)
 	}
 	r = wire_encode(m, buf, size, &len);
 	if (r == 0)
-		r = transport_send_control(d->transport, gen, buf, len);
+		r = transport_send_control(u->transport, gen, buf, len);
 	if (buf != small)
 		free(buf);
 	return r;
 }
 
-static void send_control(struct dsd *d, uint32_t gen, int action)
+static void send_connection_msg(struct upstream *u, uint32_t gen, int action)
 {
 	struct wire_msg m = {.topic = WIRE_TOPIC_CONNECTION, .action = action};
 	int r;
 
 	if (action == WIRE_CONN_CHALLENGE) {
-		m.url = conn_current_url(&d->conn);
-		m.protocol_version = PROTOCOL_VERSION;
+		m.url = conn_current_url(&u->conn);
+		m.protocol_version = DEEPSTREAM_PROTOCOL_VERSION;
 		m.sdk_version = PACKAGE_VERSION;
 		m.sdk_type = SDK_TYPE;
 	}
-	r = send_msg(d, gen, &m);
+	r = send_msg(u, gen, &m);
 	if (r < 0)
 		log_warn("could not send %s: %s",
 		         wire_action_name(WIRE_TOPIC_CONNECTION, action),
 		         strerror(-r));
 }
 
-static void send_auth(struct dsd *d, uint32_t gen)
+static void send_auth(struct upstream *u, uint32_t gen)
 {
 	/* auth_json was validated and re-serialised by the config loader:
 	 * the platform never sees invalid JSON (it would crash 7.0.2). */
 	struct wire_msg m = {
 	        .topic = WIRE_TOPIC_AUTH,
 	        .action = WIRE_AUTH_REQUEST,
-	        .data = d->cfg.auth_json ? d->cfg.auth_json : "{}",
+	        .data = u->auth_json ? u->auth_json : "{}",
 	};
-	int r = send_msg(d, gen, &m);
+	int r = send_msg(u, gen, &m);
 
 	if (r < 0)
 		log_warn("could not send the AUTH request: %s", strerror(-r));
 }
 
 struct failed_connect {
-	struct dsd *d;
+	struct upstream *u;
 	uint32_t gen;
 };
 
@@ -90,22 +120,22 @@ static void on_failed_connect(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	upstream_feed(f->d, &in);
+	upstream_feed(f->u, &in);
 	free(f);
 }
 
 /* A connect that failed before it began is reported as a closed socket
  * from the loop, never recursively from inside carry_out(). */
-static void report_failed_connect(struct dsd *d, uint32_t gen)
+static void report_failed_connect(struct upstream *u, uint32_t gen)
 {
 	struct failed_connect *f = malloc(sizeof(*f));
 	struct timeval now = {0, 0};
 
 	if (f == NULL)
 		return;
-	f->d = d;
+	f->u = u;
 	f->gen = gen;
-	if (event_base_once(d->base, -1, EV_TIMEOUT, on_failed_connect, f,
+	if (event_base_once(u->base, -1, EV_TIMEOUT, on_failed_connect, f,
 	                    &now) < 0)
 		free(f);
 }
@@ -117,163 +147,167 @@ static void report_failed_connect(struct dsd *d, uint32_t gen)
  * will, however the backoff is set: those lines are rate limited.  dsctl
  * watch still sees every change.
  */
-static void log_transition(struct dsd *d, const struct conn_action *a)
+static void log_transition(struct upstream *u, const struct conn_action *a)
 {
 	const char *from = conn_state_name(a->from);
 	const char *to = conn_state_name(a->to);
-	uint64_t now = dsd_now();
+	uint64_t now = clock_mono_ms();
 
 	if (a->to == CONN_ERROR)
 		log_err("%s -> %s: %s", from, to, a->reason);
 	else if (a->to == CONN_OFFLINE || a->to == CONN_CLOSED)
 		log_info("%s -> %s: %s", from, to, a->reason);
 	else if (a->to == CONN_RECONNECTING && a->from == CONN_OPEN)
-		log_full_ratelimited(&d->loss_log, now, LOG_WARNING,
+		log_full_ratelimited(&u->loss_log, now, LOG_WARNING,
 		                     "%s -> %s: %s", from, to, a->reason);
 	else
-		log_full_ratelimited(&d->state_log, now, LOG_INFO,
+		log_full_ratelimited(&u->state_log, now, LOG_INFO,
 		                     "%s -> %s: %s", from, to, a->reason);
 }
 
-static void carry_out(struct dsd *d, const struct conn_result *res)
+static void connect_now(struct upstream *u, uint32_t gen)
+{
+	const char *url = conn_current_url(&u->conn);
+	int r;
+
+	log_debug("connecting to %s (attempt %u)", url, conn_attempt(&u->conn));
+	r = transport_connect(u->transport, url, gen);
+	if (r < 0) {
+		log_full_ratelimited(&u->reconnect_log, clock_mono_ms(),
+		                     LOG_WARNING, "cannot connect to %s: %s",
+		                     url, strerror(-r));
+		report_failed_connect(u, gen);
+	}
+}
+
+static void carry_out(struct upstream *u, const struct conn_result *res)
 {
 	for (unsigned i = 0; i < res->n; i++) {
 		const struct conn_action *a = &res->act[i];
-		int r;
 
+		/* Without a transport (see fatal) only states are left. */
+		if (u->transport == NULL && a->kind != CONN_ACT_STATE)
+			continue;
 		switch (a->kind) {
 		case CONN_ACT_CONNECT:
-			log_debug("connecting to %s (attempt %u)",
-			          conn_current_url(&d->conn),
-			          conn_attempt(&d->conn));
-			r = transport_connect(d->transport,
-			                      conn_current_url(&d->conn),
-			                      a->gen);
-			if (r < 0) {
-				log_full_ratelimited(&d->reconnect_log,
-				                     dsd_now(), LOG_WARNING,
-				                     "cannot connect to %s: %s",
-				                     conn_current_url(&d->conn),
-				                     strerror(-r));
-				report_failed_connect(d, a->gen);
-			}
+			connect_now(u, a->gen);
 			break;
 		case CONN_ACT_DISCONNECT:
-			transport_disconnect(d->transport, a->gen);
+			transport_disconnect(u->transport, a->gen);
 			/* Its unwritten emits are back in our hands now. */
-			pubsub_take_back_unsent(d, d->transport);
+			u->cb.unsent(u->userdata);
 			break;
 		case CONN_ACT_SEND_CHALLENGE:
-			send_control(d, a->gen, WIRE_CONN_CHALLENGE);
+			send_connection_msg(u, a->gen, WIRE_CONN_CHALLENGE);
 			break;
 		case CONN_ACT_SEND_AUTH:
-			send_auth(d, a->gen);
+			send_auth(u, a->gen);
 			break;
 		case CONN_ACT_SEND_PING:
-			send_control(d, a->gen, WIRE_CONN_PING);
+			send_connection_msg(u, a->gen, WIRE_CONN_PING);
 			break;
 		case CONN_ACT_STATE:
-			log_transition(d, a);
-			control_broadcast_state(d, a->to, a->reason, a->at);
-			dsd_notify_status(d);
-			if (a->from == CONN_OPEN)
-				pubsub_connection_lost(d);
+			log_transition(u, a);
 			if (a->to == CONN_OPEN) {
-				d->ready_gen = conn_generation(&d->conn);
-				d->flushing_blocked = false;
-				upstream_connection_opened(d);
+				u->ready_gen = conn_generation(&u->conn);
+				u->flushing_blocked = false;
 			}
+			u->cb.state(a, u->userdata);
+			if (a->from == CONN_OPEN)
+				u->cb.lost(u->userdata);
+			if (a->to == CONN_OPEN)
+				u->cb.opened(u->userdata);
 			break;
 		}
 	}
 }
 
-int upstream_feed(struct dsd *d, const struct conn_input *in)
+int upstream_feed(struct upstream *u, const struct conn_input *in)
 {
 	struct conn_result res;
 	int r;
 
-	r = conn_handle(&d->conn, dsd_now(), in, &res);
-	carry_out(d, &res);
-	upstream_arm_timer(d);
+	r = conn_handle(&u->conn, clock_mono_ms(), in, &res);
+	carry_out(u, &res);
+	arm_timer(u);
 	return r;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *userdata)
 {
-	struct dsd *d = userdata;
 	struct conn_input in = {.kind = CONN_IN_TIMER};
 
 	(void)fd;
 	(void)what;
-	upstream_feed(d, &in);
+	upstream_feed(userdata, &in);
 }
 
-void upstream_arm_timer(struct dsd *d)
+static void arm_timer(struct upstream *u)
 {
-	uint64_t deadline = conn_deadline(&d->conn);
-	uint64_t now = dsd_now();
+	uint64_t deadline = conn_deadline(&u->conn);
+	uint64_t now = clock_mono_ms();
 	uint64_t wait;
 	struct timeval tv;
 
 	if (deadline == CONN_NO_DEADLINE) {
-		evtimer_del(d->conn_timer);
+		evtimer_del(u->timer);
 		return;
 	}
 	wait = deadline > now ? deadline - now : 0;
 	tv.tv_sec = (time_t)(wait / 1000);
 	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
-	evtimer_add(d->conn_timer, &tv);
+	evtimer_add(u->timer, &tv);
 }
+
+/* ---- what the transport reports ---- */
 
 static void on_opened(uint32_t gen, void *userdata)
 {
-	struct dsd *d = userdata;
 	struct conn_input in = {.kind = CONN_IN_SOCKET_OPEN, .gen = gen};
 
-	upstream_feed(d, &in);
+	upstream_feed(userdata, &in);
 }
 
 static void on_closed(uint32_t gen, const char *reason, void *userdata)
 {
-	struct dsd *d = userdata;
+	struct upstream *u = userdata;
 	struct conn_input in = {
 	        .kind = CONN_IN_SOCKET_CLOSED, .gen = gen, .text = reason};
 	/* Only the current attempt's socket matters; older ones were given
 	 * up on already (a reload, a redirect, a deadline). */
-	bool current = gen == conn_generation(&d->conn);
+	bool current = gen == conn_generation(&u->conn);
 
-	if (d->ready_gen == gen)
-		d->ready_gen = 0;
-	upstream_feed(d, &in);
+	if (u->ready_gen == gen)
+		u->ready_gen = 0;
+	upstream_feed(u, &in);
 	/* Whatever the closed connection had not written yet goes back into
 	 * the queue (the feed above may have opened the next one already;
 	 * these are older than anything queued for it). */
-	pubsub_take_back_unsent(d, d->transport);
+	u->cb.unsent(u->userdata);
 	/* A failed attempt that keeps us RECONNECTING is no transition, but an
 	 * operator wants to see it: rate-limited, as these repeat. */
-	if (current && conn_get_state(&d->conn) == CONN_RECONNECTING) {
-		int64_t next = conn_next_retry_in(&d->conn, dsd_now());
+	if (current && conn_get_state(&u->conn) == CONN_RECONNECTING) {
+		int64_t next = conn_next_retry_in(&u->conn, clock_mono_ms());
 		char when[32] = "at once";
 
 		if (next >= 0)
 			snprintf(when, sizeof(when), "in %lld ms",
 			         (long long)next);
-		log_full_ratelimited(&d->reconnect_log, dsd_now(), LOG_WARNING,
-		                     "%s (attempt %u failed; next %s)",
-		                     conn_reason(&d->conn),
-		                     conn_attempt(&d->conn), when);
+		log_full_ratelimited(
+		        &u->reconnect_log, clock_mono_ms(), LOG_WARNING,
+		        "%s (attempt %u failed; next %s)",
+		        conn_reason(&u->conn), conn_attempt(&u->conn), when);
 	}
 }
 
 static void on_drained(uint32_t gen, void *userdata)
 {
-	struct dsd *d = userdata;
+	struct upstream *u = userdata;
 
-	if (gen != d->ready_gen)
+	if (gen != u->ready_gen)
 		return;
-	d->flushing_blocked = false;
-	pubsub_drained(d);
+	u->flushing_blocked = false;
+	u->cb.drained(u->userdata);
 }
 
 /* What a handshake-relevant frame means to the state machine. */
@@ -313,7 +347,7 @@ static enum conn_frame classify(const struct wire_msg *m)
 static void on_message(uint32_t gen, const uint8_t *data, size_t len,
                        void *userdata)
 {
-	struct dsd *d = userdata;
+	struct upstream *u = userdata;
 	struct wire_decoded *dec;
 	const struct wire_msg *m;
 	struct conn_input in = {.kind = CONN_IN_FRAME, .gen = gen};
@@ -324,11 +358,12 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	if (r < 0) {
 		/* Still proof of life for the heartbeat check.  The platform
 		 * can send these as fast as it likes: rate limited. */
-		log_full_ratelimited(&d->frame_log, dsd_now(), LOG_WARNING,
+		log_full_ratelimited(&u->frame_log, clock_mono_ms(),
+		                     LOG_WARNING,
 		                     "undecodable frame of %zu bytes from the "
 		                     "platform",
 		                     len);
-		upstream_feed(d, &in);
+		upstream_feed(u, &in);
 		return;
 	}
 	m = wire_decoded_msg(dec);
@@ -341,20 +376,23 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	if (in.frame == CONN_FRAME_OTHER)
 		log_debug("platform: %s %s", wire_topic_name(m->topic),
 		          wire_action_name(m->topic, m->action));
-	upstream_feed(d, &in);
-	if (m->topic == WIRE_TOPIC_EVENT && gen == d->ready_gen)
-		pubsub_platform_message(d, m);
+	upstream_feed(u, &in);
+	if (m->topic == WIRE_TOPIC_EVENT && gen == u->ready_gen)
+		u->cb.event(m, u->userdata);
 	else if (m->topic == WIRE_TOPIC_PARSER)
-		log_full_ratelimited(&d->frame_log, dsd_now(), LOG_WARNING,
+		log_full_ratelimited(&u->frame_log, clock_mono_ms(),
+		                     LOG_WARNING,
 		                     "the platform could not parse a message "
 		                     "(%s)",
 		                     wire_action_name(m->topic, m->action));
 	wire_decoded_free(dec);
 }
 
-void upstream_options(const struct dsd_config *cfg, struct conn_options *ret)
+/* ---- set-up ---- */
+
+static void options_of(const struct dsd_config *cfg, struct conn_options *ret)
 {
-	struct conn_options co = {
+	*ret = (struct conn_options){
 	        .url = cfg->url,
 	        .reconnect_interval_increment =
 	                cfg->reconnect_interval_increment,
@@ -366,12 +404,10 @@ void upstream_options(const struct dsd_config *cfg, struct conn_options *ret)
 	         * handshake deadline stands in for the heartbeat check. */
 	        .handshake_timeout = 2 * cfg->heartbeat_interval,
 	};
-
-	*ret = co;
 }
 
-int upstream_transport_new(struct dsd *d, const struct dsd_config *cfg,
-                           struct transport **ret)
+static int make_transport(struct upstream *u, const char *ca_file,
+                          struct transport **ret)
 {
 	static const struct transport_callbacks cb = {
 	        .opened = on_opened,
@@ -380,52 +416,233 @@ int upstream_transport_new(struct dsd *d, const struct dsd_config *cfg,
 	        .drained = on_drained,
 	};
 	struct transport_config tc = {
-	        .ca_file = cfg->ca_file,
+	        .ca_file = ca_file,
 	        /* The platform's own maxMessageSize default. */
 	        .max_message = 1024 * 1024 + 1024,
 	        .max_send_backlog = 4 * 1024 * 1024,
-	        /* Every local client holds a descriptor too. */
-	        .fd_limit = cfg->max_clients + 64,
+	        .fd_limit = u->fd_limit,
 	};
 
-	return transport_new(d->base, &tc, &cb, d, ret);
+	return transport_new(u->base, &tc, &cb, u, ret);
 }
 
-int upstream_start(struct dsd *d)
+static int dup_or_null(const char *s, char **ret)
 {
-	struct conn_options co;
-	struct conn_input start = {.kind = CONN_IN_START};
-	int r;
+	char *c = NULL;
 
-	upstream_options(&d->cfg, &co);
-	r = conn_init(&d->conn, &co);
-	if (r < 0)
-		return r;
-	d->conn_timer = evtimer_new(d->base, on_timer, d);
-	if (d->conn_timer == NULL)
+	if (s != NULL && (c = strdup(s)) == NULL)
 		return -ENOMEM;
-	r = upstream_transport_new(d, &d->cfg, &d->transport);
-	if (r < 0)
-		return r;
-	upstream_feed(d, &start);
+	free(*ret);
+	*ret = c;
 	return 0;
 }
 
-int upstream_send(struct dsd *d, const uint8_t *frame, size_t len)
+int upstream_new(struct event_base *base, const struct dsd_config *cfg,
+                 const struct upstream_callbacks *cb, void *userdata,
+                 struct upstream **ret)
 {
-	if (!conn_is_open(&d->conn) || d->ready_gen == 0)
-		return -ENOTCONN;
-	if (d->flushing_blocked)
-		return -ENOBUFS;
-	int r = transport_send(d->transport, d->ready_gen, frame, len);
-	if (r == -ENOBUFS)
-		d->flushing_blocked = true;
+	struct conn_options co;
+	struct upstream *u;
+	int r;
+
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return -ENOMEM;
+	u->base = base;
+	u->cb = *cb;
+	u->userdata = userdata;
+	/* Every local client holds a descriptor too. */
+	u->fd_limit = cfg->max_clients + cfg->reserved_admin_clients + 64;
+	u->reconnect_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
+	u->frame_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	u->loss_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
+	/* Five whole reconnects (six state changes each) a minute. */
+	u->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
+	options_of(cfg, &co);
+	r = conn_init(&u->conn, &co);
+	if (r < 0)
+		goto fail;
+	r = dup_or_null(cfg->auth_json, &u->auth_json);
+	if (r == 0)
+		r = dup_or_null(cfg->ca_file, &u->ca_file);
+	if (r < 0)
+		goto fail;
+	u->timer = evtimer_new(base, on_timer, u);
+	if (u->timer == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = make_transport(u, u->ca_file, &u->transport);
+	if (r < 0)
+		goto fail;
+	*ret = u;
+	return 0;
+fail:
+	upstream_free(u);
 	return r;
 }
 
-int upstream_send_control(struct dsd *d, const uint8_t *frame, size_t len)
+void upstream_free(struct upstream *u)
 {
-	if (!conn_is_open(&d->conn) || d->ready_gen == 0)
+	if (u == NULL)
+		return;
+	/* The transport first: its thread must be gone before the loop. */
+	transport_free(u->transport);
+	if (u->timer)
+		event_free(u->timer);
+	if (u->auth_json)
+		explicit_bzero(u->auth_json, strlen(u->auth_json));
+	free(u->auth_json);
+	free(u->ca_file);
+	free(u);
+}
+
+int upstream_start(struct upstream *u)
+{
+	struct conn_input start = {.kind = CONN_IN_START};
+
+	return upstream_feed(u, &start);
+}
+
+/* ---- reload ---- */
+
+static bool str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* A fresh instance is due unless closed for good or paused. */
+static bool wants_connection(const struct upstream *u)
+{
+	return !u->conn.closed && conn_get_state(&u->conn) != CONN_OFFLINE;
+}
+
+static void restart(struct upstream *u, const char *why)
+{
+	struct conn_input in = {.kind = CONN_IN_RESTART, .text = why};
+
+	if (wants_connection(u))
+		upstream_feed(u, &in);
+}
+
+/*
+ * The trusted CAs are fixed when a transport is made, so a new caFile needs
+ * a new one.  The old one goes first: lws 4.1 leaks a TLS context when two
+ * live side by side and the older is destroyed.  Its connection goes with
+ * it (unwritten emits are taken back).  If the new CA cannot be used, the
+ * old transport is made again and the connection with it.
+ */
+static int swap_transport(struct upstream *u, const char *ca_file, char *err,
+                          size_t errlen)
+{
+	int r;
+
+	transport_disconnect(u->transport, conn_generation(&u->conn));
+	u->cb.unsent(u->userdata);
+	transport_free(u->transport);
+	u->transport = NULL;
+	u->ready_gen = 0;
+	r = make_transport(u, ca_file, &u->transport);
+	if (r == 0)
+		return 0;
+	snprintf(err, errlen, "cannot use caFile %s: %s",
+	         ca_file ? ca_file : "(system)", strerror(-r));
+	if (make_transport(u, u->ca_file, &u->transport) < 0) {
+		u->cb.fatal("cannot make a transport again", u->userdata);
+		return r;
+	}
+	restart(u, "connection made again after a refused caFile");
+	return r;
+}
+
+int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
+                         bool *ret_restart, char *err, size_t errlen)
+{
+	struct conn scratch;
+	struct conn_options co;
+	char *auth = NULL, *ca = NULL;
+	bool again;
+	int r;
+
+	*ret_restart = false;
+	options_of(fresh, &co);
+	/* Checked on the side first: a refused reload changes nothing. */
+	if (conn_init(&scratch, &co) < 0) {
+		snprintf(err, errlen,
+		         "the new connection options are unusable");
+		return -EINVAL;
+	}
+	if (dup_or_null(fresh->auth_json, &auth) < 0 ||
+	    dup_or_null(fresh->ca_file, &ca) < 0) {
+		free(auth);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (str_differs(ca, u->ca_file)) {
+		r = swap_transport(u, ca, err, errlen);
+		if (r < 0) {
+			free(auth);
+			free(ca);
+			return r;
+		}
+	}
+	again = str_differs(fresh->url, conn_configured_url(&u->conn)) ||
+	        str_differs(auth, u->auth_json) || str_differs(ca, u->ca_file);
+	conn_set_options(&u->conn, &co);
+	if (u->auth_json)
+		explicit_bzero(u->auth_json, strlen(u->auth_json));
+	free(u->auth_json);
+	free(u->ca_file);
+	u->auth_json = auth;
+	u->ca_file = ca;
+	if (again)
+		restart(u, "configuration reloaded with a new URL, "
+		           "credentials or CA");
+	/* New intervals (restartAfterError, ...) move the deadline now. */
+	arm_timer(u);
+	*ret_restart = again;
+	return 0;
+}
+
+/* ---- app traffic ---- */
+
+int upstream_send(struct upstream *u, const uint8_t *frame, size_t len)
+{
+	int r;
+
+	if (!conn_is_open(&u->conn) || u->ready_gen == 0 || !u->transport)
 		return -ENOTCONN;
-	return transport_send_control(d->transport, d->ready_gen, frame, len);
+	if (u->flushing_blocked)
+		return -ENOBUFS;
+	r = transport_send(u->transport, u->ready_gen, frame, len);
+	if (r == -ENOBUFS)
+		u->flushing_blocked = true;
+	return r;
+}
+
+int upstream_send_control(struct upstream *u, const uint8_t *frame, size_t len)
+{
+	if (!conn_is_open(&u->conn) || u->ready_gen == 0 || !u->transport)
+		return -ENOTCONN;
+	return transport_send_control(u->transport, u->ready_gen, frame, len);
+}
+
+size_t upstream_take_unsent(struct upstream *u, transport_unsent_fn fn,
+                            void *userdata)
+{
+	if (u->transport == NULL)
+		return 0;
+	return transport_take_unsent(u->transport, fn, userdata);
+}
+
+const struct conn *upstream_conn(const struct upstream *u)
+{
+	return &u->conn;
+}
+
+bool upstream_is_open(const struct upstream *u)
+{
+	return conn_is_open(&u->conn);
 }

@@ -33,6 +33,7 @@ struct seen {
 	int disconnected;
 	int rejected;
 	char reason[256]; /* last disconnect reason */
+	enum ipc_close_reason why;
 	char reject_reason[256];
 	int flood_result; /* what ipc_client_send said last in flood */
 	int flood_sent;
@@ -126,11 +127,12 @@ static void on_connected(struct ipc_client *c, void *userdata)
 	ck_assert_uint_gt(ipc_client_id(c), 0);
 }
 
-static void on_disconnected(struct ipc_client *c, const char *reason,
-                            void *userdata)
+static void on_disconnected(struct ipc_client *c, enum ipc_close_reason why,
+                            const char *reason, void *userdata)
 {
 	(void)userdata;
 	seen.disconnected++;
+	seen.why = why;
 	snprintf(seen.reason, sizeof(seen.reason), "%s", reason);
 	if (seen.held == c)
 		seen.held = NULL;

@@ -1,0 +1,31 @@
+/*
+ * The status document behind `dsctl status`: one JSON object built from
+ * what each part of the daemon reports.  Secrets (the auth data) never
+ * appear in it.
+ */
+#ifndef DSD_STATUS_H
+#define DSD_STATUS_H
+
+#include <stdint.h>
+
+struct dsd_config;
+struct ipc_server;
+struct pubsub;
+struct upstream;
+
+struct status_sources {
+	const struct dsd_config *cfg;
+	const struct upstream *up;
+	const struct pubsub *ps;
+	const struct ipc_server *ipc;
+	uint64_t started_mono;
+	/* the request layer's own counters */
+	uint64_t clients_dropped;
+	uint64_t clients_refused;
+	uint64_t requests_denied;
+};
+
+/* A malloc'd JSON object text, or NULL (out of memory). */
+char *status_json(const struct status_sources *src);
+
+#endif
