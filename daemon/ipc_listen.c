@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "ipc_listen.h"
-#include "ipc_server.h"
 
 #define LISTEN_BACKLOG 128
 

@@ -7,6 +7,7 @@
 #define DSD_IPC_LISTEN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct ipc_listener {
@@ -30,7 +31,20 @@ void ipc_listen_close(struct ipc_listener *l, const char *path);
  * a peer in more groups is judged by the first ones only). */
 #define PEER_GROUPS_MAX 4096
 
-struct ipc_peer;
+/*
+ * Who is on the other end, as the kernel saw it at connect() time
+ * (SO_PEERCRED, and SO_PEERGROUPS for the supplementary groups, Linux
+ * 4.13 and later).  Unknown ids are -1; groups_known is false when the
+ * kernel could not tell the groups (ngroups is 0 then).
+ */
+struct ipc_peer {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t ngroups;
+	bool groups_known;
+};
 /* Who is at the other end of an accepted fd, from the kernel: pid, uid,
  * gid (SO_PEERCRED) and the supplementary groups (SO_PEERGROUPS, up to
  * PEER_GROUPS_MAX; *ret_groups is malloc'd for the caller, NULL when

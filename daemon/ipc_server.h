@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ipc_listen.h"
+
 struct event_base;
 struct ipc_msg;
 struct ipc_server;
@@ -31,20 +33,6 @@ struct ipc_client;
 #define IPC_SERVER_DEFAULT_HELLO_TIMEOUT_MS 5000
 #define IPC_SERVER_DEFAULT_TOTAL_LIMIT      (64 * 1024 * 1024)
 
-/*
- * Who is on the other end, as the kernel saw it at connect() time
- * (SO_PEERCRED, and SO_PEERGROUPS for the supplementary groups, Linux
- * 4.13 and later).  Unknown ids are -1; groups_known is false when the
- * kernel could not tell the groups (ngroups is 0 then).
- */
-struct ipc_peer {
-	pid_t pid;
-	uid_t uid;
-	gid_t gid;
-	const gid_t *groups;
-	size_t ngroups;
-	bool groups_known;
-};
 
 struct ipc_server_limits {
 	uint32_t max_clients;      /* connections past this get ERROR -EUSERS */

@@ -1,0 +1,458 @@
+/*
+ * upstream.c and pubsub.c together, wired as dsd.c wires them, over the
+ * fake transport (fake_transport.c is linked instead of transport.c): the
+ * paths that only the Node integration suite reached before — the
+ * handshake, subscriptions rebuilt before queued emits, a connection lost
+ * with frames in flight, take-back and requeue order, back-pressure,
+ * reload, a failed SUBSCRIBE batch.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "access.h"
+#include "check-run.h"
+#include "client.h"
+#include "clock.h"
+#include "config.h"
+#include "fake_transport.h"
+#include "ipcproto.h"
+#include "pubsub.h"
+#include "upstream.h"
+
+/* ---- the fixture: the root's wiring, minus the local socket ---- */
+
+static struct event_base *base;
+static struct dsd_config cfg;
+static struct upstream *up;
+static struct pubsub *ps;
+static struct access_usage *usage;
+static struct dsd_client app; /* one local app, never sent events */
+static int opened_calls, lost_calls;
+
+static void on_state(const struct conn_action *a, void *ud)
+{
+	(void)a;
+	(void)ud;
+}
+
+static void on_opened(void *ud)
+{
+	(void)ud;
+	opened_calls++;
+	pubsub_connection_opened(ps);
+}
+
+static void on_lost(void *ud)
+{
+	(void)ud;
+	lost_calls++;
+	pubsub_connection_lost(ps);
+}
+
+static void on_event(const struct wire_msg *m, void *ud)
+{
+	(void)ud;
+	pubsub_platform_event(ps, m);
+}
+
+static void on_drained(void *ud)
+{
+	(void)ud;
+	pubsub_drained(ps);
+}
+
+static void on_unsent(void *ud)
+{
+	(void)ud;
+	pubsub_take_back(ps);
+}
+
+static void on_fatal(const char *why, void *ud)
+{
+	(void)ud;
+	ck_abort_msg("fatal: %s", why);
+}
+
+static void on_queue_changed(void *ud)
+{
+	(void)ud;
+}
+
+static void setup(void)
+{
+	static const struct upstream_callbacks ucb = {
+	        .state = on_state,
+	        .opened = on_opened,
+	        .lost = on_lost,
+	        .event = on_event,
+	        .drained = on_drained,
+	        .unsent = on_unsent,
+	        .fatal = on_fatal,
+	};
+	static const struct pubsub_callbacks pcb = {
+	        .queue_changed = on_queue_changed,
+	};
+
+	fake_reset();
+	opened_calls = lost_calls = 0;
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	ck_assert_int_eq(config_init(&cfg), 0);
+	cfg.url = strdup("ws://platform.test:6020/deepstream");
+	/* A lost connection is retried after 100 ms (it never held). */
+	cfg.reconnect_interval_increment = 100;
+	cfg.max_reconnect_attempts = 100;
+	cfg.max_clients = 8;
+	cfg.reserved_admin_clients = 0;
+	ck_assert_int_eq(access_usage_new(&usage), 0);
+	ck_assert_int_eq(upstream_new(base, &cfg, &ucb, NULL, &up), 0);
+	ck_assert_int_eq(pubsub_new(base, &cfg, up, usage, &pcb, NULL, &ps), 0);
+	app = (struct dsd_client){.id = 1, .slot = UINT32_MAX};
+	app.peer.uid = 1000;
+}
+
+static void teardown(void)
+{
+	pubsub_client_gone(ps, &app);
+	upstream_free(up);
+	pubsub_free(ps);
+	access_usage_free(usage);
+	config_free(&cfg);
+	event_base_free(base);
+	fake_reset();
+}
+
+/* Runs the loop until fake.connects reaches n (2 s at most). */
+static void wait_connects(unsigned n)
+{
+	uint64_t end = clock_mono_ms() + 2000;
+
+	while (fake.connects < n && clock_mono_ms() < end)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_uint_eq(fake.connects, n);
+}
+
+/* Runs what the loop has ready now (batched SUBSCRIBEs, ...). */
+static void pump(void)
+{
+	for (int i = 0; i < 10; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* The platform's side of a handshake, up to OPEN. */
+static void handshake(void)
+{
+	struct wire_msg accept = {.topic = WIRE_TOPIC_CONNECTION,
+	                          .action = WIRE_CONN_ACCEPT};
+	struct wire_msg ok = {.topic = WIRE_TOPIC_AUTH,
+	                      .action = WIRE_AUTH_SUCCESSFUL};
+
+	fake_open();
+	fake_receive(&accept);
+	fake_receive(&ok);
+	ck_assert(upstream_is_open(up));
+	pump();
+}
+
+static void emit(int i)
+{
+	struct pubsub_refusal why = {0};
+	char data[32];
+	int r;
+
+	snprintf(data, sizeof(data), "{\"i\":%d}", i);
+	r = pubsub_emit(ps, &app, "numbers", data, strlen(data), &why);
+	ck_assert_msg(r >= 0, "emit %d: %s", i, why.text);
+}
+
+static void subscribe(const char *name)
+{
+	struct pubsub_refusal why = {0};
+
+	ck_assert_int_eq(pubsub_subscribe(ps, &app, name, &why), 0);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* S[a,b] or U[a,b], names sorted: a batch carries them in hash order. */
+static void names_text(const struct wire_msg *m, char *out, size_t cap)
+{
+	const char *names[64];
+	size_t n = m->n_names < 64 ? m->n_names : 64, k;
+
+	memcpy(names, m->names, n * sizeof(*names));
+	qsort(names, n, sizeof(*names), by_name);
+	k = (size_t)snprintf(out, cap, "%c[",
+	                     m->action == WIRE_EVENT_SUBSCRIBE ? 'S' : 'U');
+	for (size_t j = 0; j < n; j++)
+		k += (size_t)snprintf(out + k, cap - k, "%s%s", j ? "," : "",
+		                      names[j]);
+	snprintf(out + k, cap - k, "]");
+}
+
+/*
+ * What was sent from frame `from` on, as a compact text: C (challenge),
+ * A (auth), P (ping), S[a,b] (subscribe), U[...] (unsubscribe), E<i> (an
+ * emit of {"i":<i>}), separated by spaces.
+ */
+static void sent_text(size_t from, char *out, size_t cap)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = from; i < fake.n_sent; i++) {
+		struct wire_decoded *d;
+		const struct wire_msg *m = fake_sent_msg(i, &d);
+		char one[256] = "?";
+
+		if (m->topic == WIRE_TOPIC_CONNECTION)
+			snprintf(one, sizeof(one), "%s",
+			         m->action == WIRE_CONN_CHALLENGE ? "C"
+			         : m->action == WIRE_CONN_PING    ? "P"
+			                                          : "?");
+		else if (m->topic == WIRE_TOPIC_AUTH)
+			snprintf(one, sizeof(one), "A");
+		else if (m->action == WIRE_EVENT_EMIT)
+			snprintf(one, sizeof(one), "E%d",
+			         atoi(strchr(m->data, ':') + 1));
+		else if (m->action == WIRE_EVENT_SUBSCRIBE ||
+		         m->action == WIRE_EVENT_UNSUBSCRIBE)
+			names_text(m, one, sizeof(one));
+		used += (size_t)snprintf(out + used, cap - used, "%s%s",
+		                         used ? " " : "", one);
+		wire_decoded_free(d);
+	}
+}
+
+#define ck_sent(from, want)                                                    \
+	do {                                                                   \
+		char got_[2048];                                               \
+		sent_text((from), got_, sizeof(got_));                         \
+		ck_assert_str_eq(got_, (want));                                \
+	} while (0)
+
+/* ---- tests ---- */
+
+START_TEST(test_open_rebuilds_then_flushes)
+{
+	subscribe("a");
+	subscribe("b");
+	emit(1);
+	emit(2);
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 2);
+	ck_assert_int_eq(upstream_start(up), 0);
+	ck_assert_uint_eq(fake.connects, 1);
+	ck_assert_str_eq(fake.last_url, "ws://platform.test:6020/deepstream");
+	handshake();
+	/* Handshake, then the subscriptions from state, then the queue. */
+	ck_sent(0, "C A S[a,b] E1 E2");
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	ck_assert_int_eq(opened_calls, 1);
+	/* Open and nothing waiting: straight out. */
+	emit(3);
+	ck_sent(5, "E3");
+	ck_assert_uint_eq(pubsub_get_counters(ps)->emits_sent, 3);
+}
+END_TEST
+
+START_TEST(test_loss_requeues_in_flight_in_order)
+{
+	const struct pubsub_counters *pc = pubsub_get_counters(ps);
+	size_t mark;
+
+	subscribe("a");
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	emit(1);
+	fake_written(); /* E1 reached the socket: not taken back */
+	emit(2);
+	emit(3);
+	emit(4);
+	fake_close("reset by the test");
+	ck_assert_int_eq(lost_calls, 1);
+	/* The three in flight are back at the head, in order. */
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 3);
+	ck_assert_uint_eq(pc->emits_requeued, 3);
+	ck_assert_uint_eq(pc->emits_sent, 1);
+	/* Newer emits queue behind them. */
+	emit(5);
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 4);
+	wait_connects(2);
+	mark = fake.n_sent;
+	handshake();
+	/* Subscriptions rebuilt before the requeued emits, then the rest. */
+	ck_sent(mark, "C A S[a] E2 E3 E4 E5");
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	ck_assert_uint_eq(pc->emits_sent, 5);
+}
+END_TEST
+
+START_TEST(test_backpressure_keeps_order)
+{
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	fake.send_budget = 2;
+	for (int i = 1; i <= 5; i++)
+		emit(i);
+	/* Two went out; the transport is full, the rest wait in order. */
+	ck_sent(2, "E1 E2");
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 3);
+	/* Even with room again, nothing jumps the queue before drained. */
+	fake.send_budget = -1;
+	emit(6);
+	ck_sent(2, "E1 E2");
+	fake_drain(-1);
+	ck_sent(2, "E1 E2 E3 E4 E5 E6");
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+}
+END_TEST
+
+START_TEST(test_failed_subscribe_batch_is_rebuilt)
+{
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	fake.control_fails = 1;
+	subscribe("x");
+	subscribe("y");
+	pump(); /* the batch fails */
+	ck_sent(2, "");
+	fake_drain(-1); /* room again: rebuilt from state */
+	ck_sent(2, "S[x,y]");
+}
+END_TEST
+
+/* The platform acks frame i (a SUBSCRIBE or UNSUBSCRIBE). */
+static void ack(size_t i)
+{
+	struct wire_decoded *d;
+	const struct wire_msg *m = fake_sent_msg(i, &d);
+	struct wire_msg a = {.topic = WIRE_TOPIC_EVENT,
+	                     .action = m->action,
+	                     .correlation_id = m->correlation_id,
+	                     .has_is_ack = true,
+	                     .is_ack = true};
+
+	fake_receive(&a);
+	wire_decoded_free(d);
+}
+
+START_TEST(test_unsubscribe_last_app)
+{
+	struct pubsub_refusal why = {0};
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	subscribe("n");
+	pump();
+	/* Dropped while its SUBSCRIBE is in flight: the UNSUBSCRIBE waits
+	 * for the ack, or the two could cross. */
+	ck_assert_int_eq(pubsub_unsubscribe(ps, &app, "n", &why), 0);
+	pump();
+	ck_sent(2, "S[n]");
+	ack(2);
+	pump();
+	ck_sent(2, "S[n] U[n]");
+	ck_assert_int_eq(pubsub_unsubscribe(ps, &app, "n", &why), -ENOENT);
+	ck_assert_str_eq(why.text, "not subscribed");
+}
+END_TEST
+
+START_TEST(test_reload_new_url_reconnects)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted = true;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	/* The same options: nothing happens. */
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup(cfg.url);
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 100;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert_uint_eq(fake.connects, 1);
+	/* A new URL: a fresh connection to it. */
+	free(fresh.url);
+	fresh.url = strdup("ws://other.test:6020/deepstream");
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	wait_connects(2);
+	ck_assert_str_eq(fake.last_url, "ws://other.test:6020/deepstream");
+	ck_assert_uint_ge(fake.disconnects, 1);
+	config_free(&fresh);
+}
+END_TEST
+
+START_TEST(test_reload_refused_changes_nothing)
+{
+	struct dsd_config fresh;
+	char err[256] = "";
+	bool restarted = true;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup("ws://other.test/deepstream");
+	fresh.heartbeat_interval = 0; /* the parser never lets this through */
+	ck_assert_int_lt(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert_str_eq(err, "the new connection options are unusable");
+	ck_assert(upstream_is_open(up));
+	ck_assert_uint_eq(fake.connects, 1);
+	config_free(&fresh);
+}
+END_TEST
+
+START_TEST(test_platform_acks_and_denial)
+{
+	const struct subs *s = pubsub_subs(ps);
+	struct subs_stats st;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	subscribe("ok");
+	pump();
+	ack(2);
+	subs_get_stats(s, &st);
+	ck_assert_uint_eq(st.acked, 1);
+	ck_assert_uint_eq(st.pending, 0);
+	/* The loss of OPEN: nothing counts as subscribed upstream. */
+	fake_close("gone");
+	subs_get_stats(s, &st);
+	ck_assert_uint_eq(st.acked, 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("glue");
+	TCase *tc = tcase_create("upstream+pubsub");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_open_rebuilds_then_flushes);
+	tcase_add_test(tc, test_loss_requeues_in_flight_in_order);
+	tcase_add_test(tc, test_backpressure_keeps_order);
+	tcase_add_test(tc, test_failed_subscribe_batch_is_rebuilt);
+	tcase_add_test(tc, test_unsubscribe_last_app);
+	tcase_add_test(tc, test_reload_new_url_reconnects);
+	tcase_add_test(tc, test_reload_refused_changes_nothing);
+	tcase_add_test(tc, test_platform_acks_and_denial);
+	suite_add_tcase(s, tc);
+	return check_run(s);
+}
