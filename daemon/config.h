@@ -88,11 +88,11 @@ struct dsd_config {
 	uint32_t max_clients_per_user;    /* 0 (default): half of max_clients */
 	uint32_t max_subscriptions_per_user; /* default 32768 */
 	/* [queue] */
-	uint32_t queue_max_messages;          /* default 100000 */
-	uint64_t queue_max_bytes;             /* default 64 MiB */
-	enum queue_overflow queue_overflow;   /* default reject */
-	uint32_t queue_max_messages_per_user; /* 0 (default): half of the above
-	                                       */
+	uint32_t queue_max_messages;        /* default 100000 */
+	uint64_t queue_max_bytes;           /* default 64 MiB */
+	enum queue_overflow queue_overflow; /* default reject */
+	/* 0 (default): half of the above */
+	uint32_t queue_max_messages_per_user;
 	uint64_t queue_max_bytes_per_user; /* 0 (default): half of the above */
 	/* [acl] */
 	struct config_acl acl_emit;

@@ -29,9 +29,9 @@ static int stale_check(const char *path, const struct sockaddr_un *sa)
 	close(fd);
 	if (r == -ENOENT)
 		return 0; /* gone meanwhile: just bind again */
+	/* Someone answers, or its backlog is full: a live listener. */
 	if (r != -ECONNREFUSED)
-		return -EADDRINUSE; /* someone answers, or its backlog is full
-		                     */
+		return -EADDRINUSE;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;

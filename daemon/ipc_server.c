@@ -59,9 +59,6 @@ struct ipc_client {
 	struct ipc_client *prev, *next; /* on srv->live or srv->dead */
 	int fd;
 	unsigned id;
-	pid_t pid;
-	uid_t uid;
-	gid_t gid;
 	struct event *rev, *wev;
 	struct event *hello_ev; /* until HELLO: a slot held by a silent
 	                           connection is given back */
@@ -561,9 +558,6 @@ static int client_new(struct ipc_server *s, int fd, const struct ipc_peer *peer,
 		return -ENOMEM;
 	c->srv = s;
 	c->fd = fd;
-	c->pid = peer->pid;
-	c->uid = peer->uid;
-	c->gid = peer->gid;
 	c->id = s->next_id++;
 	if (s->next_id == 0)
 		s->next_id = 1;
@@ -780,21 +774,6 @@ void *ipc_client_get_data(const struct ipc_client *c)
 unsigned ipc_client_id(const struct ipc_client *c)
 {
 	return c->id;
-}
-
-pid_t ipc_client_pid(const struct ipc_client *c)
-{
-	return c->pid;
-}
-
-uid_t ipc_client_uid(const struct ipc_client *c)
-{
-	return c->uid;
-}
-
-gid_t ipc_client_gid(const struct ipc_client *c)
-{
-	return c->gid;
 }
 
 const char *ipc_client_name(const struct ipc_client *c)

@@ -33,7 +33,6 @@ struct ipc_client;
 #define IPC_SERVER_DEFAULT_HELLO_TIMEOUT_MS 5000
 #define IPC_SERVER_DEFAULT_TOTAL_LIMIT      (64 * 1024 * 1024)
 
-
 struct ipc_server_limits {
 	uint32_t max_clients;      /* connections past this get ERROR -EUSERS */
 	size_t client_out_limit;   /* bytes queued for one client; a frame
@@ -182,11 +181,6 @@ void ipc_client_set_data(struct ipc_client *c, void *p);
 void *ipc_client_get_data(const struct ipc_client *c);
 /* A number unique within the server, for logs; starts at 1. */
 unsigned ipc_client_id(const struct ipc_client *c);
-/* The peer's pid, uid and gid (SO_PEERCRED), -1 when unknown.  The
- * supplementary groups are handed to the admit callback only. */
-pid_t ipc_client_pid(const struct ipc_client *c);
-uid_t ipc_client_uid(const struct ipc_client *c);
-gid_t ipc_client_gid(const struct ipc_client *c);
 /* The client's self-description from HELLO ("" before it). */
 const char *ipc_client_name(const struct ipc_client *c);
 

@@ -415,7 +415,7 @@ void pubsub_take_back(struct pubsub *p)
 	p->count.emits_sent -= u.n;
 	p->count.emits_requeued += u.n;
 	if (u.failed) {
-		p->count.emits_dropped += n - u.n;
+		p->count.emits_lost += n - u.n;
 		log_err("out of memory: %zu unsent emits lost", n - u.n);
 	}
 	log_info("%zu emits not yet written when the connection closed are "
@@ -534,7 +534,6 @@ static int enqueue(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
 	if (r < 0) {
 		(void)access_usage_add(p->usage, c->peer.uid, 0, 0, -1,
 		                       -(int64_t)len);
-		p->count.emits_rejected++;
 		if (r == -EMSGSIZE)
 			refuse(why, false, "event larger than the write queue");
 		else
@@ -546,7 +545,6 @@ static int enqueue(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
 		return r;
 	}
 	p->count.emits_queued++;
-	p->count.emits_dropped += dropped;
 	if (dropped > 0)
 		log_full_ratelimited(&p->queue_log, clock_mono_ms(),
 		                     LOG_WARNING,

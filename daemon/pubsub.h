@@ -29,14 +29,15 @@ struct upstream;
 struct wire_msg;
 
 struct pubsub_counters {
-	uint64_t emits_sent;       /* handed to the platform connection */
-	uint64_t emits_queued;     /* accepted into the write queue */
-	uint64_t emits_rejected;   /* refused: queue full (overflow=reject) */
-	uint64_t emits_dropped;    /* evicted from the queue (drop-oldest) */
-	uint64_t emits_denied;     /* emits the platform refused */
-	uint64_t emits_requeued;   /* handed to a connection that closed
-	                              before writing them, and queued again */
-	uint64_t events_received;  /* EVENT EMITs from the platform */
+	uint64_t emits_sent;      /* handed to the platform connection */
+	uint64_t emits_queued;    /* accepted into the write queue */
+	uint64_t emits_lost;      /* taken back from a closed connection but not
+	                             queued again (out of memory); the queue
+	                             counts its own rejections and evictions */
+	uint64_t emits_denied;    /* emits the platform refused */
+	uint64_t emits_requeued;  /* handed to a connection that closed
+	                             before writing them, and queued again */
+	uint64_t events_received; /* EVENT EMITs from the platform */
 	uint64_t events_delivered; /* copies handed to local subscribers */
 	uint64_t subs_denied; /* upstream subscriptions the platform denied */
 };

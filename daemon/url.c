@@ -61,8 +61,7 @@ static int parse_host(const char *p, const char *end, struct url *u,
 			return fail(ret_error, "host too long");
 		memcpy(u->host, p + 1, n);
 		u->host[n] = '\0';
-		/* No zone ids ("%25eth0"): a daemon's URL has no use for them.
-		 */
+		/* No zone ids ("%25eth0"): a daemon's URL needs none. */
 		if (inet_pton(AF_INET6, u->host, &a) != 1)
 			return fail(ret_error, "invalid IPv6 literal");
 		*ret_rest = close + 1;

@@ -122,8 +122,6 @@ static void on_connected(struct ipc_client *c, void *userdata)
 	seen.connected++;
 	snprintf(seen.connected_name, sizeof(seen.connected_name), "%s",
 	         ipc_client_name(c));
-	ck_assert_int_eq(ipc_client_pid(c), getpid());
-	ck_assert_int_eq(ipc_client_uid(c), getuid());
 	ck_assert_uint_gt(ipc_client_id(c), 0);
 }
 
@@ -680,7 +678,6 @@ static int on_admit(struct ipc_client *c, const struct ipc_peer *peer,
 	        n >= 0 && peer->ngroups == (size_t)n &&
 	        (n == 0 ||
 	         memcmp(mine, peer->groups, (size_t)n * sizeof(gid_t)) == 0);
-	ck_assert_uint_eq(ipc_client_gid(c), peer->gid);
 	if (admitted.calls % 2 == 0) {
 		snprintf(why, whylen, "go away");
 		return -EACCES;
