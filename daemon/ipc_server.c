@@ -545,8 +545,7 @@ static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 	          c->srv->lim.hello_timeout_ms);
 }
 
-static int client_new(struct ipc_server *s, int fd, const struct ipc_peer *peer,
-                      struct ipc_client **ret)
+static int client_new(struct ipc_server *s, int fd, struct ipc_client **ret)
 {
 	struct timeval tv = {
 	        .tv_sec = s->lim.hello_timeout_ms / 1000,
@@ -643,7 +642,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		ipc_peer_read(fd, &peer, &groups);
 		if (s->nlive >= s->lim.max_clients)
 			reject(s, fd, &peer, -EUSERS, "too many clients");
-		else if (client_new(s, fd, &peer, &c) < 0) {
+		else if (client_new(s, fd, &c) < 0) {
 			close(fd);
 			if (s->cb.rejected)
 				s->cb.rejected(&peer, "out of memory",
