@@ -164,7 +164,7 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	        .disconnected = control_disconnected,
 	        .rejected = control_rejected,
 	};
-	struct ipc_server_limits lim;
+	struct ipc_server_limits lim = {0};
 	struct dsd *d;
 	int r;
 
