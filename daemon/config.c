@@ -363,10 +363,16 @@ static int join_path(struct parser *p, const char *dir, const char *rel,
 	return 0;
 }
 
-/* Opens path for reading, refusing anything but a regular file. */
+/*
+ * Opens path for reading, refusing anything but a regular file.  dsd reads
+ * its files on its only thread: O_NONBLOCK makes the open() of a FIFO (or
+ * a device) return at once instead of waiting for a writer, and the fstat()
+ * then refuses it, so nothing named in a config can freeze the daemon.
+ * O_NONBLOCK does not change how a regular file is read.
+ */
 static int open_regular(const char *path, struct stat *ret_st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
 		return -errno;
@@ -387,50 +393,111 @@ static const char *open_error(int r)
 	return r == -EINVAL ? "not a regular file" : strerror(-r);
 }
 
-static int read_auth_file(struct parser *p, const char *path, char **ret)
+/* Frees a buffer that may have held a secret (authFile, auth =). */
+static void free_wiped(char *buf, size_t size)
 {
-	char q[256], *buf;
+	if (!buf)
+		return;
+	explicit_bzero(buf, size);
+	free(buf);
+}
+
+/*
+ * Reads the whole regular file path into a new NUL-terminated buffer of
+ * *ret_size bytes (free it with free_wiped()).  Returns 0, -EINVAL (not a
+ * regular file), -EFBIG (more than max bytes), -ENOMEM or another -errno.
+ * The buffer is sized from fstat() and grows (wiping the old copy) only if
+ * the file grew meanwhile, never past max + 2 bytes.
+ */
+static int read_regular(const char *path, size_t max, char **ret_buf,
+                        size_t *ret_len, size_t *ret_size)
+{
 	struct stat st;
-	size_t len = 0;
-	int fd, r;
+	size_t len = 0, size;
+	char *buf, *grown;
+	int fd, r = 0;
 
 	fd = open_regular(path, &st);
 	if (fd < 0)
-		return perr(p, "authFile \"%s\": %s", quote(path, q, sizeof(q)),
-		            open_error(fd));
-	/* One byte more than allowed, to see a file that grew past it. */
-	buf = malloc(CONFIG_AUTH_FILE_MAX + 1);
+		return fd;
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	/* Room for one byte more than the file (to see its end, or that it
+	 * grew) and the terminator. */
+	size = (size_t)st.st_size + 2;
+	buf = malloc(size);
 	if (!buf) {
 		close(fd);
-		return perr_nomem(p);
+		return -ENOMEM;
 	}
-	while (len <= CONFIG_AUTH_FILE_MAX) {
-		ssize_t n = read(fd, buf + len, CONFIG_AUTH_FILE_MAX + 1 - len);
+	for (;;) {
+		ssize_t n;
+
+		if (len == size - 1) {
+			size_t bigger = size * 2 < max + 2 ? size * 2 : max + 2;
+
+			if (len > max) {
+				r = -EFBIG;
+				break;
+			}
+			grown = malloc(bigger);
+			if (!grown) {
+				r = -ENOMEM;
+				break;
+			}
+			memcpy(grown, buf, len);
+			free_wiped(buf, size);
+			buf = grown;
+			size = bigger;
+		}
+		n = read(fd, buf + len, size - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = perr(p, "authFile \"%s\": %s",
-			         quote(path, q, sizeof(q)), strerror(errno));
-			goto out;
+			r = -errno;
+			break;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
-	if (len > CONFIG_AUTH_FILE_MAX) {
-		r = perr(p, "authFile \"%s\": larger than %u bytes",
-		         quote(path, q, sizeof(q)), CONFIG_AUTH_FILE_MAX);
-		goto out;
+	close(fd);
+	if (r == 0 && len > max)
+		r = -EFBIG;
+	if (r < 0) {
+		free_wiped(buf, size);
+		return r;
 	}
+	buf[len] = '\0';
+	*ret_buf = buf;
+	*ret_len = len;
+	*ret_size = size;
+	return 0;
+}
+
+static int read_auth_file(struct parser *p, const char *path, char **ret)
+{
+	char q[256], *buf = NULL;
+	size_t len = 0, size = 0;
+	int r;
+
+	r = read_regular(path, CONFIG_AUTH_FILE_MAX, &buf, &len, &size);
+	if (r == -ENOMEM)
+		return perr_nomem(p);
+	if (r == -EFBIG)
+		return perr(p, "authFile \"%s\": larger than %u bytes",
+		            quote(path, q, sizeof(q)), CONFIG_AUTH_FILE_MAX);
+	if (r < 0)
+		return perr(p, "authFile \"%s\": %s", quote(path, q, sizeof(q)),
+		            open_error(r));
 	snprintf(q, sizeof(q), "authFile \"");
 	quote(path, q + strlen(q), sizeof(q) - strlen(q) - 1);
 	strcat(q, "\"");
 	r = auth_from_json(p, q, buf, len, ret);
-out:
 	/* It holds a secret: do not leave it in freed memory. */
-	explicit_bzero(buf, CONFIG_AUTH_FILE_MAX + 1);
-	free(buf);
-	close(fd);
+	free_wiped(buf, size);
 	return r;
 }
 
@@ -842,36 +909,36 @@ static int parse_line(struct parser *p, char *line, struct dsd_config *c)
 }
 
 /*
- * Reads one line into buf (CONFIG_LINE_MAX + 1 bytes) without its '\n'.
- * Returns 1, 0 at the end of the file, -E2BIG for a long line, -EILSEQ for
- * a NUL byte, or -EIO.
+ * Copies the line at text[*pos] (up to '\n' or the end) into buf
+ * (CONFIG_LINE_MAX + 1 bytes) without its '\n' and moves *pos past it.
+ * Returns 1, 0 at the end of the text, -E2BIG for a long line or -EILSEQ
+ * for a NUL byte (whichever comes first in the line).
  */
-static int read_line(FILE *f, char *buf)
+static int next_line(const char *text, size_t len, size_t *pos, char *buf)
 {
-	size_t n = 0;
-	int ch;
+	size_t n = 0, i = *pos;
 
-	while ((ch = getc(f)) != EOF && ch != '\n') {
-		if (ch == '\0')
+	if (i >= len)
+		return 0;
+	for (; i < len && text[i] != '\n'; i++) {
+		if (text[i] == '\0')
 			return -EILSEQ;
 		if (n == CONFIG_LINE_MAX)
 			return -E2BIG;
-		buf[n++] = (char)ch;
+		buf[n++] = text[i];
 	}
-	if (ferror(f))
-		return -EIO;
 	buf[n] = '\0';
-	return ch == EOF && n == 0 ? 0 : 1;
+	*pos = i < len ? i + 1 : i;
+	return 1;
 }
 
-int config_load_file(struct dsd_config *c, const char *path, char *err,
-                     size_t errlen)
+int config_load_buffer(struct dsd_config *c, const char *path, const char *text,
+                       size_t len, char *err, size_t errlen)
 {
 	struct parser *p;
 	char *line = NULL, q[256];
-	struct stat st;
-	FILE *f = NULL;
-	int fd, r;
+	size_t pos = 0;
+	int r;
 
 	/* The parser and the line buffer are a few KiB: keep them off the
 	 * stack of whoever calls us. */
@@ -895,24 +962,9 @@ int config_load_file(struct dsd_config *c, const char *path, char *err,
 		snprintf(p->dir, sizeof(p->dir), "%.*s", (int)(slash - path),
 		         path);
 
-	fd = open_regular(path, &st);
-	if (fd < 0) {
-		set_err(err, errlen, "%s: %s", quote(path, q, sizeof(q)),
-		        open_error(fd));
-		r = -EINVAL;
-		goto out;
-	}
-	f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		set_err(err, errlen, "%s: out of memory",
-		        quote(path, q, sizeof(q)));
-		r = -ENOMEM;
-		goto out;
-	}
 	for (;;) {
 		p->line++;
-		r = read_line(f, line);
+		r = next_line(text, len, &pos, line);
 		if (r == 0)
 			break;
 		if (r == -E2BIG)
@@ -920,8 +972,6 @@ int config_load_file(struct dsd_config *c, const char *path, char *err,
 			         CONFIG_LINE_MAX);
 		else if (r == -EILSEQ)
 			r = perr(p, "NUL byte in line");
-		else if (r == -EIO)
-			r = perr(p, "read error");
 		else
 			r = parse_line(p, line, c);
 		if (r < 0)
@@ -929,10 +979,41 @@ int config_load_file(struct dsd_config *c, const char *path, char *err,
 	}
 	r = 0;
 out:
-	if (f)
-		fclose(f);
+	if (line)
+		explicit_bzero(line, CONFIG_LINE_MAX + 1);
 	free(line);
 	free(p);
+	return r;
+}
+
+/* The whole file is read into memory first (it is small: CONFIG_FILE_MAX),
+ * so parsing never waits on the file. */
+int config_load_file(struct dsd_config *c, const char *path, char *err,
+                     size_t errlen)
+{
+	char *text = NULL, q[256];
+	size_t len = 0, size = 0;
+	int r;
+
+	r = read_regular(path, CONFIG_FILE_MAX, &text, &len, &size);
+	if (r == -ENOMEM) {
+		set_err(err, errlen, "%s: out of memory",
+		        quote(path, q, sizeof(q)));
+		return -ENOMEM;
+	}
+	if (r == -EFBIG) {
+		set_err(err, errlen, "%s: larger than %u bytes",
+		        quote(path, q, sizeof(q)), CONFIG_FILE_MAX);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		set_err(err, errlen, "%s: %s", quote(path, q, sizeof(q)),
+		        open_error(r));
+		return -EINVAL;
+	}
+	r = config_load_buffer(c, path, text, len, err, errlen);
+	/* An inline auth = is a secret too. */
+	free_wiped(text, size);
 	return r;
 }
 

@@ -31,6 +31,8 @@
 #define CONFIG_LINE_MAX 4096
 /* An authFile bigger than this is refused (it is a small JSON object). */
 #define CONFIG_AUTH_FILE_MAX (64 * 1024)
+/* A config file or drop-in bigger than this is refused. */
+#define CONFIG_FILE_MAX (1024 * 1024)
 /* At most this many *.conf files in the drop-in directory. */
 #define CONFIG_DROPIN_MAX 256
 
@@ -110,13 +112,21 @@ void config_free(struct dsd_config *c);
 
 /*
  * Reads one INI file on top of c.  Errors are written to err as
- * "FILE:LINE: message" (or "FILE: message" when the file cannot be read)
- * and -EINVAL is returned (-ENOMEM when out of memory).  c may then be
+ * "FILE:LINE: message" (or "FILE: message" when the file cannot be read:
+ * missing, not a regular file, over CONFIG_FILE_MAX bytes) and -EINVAL is
+ * returned (-ENOMEM when out of memory).  c may then be
  * partly updated: callers parse into a scratch config and swap on success.
  * The content of auth and authFile is never written to err.
  */
 int config_load_file(struct dsd_config *c, const char *path, char *err,
                      size_t errlen);
+/*
+ * The same for text already in memory: len bytes (NUL bytes in them are
+ * errors, no terminator needed), read as if they were the file path, which
+ * names them in errors and is where relative paths start.
+ */
+int config_load_buffer(struct dsd_config *c, const char *path, const char *text,
+                       size_t len, char *err, size_t errlen);
 /* Checks cross-key rules after all files are read (url present, ...). */
 int config_finish(struct dsd_config *c, char *err, size_t errlen);
 

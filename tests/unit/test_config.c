@@ -690,6 +690,155 @@ START_TEST(test_ca_file_must_be_pem)
 }
 END_TEST
 
+/*
+ * A FIFO (or any file that is not regular) named as a config file, a
+ * drop-in, an authFile or a caFile must be refused at once: dsd reads them
+ * on its only thread, and an open() or read() that waits for a writer
+ * would freeze it (no IPC replies, no heartbeats).  These tests run in
+ * their own TCase with a short timeout, so a blocking open fails them.
+ */
+static const char *make_fifo(const char *rel)
+{
+	static char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	return path;
+}
+
+static void expect_not_regular(const char *what, const char *path)
+{
+	char want[PATH_MAX + 64];
+
+	snprintf(want, sizeof(want), "%s\"%s\": not a regular file", what,
+	         path);
+	if (!*what)
+		snprintf(want, sizeof(want), "%s: not a regular file", path);
+	ck_assert_msg(strstr(err, want), "\"%s\" not in \"%s\"", want, err);
+}
+
+START_TEST(test_fifo_config)
+{
+	const char *path = make_fifo("fifo.conf");
+
+	ck_assert_int_eq(config_load_file(&cfg, path, err, sizeof(err)),
+	                 -EINVAL);
+	expect_not_regular("", path);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof(err)), -EINVAL);
+	expect_not_regular("", path);
+}
+END_TEST
+
+START_TEST(test_fifo_dropin)
+{
+	char main_path[PATH_MAX];
+
+	snprintf(main_path, sizeof(main_path), "%s",
+	         write_file("dsd.conf", "[platform]\nurl = ws://h/ds\n"));
+	make_dir("dsd.conf.d");
+	const char *fifo = make_fifo("dsd.conf.d/10-fifo.conf");
+	ck_assert_int_eq(config_load(&cfg, main_path, err, sizeof(err)),
+	                 -EINVAL);
+	expect_not_regular("", fifo);
+}
+END_TEST
+
+START_TEST(test_fifo_auth_file)
+{
+	const char *fifo = make_fifo("auth.json");
+
+	ck_assert_int_eq(load_str("[platform]\nauthFile = auth.json\n"),
+	                 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "dsd.conf:2: "));
+	expect_not_regular("authFile ", fifo);
+
+	/* Through $CREDENTIALS_DIRECTORY too. */
+	setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+	ck_assert_int_eq(load_str("[platform]\nauthFile = auth.json\n"),
+	                 -EINVAL);
+	expect_not_regular("authFile ", fifo);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+END_TEST
+
+START_TEST(test_fifo_ca_file)
+{
+	const char *fifo = make_fifo("ca.pem");
+
+	ck_assert_int_eq(load_str("[platform]\nurl = wss://h/ds\n"
+	                          "caFile = ca.pem\n"),
+	                 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "dsd.conf:3: "));
+	expect_not_regular("caFile ", fifo);
+}
+END_TEST
+
+/* A config file (or drop-in) is at most CONFIG_FILE_MAX bytes. */
+START_TEST(test_config_file_size)
+{
+	size_t max = CONFIG_FILE_MAX;
+	char *text = malloc(max + 2), *line;
+	size_t len;
+
+	ck_assert_ptr_nonnull(text);
+	/* Comment lines up to exactly the limit; then one byte more. */
+	strcpy(text, "[platform]\nurl = ws://h/ds\n");
+	len = strlen(text);
+	while (len < max) {
+		size_t n = max - len < 1000 ? max - len : 1000;
+
+		line = text + len;
+		memset(line, '#', n);
+		line[n - 1] = '\n';
+		len += n;
+	}
+	text[len] = '\0';
+	ck_assert_uint_eq(strlen(text), max);
+	ck_assert_int_eq(load_str(text), 0);
+	ck_assert_str_eq(cfg.url, "ws://h/ds");
+
+	config_free(&cfg);
+	ck_assert_int_eq(config_init(&cfg), 0);
+	strcat(text, "#");
+	ck_assert_int_eq(load_str(text), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "larger than"));
+	free(text);
+}
+END_TEST
+
+/* config_load_buffer() reads text as config_load_file() reads a file. */
+START_TEST(test_load_buffer)
+{
+	static const char text[] = "[platform]\nurl = ws://h/ds\n"
+	                           "authFile = a.json\n[queue]\nmaxMessages "
+	                           "= 7";
+	char path[PATH_MAX], want[PATH_MAX + 64];
+
+	write_file("a.json", "{\"u\":1}");
+	snprintf(path, sizeof(path), "%s/virtual.conf", tmpdir);
+	ck_assert_int_eq(config_load_buffer(&cfg, path, text, strlen(text), err,
+	                                    sizeof(err)),
+	                 0);
+	ck_assert_str_eq(cfg.url, "ws://h/ds");
+	ck_assert_str_eq(cfg.auth_json, "{\"u\":1}");
+	ck_assert_uint_eq(cfg.queue_max_messages, 7);
+
+	/* Not NUL-terminated: only len bytes are read. */
+	ck_assert_int_eq(config_load_buffer(&cfg, path,
+	                                    "[ipc]\nmaxClients = 12", 20, err,
+	                                    sizeof(err)),
+	                 0);
+	ck_assert_uint_eq(cfg.max_clients, 1);
+	ck_assert_int_eq(config_load_buffer(&cfg, path, "[ipc]\nx\0y", 9, err,
+	                                    sizeof(err)),
+	                 -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(
+	        config_load_buffer(&cfg, path, "", 0, err, sizeof(err)), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -715,5 +864,17 @@ int main(void)
 	tcase_add_test(tc, test_free_safe);
 	tcase_add_test(tc, test_ca_file_must_be_pem);
 	suite_add_tcase(s, tc);
+
+	/* A blocking open() of a FIFO must fail these, not hang the suite. */
+	TCase *nonreg = tcase_create("not-regular");
+	tcase_add_checked_fixture(nonreg, setup, teardown);
+	tcase_set_timeout(nonreg, 5);
+	tcase_add_test(nonreg, test_fifo_config);
+	tcase_add_test(nonreg, test_fifo_dropin);
+	tcase_add_test(nonreg, test_fifo_auth_file);
+	tcase_add_test(nonreg, test_fifo_ca_file);
+	tcase_add_test(nonreg, test_config_file_size);
+	tcase_add_test(nonreg, test_load_buffer);
+	suite_add_tcase(s, nonreg);
 	return check_run(s);
 }

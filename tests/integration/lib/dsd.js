@@ -6,6 +6,10 @@
  * foreground; `dsctl -s SOCK status --json` prints one JSON object and exits
  * 0 once the daemon answers; `dsctl -s SOCK watch --json` prints one line
  * {"state":..,"reason":..,"at":<unix ms>} per connection state transition.
+ *
+ * DSD_WRAPPER: a command (words split on blanks) that dsd is run under, e.g.
+ * "valgrind --error-exitcode=99 ...". valgrind keeps dsd's pid, so signals
+ * still reach dsd. Its report goes to dsd's stderr; stop() fails on it.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -64,6 +68,13 @@ function configIni(o, socketPath) {
 }
 
 const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
+// valgrind memcheck's closing count (leaks of the kinds made errors by
+// --errors-for-leak-kinds are counted in it).
+const VALGRIND = /^==\d+== ERROR SUMMARY: [1-9]/;
+
+function wrapper() {
+  return (process.env.DSD_WRAPPER || '').split(/\s+/).filter(Boolean);
+}
 
 function runDsctl(dsctl, socket, args, timeoutMs = 10000) {
   return new Promise((resolve) => {
@@ -134,7 +145,11 @@ async function startDsd(opts = {}) {
 
   const lines = [];
   const logFd = fs.openSync(logFile, 'a');
-  const child = track(spawn(bins.dsd, ['-f', '-v', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const wrap = wrapper();
+  const argv = ['-f', '-v', '-c', configFile];
+  const child = track(wrap.length
+    ? spawn(wrap[0], [...wrap.slice(1), bins.dsd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(bins.dsd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const collect = (stream, tag) => {
     readline.createInterface({ input: stream }).on('line', (line) => {
       lines.push(line);
@@ -212,6 +227,17 @@ async function startDsd(opts = {}) {
         await sleep(50); // the last lines
         const report = lines.find((l) => SANITIZER.test(l));
         if (report) throw new Error(`dsd sanitizer report: ${report}\n${logTail(60)}`);
+        const vg = lines.find((l) => VALGRIND.test(l));
+        if (vg) throw new Error(`dsd sanitizer report (valgrind memcheck): ${vg}\n${logTail(200)}`);
+        if (wrap.some((w) => path.basename(w) === 'valgrind')) {
+          // No summary means valgrind did not finish its checks: not a pass.
+          const sums = lines.filter((l) => /^==\d+== .*(SUMMARY|in use at exit|lost:|All heap blocks)/.test(l));
+          if (!h.summaryShown) process.stderr.write(`dsd (pid ${child.pid}) under valgrind:\n${sums.join('\n')}\n`);
+          h.summaryShown = true;
+          if (!sums.some((l) => /ERROR SUMMARY: 0 errors/.test(l))) {
+            throw new Error(`dsd sanitizer report (valgrind memcheck): no ERROR SUMMARY\n${logTail(60)}`);
+          }
+        }
         return r;
       } catch (e) {
         if (!alive()) throw e;
