@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_parser.h"
 #include "log.h"
+#include "readfile.h"
 #include "url.h"
 
 #define MS_HOUR (60u * 60 * 1000)
@@ -27,44 +29,12 @@
 #define MIB     (1024 * KIB)
 #define GIB     (1024 * MIB)
 
-struct parser;
-struct config_item;
-
-typedef int (*config_parse_fn)(struct parser *p, const struct config_item *it,
-                               const char *value, struct dsd_config *c);
-
-struct config_item {
-	const char *section;
-	const char *key;
-	config_parse_fn parse;
-	size_t offset;
-	uint64_t min, max; /* for numbers */
-};
-
-static int parse_url(struct parser *, const struct config_item *, const char *,
-                     struct dsd_config *);
 static int parse_auth(struct parser *, const struct config_item *, const char *,
                       struct dsd_config *);
 static int parse_auth_file(struct parser *, const struct config_item *,
                            const char *, struct dsd_config *);
 static int parse_ca_file(struct parser *, const struct config_item *,
                          const char *, struct dsd_config *);
-static int parse_u32(struct parser *, const struct config_item *, const char *,
-                     struct dsd_config *);
-static int parse_u32_or_never(struct parser *, const struct config_item *,
-                              const char *, struct dsd_config *);
-static int parse_u32_or_infinity(struct parser *, const struct config_item *,
-                                 const char *, struct dsd_config *);
-static int parse_u64(struct parser *, const struct config_item *, const char *,
-                     struct dsd_config *);
-static int parse_socket(struct parser *, const struct config_item *,
-                        const char *, struct dsd_config *);
-static int parse_overflow(struct parser *, const struct config_item *,
-                          const char *, struct dsd_config *);
-static int parse_group(struct parser *, const struct config_item *,
-                       const char *, struct dsd_config *);
-static int parse_acl(struct parser *, const struct config_item *, const char *,
-                     struct dsd_config *);
 
 #define CA_SCAN_MAX (64 * 1024)
 
@@ -73,44 +43,46 @@ static int parse_acl(struct parser *, const struct config_item *, const char *,
  * the parse table, the key list and an index per key.
  */
 #define CONFIG_TABLE(X)                                                        \
-	X(platform, url, parse_url, url, 0, 0)                                 \
+	X(platform, url, config_parse_url, url, 0, 0)                          \
 	X(platform, auth, parse_auth, auth_json, 0, 0)                         \
 	X(platform, authFile, parse_auth_file, auth_json, 0, 0)                \
 	X(platform, caFile, parse_ca_file, ca_file, 0, 0)                      \
-	X(platform, reconnectIntervalIncrement, parse_u32,                     \
+	X(platform, reconnectIntervalIncrement, config_parse_u32,              \
 	  reconnect_interval_increment, 100, MS_HOUR)                          \
-	X(platform, maxReconnectInterval, parse_u32, max_reconnect_interval,   \
-	  100, MS_DAY)                                                         \
-	X(platform, maxReconnectAttempts, parse_u32_or_infinity,               \
+	X(platform, maxReconnectInterval, config_parse_u32,                    \
+	  max_reconnect_interval, 100, MS_DAY)                                 \
+	X(platform, maxReconnectAttempts, config_parse_u32_or_infinity,        \
 	  max_reconnect_attempts, 1, UINT32_MAX - 1)                           \
-	X(platform, heartbeatInterval, parse_u32, heartbeat_interval, 100,     \
-	  MS_HOUR)                                                             \
-	X(platform, restartAfterError, parse_u32_or_never,                     \
+	X(platform, heartbeatInterval, config_parse_u32, heartbeat_interval,   \
+	  100, MS_HOUR)                                                        \
+	X(platform, restartAfterError, config_parse_u32_or_never,              \
 	  restart_after_error, 100, MS_DAY)                                    \
-	X(ipc, socket, parse_socket, socket_path, 0, 0)                        \
-	X(ipc, maxClients, parse_u32, max_clients, 1, 1024 * 1024)             \
-	X(ipc, maxSubscriptionsPerClient, parse_u32,                           \
+	X(ipc, socket, config_parse_socket, socket_path, 0, 0)                 \
+	X(ipc, maxClients, config_parse_u32, max_clients, 1, 1024 * 1024)      \
+	X(ipc, maxSubscriptionsPerClient, config_parse_u32,                    \
 	  max_subscriptions_per_client, 1, 1024 * 1024)                        \
-	X(ipc, clientBuffer, parse_u32, client_buffer, 2 * MIB, GIB)           \
-	X(ipc, clientBufferTotal, parse_u64, client_buffer_total, 4 * MIB,     \
-	  64 * GIB)                                                            \
-	X(ipc, socketGroup, parse_group, socket_group, 0, 0)                   \
-	X(ipc, adminGroup, parse_group, admin_group, 0, 0)                     \
-	X(ipc, reservedAdminClients, parse_u32, reserved_admin_clients, 0,     \
-	  1024)                                                                \
-	X(ipc, maxClientsPerUser, parse_u32, max_clients_per_user, 1,          \
+	X(ipc, clientBuffer, config_parse_u32, client_buffer, 2 * MIB, GIB)    \
+	X(ipc, clientBufferTotal, config_parse_u64, client_buffer_total,       \
+	  4 * MIB, 64 * GIB)                                                   \
+	X(ipc, socketGroup, config_parse_group, socket_group, 0, 0)            \
+	X(ipc, adminGroup, config_parse_group, admin_group, 0, 0)              \
+	X(ipc, reservedAdminClients, config_parse_u32, reserved_admin_clients, \
+	  0, 1024)                                                             \
+	X(ipc, maxClientsPerUser, config_parse_u32, max_clients_per_user, 1,   \
 	  1024 * 1024)                                                         \
-	X(ipc, maxSubscriptionsPerUser, parse_u32, max_subscriptions_per_user, \
-	  1, 1024 * 1024 * 1024)                                               \
-	X(queue, maxMessages, parse_u32, queue_max_messages, 1, 100000000)     \
-	X(queue, maxBytes, parse_u64, queue_max_bytes, 4 * KIB, 64 * GIB)      \
-	X(queue, overflow, parse_overflow, queue_overflow, 0, 0)               \
-	X(queue, maxMessagesPerUser, parse_u32, queue_max_messages_per_user,   \
-	  1, 100000000)                                                        \
-	X(queue, maxBytesPerUser, parse_u64, queue_max_bytes_per_user, 1,      \
+	X(ipc, maxSubscriptionsPerUser, config_parse_u32,                      \
+	  max_subscriptions_per_user, 1, 1024 * 1024 * 1024)                   \
+	X(queue, maxMessages, config_parse_u32, queue_max_messages, 1,         \
+	  100000000)                                                           \
+	X(queue, maxBytes, config_parse_u64, queue_max_bytes, 4 * KIB,         \
 	  64 * GIB)                                                            \
-	X(acl, emit, parse_acl, acl_emit, 0, 0)                                \
-	X(acl, subscribe, parse_acl, acl_subscribe, 0, 0)
+	X(queue, overflow, config_parse_overflow, queue_overflow, 0, 0)        \
+	X(queue, maxMessagesPerUser, config_parse_u32,                         \
+	  queue_max_messages_per_user, 1, 100000000)                           \
+	X(queue, maxBytesPerUser, config_parse_u64, queue_max_bytes_per_user,  \
+	  1, 64 * GIB)                                                         \
+	X(acl, emit, config_parse_acl, acl_emit, 0, 0)                         \
+	X(acl, subscribe, config_parse_acl, acl_subscribe, 0, 0)
 
 #define X_ITEM(sec, key, fn, field, lo, hi)                                    \
 	{#sec, #key, fn, offsetof(struct dsd_config, field), lo, hi},
@@ -137,7 +109,7 @@ const char *const *config_keys(void)
 	return config_key_names;
 }
 
-static const char *quote(const char *s, char *buf, size_t buflen)
+const char *config_quote(const char *s, char *buf, size_t buflen)
 {
 	return log_escape(s, strlen(s), buf, buflen);
 }
@@ -156,9 +128,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* "FILE:LINE: message"; returns -EINVAL for the caller to pass up. */
-static int perr(struct parser *p, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-static int perr(struct parser *p, const char *fmt, ...)
+int config_perr(struct parser *p, const char *fmt, ...)
 {
 	char msg[512], file[256];
 	va_list ap;
@@ -167,35 +137,34 @@ static int perr(struct parser *p, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	set_err(p->err, p->errlen, "%s:%u: %s",
-	        quote(p->path, file, sizeof(file)), p->line, msg);
+	        config_quote(p->path, file, sizeof(file)), p->line, msg);
 	return -EINVAL;
 }
 
-static int perr_nomem(struct parser *p)
+int config_perr_nomem(struct parser *p)
 {
-	perr(p, "out of memory");
+	config_perr(p, "out of memory");
 	return -ENOMEM;
 }
 
-static void *field_of(struct dsd_config *c, const struct config_item *it)
+void *config_field(struct dsd_config *c, const struct config_item *it)
 {
 	return (char *)c + it->offset;
 }
 
-/* Replaces the string at *field by a copy of value. */
-static int set_string(struct parser *p, char **field, const char *value)
+int config_set_string(struct parser *p, char **field, const char *value)
 {
 	char *s = strdup(value);
 
 	if (!s)
-		return perr_nomem(p);
+		return config_perr_nomem(p);
 	free(*field);
 	*field = s;
 	return 0;
 }
 
 /* Plain decimal digits only: no sign, no spaces, no suffixes. */
-static int parse_digits(const char *s, uint64_t *ret)
+int config_parse_digits(const char *s, uint64_t *ret)
 {
 	uint64_t v = 0;
 
@@ -212,88 +181,6 @@ static int parse_digits(const char *s, uint64_t *ret)
 	return 0;
 }
 
-static int parse_number(struct parser *p, const struct config_item *it,
-                        const char *value, uint64_t *ret)
-{
-	char q[128];
-	uint64_t v;
-	int r = parse_digits(value, &v);
-
-	if (r == -EINVAL)
-		return perr(p, "%s: invalid number \"%s\"", it->key,
-		            quote(value, q, sizeof(q)));
-	if (r < 0 || v < it->min || v > it->max)
-		return perr(p, "%s: \"%s\" is out of range %llu..%llu", it->key,
-		            quote(value, q, sizeof(q)),
-		            (unsigned long long)it->min,
-		            (unsigned long long)it->max);
-	*ret = v;
-	return 0;
-}
-
-static int parse_u32(struct parser *p, const struct config_item *it,
-                     const char *value, struct dsd_config *c)
-{
-	uint64_t v;
-	int r = parse_number(p, it, value, &v);
-
-	if (r < 0)
-		return r;
-	*(uint32_t *)field_of(c, it) = (uint32_t)v;
-	return 0;
-}
-
-static int parse_u32_or_never(struct parser *p, const struct config_item *it,
-                              const char *value, struct dsd_config *c)
-{
-	if (strcmp(value, "0") == 0) {
-		*(uint32_t *)field_of(c, it) = 0;
-		return 0;
-	}
-	return parse_u32(p, it, value, c);
-}
-
-static int parse_u32_or_infinity(struct parser *p, const struct config_item *it,
-                                 const char *value, struct dsd_config *c)
-{
-	if (strcmp(value, "infinity") == 0) {
-		*(uint32_t *)field_of(c, it) = CONFIG_INFINITE;
-		return 0;
-	}
-	return parse_u32(p, it, value, c);
-}
-
-static int parse_u64(struct parser *p, const struct config_item *it,
-                     const char *value, struct dsd_config *c)
-{
-	uint64_t v;
-	int r = parse_number(p, it, value, &v);
-
-	if (r < 0)
-		return r;
-	*(uint64_t *)field_of(c, it) = v;
-	return 0;
-}
-
-static int parse_url(struct parser *p, const struct config_item *it,
-                     const char *value, struct dsd_config *c)
-{
-	struct url u;
-	const char *why;
-	char q[256];
-
-	if (url_parse(value, &u, &why) < 0)
-		return perr(p, "%s: invalid URL \"%s\": %s", it->key,
-		            quote(value, q, sizeof(q)), why);
-	return set_string(p, field_of(c, it), value);
-}
-
-/*
- * Parses JSON that must be an object and returns it re-serialised compact,
- * so the platform only ever gets JSON that jansson accepted.  what names
- * the source in errors; the text itself is a secret and never shown (not
- * even jansson's error text, which quotes the input).
- */
 static int auth_from_json(struct parser *p, const char *what, const char *text,
                           size_t len, char **ret)
 {
@@ -303,18 +190,18 @@ static int auth_from_json(struct parser *p, const char *what, const char *text,
 	char *s;
 
 	if (!j)
-		return perr(p,
-		            "%s: invalid JSON (or a duplicate key) at "
-		            "line %d, column %d",
-		            what, jerr.line, jerr.column);
+		return config_perr(p,
+		                   "%s: invalid JSON (or a duplicate key) at "
+		                   "line %d, column %d",
+		                   what, jerr.line, jerr.column);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return perr(p, "%s: must be a JSON object", what);
+		return config_perr(p, "%s: must be a JSON object", what);
 	}
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (!s)
-		return perr_nomem(p);
+		return config_perr_nomem(p);
 	*ret = s;
 	return 0;
 }
@@ -326,10 +213,11 @@ static int parse_auth(struct parser *p, const struct config_item *it,
 	int r;
 
 	if (p->seen[ITEM_platform_authFile])
-		return perr(p,
-		            "auth and authFile exclude each other (authFile "
-		            "is on line %u)",
-		            p->seen[ITEM_platform_authFile]);
+		return config_perr(
+		        p,
+		        "auth and authFile exclude each other (authFile "
+		        "is on line %u)",
+		        p->seen[ITEM_platform_authFile]);
 	r = auth_from_json(p, it->key, value, strlen(value), &s);
 	if (r < 0)
 		return r;
@@ -352,128 +240,14 @@ static int join_path(struct parser *p, const char *dir, const char *rel,
 	else
 		n = snprintf(NULL, 0, "%s/%s", dir, rel);
 	if (n < 0 || n >= PATH_MAX)
-		return perr(p, "path too long: \"%s\"",
-		            quote(rel, q, sizeof(q)));
+		return config_perr(p, "path too long: \"%s\"",
+		                   config_quote(rel, q, sizeof(q)));
 	if (rel[0] == '/')
 		*ret = strdup(rel);
 	else if (asprintf(ret, "%s/%s", dir, rel) < 0)
 		*ret = NULL;
 	if (!*ret)
-		return perr_nomem(p);
-	return 0;
-}
-
-/*
- * Opens path for reading, refusing anything but a regular file.  dsd reads
- * its files on its only thread: O_NONBLOCK makes the open() of a FIFO (or
- * a device) return at once instead of waiting for a writer, and the fstat()
- * then refuses it, so nothing named in a config can freeze the daemon.
- * O_NONBLOCK does not change how a regular file is read.
- */
-static int open_regular(const char *path, struct stat *ret_st)
-{
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, ret_st) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	if (!S_ISREG(ret_st->st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	return fd;
-}
-
-static const char *open_error(int r)
-{
-	return r == -EINVAL ? "not a regular file" : strerror(-r);
-}
-
-/* Frees a buffer that may have held a secret (authFile, auth =). */
-static void free_wiped(char *buf, size_t size)
-{
-	if (!buf)
-		return;
-	explicit_bzero(buf, size);
-	free(buf);
-}
-
-/*
- * Reads the whole regular file path into a new NUL-terminated buffer of
- * *ret_size bytes (free it with free_wiped()).  Returns 0, -EINVAL (not a
- * regular file), -EFBIG (more than max bytes), -ENOMEM or another -errno.
- * The buffer is sized from fstat() and grows (wiping the old copy) only if
- * the file grew meanwhile, never past max + 2 bytes.
- */
-static int read_regular(const char *path, size_t max, char **ret_buf,
-                        size_t *ret_len, size_t *ret_size)
-{
-	struct stat st;
-	size_t len = 0, size;
-	char *buf, *grown;
-	int fd, r = 0;
-
-	fd = open_regular(path, &st);
-	if (fd < 0)
-		return fd;
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	/* Room for one byte more than the file (to see its end, or that it
-	 * grew) and the terminator. */
-	size = (size_t)st.st_size + 2;
-	buf = malloc(size);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t n;
-
-		if (len == size - 1) {
-			size_t bigger = size * 2 < max + 2 ? size * 2 : max + 2;
-
-			if (len > max) {
-				r = -EFBIG;
-				break;
-			}
-			grown = malloc(bigger);
-			if (!grown) {
-				r = -ENOMEM;
-				break;
-			}
-			memcpy(grown, buf, len);
-			free_wiped(buf, size);
-			buf = grown;
-			size = bigger;
-		}
-		n = read(fd, buf + len, size - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (r == 0 && len > max)
-		r = -EFBIG;
-	if (r < 0) {
-		free_wiped(buf, size);
-		return r;
-	}
-	buf[len] = '\0';
-	*ret_buf = buf;
-	*ret_len = len;
-	*ret_size = size;
+		return config_perr_nomem(p);
 	return 0;
 }
 
@@ -483,21 +257,23 @@ static int read_auth_file(struct parser *p, const char *path, char **ret)
 	size_t len = 0, size = 0;
 	int r;
 
-	r = read_regular(path, CONFIG_AUTH_FILE_MAX, &buf, &len, &size);
+	r = readfile_read(path, CONFIG_AUTH_FILE_MAX, &buf, &len, &size);
 	if (r == -ENOMEM)
-		return perr_nomem(p);
+		return config_perr_nomem(p);
 	if (r == -EFBIG)
-		return perr(p, "authFile \"%s\": larger than %u bytes",
-		            quote(path, q, sizeof(q)), CONFIG_AUTH_FILE_MAX);
+		return config_perr(p, "authFile \"%s\": larger than %u bytes",
+		                   config_quote(path, q, sizeof(q)),
+		                   CONFIG_AUTH_FILE_MAX);
 	if (r < 0)
-		return perr(p, "authFile \"%s\": %s", quote(path, q, sizeof(q)),
-		            open_error(r));
+		return config_perr(p, "authFile \"%s\": %s",
+		                   config_quote(path, q, sizeof(q)),
+		                   readfile_error(r));
 	snprintf(q, sizeof(q), "authFile \"");
-	quote(path, q + strlen(q), sizeof(q) - strlen(q) - 1);
+	config_quote(path, q + strlen(q), sizeof(q) - strlen(q) - 1);
 	strcat(q, "\"");
 	r = auth_from_json(p, q, buf, len, ret);
 	/* It holds a secret: do not leave it in freed memory. */
-	free_wiped(buf, size);
+	readfile_free(buf, size);
 	return r;
 }
 
@@ -510,10 +286,11 @@ static int parse_auth_file(struct parser *p, const struct config_item *it,
 
 	(void)it;
 	if (p->seen[ITEM_platform_auth])
-		return perr(p,
-		            "auth and authFile exclude each other (auth is "
-		            "on line %u)",
-		            p->seen[ITEM_platform_auth]);
+		return config_perr(
+		        p,
+		        "auth and authFile exclude each other (auth is "
+		        "on line %u)",
+		        p->seen[ITEM_platform_auth]);
 	/* systemd's LoadCredential= puts secrets there; prefer it. */
 	if (value[0] != '/' && creds && *creds) {
 		r = join_path(p, creds, value, &path);
@@ -579,10 +356,11 @@ static int parse_ca_file(struct parser *p, const struct config_item *it,
 	r = join_path(p, p->dir, value, &path);
 	if (r < 0)
 		return r;
-	fd = open_regular(path, &st);
+	fd = readfile_open(path, &st);
 	if (fd < 0) {
-		r = perr(p, "%s \"%s\": %s", it->key, quote(path, q, sizeof(q)),
-		         open_error(fd));
+		r = config_perr(p, "%s \"%s\": %s", it->key,
+		                config_quote(path, q, sizeof(q)),
+		                readfile_error(fd));
 		free(path);
 		return r;
 	}
@@ -591,198 +369,17 @@ static int parse_ca_file(struct parser *p, const struct config_item *it,
 	r = has_pem_certificate(fd);
 	close(fd);
 	if (r <= 0) {
-		r = perr(p, "%s \"%s\": %s", it->key, quote(path, q, sizeof(q)),
-		         r < 0 ? strerror(-r)
-		               : "no PEM certificate (-----BEGIN "
-		                 "CERTIFICATE-----) "
-		                 "in its first 64 KiB");
+		r = config_perr(p, "%s \"%s\": %s", it->key,
+		                config_quote(path, q, sizeof(q)),
+		                r < 0 ? strerror(-r)
+		                      : "no PEM certificate (-----BEGIN "
+		                        "CERTIFICATE-----) "
+		                        "in its first 64 KiB");
 		free(path);
 		return r;
 	}
 	free(c->ca_file);
 	c->ca_file = path;
-	return 0;
-}
-
-static int parse_socket(struct parser *p, const struct config_item *it,
-                        const char *value, struct dsd_config *c)
-{
-	char q[256];
-
-	if (value[0] != '/')
-		return perr(p, "%s: \"%s\" is not an absolute path", it->key,
-		            quote(value, q, sizeof(q)));
-	if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return perr(p, "%s: path longer than %zu bytes", it->key,
-		            sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-	return set_string(p, field_of(c, it), value);
-}
-
-static int parse_overflow(struct parser *p, const struct config_item *it,
-                          const char *value, struct dsd_config *c)
-{
-	enum queue_overflow *o = field_of(c, it);
-	char q[128];
-
-	if (strcmp(value, "reject") == 0)
-		*o = QUEUE_OVERFLOW_REJECT;
-	else if (strcmp(value, "drop-oldest") == 0)
-		*o = QUEUE_OVERFLOW_DROP_OLDEST;
-	else
-		return perr(p, "%s: \"%s\" is not reject or drop-oldest",
-		            it->key, quote(value, q, sizeof(q)));
-	return 0;
-}
-
-/*
- * A group name or a decimal gid, resolved now: a name that does not exist
- * is a configuration error, caught by "dsd -n" and refused on reload.
- */
-static int resolve_group(const char *value, gid_t *ret)
-{
-	struct group gr, *res = NULL;
-	size_t len = 1024;
-	uint64_t v;
-	char *buf;
-	int r;
-
-	if (parse_digits(value, &v) == 0) {
-		if (v >= (gid_t)-1)
-			return -ERANGE;
-		*ret = (gid_t)v;
-		return 0;
-	}
-	for (;;) {
-		buf = malloc(len);
-		if (!buf)
-			return -ENOMEM;
-		r = getgrnam_r(value, &gr, buf, len, &res);
-		if (r != ERANGE || len >= 1024 * 1024)
-			break;
-		free(buf);
-		len *= 4;
-	}
-	if (r == 0 && res)
-		*ret = res->gr_gid;
-	free(buf);
-	if (r != 0)
-		return -r;
-	return res ? 0 : -ENOENT;
-}
-
-static int group_error(struct parser *p, const char *what, const char *value,
-                       int r)
-{
-	char q[128];
-
-	if (r == -ENOMEM)
-		return perr_nomem(p);
-	return perr(p, "%s: \"%s\": %s", what, quote(value, q, sizeof(q)),
-	            r == -ENOENT   ? "no such group"
-	            : r == -ERANGE ? "gid out of range"
-	                           : strerror(-r));
-}
-
-static int parse_group(struct parser *p, const struct config_item *it,
-                       const char *value, struct dsd_config *c)
-{
-	struct config_group *g = field_of(c, it);
-	gid_t gid;
-	int r = resolve_group(value, &gid);
-
-	if (r < 0)
-		return group_error(p, it->key, value, r);
-	r = set_string(p, &g->name, value);
-	if (r < 0)
-		return r;
-	g->set = true;
-	g->gid = gid;
-	return 0;
-}
-
-static void acl_clear(struct config_acl *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->rules[i].name);
-	free(a->rules);
-	*a = (struct config_acl){0};
-}
-
-/* One "GROUP:NAME" entry (entry is modified). */
-static int parse_acl_entry(struct parser *p, const struct config_item *it,
-                           char *entry, struct config_acl_rule *ret)
-{
-	char *colon = strchr(entry, ':'), *name, q[128];
-	size_t n;
-	int r;
-
-	if (!colon || colon == entry || colon[1] == '\0')
-		return perr(p, "%s: \"%s\" is not GROUP:NAME", it->key,
-		            quote(entry, q, sizeof(q)));
-	*colon = '\0';
-	name = colon + 1;
-	if (strcmp(entry, "*") == 0) {
-		ret->any_group = true;
-	} else {
-		r = resolve_group(entry, &ret->gid);
-		if (r < 0)
-			return group_error(p, it->key, entry, r);
-	}
-	n = strlen(name);
-	if (strchr(name, '*') != name + n - 1 && strchr(name, '*'))
-		return perr(p, "%s: \"%s\": '*' only at the end of a name",
-		            it->key, quote(name, q, sizeof(q)));
-	if (name[n - 1] == '*') {
-		ret->prefix = true;
-		name[--n] = '\0';
-	}
-	ret->name = strdup(name);
-	if (!ret->name)
-		return perr_nomem(p);
-	return 0;
-}
-
-/*
- * An allow list: "GROUP:NAME ..." separated by spaces or tabs (see
- * dsd.conf(5)).  The whole list replaces an earlier file's.
- */
-static int parse_acl(struct parser *p, const struct config_item *it,
-                     const char *value, struct dsd_config *c)
-{
-	struct config_acl *acl = field_of(c, it), fresh = {.set = true};
-	char *copy = strdup(value), *save = NULL, *tok;
-	size_t cap = 0;
-	int r = 0;
-
-	if (!copy)
-		return perr_nomem(p);
-	for (tok = strtok_r(copy, " \t", &save); tok;
-	     tok = strtok_r(NULL, " \t", &save)) {
-		if (fresh.n == cap) {
-			size_t ncap = cap ? 2 * cap : 8;
-			struct config_acl_rule *nr =
-			        realloc(fresh.rules, ncap * sizeof(*nr));
-
-			if (!nr) {
-				r = perr_nomem(p);
-				break;
-			}
-			fresh.rules = nr;
-			cap = ncap;
-		}
-		fresh.rules[fresh.n] = (struct config_acl_rule){0};
-		r = parse_acl_entry(p, it, tok, &fresh.rules[fresh.n]);
-		if (r < 0)
-			break;
-		fresh.n++;
-	}
-	free(copy);
-	if (r < 0) {
-		acl_clear(&fresh);
-		return r;
-	}
-	acl_clear(acl);
-	*acl = fresh;
 	return 0;
 }
 
@@ -826,8 +423,8 @@ void config_free(struct dsd_config *c)
 	free(c->socket_path);
 	free(c->socket_group.name);
 	free(c->admin_group.name);
-	acl_clear(&c->acl_emit);
-	acl_clear(&c->acl_subscribe);
+	config_acl_clear(&c->acl_emit);
+	config_acl_clear(&c->acl_subscribe);
 	*c = (struct dsd_config){0};
 }
 
@@ -861,46 +458,47 @@ static int parse_line(struct parser *p, char *line, struct dsd_config *c)
 
 	for (char *t = s; *t; t++)
 		if (((unsigned char)*t < ' ' && *t != '\t') || *t == 0x7f)
-			return perr(p, "control character in line");
+			return config_perr(p, "control character in line");
 	if (*s == '\0' || *s == '#' || *s == ';')
 		return 0;
 
 	if (*s == '[') {
 		size_t n = strlen(s);
 		if (s[n - 1] != ']')
-			return perr(p, "invalid section header \"%s\"",
-			            quote(s, q, sizeof(q)));
+			return config_perr(p, "invalid section header \"%s\"",
+			                   config_quote(s, q, sizeof(q)));
 		s[n - 1] = '\0';
 		s = trim(s + 1);
 		if (!known_section(s, &p->section))
-			return perr(p, "unknown section [%s]",
-			            quote(s, q, sizeof(q)));
+			return config_perr(p, "unknown section [%s]",
+			                   config_quote(s, q, sizeof(q)));
 		return 0;
 	}
 
 	eq = strchr(s, '=');
 	if (!eq)
-		return perr(p, "missing '=' in \"%s\"", quote(s, q, sizeof(q)));
+		return config_perr(p, "missing '=' in \"%s\"",
+		                   config_quote(s, q, sizeof(q)));
 	*eq = '\0';
 	key = trim(s);
 	value = trim(eq + 1);
 	if (*key == '\0')
-		return perr(p, "missing key before '='");
+		return config_perr(p, "missing key before '='");
 	if (!p->section)
-		return perr(p, "key \"%s\" outside of a section",
-		            quote(key, q, sizeof(q)));
+		return config_perr(p, "key \"%s\" outside of a section",
+		                   config_quote(key, q, sizeof(q)));
 	for (i = 0; i < ITEM_COUNT; i++)
 		if (config_table[i].section == p->section &&
 		    strcmp(config_table[i].key, key) == 0)
 			break;
 	if (i == ITEM_COUNT)
-		return perr(p, "unknown key \"%s\" in [%s]",
-		            quote(key, q, sizeof(q)), p->section);
+		return config_perr(p, "unknown key \"%s\" in [%s]",
+		                   config_quote(key, q, sizeof(q)), p->section);
 	if (p->seen[i])
-		return perr(p, "duplicate key %s (first on line %u)", key,
-		            p->seen[i]);
+		return config_perr(p, "duplicate key %s (first on line %u)",
+		                   key, p->seen[i]);
 	if (*value == '\0')
-		return perr(p, "%s: empty value", key);
+		return config_perr(p, "%s: empty value", key);
 	int r = config_table[i].parse(p, &config_table[i], value, c);
 	if (r < 0)
 		return r;
@@ -946,7 +544,7 @@ int config_load_buffer(struct dsd_config *c, const char *path, const char *text,
 	line = malloc(CONFIG_LINE_MAX + 1);
 	if (!p || !line) {
 		set_err(err, errlen, "%s: out of memory",
-		        quote(path, q, sizeof(q)));
+		        config_quote(path, q, sizeof(q)));
 		r = -ENOMEM;
 		goto out;
 	}
@@ -968,10 +566,10 @@ int config_load_buffer(struct dsd_config *c, const char *path, const char *text,
 		if (r == 0)
 			break;
 		if (r == -E2BIG)
-			r = perr(p, "line longer than %u bytes",
-			         CONFIG_LINE_MAX);
+			r = config_perr(p, "line longer than %u bytes",
+			                CONFIG_LINE_MAX);
 		else if (r == -EILSEQ)
-			r = perr(p, "NUL byte in line");
+			r = config_perr(p, "NUL byte in line");
 		else
 			r = parse_line(p, line, c);
 		if (r < 0)
@@ -995,25 +593,25 @@ int config_load_file(struct dsd_config *c, const char *path, char *err,
 	size_t len = 0, size = 0;
 	int r;
 
-	r = read_regular(path, CONFIG_FILE_MAX, &text, &len, &size);
+	r = readfile_read(path, CONFIG_FILE_MAX, &text, &len, &size);
 	if (r == -ENOMEM) {
 		set_err(err, errlen, "%s: out of memory",
-		        quote(path, q, sizeof(q)));
+		        config_quote(path, q, sizeof(q)));
 		return -ENOMEM;
 	}
 	if (r == -EFBIG) {
 		set_err(err, errlen, "%s: larger than %u bytes",
-		        quote(path, q, sizeof(q)), CONFIG_FILE_MAX);
+		        config_quote(path, q, sizeof(q)), CONFIG_FILE_MAX);
 		return -EINVAL;
 	}
 	if (r < 0) {
-		set_err(err, errlen, "%s: %s", quote(path, q, sizeof(q)),
-		        open_error(r));
+		set_err(err, errlen, "%s: %s", config_quote(path, q, sizeof(q)),
+		        readfile_error(r));
 		return -EINVAL;
 	}
 	r = config_load_buffer(c, path, text, len, err, errlen);
 	/* An inline auth = is a secret too. */
-	free_wiped(text, size);
+	readfile_free(text, size);
 	return r;
 }
 
@@ -1057,20 +655,20 @@ int config_load(struct dsd_config *c, const char *main_path, char *err,
 	r = snprintf(dir, sizeof(dir), "%s.d", main_path);
 	if (r < 0 || (size_t)r >= sizeof(dir)) {
 		set_err(err, errlen, "%s: path too long",
-		        quote(main_path, q, sizeof(q)));
+		        config_quote(main_path, q, sizeof(q)));
 		return -EINVAL;
 	}
 	n = scandir(dir, &list, dropin_filter, dropin_compare);
 	if (n < 0) {
 		if (errno == ENOENT)
 			return config_finish(c, err, errlen);
-		set_err(err, errlen, "%s: %s", quote(dir, q, sizeof(q)),
+		set_err(err, errlen, "%s: %s", config_quote(dir, q, sizeof(q)),
 		        strerror(errno));
 		return -EINVAL;
 	}
 	if (n > CONFIG_DROPIN_MAX) {
 		set_err(err, errlen, "%s: more than %d *.conf files",
-		        quote(dir, q, sizeof(q)), CONFIG_DROPIN_MAX);
+		        config_quote(dir, q, sizeof(q)), CONFIG_DROPIN_MAX);
 		r = -EINVAL;
 		goto out;
 	}
@@ -1080,7 +678,7 @@ int config_load(struct dsd_config *c, const char *main_path, char *err,
 		                 list[i]->d_name);
 		if (k < 0 || (size_t)k >= sizeof(file)) {
 			set_err(err, errlen, "%s: path too long",
-			        quote(dir, q, sizeof(q)));
+			        config_quote(dir, q, sizeof(q)));
 			r = -EINVAL;
 		} else {
 			r = config_load_file(c, file, err, errlen);

@@ -1,0 +1,164 @@
+/*
+ * The values that name groups: [ipc] socketGroup and adminGroup, and the
+ * [acl] allow lists of GROUP:NAME entries.  Groups are looked up when the
+ * file is read, so a group that does not exist is a configuration error
+ * (dsd -n catches it, a reload is refused).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_parser.h"
+
+static int resolve_group(const char *value, gid_t *ret)
+{
+	struct group gr, *res = NULL;
+	size_t len = 1024;
+	uint64_t v;
+	char *buf;
+	int r;
+
+	if (config_parse_digits(value, &v) == 0) {
+		if (v >= (gid_t)-1)
+			return -ERANGE;
+		*ret = (gid_t)v;
+		return 0;
+	}
+	for (;;) {
+		buf = malloc(len);
+		if (!buf)
+			return -ENOMEM;
+		r = getgrnam_r(value, &gr, buf, len, &res);
+		if (r != ERANGE || len >= 1024 * 1024)
+			break;
+		free(buf);
+		len *= 4;
+	}
+	if (r == 0 && res)
+		*ret = res->gr_gid;
+	free(buf);
+	if (r != 0)
+		return -r;
+	return res ? 0 : -ENOENT;
+}
+
+static int group_error(struct parser *p, const char *what, const char *value,
+                       int r)
+{
+	char q[128];
+
+	if (r == -ENOMEM)
+		return config_perr_nomem(p);
+	return config_perr(p, "%s: \"%s\": %s", what,
+	                   config_quote(value, q, sizeof(q)),
+	                   r == -ENOENT   ? "no such group"
+	                   : r == -ERANGE ? "gid out of range"
+	                                  : strerror(-r));
+}
+
+int config_parse_group(struct parser *p, const struct config_item *it,
+                       const char *value, struct dsd_config *c)
+{
+	struct config_group *g = config_field(c, it);
+	gid_t gid;
+	int r = resolve_group(value, &gid);
+
+	if (r < 0)
+		return group_error(p, it->key, value, r);
+	r = config_set_string(p, &g->name, value);
+	if (r < 0)
+		return r;
+	g->set = true;
+	g->gid = gid;
+	return 0;
+}
+
+void config_acl_clear(struct config_acl *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->rules[i].name);
+	free(a->rules);
+	*a = (struct config_acl){0};
+}
+
+/* One "GROUP:NAME" entry (entry is modified). */
+static int parse_acl_entry(struct parser *p, const struct config_item *it,
+                           char *entry, struct config_acl_rule *ret)
+{
+	char *colon = strchr(entry, ':'), *name, q[128];
+	size_t n;
+	int r;
+
+	if (!colon || colon == entry || colon[1] == '\0')
+		return config_perr(p, "%s: \"%s\" is not GROUP:NAME", it->key,
+		                   config_quote(entry, q, sizeof(q)));
+	*colon = '\0';
+	name = colon + 1;
+	if (strcmp(entry, "*") == 0) {
+		ret->any_group = true;
+	} else {
+		r = resolve_group(entry, &ret->gid);
+		if (r < 0)
+			return group_error(p, it->key, entry, r);
+	}
+	n = strlen(name);
+	if (strchr(name, '*') != name + n - 1 && strchr(name, '*'))
+		return config_perr(p,
+		                   "%s: \"%s\": '*' only at the end of a name",
+		                   it->key, config_quote(name, q, sizeof(q)));
+	if (name[n - 1] == '*') {
+		ret->prefix = true;
+		name[--n] = '\0';
+	}
+	ret->name = strdup(name);
+	if (!ret->name)
+		return config_perr_nomem(p);
+	return 0;
+}
+
+/*
+ * An allow list: "GROUP:NAME ..." separated by spaces or tabs (see
+ * dsd.conf(5)).  The whole list replaces an earlier file's.
+ */
+int config_parse_acl(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c)
+{
+	struct config_acl *acl = config_field(c, it), fresh = {.set = true};
+	char *copy = strdup(value), *save = NULL, *tok;
+	size_t cap = 0;
+	int r = 0;
+
+	if (!copy)
+		return config_perr_nomem(p);
+	for (tok = strtok_r(copy, " \t", &save); tok;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (fresh.n == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct config_acl_rule *nr =
+			        realloc(fresh.rules, ncap * sizeof(*nr));
+
+			if (!nr) {
+				r = config_perr_nomem(p);
+				break;
+			}
+			fresh.rules = nr;
+			cap = ncap;
+		}
+		fresh.rules[fresh.n] = (struct config_acl_rule){0};
+		r = parse_acl_entry(p, it, tok, &fresh.rules[fresh.n]);
+		if (r < 0)
+			break;
+		fresh.n++;
+	}
+	free(copy);
+	if (r < 0) {
+		config_acl_clear(&fresh);
+		return r;
+	}
+	config_acl_clear(acl);
+	*acl = fresh;
+	return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * Inside the configuration parser: what config.c (the file and line
+ * walker, the key table) shares with the files that parse one kind of
+ * value (config_values.c, config_access.c).  Not for the rest of the daemon.
+ */
+#ifndef DSD_CONFIG_PARSER_H
+#define DSD_CONFIG_PARSER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* The state of reading one file (config.c). */
+struct parser;
+struct config_item;
+
+typedef int (*config_parse_fn)(struct parser *p, const struct config_item *it,
+                               const char *value, struct dsd_config *c);
+
+/* One row of the key table. */
+struct config_item {
+	const char *section;
+	const char *key;
+	config_parse_fn parse;
+	size_t offset;
+	uint64_t min, max; /* for numbers */
+};
+
+/* "FILE:LINE: message" into the caller's error buffer; -EINVAL. */
+int config_perr(struct parser *p, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* The same for an allocation failure; -ENOMEM. */
+int config_perr_nomem(struct parser *p);
+/* Where its value goes in c. */
+void *config_field(struct dsd_config *c, const struct config_item *it);
+/* Replaces the string at *field by a copy of value. */
+int config_set_string(struct parser *p, char **field, const char *value);
+/* Plain decimal digits only (no sign, spaces or suffixes): 0 or -EINVAL
+ * (-ERANGE past UINT64_MAX). */
+int config_parse_digits(const char *s, uint64_t *ret);
+/* s, escaped for a message. */
+const char *config_quote(const char *s, char *buf, size_t buflen);
+
+/* config_values.c: numbers within the item's min..max, "infinity" or
+ * "never" where allowed, the URL, the socket path, the overflow policy. */
+int config_parse_u32(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c);
+int config_parse_u32_or_never(struct parser *p, const struct config_item *it,
+                              const char *value, struct dsd_config *c);
+int config_parse_u32_or_infinity(struct parser *p, const struct config_item *it,
+                                 const char *value, struct dsd_config *c);
+int config_parse_u64(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c);
+int config_parse_url(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c);
+int config_parse_socket(struct parser *p, const struct config_item *it,
+                        const char *value, struct dsd_config *c);
+int config_parse_overflow(struct parser *p, const struct config_item *it,
+                          const char *value, struct dsd_config *c);
+
+/* config_access.c: [ipc] socketGroup/adminGroup and [acl]. */
+int config_parse_group(struct parser *p, const struct config_item *it,
+                       const char *value, struct dsd_config *c);
+int config_parse_acl(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c);
+void config_acl_clear(struct config_acl *a);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * The plain values of dsd.conf: bounded numbers (with "infinity" and
+ * "never" where the key allows them), the platform URL, the socket path
+ * and the overflow policy.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "config_parser.h"
+#include "url.h"
+
+static int parse_number(struct parser *p, const struct config_item *it,
+                        const char *value, uint64_t *ret)
+{
+	char q[128];
+	uint64_t v;
+	int r = config_parse_digits(value, &v);
+
+	if (r == -EINVAL)
+		return config_perr(p, "%s: invalid number \"%s\"", it->key,
+		                   config_quote(value, q, sizeof(q)));
+	if (r < 0 || v < it->min || v > it->max)
+		return config_perr(p, "%s: \"%s\" is out of range %llu..%llu",
+		                   it->key, config_quote(value, q, sizeof(q)),
+		                   (unsigned long long)it->min,
+		                   (unsigned long long)it->max);
+	*ret = v;
+	return 0;
+}
+
+int config_parse_u32(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c)
+{
+	uint64_t v;
+	int r = parse_number(p, it, value, &v);
+
+	if (r < 0)
+		return r;
+	*(uint32_t *)config_field(c, it) = (uint32_t)v;
+	return 0;
+}
+
+int config_parse_u32_or_never(struct parser *p, const struct config_item *it,
+                              const char *value, struct dsd_config *c)
+{
+	if (strcmp(value, "0") == 0) {
+		*(uint32_t *)config_field(c, it) = 0;
+		return 0;
+	}
+	return config_parse_u32(p, it, value, c);
+}
+
+int config_parse_u32_or_infinity(struct parser *p, const struct config_item *it,
+                                 const char *value, struct dsd_config *c)
+{
+	if (strcmp(value, "infinity") == 0) {
+		*(uint32_t *)config_field(c, it) = CONFIG_INFINITE;
+		return 0;
+	}
+	return config_parse_u32(p, it, value, c);
+}
+
+int config_parse_u64(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c)
+{
+	uint64_t v;
+	int r = parse_number(p, it, value, &v);
+
+	if (r < 0)
+		return r;
+	*(uint64_t *)config_field(c, it) = v;
+	return 0;
+}
+
+int config_parse_url(struct parser *p, const struct config_item *it,
+                     const char *value, struct dsd_config *c)
+{
+	struct url u;
+	const char *why;
+	char q[256];
+
+	if (url_parse(value, &u, &why) < 0)
+		return config_perr(p, "%s: invalid URL \"%s\": %s", it->key,
+		                   config_quote(value, q, sizeof(q)), why);
+	return config_set_string(p, config_field(c, it), value);
+}
+
+/*
+ * Parses JSON that must be an object and returns it re-serialised compact,
+ * so the platform only ever gets JSON that jansson accepted.  what names
+ * the source in errors; the text itself is a secret and never shown (not
+ * even jansson's error text, which quotes the input).
+ */
+int config_parse_socket(struct parser *p, const struct config_item *it,
+                        const char *value, struct dsd_config *c)
+{
+	char q[256];
+
+	if (value[0] != '/')
+		return config_perr(p, "%s: \"%s\" is not an absolute path",
+		                   it->key, config_quote(value, q, sizeof(q)));
+	if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return config_perr(p, "%s: path longer than %zu bytes", it->key,
+		                   sizeof(((struct sockaddr_un *)0)->sun_path) -
+		                           1);
+	return config_set_string(p, config_field(c, it), value);
+}
+
+int config_parse_overflow(struct parser *p, const struct config_item *it,
+                          const char *value, struct dsd_config *c)
+{
+	enum queue_overflow *o = config_field(c, it);
+	char q[128];
+
+	if (strcmp(value, "reject") == 0)
+		*o = QUEUE_OVERFLOW_REJECT;
+	else if (strcmp(value, "drop-oldest") == 0)
+		*o = QUEUE_OVERFLOW_DROP_OLDEST;
+	else
+		return config_perr(p, "%s: \"%s\" is not reject or drop-oldest",
+		                   it->key, config_quote(value, q, sizeof(q)));
+	return 0;
+}
+
+/*
+ * A group name or a decimal gid, resolved now: a name that does not exist
+ * is a configuration error, caught by "dsd -n" and refused on reload.
+ */
