@@ -31,7 +31,7 @@
  * for connection N is never written on N+1 and stale events are filtered on
  * the main thread.  The caller's gen is only carried along for callbacks.
  *
- * Ownership of a connection (struct conn): created by transport_connect()
+ * Ownership of a connection (struct ws_link): created by transport_connect()
  * on the main thread, with its `closed` event preallocated so that the one
  * closed callback per connect can never be lost to a failed malloc.  While
  * it sits in t->pending the main thread may cancel it (and queue its closed
@@ -58,12 +58,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <libwebsockets.h>
 
+#include "bridge.h"
 #include "log.h"
 #include "transport.h"
 #include "url.h"
@@ -94,26 +94,24 @@ enum tevent_type {
 	TEV_CLOSED,
 };
 
+/* lws -> main.  item.epoch: the link's; item.len: the message's length. */
 struct tevent {
-	struct tevent *next;
+	struct bridge_item item;
 	enum tevent_type type;
-	uint64_t epoch;
 	uint32_t gen;
-	size_t len;
 	uint8_t *data; /* TEV_MESSAGE, owned */
 	char reason[REASON_MAX];
 };
 
+/* main -> lws.  item.keep: app data, handed back by transport_take_unsent()
+ * when its link goes away unwritten; protocol frames are dropped. */
 struct frame {
-	struct frame *next;
-	uint64_t epoch;
-	bool control; /* a protocol frame: never handed back as unsent */
-	size_t len;
+	struct bridge_item item;
 	uint8_t buf[]; /* LWS_PRE bytes of headroom, then the payload */
 };
 
-struct conn {
-	struct conn *next;
+struct ws_link {
+	struct ws_link *next;
 	uint64_t epoch;
 	uint32_t gen;
 
@@ -141,9 +139,7 @@ struct conn {
 };
 
 struct transport {
-	struct event_base *base;
-	struct event *ev;
-	int efd;
+	struct bridge *bridge;
 	struct transport_callbacks cb;
 	void *userdata;
 	size_t max_message, max_send_backlog, max_recv_queue;
@@ -155,31 +151,22 @@ struct transport {
 	bool thread_started;
 
 	/* Main thread only. */
-	uint64_t cur_epoch; /* also written under lock: lws reads target */
+	uint64_t cur_epoch;
 	uint32_t cur_gen;
 	bool cur_active; /* connect called, closed not yet delivered */
 	bool cur_open;   /* opened delivered */
 	bool dispatching, freeing;
 
 	/* lws thread only. */
-	struct conn *conns;
+	struct ws_link *links;
 	bool stopped;
 
+	/* What the main thread wants, for reconcile(). */
 	pthread_mutex_t lock;
 	/* Under lock. */
 	bool stop;
-	uint64_t target_epoch; /* the connection that should exist, 0: none */
-	struct conn *pending;  /* connect not yet picked up by the lws thread */
-	struct frame *txq, **txq_tail;
-	/* App frames of a connection that went away before they were
-	 * written, oldest first, for transport_take_unsent(). */
-	struct frame *unsent, **unsent_tail;
-	size_t backlog; /* bytes in txq; atomic loads for transport_backlog() */
-	bool want_drained;
-	uint64_t drained_epoch; /* drained to report, 0: none */
-	uint32_t drained_gen;
-	struct tevent *rxq, **rxq_tail;
-	size_t rxq_bytes;
+	uint64_t target_epoch;   /* the link that should exist, 0: none */
+	struct ws_link *pending; /* connect not yet picked up by lws */
 };
 
 /* Where lws's log lines go.  Runs on the lws thread; log.h is thread-safe. */
@@ -212,17 +199,17 @@ static void lws_log_line(int level, const char *line)
 	transport_log(level, line);
 }
 
-static void set_reason(struct conn *c, const char *fmt, ...)
+static void set_reason(struct ws_link *wl, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-static void set_reason(struct conn *c, const char *fmt, ...)
+static void set_reason(struct ws_link *wl, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (c->reason[0])
+	if (wl->reason[0])
 		return;
 	va_start(ap, fmt);
-	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	vsnprintf(wl->reason, sizeof(wl->reason), fmt, ap);
 	va_end(ap);
 }
 
@@ -240,107 +227,67 @@ static void sanitize(char *dst, size_t dst_size, const char *src, size_t len)
 	dst[len] = '\0';
 }
 
-static void wake_main(struct transport *t)
+static void tevent_free(struct bridge_item *it)
 {
-	uint64_t one = 1;
+	struct tevent *ev = bridge_entry(it, struct tevent, item);
 
-	/* Only fails with EAGAIN when the counter is saturated: then the main
-	 * thread has a wakeup pending anyway. */
-	if (write(t->efd, &one, sizeof(one)) < 0) {
-	}
+	free(ev->data);
+	free(ev);
 }
 
-/* Called with t->lock held; returns true when main must be woken. */
-static bool rxq_append_locked(struct transport *t, struct tevent *ev)
+static void frame_free(struct bridge_item *it)
 {
-	bool was_empty = t->rxq == NULL;
-
-	ev->next = NULL;
-	*t->rxq_tail = ev;
-	t->rxq_tail = &ev->next;
-	t->rxq_bytes += ev->len;
-	return was_empty;
+	free(bridge_entry(it, struct frame, item));
 }
 
+/* For events that must reach main whatever the receive queue holds. */
 static void post_event(struct transport *t, struct tevent *ev)
 {
-	bool wake;
-
-	pthread_mutex_lock(&t->lock);
-	wake = rxq_append_locked(t, ev);
-	pthread_mutex_unlock(&t->lock);
-	if (wake)
-		wake_main(t);
+	bridge_in_post(t->bridge, &ev->item, SIZE_MAX);
 }
 
-/* Drops queued frames older than epoch (all of them when epoch is
- * UINT64_MAX); t->lock held. */
-static void txq_purge_locked(struct transport *t, uint64_t epoch)
+static void link_free(struct ws_link *wl)
 {
-	struct frame *f;
-
-	while ((f = t->txq) && f->epoch < epoch) {
-		t->txq = f->next;
-		__atomic_store_n(&t->backlog, t->backlog - f->len,
-		                 __ATOMIC_RELAXED);
-		if (f->control) {
-			free(f);
-			continue;
-		}
-		/* Accepted app data is not ours to lose: the daemon takes it
-		 * back and queues it for the next connection. */
-		f->next = NULL;
-		*t->unsent_tail = f;
-		t->unsent_tail = &f->next;
-	}
-	if (!t->txq)
-		t->txq_tail = &t->txq;
-}
-
-static void conn_free(struct conn *c)
-{
-	if (!c)
+	if (!wl)
 		return;
-	free(c->opened_ev);
-	free(c->closed_ev);
-	free(c->rx);
-	free(c);
+	free(wl->opened_ev);
+	free(wl->closed_ev);
+	free(wl->rx);
+	free(wl);
 }
 
 /* ---- lws thread ---------------------------------------------------------- */
 
-static void conn_unlink(struct transport *t, struct conn *c)
+static void link_remove(struct transport *t, struct ws_link *wl)
 {
-	struct conn **p;
+	struct ws_link **p;
 
-	for (p = &t->conns; *p; p = &(*p)->next) {
-		if (*p == c) {
-			*p = c->next;
+	for (p = &t->links; *p; p = &(*p)->next) {
+		if (*p == wl) {
+			*p = wl->next;
 			return;
 		}
 	}
 }
 
-/* Hands the closed event to main; c is freed by the caller. */
-static void conn_finish(struct transport *t, struct conn *c)
+/* Hands the closed event to main; wl is freed by the caller. */
+static void link_finish(struct transport *t, struct ws_link *wl)
 {
-	struct tevent *ev = c->closed_ev;
+	struct tevent *ev = wl->closed_ev;
 
-	c->closed_ev = NULL;
-	if (!c->reason[0])
-		snprintf(c->reason, sizeof(c->reason), "connection closed");
-	snprintf(ev->reason, sizeof(ev->reason), "%s", c->reason);
+	wl->closed_ev = NULL;
+	if (!wl->reason[0])
+		snprintf(wl->reason, sizeof(wl->reason), "connection closed");
+	snprintf(ev->reason, sizeof(ev->reason), "%s", wl->reason);
 	/* What this connection never wrote is handed back before main hears
 	 * of the close, so the daemon can queue it again at once. */
-	pthread_mutex_lock(&t->lock);
-	txq_purge_locked(t, c->epoch + 1);
-	pthread_mutex_unlock(&t->lock);
+	bridge_out_purge(t->bridge, wl->epoch + 1);
 	post_event(t, ev);
 }
 
 static void maybe_stopped(struct transport *t)
 {
-	if (t->conns)
+	if (t->links)
 		return;
 	pthread_mutex_lock(&t->lock);
 	if (t->stop)
@@ -352,78 +299,78 @@ static void maybe_stopped(struct transport *t)
 }
 
 /* Established: close from WRITEABLE.  Still connecting: kill it. */
-static void conn_arm_close(struct conn *c)
+static void link_arm_close(struct ws_link *wl)
 {
-	if (c->established) {
-		lws_callback_on_writable(c->wsi);
+	if (wl->established) {
+		lws_callback_on_writable(wl->wsi);
 		/* A peer that stops reading would otherwise hold us forever. */
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+		lws_set_timeout(wl->wsi, PENDING_TIMEOUT_USER_OK,
 		                CLOSE_GRACE_SECS);
 	} else {
 		/* lws replaces this timeout at its next state change (TCP
 		 * connected, upgrade answered); the callbacks refuse to go
 		 * on with a closing conn at those points too. */
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+		lws_set_timeout(wl->wsi, PENDING_TIMEOUT_USER_OK,
 		                LWS_TO_KILL_ASYNC);
 	}
 }
 
-static void conn_close(struct conn *c, enum lws_close_status status,
+static void link_close(struct ws_link *wl, enum lws_close_status status,
                        const char *reason)
 {
-	if (c->closing || !c->wsi)
+	if (wl->closing || !wl->wsi)
 		return;
-	c->closing = true;
-	c->close_status = status;
-	set_reason(c, "%s", reason);
-	conn_arm_close(c);
+	wl->closing = true;
+	wl->close_status = status;
+	set_reason(wl, "%s", reason);
+	link_arm_close(wl);
 }
 
-static void conn_start(struct transport *t, struct conn *c)
+static void link_start(struct transport *t, struct ws_link *wl)
 {
 	struct lws_client_connect_info info;
 	struct lws *wsi;
 
 	memset(&info, 0, sizeof(info));
 	info.context = t->ctx;
-	info.address = c->host;
-	info.port = c->port;
-	info.ssl_connection = c->tls ? LCCSCF_USE_SSL : 0;
-	info.path = c->path;
+	info.address = wl->host;
+	info.port = wl->port;
+	info.ssl_connection = wl->tls ? LCCSCF_USE_SSL : 0;
+	info.path = wl->path;
 	/* Host header, SNI and the certificate name check. */
-	info.host = c->host;
-	info.origin = c->host;
+	info.host = wl->host;
+	info.origin = wl->host;
 	info.ietf_version_or_minus_one = -1;
 	info.local_protocol_name = "dsd-transport";
-	info.opaque_user_data = c;
-	info.pwsi = &c->wsi;
+	info.opaque_user_data = wl;
+	info.pwsi = &wl->wsi;
 
-	c->next = t->conns;
-	t->conns = c;
-	c->in_connect = true;
+	wl->next = t->links;
+	t->links = wl;
+	wl->in_connect = true;
 	wsi = lws_client_connect_via_info(&info);
-	c->in_connect = false;
-	if (c->destroyed) {
+	wl->in_connect = false;
+	if (wl->destroyed) {
 		/* WSI_DESTROY already ran inside the call and posted closed. */
-		conn_unlink(t, c);
-		conn_free(c);
+		link_remove(t, wl);
+		link_free(wl);
 		return;
 	}
 	if (!wsi) {
-		c->wsi = NULL;
-		set_reason(c, "connect to %s:%u failed", c->host, c->port);
-		conn_unlink(t, c);
-		conn_finish(t, c);
-		conn_free(c);
+		wl->wsi = NULL;
+		set_reason(wl, "connect to %s:%u failed", wl->host, wl->port);
+		link_remove(t, wl);
+		link_finish(t, wl);
+		link_free(wl);
 		return;
 	}
-	c->wsi = wsi;
+	wl->wsi = wsi;
 }
 
 /* Makes the connections match what the main thread asked for. */
 static void reconcile(struct transport *t)
 {
-	struct conn *start = NULL, *c;
+	struct ws_link *start = NULL, *wl;
 	uint64_t target;
 	bool stop, frames;
 
@@ -434,160 +381,134 @@ static void reconcile(struct transport *t)
 		start = t->pending;
 		t->pending = NULL;
 	}
-	frames = t->txq != NULL;
 	pthread_mutex_unlock(&t->lock);
+	frames = bridge_out_pending(t->bridge);
 
-	for (c = t->conns; c; c = c->next) {
+	for (wl = t->links; wl; wl = wl->next) {
 		if (stop)
-			conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY,
+			link_close(wl, LWS_CLOSE_STATUS_GOINGAWAY,
 			           "transport stopped");
-		else if (c->epoch != target)
-			conn_close(c, LWS_CLOSE_STATUS_NORMAL, "disconnected");
-		else if (c->established && !c->closing && frames)
-			lws_callback_on_writable(c->wsi);
+		else if (wl->epoch != target)
+			link_close(wl, LWS_CLOSE_STATUS_NORMAL, "disconnected");
+		else if (wl->established && !wl->closing && frames)
+			lws_callback_on_writable(wl->wsi);
 	}
 	if (start)
-		conn_start(t, start);
+		link_start(t, start);
 	if (stop)
 		maybe_stopped(t);
 }
 
-static int on_writeable(struct transport *t, struct conn *c)
+static int on_writeable(struct transport *t, struct ws_link *wl)
 {
+	struct bridge_item *it;
 	struct frame *f;
-	bool more, drained;
+	bool more;
 	int n;
 
-	if (c->closing) {
+	if (wl->closing) {
 		/* A close frame carries at most 123 bytes of reason. */
-		lws_close_reason(c->wsi, c->close_status,
-		                 (unsigned char *)c->reason,
-		                 strnlen(c->reason, 123));
+		lws_close_reason(wl->wsi, wl->close_status,
+		                 (unsigned char *)wl->reason,
+		                 strnlen(wl->reason, 123));
 		return -1;
 	}
 	for (;;) {
-		pthread_mutex_lock(&t->lock);
-		txq_purge_locked(t, c->epoch);
-		f = t->txq && t->txq->epoch == c->epoch ? t->txq : NULL;
-		if (f) {
-			t->txq = f->next;
-			if (!t->txq)
-				t->txq_tail = &t->txq;
-			__atomic_store_n(&t->backlog, t->backlog - f->len,
-			                 __ATOMIC_RELAXED);
-		}
-		more = t->txq && t->txq->epoch == c->epoch;
-		drained = t->want_drained &&
-		          t->backlog <= t->max_send_backlog / 2;
-		if (drained) {
-			t->want_drained = false;
-			t->drained_epoch = c->epoch;
-			t->drained_gen = c->gen;
-		}
-		pthread_mutex_unlock(&t->lock);
-		if (drained)
-			wake_main(t);
-		if (!f)
+		it = bridge_out_pop(t->bridge, wl->epoch, &more);
+		if (!it)
 			break;
-		n = lws_write(c->wsi, f->buf + LWS_PRE, f->len,
+		f = bridge_entry(it, struct frame, item);
+		n = lws_write(wl->wsi, f->buf + LWS_PRE, f->item.len,
 		              LWS_WRITE_BINARY);
 		free(f);
 		if (n < 0) {
-			set_reason(c, "write failed");
+			set_reason(wl, "write failed");
 			return -1;
 		}
 		if (!more)
 			break;
-		if (lws_send_pipe_choked(c->wsi)) {
-			lws_callback_on_writable(c->wsi);
+		if (lws_send_pipe_choked(wl->wsi)) {
+			lws_callback_on_writable(wl->wsi);
 			break;
 		}
 	}
 	return 0;
 }
 
-static void on_receive(struct transport *t, struct conn *c, const void *in,
+static void on_receive(struct transport *t, struct ws_link *wl, const void *in,
                        size_t len)
 {
 	struct tevent *ev;
-	bool wake, full;
 
-	if (c->closing)
+	if (wl->closing)
 		return;
-	if (lws_is_first_fragment(c->wsi)) {
-		c->rx_len = 0;
-		c->discarding = false;
+	if (lws_is_first_fragment(wl->wsi)) {
+		wl->rx_len = 0;
+		wl->discarding = false;
 	}
-	if (c->discarding)
+	if (wl->discarding)
 		return;
-	if (len > t->max_message - c->rx_len) {
+	if (len > t->max_message - wl->rx_len) {
 		/* Never close here: lws is in the middle of a message. */
-		free(c->rx);
-		c->rx = NULL;
-		c->rx_len = c->rx_cap = 0;
-		c->discarding = true;
-		set_reason(c, "message over %zu bytes", t->max_message);
-		conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, c->reason);
+		free(wl->rx);
+		wl->rx = NULL;
+		wl->rx_len = wl->rx_cap = 0;
+		wl->discarding = true;
+		set_reason(wl, "message over %zu bytes", t->max_message);
+		link_close(wl, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, wl->reason);
 		return;
 	}
-	if (c->rx_len + len > c->rx_cap) {
-		size_t cap = c->rx_cap ? c->rx_cap : 4096;
+	if (wl->rx_len + len > wl->rx_cap) {
+		size_t cap = wl->rx_cap ? wl->rx_cap : 4096;
 		uint8_t *p;
 
-		while (cap < c->rx_len + len +
-		                       lws_remaining_packet_payload(c->wsi) &&
+		while (cap < wl->rx_len + len +
+		                       lws_remaining_packet_payload(wl->wsi) &&
 		       cap < t->max_message)
 			cap *= 2;
 		if (cap > t->max_message)
 			cap = t->max_message;
-		if (cap < c->rx_len + len)
-			cap = c->rx_len + len;
-		p = realloc(c->rx, cap);
+		if (cap < wl->rx_len + len)
+			cap = wl->rx_len + len;
+		p = realloc(wl->rx, cap);
 		if (!p) {
-			c->discarding = true;
-			conn_close(c, LWS_CLOSE_STATUS_NORMAL, "out of memory");
+			wl->discarding = true;
+			link_close(wl, LWS_CLOSE_STATUS_NORMAL,
+			           "out of memory");
 			return;
 		}
-		c->rx = p;
-		c->rx_cap = cap;
+		wl->rx = p;
+		wl->rx_cap = cap;
 	}
 	if (len)
-		memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
-	if (!lws_is_final_fragment(c->wsi))
+		memcpy(wl->rx + wl->rx_len, in, len);
+	wl->rx_len += len;
+	if (!lws_is_final_fragment(wl->wsi))
 		return;
 
 	ev = calloc(1, sizeof(*ev));
 	if (!ev) {
-		c->discarding = true;
-		conn_close(c, LWS_CLOSE_STATUS_NORMAL, "out of memory");
+		wl->discarding = true;
+		link_close(wl, LWS_CLOSE_STATUS_NORMAL, "out of memory");
 		return;
 	}
 	ev->type = TEV_MESSAGE;
-	ev->epoch = c->epoch;
-	ev->gen = c->gen;
-	ev->len = c->rx_len;
-	ev->data = c->rx;
-	c->rx = NULL;
-	c->rx_len = c->rx_cap = 0;
+	ev->item.epoch = wl->epoch;
+	ev->gen = wl->gen;
+	ev->item.len = wl->rx_len;
+	ev->data = wl->rx;
+	wl->rx = NULL;
+	wl->rx_len = wl->rx_cap = 0;
 
-	pthread_mutex_lock(&t->lock);
-	full = t->rxq_bytes + ev->len > t->max_recv_queue;
-	wake = full ? false : rxq_append_locked(t, ev);
-	pthread_mutex_unlock(&t->lock);
-	if (full) {
-		free(ev->data);
-		free(ev);
-		set_reason(c, "receive queue over %zu bytes",
+	if (bridge_in_post(t->bridge, &ev->item, t->max_recv_queue) < 0) {
+		tevent_free(&ev->item);
+		set_reason(wl, "receive queue over %zu bytes",
 		           t->max_recv_queue);
-		conn_close(c, LWS_CLOSE_STATUS_NORMAL, c->reason);
-		return;
+		link_close(wl, LWS_CLOSE_STATUS_NORMAL, wl->reason);
 	}
-	if (wake)
-		wake_main(t);
 }
 
-static void on_peer_close(struct conn *c, const uint8_t *in, size_t len)
+static void on_peer_close(struct ws_link *wl, const uint8_t *in, size_t len)
 {
 	char text[128];
 	unsigned code = 1005; /* "no status received", RFC 6455 7.4.1 */
@@ -596,19 +517,20 @@ static void on_peer_close(struct conn *c, const uint8_t *in, size_t len)
 		code = (unsigned)in[0] << 8 | in[1];
 	if (len > 2) {
 		sanitize(text, sizeof(text), (const char *)in + 2, len - 2);
-		set_reason(c, "closed by server (code %u, \"%s\")", code, text);
+		set_reason(wl, "closed by server (code %u, \"%s\")", code,
+		           text);
 	} else {
-		set_reason(c, "closed by server (code %u)", code);
+		set_reason(wl, "closed by server (code %u)", code);
 	}
 }
 
 /* lws's error strings are terse ("Unable to connect", ...) and carry no
  * errno: keep them, and say where to. */
-static void on_connection_error(struct conn *c, const char *in)
+static void on_connection_error(struct ws_link *wl, const char *in)
 {
 	char text[200];
 
-	if (c->tls_verify_failed) {
+	if (wl->tls_verify_failed) {
 		/* "SSL error: <what> (preverify_ok=0;err=20;depth=0)" */
 		const char *p = strstr(last_lws_error, "SSL error: ");
 		const char *end = p ? strstr(p, " (preverify_ok") : NULL;
@@ -616,19 +538,19 @@ static void on_connection_error(struct conn *c, const char *in)
 		if (p && end) {
 			p += strlen("SSL error: ");
 			sanitize(text, sizeof(text), p, (size_t)(end - p));
-			set_reason(c, "TLS certificate verify failed: %s",
+			set_reason(wl, "TLS certificate verify failed: %s",
 			           text);
 		} else {
-			set_reason(c, "TLS certificate verify failed");
+			set_reason(wl, "TLS certificate verify failed");
 		}
 		return;
 	}
 	if (!in || !in[0]) {
-		set_reason(c, "connect to %s:%u failed", c->host, c->port);
+		set_reason(wl, "connect to %s:%u failed", wl->host, wl->port);
 		return;
 	}
 	sanitize(text, sizeof(text), in, strlen(in));
-	set_reason(c, "connect to %s:%u failed: %s", c->host, c->port, text);
+	set_reason(wl, "connect to %s:%u failed: %s", wl->host, wl->port, text);
 }
 
 /*
@@ -638,16 +560,16 @@ static void on_connection_error(struct conn *c, const char *in)
  * has is its own REDIRECT message, which the connection state machine
  * follows and bounds.  So the attempt fails here, saying where to.
  */
-static void on_http_redirect(struct conn *c, const char *location,
+static void on_http_redirect(struct ws_link *wl, const char *location,
                              unsigned status)
 {
 	char text[160];
 
-	if (!c)
+	if (!wl)
 		return;
 	sanitize(text, sizeof(text), location ? location : "",
 	         location ? strlen(location) : 0);
-	set_reason(c,
+	set_reason(wl,
 	           "HTTP %u redirect to \"%s\" at the WebSocket upgrade, not "
 	           "followed",
 	           status, text);
@@ -657,7 +579,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len)
 {
 	struct transport *t = lws_context_user(lws_get_context(wsi));
-	struct conn *c = lws_get_opaque_user_data(wsi);
+	struct ws_link *wl = lws_get_opaque_user_data(wsi);
 
 	(void)user;
 	switch (reason) {
@@ -666,72 +588,72 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_CLIENT_HTTP_REDIRECT:
 		/* Non-zero: lws does not follow it and fails the connect. */
-		on_http_redirect(c, in, (unsigned)len);
+		on_http_redirect(wl, in, (unsigned)len);
 		return -1;
 	default:
 		break;
 	}
-	if (!c)
+	if (!wl)
 		return 0;
 
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		/* Superseded or disconnected while connecting. */
-		return c->closing ? -1 : 0;
+		return wl->closing ? -1 : 0;
 	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
-		return c->closing ? 1 : 0;
+		return wl->closing ? 1 : 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		c->established = true;
-		if (c->closing) {
-			conn_arm_close(c);
+		wl->established = true;
+		if (wl->closing) {
+			link_arm_close(wl);
 			break;
 		}
-		if (c->opened_ev) {
-			post_event(t, c->opened_ev);
-			c->opened_ev = NULL;
+		if (wl->opened_ev) {
+			post_event(t, wl->opened_ev);
+			wl->opened_ev = NULL;
 		}
 		/* Closes it if it was superseded since
 		 * reconcile() ran. */
 		reconcile(t);
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
-		on_receive(t, c, in, len);
+		on_receive(t, wl, in, len);
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		return on_writeable(t, c);
+		return on_writeable(t, wl);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		on_peer_close(c, in, len);
+		on_peer_close(wl, in, len);
 		break;
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		/* len is OpenSSL's preverify_ok; returning 0
 		 * keeps its verdict.
 		 */
 		if (!len)
-			c->tls_verify_failed = true;
+			wl->tls_verify_failed = true;
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		on_connection_error(c, in);
+		on_connection_error(wl, in);
 		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		set_reason(c, "connection lost");
+		set_reason(wl, "connection lost");
 		break;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		if (!c->established)
-			set_reason(c, "closed before the "
-			              "WebSocket handshake "
-			              "completed");
+		if (!wl->established)
+			set_reason(wl, "closed before the "
+			               "WebSocket handshake "
+			               "completed");
 		break;
 	case LWS_CALLBACK_WSI_DESTROY:
 		lws_set_opaque_user_data(wsi, NULL);
-		c->wsi = NULL;
-		conn_finish(t, c);
-		if (c->in_connect) {
-			c->destroyed = true; /* conn_start()
+		wl->wsi = NULL;
+		link_finish(t, wl);
+		if (wl->in_connect) {
+			wl->destroyed = true; /* link_start()
 			                        frees it */
 			break;
 		}
-		conn_unlink(t, c);
-		conn_free(c);
+		link_remove(t, wl);
+		link_free(wl);
 		pthread_mutex_lock(&t->lock);
 		bool stop = t->stop;
 		pthread_mutex_unlock(&t->lock);
@@ -762,9 +684,12 @@ static void *lws_thread(void *arg)
 
 /* ---- main thread --------------------------------------------------------- */
 
-static void deliver(struct transport *t, struct tevent *ev)
+static void transport_release(struct transport *t);
+
+static void deliver_event(struct transport *t, struct tevent *ev)
 {
-	bool current = t->cur_active && ev->epoch == t->cur_epoch;
+	struct bridge_item *it = &ev->item;
+	bool current = t->cur_active && it->epoch == t->cur_epoch;
 
 	switch (ev->type) {
 	case TEV_OPENED:
@@ -776,7 +701,7 @@ static void deliver(struct transport *t, struct tevent *ev)
 		break;
 	case TEV_MESSAGE:
 		if (current && t->cur_open && t->cb.message)
-			t->cb.message(ev->gen, ev->data, ev->len, t->userdata);
+			t->cb.message(ev->gen, ev->data, it->len, t->userdata);
 		break;
 	case TEV_CLOSED:
 		if (current) {
@@ -789,46 +714,52 @@ static void deliver(struct transport *t, struct tevent *ev)
 	}
 }
 
-static void transport_release(struct transport *t);
-
-static void on_wakeup(evutil_socket_t fd, short what, void *arg)
+/* A callback may call transport_free(): t then lives until it returns, so
+ * the calls it makes after that still see t->freeing. */
+static void deliver(struct bridge_item *it, void *userdata)
 {
-	struct transport *t = arg;
-	struct tevent *list, *ev;
-	uint64_t n, drained_epoch;
-	uint32_t drained_gen;
-
-	(void)what;
-	/* Read first, then take the list: see the comment at the top. */
-	if (read(fd, &n, sizeof(n)) < 0) {
-	}
-	pthread_mutex_lock(&t->lock);
-	list = t->rxq;
-	t->rxq = NULL;
-	t->rxq_tail = &t->rxq;
-	t->rxq_bytes = 0;
-	drained_epoch = t->drained_epoch;
-	drained_gen = t->drained_gen;
-	t->drained_epoch = 0;
-	pthread_mutex_unlock(&t->lock);
+	struct transport *t = userdata;
 
 	t->dispatching = true;
-	while ((ev = list)) {
-		list = ev->next;
-		if (!t->freeing)
-			deliver(t, ev);
-		free(ev->data);
-		free(ev);
-	}
-	if (!t->freeing && drained_epoch && t->cur_active && t->cur_open &&
-	    drained_epoch == t->cur_epoch && t->cb.drained)
-		t->cb.drained(drained_gen, t->userdata);
+	deliver_event(t, bridge_entry(it, struct tevent, item));
 	t->dispatching = false;
 	if (t->freeing)
 		transport_release(t);
 }
 
-static int parse_url(const char *s, struct conn *c)
+/* epoch is the link whose writes emptied the backlog; cur_gen belongs to
+ * cur_epoch. */
+static void on_drained(uint64_t epoch, void *userdata)
+{
+	struct transport *t = userdata;
+
+	if (!t->cur_active || !t->cur_open || epoch != t->cur_epoch ||
+	    !t->cb.drained)
+		return;
+	t->dispatching = true;
+	t->cb.drained(t->cur_gen, t->userdata);
+	t->dispatching = false;
+	if (t->freeing)
+		transport_release(t);
+}
+
+/* The only lws call the main thread makes once the lws thread runs. */
+static void wake_lws(void *userdata)
+{
+	struct transport *t = userdata;
+
+	lws_cancel_service(t->ctx);
+}
+
+static const struct bridge_ops bridge_ops = {
+        .deliver = deliver,
+        .drained = on_drained,
+        .wake_other = wake_lws,
+        .free_in = tevent_free,
+        .free_out = frame_free,
+};
+
+static int parse_url(const char *s, struct ws_link *wl)
 {
 	struct url u;
 	int r;
@@ -836,10 +767,10 @@ static int parse_url(const char *s, struct conn *c)
 	r = url_parse(s, &u, NULL);
 	if (r < 0)
 		return r;
-	c->tls = u.tls;
-	c->port = u.port;
-	memcpy(c->host, u.host, sizeof(c->host));
-	memcpy(c->path, u.path, sizeof(c->path));
+	wl->tls = u.tls;
+	wl->port = u.port;
+	memcpy(wl->host, u.host, sizeof(wl->host));
+	memcpy(wl->path, u.path, sizeof(wl->path));
 	return 0;
 }
 
@@ -858,12 +789,7 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->efd = -1;
 	pthread_mutex_init(&t->lock, NULL);
-	t->txq_tail = &t->txq;
-	t->unsent_tail = &t->unsent;
-	t->rxq_tail = &t->rxq;
-	t->base = base;
 	t->cb = *cb;
 	t->userdata = userdata;
 	t->max_message =
@@ -889,16 +815,11 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 		}
 	}
 
-	t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (t->efd < 0) {
-		r = -errno;
+	/* drained once the backlog is down to half. */
+	r = bridge_new(base, &bridge_ops, t, t->max_send_backlog / 2,
+	               &t->bridge);
+	if (r < 0)
 		goto fail;
-	}
-	t->ev = event_new(base, t->efd, EV_READ | EV_PERSIST, on_wakeup, t);
-	if (!t->ev || event_add(t->ev, NULL) < 0) {
-		r = -ENOMEM;
-		goto fail;
-	}
 
 	/* Process-wide in lws; the callback runs on the lws thread.  lws's
 	 * notices are chatty: only when we log debug lines anyway. */
@@ -950,27 +871,9 @@ fail:
 
 static void transport_release(struct transport *t)
 {
-	struct tevent *ev;
-	struct frame *f;
-
-	while ((ev = t->rxq)) {
-		t->rxq = ev->next;
-		free(ev->data);
-		free(ev);
-	}
-	while ((f = t->txq)) {
-		t->txq = f->next;
-		free(f);
-	}
-	while ((f = t->unsent)) {
-		t->unsent = f->next;
-		free(f);
-	}
-	conn_free(t->pending);
-	if (t->ev)
-		event_free(t->ev);
-	if (t->efd >= 0)
-		close(t->efd);
+	link_free(t->pending);
+	/* Frees what is still queued either way and the unsent frames. */
+	bridge_free(t->bridge);
 	pthread_mutex_destroy(&t->lock);
 	free(t->ca_file);
 	free(t);
@@ -991,67 +894,63 @@ void transport_free(struct transport *t)
 	if (t->ctx)
 		lws_context_destroy(t->ctx);
 	t->ctx = NULL;
-	/* Inside a callback on_wakeup() still walks its list: it frees. */
+	/* Inside a callback deliver() frees once it returns. */
 	t->freeing = true;
 	if (!t->dispatching)
 		transport_release(t);
 }
 
-/* Cancels a connect the lws thread has not picked up yet; t->lock held.
- * Returns true when main must be woken for the closed event. */
-static bool cancel_pending_locked(struct transport *t, const char *reason)
+/* Gives the closed event of a connect the lws thread never picked up. */
+static void cancel_link(struct transport *t, struct ws_link *wl,
+                        const char *reason)
 {
-	struct conn *c = t->pending;
 	struct tevent *ev;
 
-	if (!c)
-		return false;
-	t->pending = NULL;
-	ev = c->closed_ev;
-	c->closed_ev = NULL;
+	if (!wl)
+		return;
+	ev = wl->closed_ev;
+	wl->closed_ev = NULL;
 	snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
-	conn_free(c);
-	return rxq_append_locked(t, ev);
+	link_free(wl);
+	post_event(t, ev);
 }
 
 int transport_connect(struct transport *t, const char *url, uint32_t gen)
 {
-	struct conn *c;
-	bool wake;
+	struct ws_link *wl, *old;
 	int r;
 
 	if (!t || !url || t->freeing)
 		return -EINVAL;
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	wl = calloc(1, sizeof(*wl));
+	if (!wl)
 		return -ENOMEM;
-	r = parse_url(url, c);
+	r = parse_url(url, wl);
 	if (r < 0) {
-		conn_free(c);
+		link_free(wl);
 		return r;
 	}
-	c->gen = gen;
-	c->opened_ev = calloc(1, sizeof(*c->opened_ev));
-	c->closed_ev = calloc(1, sizeof(*c->closed_ev));
-	if (!c->opened_ev || !c->closed_ev) {
-		conn_free(c);
+	wl->gen = gen;
+	wl->opened_ev = calloc(1, sizeof(*wl->opened_ev));
+	wl->closed_ev = calloc(1, sizeof(*wl->closed_ev));
+	if (!wl->opened_ev || !wl->closed_ev) {
+		link_free(wl);
 		return -ENOMEM;
 	}
-	c->opened_ev->type = TEV_OPENED;
-	c->closed_ev->type = TEV_CLOSED;
-	c->opened_ev->gen = c->closed_ev->gen = gen;
+	wl->opened_ev->type = TEV_OPENED;
+	wl->closed_ev->type = TEV_CLOSED;
+	wl->opened_ev->gen = wl->closed_ev->gen = gen;
+	wl->epoch = ++t->cur_epoch;
+	wl->opened_ev->item.epoch = wl->closed_ev->item.epoch = wl->epoch;
 
+	/* Frames of the old connection are never written on this one. */
+	bridge_out_flush(t->bridge);
 	pthread_mutex_lock(&t->lock);
-	wake = cancel_pending_locked(t, "superseded by a new connect");
-	c->epoch = ++t->cur_epoch;
-	c->opened_ev->epoch = c->closed_ev->epoch = c->epoch;
-	t->target_epoch = c->epoch;
-	t->pending = c;
-	txq_purge_locked(t, UINT64_MAX);
-	t->want_drained = false;
+	old = t->pending;
+	t->target_epoch = wl->epoch;
+	t->pending = wl;
 	pthread_mutex_unlock(&t->lock);
-	if (wake)
-		wake_main(t);
+	cancel_link(t, old, "superseded by a new connect");
 	lws_cancel_service(t->ctx);
 
 	t->cur_gen = gen;
@@ -1062,18 +961,17 @@ int transport_connect(struct transport *t, const char *url, uint32_t gen)
 
 void transport_disconnect(struct transport *t, uint32_t gen)
 {
-	bool wake;
+	struct ws_link *old;
 
 	if (!t || t->freeing || !t->cur_active || gen != t->cur_gen)
 		return;
+	bridge_out_flush(t->bridge);
 	pthread_mutex_lock(&t->lock);
-	wake = cancel_pending_locked(t, "disconnected");
+	old = t->pending;
+	t->pending = NULL;
 	t->target_epoch = 0;
-	txq_purge_locked(t, UINT64_MAX);
-	t->want_drained = false;
 	pthread_mutex_unlock(&t->lock);
-	if (wake)
-		wake_main(t);
+	cancel_link(t, old, "disconnected");
 	lws_cancel_service(t->ctx);
 	/* cur_active stays set until closed is delivered, so opened and
 	 * message events still in flight are dropped but closed is not. */
@@ -1084,7 +982,7 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
                        size_t len, size_t limit, bool control)
 {
 	struct frame *f;
-	int r = 0;
+	int r;
 
 	if (!t || (!data && len))
 		return -EINVAL;
@@ -1095,30 +993,18 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 	f = malloc(sizeof(*f) + LWS_PRE + len);
 	if (!f)
 		return -ENOMEM;
-	f->next = NULL;
-	f->epoch = t->cur_epoch;
-	f->control = control;
-	f->len = len;
+	f->item = (struct bridge_item){
+	        .epoch = t->cur_epoch,
+	        .len = len,
+	        .keep = !control,
+	};
 	if (len)
 		memcpy(f->buf + LWS_PRE, data, len);
-
-	pthread_mutex_lock(&t->lock);
-	if (t->backlog + len > limit) {
-		t->want_drained = true;
-		r = -ENOBUFS;
-	} else {
-		*t->txq_tail = f;
-		t->txq_tail = &f->next;
-		__atomic_store_n(&t->backlog, t->backlog + len,
-		                 __ATOMIC_RELAXED);
-	}
-	pthread_mutex_unlock(&t->lock);
-	if (r < 0) {
+	/* On success the bridge wakes the lws thread (wake_lws()). */
+	r = bridge_out_push(t->bridge, &f->item, limit);
+	if (r < 0)
 		free(f);
-		return r;
-	}
-	lws_cancel_service(t->ctx);
-	return 0;
+	return r;
 }
 
 int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
@@ -1140,25 +1026,24 @@ int transport_send_control(struct transport *t, uint32_t gen,
 
 size_t transport_backlog(const struct transport *t)
 {
-	return t ? __atomic_load_n(&t->backlog, __ATOMIC_RELAXED) : 0;
+	return t ? bridge_out_bytes(t->bridge) : 0;
 }
 
 size_t transport_take_unsent(struct transport *t, transport_unsent_fn fn,
                              void *userdata)
 {
-	struct frame *list, *f;
+	struct bridge_item *list, *it;
+	struct frame *f;
 	size_t n = 0;
 
 	if (!t)
 		return 0;
-	pthread_mutex_lock(&t->lock);
-	list = t->unsent;
-	t->unsent = NULL;
-	t->unsent_tail = &t->unsent;
-	pthread_mutex_unlock(&t->lock);
-	while ((f = list)) {
-		list = f->next;
-		fn(f->buf + LWS_PRE, f->len, userdata);
+	/* The purges keep only app frames (item.keep). */
+	list = bridge_take_stale(t->bridge);
+	while ((it = list)) {
+		list = it->next;
+		f = bridge_entry(it, struct frame, item);
+		fn(f->buf + LWS_PRE, f->item.len, userdata);
 		free(f);
 		n++;
 	}
