@@ -1,10 +1,12 @@
 /*
- * The WebSocket transport: the only module that includes <libwebsockets.h>.
+ * The WebSocket transport: the only module that uses libwebsockets
+ * (transport.c and its lws-thread half, ws_thread.c).
  *
  * libwebsockets runs in its own thread (Debian 12's lws has neither libevent
  * integration nor external-poll callbacks); everything here is called from
  * the main (libevent) thread and every callback below is delivered on the
- * main thread.  See transport.c for how the two loops are bridged.
+ * main thread.  See transport.c for how the two loops are bridged
+ * (bridge.c, ws_thread.c).
  *
  * Each connection attempt carries a generation number chosen by the caller;
  * callbacks carry it back so events of an old socket can be told apart from
@@ -75,11 +77,11 @@ void transport_disconnect(struct transport *t, uint32_t gen);
  */
 int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
                    size_t len);
-/* Bytes queued and not yet handed to the socket. */
 /* The same for protocol frames (SUBSCRIBE, ...): they may exceed
  * max_send_backlog by a quarter, so app data cannot hold them back. */
 int transport_send_control(struct transport *t, uint32_t gen,
                            const uint8_t *data, size_t len);
+/* Bytes queued and not yet handed to the socket. */
 size_t transport_backlog(const struct transport *t);
 
 /*

@@ -1,0 +1,93 @@
+/*
+ * The libwebsockets side of the transport (internal to transport.c and
+ * ws_thread.c, the only two files that include <libwebsockets.h>).
+ *
+ * ws_thread.c runs on the lws thread: dsd's protocol callback and one
+ * struct ws_link per connection attempt.  transport.c, on the main thread,
+ * owns the lws context and the thread, and tells the lws thread what it
+ * wants through struct ws_thread: which connection should exist
+ * (target_epoch, pending) or that everything should stop, then calls
+ * lws_cancel_service(), which reaches the callback as
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED.  Frames and events cross in the
+ * bridge (bridge.h) as struct frame and struct tevent.
+ */
+#ifndef DSD_WS_THREAD_H
+#define DSD_WS_THREAD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "bridge.h"
+
+#define WS_REASON_MAX 256
+
+struct ws_link;
+
+enum tevent_type {
+	TEV_OPENED,
+	TEV_MESSAGE,
+	TEV_CLOSED,
+};
+
+/* lws -> main.  item.epoch: the link's; item.len: the message's length. */
+struct tevent {
+	struct bridge_item item;
+	enum tevent_type type;
+	uint32_t gen;
+	uint8_t *data; /* TEV_MESSAGE, owned */
+	char reason[WS_REASON_MAX];
+};
+
+/* main -> lws.  item.keep: app data, handed back by transport_take_unsent()
+ * when its link goes away unwritten; protocol frames are dropped. */
+struct frame {
+	struct bridge_item item;
+	uint8_t buf[]; /* LWS_PRE bytes of headroom, then the payload */
+};
+
+/* The lws context's user data. */
+struct ws_thread {
+	/* Set before the thread starts. */
+	struct lws_context *ctx;
+	struct bridge *bridge;
+	size_t max_message, max_recv_queue;
+
+	/* What the main thread wants, for reconcile(). */
+	pthread_mutex_t lock;
+	/* Under lock. */
+	bool stop;
+	uint64_t target_epoch;   /* the link that should exist, 0: none */
+	struct ws_link *pending; /* connect not yet picked up by lws */
+
+	/* lws thread only. */
+	struct ws_link *links;
+	bool stopped;
+};
+
+/* dsd's one protocol, for lws_create_context(). */
+extern const struct lws_protocols ws_protocols[];
+/* The thread's function: lws_service() until stopped; arg is the
+ * struct ws_thread. */
+void *ws_thread_main(void *arg);
+/* For lws_set_log_level(): runs on the lws thread. */
+void ws_log_line(int level, const char *line);
+
+/* The bridge's free functions for the two item types. */
+void ws_tevent_free(struct bridge_item *it);
+void ws_frame_free(struct bridge_item *it);
+
+/* Main thread: a link for url (ws:// or wss://) with its opened and closed
+ * events preallocated.  Returns 0, -EINVAL for a bad url, -ENOMEM. */
+int ws_link_new(const char *url, uint32_t gen, uint64_t epoch,
+                struct ws_link **ret);
+/* Main thread: a link the lws thread never picked up; posts its closed
+ * event with reason and frees it.  NULL is a no-op. */
+void ws_link_cancel(struct ws_thread *w, struct ws_link *wl,
+                    const char *reason);
+void ws_link_free(struct ws_link *wl);
+
+#endif
