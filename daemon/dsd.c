@@ -372,11 +372,12 @@ void dsd_free(struct dsd *d)
 {
 	if (d == NULL)
 		return;
-	/* The transport (in upstream) first: its thread must be gone before
-	 * the loop (no callback comes from it then); then the clients,
-	 * whose records control holds. */
-	upstream_free(d->up);
+	/* The clients first: their records (control) and subscriptions
+	 * (pubsub) are given back while every part still stands.  Then the
+	 * transport (in upstream): its thread must be gone before the loop,
+	 * and no callback comes from it after that. */
 	ipc_server_free(d->ipc);
+	upstream_free(d->up);
 	control_free(d->ctl);
 	pubsub_free(d->ps);
 	access_usage_free(d->usage);

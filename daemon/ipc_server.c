@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -56,7 +57,7 @@
 
 struct ipc_client {
 	struct ipc_server *srv;
-	struct ipc_client *prev, *next; /* on srv->live or srv->dead */
+	LIST_ENTRY(ipc_client) entry; /* on srv->live or srv->dead */
 	int fd;
 	unsigned id;
 	struct event *rev, *wev;
@@ -88,35 +89,13 @@ struct ipc_server {
 	struct ipc_server_callbacks cb;
 	void *userdata;
 	char *name;
-	struct ipc_client *live, *dead;
+	LIST_HEAD(, ipc_client) live, dead;
 	size_t nlive;
 	unsigned next_id;
 	uint64_t held;        /* sum of held over live clients */
 	uint64_t over_budget; /* clients dropped to keep held in bounds */
 	uint64_t seq;         /* orders the moments clients stalled */
 };
-
-/* ---- lists ---- */
-
-static void list_remove(struct ipc_client **head, struct ipc_client *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		*head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
-}
-
-static void list_push(struct ipc_client **head, struct ipc_client *c)
-{
-	c->prev = NULL;
-	c->next = *head;
-	if (*head)
-		(*head)->prev = c;
-	*head = c;
-}
 
 /* Closing is deferred (see reap); the text is for the log. */
 static void close_why(struct ipc_client *c, enum ipc_close_reason why,
@@ -147,9 +126,10 @@ static void account(struct ipc_client *c)
  * socket; failing that (nobody has output waiting), the one holding most. */
 static struct ipc_client *slowest(const struct ipc_server *s)
 {
-	struct ipc_client *best = NULL;
+	struct ipc_client *best = NULL, *c;
 
-	for (struct ipc_client *c = s->live; c; c = c->next) {
+	LIST_FOREACH(c, &s->live, entry)
+	{
 		if (best == NULL)
 			best = c;
 		else if (c->stalled &&
@@ -332,10 +312,10 @@ static void close_why(struct ipc_client *c, enum ipc_close_reason why,
 	shrink(&c->out);
 	event_del(c->rev);
 	event_del(c->wev);
-	list_remove(&s->live, c);
+	LIST_REMOVE(c, entry);
 	s->nlive--;
 	account(c);
-	list_push(&s->dead, c);
+	LIST_INSERT_HEAD(&s->dead, c, entry);
 	event_active(s->reap_ev, 0, 0);
 }
 
@@ -362,8 +342,8 @@ static void reap(struct ipc_server *s)
 	struct ipc_client *c;
 
 	/* disconnected may close more clients: take them one at a time */
-	while ((c = s->dead)) {
-		list_remove(&s->dead, c);
+	while ((c = LIST_FIRST(&s->dead))) {
+		LIST_REMOVE(c, entry);
 		/* One last try for what is queued (an ERROR before close). */
 		if (c->out.len)
 			(void)send(c->fd, c->out.data, c->out.len,
@@ -575,7 +555,7 @@ static int client_new(struct ipc_server *s, int fd, struct ipc_client **ret)
 		free(c);
 		return -ENOMEM;
 	}
-	list_push(&s->live, c);
+	LIST_INSERT_HEAD(&s->live, c, entry);
 	s->nlive++;
 	*ret = c;
 	return 0;
@@ -593,7 +573,7 @@ static void admit(struct ipc_server *s, struct ipc_client *c,
 	r = s->cb.admit(c, peer, why, sizeof(why), s->userdata);
 	if (r >= 0)
 		return;
-	list_remove(&s->live, c);
+	LIST_REMOVE(c, entry);
 	s->nlive--;
 	c->fd = -1; /* reject() says why, then closes it */
 	client_free(c);
@@ -716,8 +696,9 @@ void ipc_server_free(struct ipc_server *s)
 {
 	if (!s)
 		return;
-	while (s->live)
-		close_why(s->live, IPC_CLOSE_SHUTDOWN, "server shutting down");
+	while (!LIST_EMPTY(&s->live))
+		close_why(LIST_FIRST(&s->live), IPC_CLOSE_SHUTDOWN,
+		          "server shutting down");
 	reap(s);
 	if (s->accept_ev)
 		event_free(s->accept_ev);

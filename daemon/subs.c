@@ -1,11 +1,12 @@
 /*
  * The event subscription registry (see subs.h for the state rules).
  *
- * Two chained hash tables: names -> struct name (its local subscribers as
- * a small vector of client ids, for fast fan-out) and client ids ->
- * struct client (its names, so a disconnect is cheap).  Every name that
- * needs an upstream action sits on one of two to-do lists, and every name
- * with a request in flight on the in-flight list, appended in batch order,
+ * A chained hash table of names -> struct name (its local subscribers as
+ * a small vector of client ids, for fast fan-out), and an array indexed by
+ * client id -> struct client (its names, so a disconnect is cheap): client
+ * ids are the daemon's subscriber slots, dense and below max_clients.  Every
+ * name that needs an upstream action sits on one of two to-do lists, and every
+ * name with a request in flight on the in-flight list, appended in batch order,
  * so taking and acking batches never walks the whole table.
  */
 #include <errno.h>
@@ -14,14 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 
 #include "subs.h"
-
-struct link {
-	struct link *prev;
-	struct link *next;
-};
 
 enum list_id {
 	LIST_NONE,
@@ -33,7 +30,7 @@ enum list_id {
 struct name {
 	struct name *hnext;
 	uint64_t hash;
-	struct link link; /* on the list named by list, if any */
+	TAILQ_ENTRY(name) link; /* on the list named by list, if any */
 	enum list_id list;
 	enum subs_state state;
 	uint64_t corr; /* batch, while PENDING_* */
@@ -47,7 +44,6 @@ struct name {
 };
 
 struct client {
-	struct client *hnext;
 	uint32_t id;
 	struct name **names;
 	size_t n;
@@ -61,16 +57,15 @@ struct subs {
 	size_t names_mask; /* bucket count - 1; the count is a power of 2 */
 	size_t nnames;
 
-	struct client **clients;
-	size_t clients_mask;
+	struct client **clients; /* by id, limits.max_clients of them */
 	size_t nclients;
 
 	size_t nsubscriptions;
 
 	/* Circular lists with sentinels: to-do per action, and in flight. */
-	struct link todo[2];
+	TAILQ_HEAD(name_list, name) todo[2];
 	size_t ntodo[2];
-	struct link inflight;
+	struct name_list inflight;
 
 	uint64_t next_corr;
 	uint64_t denies;
@@ -78,29 +73,6 @@ struct subs {
 };
 
 #define INITIAL_BUCKETS 16
-
-#define name_of_link(l)                                                        \
-	((struct name *)((char *)(l)-offsetof(struct name, link)))
-
-static void list_init(struct link *head)
-{
-	head->prev = head->next = head;
-}
-
-static void list_append(struct link *head, struct link *l)
-{
-	l->prev = head->prev;
-	l->next = head;
-	head->prev->next = l;
-	head->prev = l;
-}
-
-static void list_del(struct link *l)
-{
-	l->prev->next = l->next;
-	l->next->prev = l->prev;
-	l->prev = l->next = l;
-}
 
 /* FNV-1a.  Names come from local clients only, so flooding is not a
  * concern worth a keyed hash. */
@@ -113,13 +85,6 @@ static uint64_t hash_name(const char *str, size_t len)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
-}
-
-static uint64_t hash_client(uint32_t id)
-{
-	uint64_t h = id * 0x9e3779b97f4a7c15ULL;
-
-	return h ^ (h >> 29);
 }
 
 int subs_new(const struct subs_limits *limits, struct subs **ret)
@@ -135,17 +100,17 @@ int subs_new(const struct subs_limits *limits, struct subs **ret)
 		return -ENOMEM;
 	s->limits = *limits;
 	s->names = calloc(INITIAL_BUCKETS, sizeof(*s->names));
-	s->clients = calloc(INITIAL_BUCKETS, sizeof(*s->clients));
+	s->clients = calloc(limits->max_clients, sizeof(*s->clients));
 	if (!s->names || !s->clients) {
 		free(s->names);
 		free(s->clients);
 		free(s);
 		return -ENOMEM;
 	}
-	s->names_mask = s->clients_mask = INITIAL_BUCKETS - 1;
-	list_init(&s->todo[SUBS_SUBSCRIBE]);
-	list_init(&s->todo[SUBS_UNSUBSCRIBE]);
-	list_init(&s->inflight);
+	s->names_mask = INITIAL_BUCKETS - 1;
+	TAILQ_INIT(&s->todo[SUBS_SUBSCRIBE]);
+	TAILQ_INIT(&s->todo[SUBS_UNSUBSCRIBE]);
+	TAILQ_INIT(&s->inflight);
 	*ret = s;
 	return 0;
 }
@@ -171,15 +136,10 @@ void subs_free(struct subs *s)
 			n = next;
 		}
 	}
-	for (size_t i = 0; i <= s->clients_mask; i++) {
-		struct client *c = s->clients[i];
-
-		while (c) {
-			struct client *next = c->hnext;
-
-			free(c->names);
-			free(c);
-			c = next;
+	for (size_t i = 0; i < s->limits.max_clients; i++) {
+		if (s->clients[i] != NULL) {
+			free(s->clients[i]->names);
+			free(s->clients[i]);
 		}
 	}
 	free(s->names);
@@ -223,12 +183,7 @@ static struct name *lookup_name(const struct subs *s, const char *str)
 
 static struct client *find_client(const struct subs *s, uint32_t id)
 {
-	struct client *c = s->clients[hash_client(id) & s->clients_mask];
-
-	for (; c; c = c->hnext)
-		if (c->id == id)
-			return c;
-	return NULL;
+	return id < s->limits.max_clients ? s->clients[id] : NULL;
 }
 
 /* Best effort: on -ENOMEM the chains just get longer. */
@@ -258,33 +213,6 @@ static void grow_names(struct subs *s)
 	s->names_mask = nb - 1;
 }
 
-static void grow_clients(struct subs *s)
-{
-	size_t nb = (s->clients_mask + 1) * 2;
-	struct client **b;
-
-	if (s->nclients <= s->clients_mask + 1)
-		return;
-	b = calloc(nb, sizeof(*b));
-	if (!b)
-		return;
-	for (size_t i = 0; i <= s->clients_mask; i++) {
-		struct client *c = s->clients[i];
-
-		while (c) {
-			struct client *next = c->hnext;
-			size_t k = hash_client(c->id) & (nb - 1);
-
-			c->hnext = b[k];
-			b[k] = c;
-			c = next;
-		}
-	}
-	free(s->clients);
-	s->clients = b;
-	s->clients_mask = nb - 1;
-}
-
 static void unhash_name(struct subs *s, struct name *n)
 {
 	struct name **p = &s->names[n->hash & s->names_mask];
@@ -295,16 +223,27 @@ static void unhash_name(struct subs *s, struct name *n)
 	s->nnames--;
 }
 
-static void unhash_client(struct subs *s, struct client *c)
+static void drop_client(struct subs *s, struct client *c)
 {
-	struct client **p = &s->clients[hash_client(c->id) & s->clients_mask];
-
-	while (*p != c)
-		p = &(*p)->hnext;
-	*p = c->hnext;
+	s->clients[c->id] = NULL;
 	s->nclients--;
 	free(c->names);
 	free(c);
+}
+
+static struct name_list *list_of(struct subs *s, enum list_id id)
+{
+	switch (id) {
+	case LIST_TODO_SUBSCRIBE:
+		return &s->todo[SUBS_SUBSCRIBE];
+	case LIST_TODO_UNSUBSCRIBE:
+		return &s->todo[SUBS_UNSUBSCRIBE];
+	case LIST_INFLIGHT:
+		return &s->inflight;
+	case LIST_NONE:
+	default:
+		return NULL;
+	}
 }
 
 static void unlist(struct subs *s, struct name *n)
@@ -315,7 +254,7 @@ static void unlist(struct subs *s, struct name *n)
 		s->ntodo[SUBS_SUBSCRIBE]--;
 	else if (n->list == LIST_TODO_UNSUBSCRIBE)
 		s->ntodo[SUBS_UNSUBSCRIBE]--;
-	list_del(&n->link);
+	TAILQ_REMOVE(list_of(s, n->list), n, link);
 	n->list = LIST_NONE;
 }
 
@@ -328,7 +267,7 @@ static void todo(struct subs *s, struct name *n, enum subs_action a)
 	if (n->list == want)
 		return;
 	unlist(s, n);
-	list_append(&s->todo[a], &n->link);
+	TAILQ_INSERT_TAIL(&s->todo[a], n, link);
 	n->list = want;
 	s->ntodo[a]++;
 }
@@ -451,10 +390,10 @@ int subs_add(struct subs *s, uint32_t client, const char *name)
 		            : vec_has(n->clients, n->nclients, client))
 			return -EEXIST;
 	}
+	if (client >= s->limits.max_clients)
+		return -EINVAL;
 	if (c && c->n >= s->limits.max_per_client)
 		return -ENOSPC;
-	if (!c && s->nclients >= s->limits.max_clients)
-		return -ENOBUFS;
 	if (!n && s->nnames >= s->limits.max_names)
 		return -ENOBUFS;
 
@@ -474,18 +413,13 @@ int subs_add(struct subs *s, uint32_t client, const char *name)
 		n->hash = hash;
 		n->state = SUBS_NONE;
 		n->list = LIST_NONE;
-		n->link.prev = n->link.next = &n->link;
 	}
 	if (reserve_names(c) < 0 || reserve_clients(n) < 0)
 		goto fail;
 
 	if (new_c) {
-		size_t k = hash_client(client) & s->clients_mask;
-
-		new_c->hnext = s->clients[k];
-		s->clients[k] = new_c;
+		s->clients[client] = new_c;
 		s->nclients++;
-		grow_clients(s);
 	}
 	if (new_n) {
 		new_n->hnext = s->names[hash & s->names_mask];
@@ -537,7 +471,7 @@ int subs_remove(struct subs *s, uint32_t client, const char *name)
 	if (!c || !n || !unlink_pair(s, c, n))
 		return -ENOENT;
 	if (c->n == 0)
-		unhash_client(s, c);
+		drop_client(s, c);
 	last = n->nclients == 0;
 	settle(s, n);
 	return last ? 1 : 0;
@@ -560,7 +494,7 @@ int subs_remove_client(struct subs *s, uint32_t client, subs_unused_fn cb,
 			cb(n->str, userdata);
 		settle(s, n);
 	}
-	unhash_client(s, c);
+	drop_client(s, c);
 	return count;
 }
 
@@ -618,14 +552,14 @@ int subs_take_pending(struct subs *s, enum subs_action action,
 		return -EINVAL;
 	if (max > INT_MAX)
 		max = INT_MAX;
-	while (taken < max && s->todo[action].next != &s->todo[action]) {
-		struct name *n = name_of_link(s->todo[action].next);
+	while (taken < max && !TAILQ_EMPTY(&s->todo[action])) {
+		struct name *n = TAILQ_FIRST(&s->todo[action]);
 
 		unlist(s, n);
 		n->state = action == SUBS_SUBSCRIBE ? SUBS_PENDING_SUBSCRIBE
 		                                    : SUBS_PENDING_UNSUBSCRIBE;
 		n->corr = s->next_corr;
-		list_append(&s->inflight, &n->link);
+		TAILQ_INSERT_TAIL(&s->inflight, n, link);
 		n->list = LIST_INFLIGHT;
 		ret_names[taken++] = n->str;
 	}
@@ -658,7 +592,7 @@ static int parse_corr(const char *corr, uint64_t *ret)
 
 int subs_ack(struct subs *s, const char *corr)
 {
-	struct link *l, *next;
+	struct name *n, *next;
 	uint64_t id;
 	int changed = 0;
 
@@ -669,10 +603,8 @@ int subs_ack(struct subs *s, const char *corr)
 	/* A batch's names are contiguous on the in-flight list (appended
 	 * together, and removals keep the rest in order); acks come in
 	 * order, so this normally stops at the head. */
-	for (l = s->inflight.next; l != &s->inflight; l = next) {
-		struct name *n = name_of_link(l);
-
-		next = l->next;
+	for (n = TAILQ_FIRST(&s->inflight); n != NULL; n = next) {
+		next = TAILQ_NEXT(n, link);
 		if (n->corr != id) {
 			if (changed)
 				break;
@@ -701,11 +633,10 @@ int subs_ack(struct subs *s, const char *corr)
 static void taint_batch(struct subs *s, uint64_t id)
 {
 	bool seen = false;
+	struct name *n;
 
-	for (struct link *l = s->inflight.next; l != &s->inflight;
-	     l = l->next) {
-		struct name *n = name_of_link(l);
-
+	TAILQ_FOREACH(n, &s->inflight, link)
+	{
 		if (n->corr != id) {
 			if (seen)
 				break;

@@ -77,7 +77,7 @@ enum subs_action {
 
 struct subs_limits {
 	size_t max_names;      /* distinct names known (any state) */
-	size_t max_clients;    /* distinct local clients with >= 1 name */
+	size_t max_clients;    /* client ids are 0 .. max_clients - 1 */
 	size_t max_per_client; /* names per local client */
 	size_t max_name_len;   /* bytes, without the NUL; e.g. IPC_MAX_NAME */
 };
@@ -107,9 +107,9 @@ void subs_free(struct subs *s);
 /*
  * Local subscribe.  Returns 1 if client is the first local subscriber of
  * name (the daemon should schedule an upstream flush), 0 if others already
- * had it; -EINVAL (empty name), -ENAMETOOLONG, -EEXIST (client already
- * has it), -ENOSPC (client at max_per_client), -ENOBUFS (max_names or
- * max_clients reached), -ENOMEM.
+ * had it; -EINVAL (empty name, or a client id not below max_clients),
+ * -ENAMETOOLONG, -EEXIST (client already has it), -ENOSPC (client at
+ * max_per_client), -ENOBUFS (max_names reached), -ENOMEM.
  */
 int subs_add(struct subs *s, uint32_t client, const char *name);
 

@@ -164,25 +164,28 @@ START_TEST(test_limits)
 {
 	struct subs *s = mks(5, 3, 2);
 
-	ck_assert_int_eq(subs_add(s, 1, "a"), 1);
-	ck_assert_int_eq(subs_add(s, 1, "b"), 1);
-	ck_assert_int_eq(subs_add(s, 1, "c"), -ENOSPC);
+	ck_assert_int_eq(subs_add(s, 0, "a"), 1);
+	ck_assert_int_eq(subs_add(s, 0, "b"), 1);
+	ck_assert_int_eq(subs_add(s, 0, "c"), -ENOSPC);
 	/* -EEXIST is reported even at the limit */
-	ck_assert_int_eq(subs_add(s, 1, "a"), -EEXIST);
-	ck_assert_int_eq(subs_add(s, 2, "c"), 1);
-	ck_assert_int_eq(subs_add(s, 2, "d"), 1);
-	ck_assert_int_eq(subs_add(s, 3, "e"), 1);
+	ck_assert_int_eq(subs_add(s, 0, "a"), -EEXIST);
+	ck_assert_int_eq(subs_add(s, 1, "c"), 1);
+	ck_assert_int_eq(subs_add(s, 1, "d"), 1);
+	ck_assert_int_eq(subs_add(s, 2, "e"), 1);
 	/* 5 names known: a new name is refused, a known one is fine */
-	ck_assert_int_eq(subs_add(s, 3, "f"), -ENOBUFS);
-	ck_assert_int_eq(subs_add(s, 3, "a"), 0);
-	/* 3 clients known */
-	ck_assert_int_eq(subs_add(s, 4, "a"), -ENOBUFS);
-	ck_assert_uint_eq(subs_client_count(s, 4), 0);
+	ck_assert_int_eq(subs_add(s, 2, "f"), -ENOBUFS);
+	ck_assert_int_eq(subs_add(s, 2, "a"), 0);
+	/* client ids are slots below max_clients (3) */
+	ck_assert_int_eq(subs_add(s, 3, "a"), -EINVAL);
+	ck_assert_int_eq(subs_add(s, UINT32_MAX, "a"), -EINVAL);
+	ck_assert_uint_eq(subs_client_count(s, 3), 0);
+	ck_assert_int_eq(subs_remove_client(s, 3, NULL, NULL), 0);
 	/* room again after removals */
-	ck_assert_int_eq(subs_remove(s, 1, "b"), 1);
-	ck_assert_int_eq(subs_add(s, 1, "f"), 1);
-	ck_assert_int_eq(subs_remove_client(s, 3, NULL, NULL), 2);
-	ck_assert_int_eq(subs_add(s, 4, "a"), 0);
+	ck_assert_int_eq(subs_remove(s, 0, "b"), 1);
+	ck_assert_int_eq(subs_add(s, 0, "f"), 1);
+	ck_assert_int_eq(subs_remove_client(s, 2, NULL, NULL), 2);
+	/* the slot is free for the next client */
+	ck_assert_int_eq(subs_add(s, 2, "a"), 0);
 	/* "e" lost its only subscriber before it was ever sent: forgotten */
 	expect_gone(s, "e");
 	expect_stats(s, 4, 0, 4, 0, 0);
