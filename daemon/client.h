@@ -11,6 +11,8 @@
 
 #include "ipc_server.h"
 
+struct sendq_app;
+
 struct dsd_client {
 	struct ipc_client *ipc;
 	/* Who it is, from the kernel at accept time; peer.groups points
@@ -20,6 +22,7 @@ struct dsd_client {
 	uint32_t id;
 	uint32_t slot; /* subscriber id in subs.c, UINT32_MAX until needed */
 	bool watching; /* gets IPC_STATE on every transition */
+	struct sendq_app *store_app; /* its emits in pubsub's store */
 	TAILQ_ENTRY(dsd_client) entry;
 };
 

@@ -231,7 +231,9 @@ static void do_emit(struct control *ctl, struct dsd_client *c,
 	                        .has_id = true,
 	                        .id = m->id,
 	                        .has_code = true};
-	int r = pubsub_emit(ctl->ps, c, m->name, m->data, m->data_len, &why);
+	bool confirm = m->has_code && (m->code & IPC_EMIT_WANT_CONFIRM);
+	int r = pubsub_emit(ctl->ps, c, m->name, m->data, m->data_len, m->id,
+	                    confirm, &why);
 
 	if (r < 0) {
 		refused(ctl, c, m, r, &why);

@@ -229,11 +229,11 @@ static void up_drained(void *userdata)
 	pubsub_drained(d->ps);
 }
 
-static void up_unsent(void *userdata)
+static void up_confirmed(uint64_t seq, void *userdata)
 {
 	struct dsd *d = userdata;
 
-	pubsub_take_back(d->ps);
+	pubsub_confirmed(d->ps, seq);
 }
 
 static void up_fatal(const char *why, void *userdata)
@@ -262,7 +262,7 @@ static int make_parts(struct dsd *d)
 	        .lost = up_lost,
 	        .event = up_event,
 	        .drained = up_drained,
-	        .unsent = up_unsent,
+	        .confirmed = up_confirmed,
 	        .fatal = up_fatal,
 	};
 	static const struct pubsub_callbacks ps_cb = {

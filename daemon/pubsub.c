@@ -8,14 +8,19 @@
  *   iteration, with correlation ids whose acks are tracked.
  * - After every (re)connect the upstream subscriptions are rebuilt from
  *   that state before the queued emits are flushed.
- * - Emits are written at once when OPEN and nothing is waiting, otherwise
- *   queued (outq.c, bounded) and flushed in FIFO order once OPEN again.
+ * - Every accepted emit goes into one store (sendq.c), per app, and stays
+ *   there until the platform confirms it: written fairly across apps
+ *   (deficit round robin) while OPEN, at most a small window ahead of the
+ *   last confirmation, then confirmed by the PONG of a PING written after
+ *   it (upstream_fence()).  A lost connection puts the unconfirmed ones
+ *   back at the head of their apps' queues, to be written again after the
+ *   subscriptions are rebuilt.
  * - Events fan out to every local subscriber of the name; a local emit
  *   also reaches the local subscribers at once, because the platform never
  *   echoes an event to the connection that sent it.
  * - The per-uid quotas (access.c) are checked before anything is queued or
- *   subscribed.  Queued emits are tagged with the sender's uid, so each
- *   uid's share of the queue is known until they leave it (sent or
+ *   subscribed.  Stored emits are tagged with the sender's uid, so each
+ *   uid's share is known until they leave the store (confirmed or
  *   dropped).
  */
 #include <errno.h>
@@ -35,11 +40,21 @@
 #include "json_check.h"
 #include "log.h"
 #include "pubsub.h"
+#include "sendq.h"
 #include "upstream.h"
 #include "wire.h"
 
 #define BULK_NAMES           256
 #define PLATFORM_MAX_MESSAGE (1024 * 1024)
+/*
+ * What may be written and not yet confirmed.  Small on purpose: the server
+ * works through it in a few milliseconds, so an app's event never waits
+ * behind much of another's, and the kernel's socket buffer never holds a
+ * backlog a stall would take with it.  A fence PING goes out every half
+ * window, so writing never stops for a round trip.
+ */
+#define WINDOW_BYTES    (32 * 1024)
+#define WINDOW_MESSAGES 256
 /* subs.c's table of names; a per-uid share is half of it by default. */
 #define MAX_NAMES 65536
 
@@ -50,7 +65,9 @@ struct pubsub {
 	struct pubsub_callbacks cb;
 	void *userdata;
 
-	struct outq *queue;
+	struct sendq *store;
+	struct event *fence_ev; /* a PING after what one loop pass wrote */
+	uint64_t since_fence;   /* bytes written since the last PING */
 	struct subs *subs;
 	struct dsd_client **slots; /* subscriber id -> client */
 	uint32_t slot_count, next_slot;
@@ -58,6 +75,7 @@ struct pubsub {
 	/* Upstream subscriptions must be rebuilt from the local ones (a new
 	 * connection, or a batch that could not be sent). */
 	bool subs_rebuild;
+	bool closed; /* dsd is stopping: no new emits */
 
 	struct pubsub_counters count;
 	struct log_ratelimit queue_log, deny_log;
@@ -100,28 +118,56 @@ static int attach_slot(struct pubsub *p, struct dsd_client *c)
 
 /* ---- life cycle ---- */
 
-static struct outq_limits queue_limits(const struct dsd_config *cfg)
+/* An app's share is half the store: one flooding app always leaves room
+ * for the others. */
+static struct sendq_limits store_limits(const struct dsd_config *cfg)
 {
-	struct outq_limits l = {
+	struct sendq_limits l = {
 	        .max_messages = cfg->queue_max_messages,
 	        .max_bytes = cfg->queue_max_bytes,
+	        .max_app_messages = (cfg->queue_max_messages + 1) / 2,
+	        .max_app_bytes = (cfg->queue_max_bytes + 1) / 2,
 	        .policy = cfg->queue_overflow == QUEUE_OVERFLOW_DROP_OLDEST
-	                          ? OUTQ_DROP_OLDEST
-	                          : OUTQ_REJECT,
+	                          ? SENDQ_DROP_OLDEST
+	                          : SENDQ_REJECT,
 	};
 	return l;
 }
 
 static void on_subs_flush(evutil_socket_t fd, short what, void *userdata);
 
-/* An emit evicted by drop-oldest leaves its sender's share. */
-static void on_queue_drop(const void *data, size_t len, uint32_t tag,
-                          void *userdata)
-{
-	struct pubsub *p = userdata;
+static void on_fence(evutil_socket_t fd, short what, void *userdata);
 
-	(void)data;
-	(void)access_usage_add(p->usage, (uid_t)tag, 0, 0, -1, -(int64_t)len);
+/* An emit leaves the store: it leaves its sender's share (never
+ * allocates). */
+static void leave_share(struct pubsub *p, const struct sendq_msg *m)
+{
+	(void)access_usage_add(p->usage, (uid_t)m->tag, 0, 0, -1,
+	                       -(int64_t)m->len);
+}
+
+static void on_store_dropped(void *owner, const struct sendq_msg *m,
+                             void *userdata)
+{
+	(void)owner;
+	leave_share(userdata, m);
+}
+
+/* Confirmed by the platform: an app that asked is told (IPC_EMIT_CONFIRMED,
+ * the id of its EMIT). */
+static void on_store_confirmed(void *owner, const struct sendq_msg *m,
+                               void *userdata)
+{
+	struct dsd_client *c = owner;
+
+	leave_share(userdata, m);
+	if (m->want_reply && c != NULL) {
+		struct ipc_msg n = {.type = IPC_EMIT_CONFIRMED,
+		                    .has_id = true,
+		                    .id = m->reply_id};
+
+		ipc_client_send(c->ipc, &n);
+	}
 }
 
 int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
@@ -129,7 +175,11 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
                const struct pubsub_callbacks *cb, void *userdata,
                struct pubsub **ret)
 {
-	struct outq_limits ql = queue_limits(cfg);
+	static const struct sendq_callbacks store_cb = {
+	        .dropped = on_store_dropped,
+	        .confirmed = on_store_confirmed,
+	};
+	struct sendq_limits ql = store_limits(cfg);
 	struct subs_limits sl = {
 	        .max_names = MAX_NAMES,
 	        .max_clients = cfg->max_clients + cfg->reserved_admin_clients,
@@ -149,16 +199,16 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
 	p->userdata = userdata;
 	p->queue_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	p->deny_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
-	r = outq_new(&ql, &p->queue);
+	r = sendq_new(&ql, &store_cb, p, &p->store);
 	if (r == 0)
 		r = subs_new(&sl, &p->subs);
 	if (r < 0)
 		goto fail;
-	outq_set_drop_callback(p->queue, on_queue_drop, p);
 	p->slot_count = sl.max_clients;
 	p->slots = calloc(p->slot_count, sizeof(*p->slots));
 	p->subs_flush = event_new(base, -1, 0, on_subs_flush, p);
-	if (p->slots == NULL || p->subs_flush == NULL) {
+	p->fence_ev = event_new(base, -1, 0, on_fence, p);
+	if (p->slots == NULL || p->subs_flush == NULL || p->fence_ev == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -173,24 +223,31 @@ void pubsub_free(struct pubsub *p)
 {
 	if (p == NULL)
 		return;
-	outq_free(p->queue);
+	sendq_free(p->store);
 	subs_free(p->subs);
 	free(p->slots);
 	if (p->subs_flush)
 		event_free(p->subs_flush);
+	if (p->fence_ev)
+		event_free(p->fence_ev);
 	free(p);
 }
 
 int pubsub_apply_limits(struct pubsub *p)
 {
-	struct outq_limits ql = queue_limits(p->cfg);
+	struct sendq_limits ql = store_limits(p->cfg);
 
-	return outq_set_limits(p->queue, &ql);
+	return sendq_set_limits(p->store, &ql);
 }
 
 size_t pubsub_queue_depth(const struct pubsub *p)
 {
-	return p ? outq_count(p->queue) : 0;
+	struct sendq_stats st;
+
+	if (p == NULL)
+		return 0;
+	sendq_get_stats(p->store, &st);
+	return st.queued + st.in_flight;
 }
 
 const struct pubsub_counters *pubsub_get_counters(const struct pubsub *p)
@@ -198,9 +255,9 @@ const struct pubsub_counters *pubsub_get_counters(const struct pubsub *p)
 	return &p->count;
 }
 
-const struct outq *pubsub_queue(const struct pubsub *p)
+const struct sendq *pubsub_store(const struct pubsub *p)
 {
-	return p->queue;
+	return p->store;
 }
 
 const struct subs *pubsub_subs(const struct pubsub *p)
@@ -333,113 +390,91 @@ static void schedule_subs_flush(struct pubsub *p)
 		event_active(p->subs_flush, 0, 0);
 }
 
-/* ---- the write queue ---- */
+/* ---- the store: writing and confirming ---- */
 
-/* Writes queued emits as far as the connection takes them. */
-static void flush_queue(struct pubsub *p)
+static bool window_full(const struct pubsub *p)
 {
-	const void *frame;
-	size_t len;
-	uint32_t tag;
+	struct sendq_stats st;
 
-	while ((frame = outq_peek(p->queue, &len, &tag)) != NULL) {
-		if (upstream_send(p->up, frame, len) < 0)
+	sendq_get_stats(p->store, &st);
+	return st.in_flight > 0 && (st.in_flight_bytes >= WINDOW_BYTES ||
+	                            st.in_flight >= WINDOW_MESSAGES);
+}
+
+/* Writes what the window and the connection take, fairly across apps. */
+static void flush_store(struct pubsub *p)
+{
+	const struct sendq_msg *m;
+	bool wrote = false;
+
+	while (!window_full(p) && (m = sendq_peek(p->store)) != NULL) {
+		size_t len = m->len;
+
+		if (upstream_send(p->up, m->data, len,
+		                  sendq_next_seq(p->store)) < 0)
 			break;
-		/* Leaving the queue leaves the sender's share (never
-		 * allocates). */
-		(void)access_usage_add(p->usage, (uid_t)tag, 0, 0, -1,
-		                       -(int64_t)len);
-		outq_pop(p->queue);
-		p->count.emits_sent++;
+		sendq_hand(p->store);
+		wrote = true;
+		p->since_fence += len;
+		if (p->since_fence >= WINDOW_BYTES / 2) {
+			p->since_fence = 0;
+			(void)upstream_fence(p->up);
+		}
 	}
+	/* What this pass wrote is asked to be confirmed once the loop has
+	 * nothing else to do: one PING for a whole burst. */
+	if (wrote)
+		event_active(p->fence_ev, 0, 0);
 	p->cb.queue_changed(p->userdata);
+}
+
+static void on_fence(evutil_socket_t fd, short what, void *userdata)
+{
+	struct pubsub *p = userdata;
+
+	(void)fd;
+	(void)what;
+	p->since_fence = 0;
+	(void)upstream_fence(p->up);
+}
+
+void pubsub_confirmed(struct pubsub *p, uint64_t seq)
+{
+	if (sendq_confirm(p->store, seq) > 0)
+		flush_store(p);
 }
 
 void pubsub_drained(struct pubsub *p)
 {
 	if (p->subs_rebuild)
 		flush_subscriptions(p);
-	flush_queue(p);
-}
-
-struct unsent {
-	uint8_t **data;
-	size_t *len;
-	size_t n, cap;
-	bool failed;
-};
-
-static void collect_unsent(const uint8_t *data, size_t len, void *userdata)
-{
-	struct unsent *u = userdata;
-
-	if (u->n == u->cap) {
-		size_t cap = u->cap ? 2 * u->cap : 64;
-		uint8_t **d = realloc(u->data, cap * sizeof(*d));
-		size_t *l = d ? realloc(u->len, cap * sizeof(*l)) : NULL;
-
-		if (d)
-			u->data = d;
-		if (!d || !l) {
-			u->failed = true;
-			return;
-		}
-		u->len = l;
-		u->cap = cap;
-	}
-	u->data[u->n] = malloc(len);
-	if (u->data[u->n] == NULL) {
-		u->failed = true;
-		return;
-	}
-	memcpy(u->data[u->n], data, len);
-	u->len[u->n++] = len;
-}
-
-void pubsub_take_back(struct pubsub *p)
-{
-	struct unsent u = {0};
-	size_t n;
-
-	n = upstream_take_unsent(p->up, collect_unsent, &u);
-	if (n == 0)
-		return;
-	/* Older than anything still queued: back to the head, in order. */
-	for (size_t i = u.n; i-- > 0;) {
-		if (outq_unpop(p->queue, u.data[i], u.len[i], 0) < 0)
-			u.failed = true;
-		free(u.data[i]);
-	}
-	free(u.data);
-	free(u.len);
-	p->count.emits_sent -= u.n;
-	p->count.emits_requeued += u.n;
-	if (u.failed) {
-		p->count.emits_lost += n - u.n;
-		log_err("out of memory: %zu unsent emits lost", n - u.n);
-	}
-	log_info("%zu emits not yet written when the connection closed are "
-	         "queued again",
-	         u.n);
+	flush_store(p);
 }
 
 void pubsub_connection_lost(struct pubsub *p)
 {
+	size_t n;
+
 	/* Nothing is subscribed upstream any more; status says so until
 	 * the next connection rebuilds it. */
 	subs_connection_reset(p->subs);
+	/* Unconfirmed emits may or may not have arrived: they go again, in
+	 * order, on the next connection (the only source of duplicates). */
+	n = sendq_requeue(p->store);
+	p->count.emits_requeued += n;
+	if (n > 0)
+		log_info("%zu emits not confirmed when the connection was lost "
+		         "will be written again",
+		         n);
 }
 
 void pubsub_connection_opened(struct pubsub *p)
 {
-	/* Anything an earlier connection left unwritten is older than what
-	 * is queued (normally already taken back when it closed). */
-	pubsub_take_back(p);
 	/* From state, not from a replay queue: exactly the names local apps
 	 * want now, before anything they queued. */
 	p->subs_rebuild = true;
 	flush_subscriptions(p);
-	flush_queue(p);
+	flush_store(p);
 }
 
 /* ---- requests ---- */
@@ -510,10 +545,12 @@ static int encode_emit(const char *name, const char *data, size_t data_len,
 	return 0;
 }
 
-static int enqueue(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
-                   size_t len, struct pubsub_refusal *why)
+static int store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
+                 size_t len, const struct sendq_msg *meta,
+                 struct pubsub_refusal *why)
 {
 	struct access_count mine = access_usage_get(p->usage, c->peer.uid);
+	struct sendq_stats st;
 	unsigned dropped = 0;
 	int r;
 
@@ -523,6 +560,11 @@ static int enqueue(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
 		why->quota = true;
 		return r;
 	}
+	if (c->store_app == NULL &&
+	    (c->store_app = sendq_app_new(p->store, c->id, c)) == NULL) {
+		refuse(why, false, "out of memory");
+		return -ENOMEM;
+	}
 	/* Reserved before the push: the drop callback may give back some of
 	 * this uid's own older emits. */
 	if (access_usage_add(p->usage, c->peer.uid, 0, 0, 1, (int64_t)len) <
@@ -530,53 +572,67 @@ static int enqueue(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
 		refuse(why, false, "out of memory");
 		return -ENOMEM;
 	}
-	r = outq_push(p->queue, buf, len, (uint32_t)c->peer.uid, &dropped);
+	r = sendq_push(p->store, c->store_app, buf, len, meta, &dropped);
 	if (r < 0) {
 		(void)access_usage_add(p->usage, c->peer.uid, 0, 0, -1,
 		                       -(int64_t)len);
+		sendq_get_stats(p->store, &st);
 		if (r == -EMSGSIZE)
 			refuse(why, false, "event larger than the write queue");
-		else
+		else if (r == -ENOBUFS)
 			refuse(why, false,
-			       "write queue full (%zu messages, %llu bytes; "
-			       "overflow = reject)",
-			       outq_count(p->queue),
-			       (unsigned long long)outq_bytes(p->queue));
+			       "write queue full for this app or for all "
+			       "(%zu messages, %llu bytes; overflow = reject)",
+			       st.queued + st.in_flight,
+			       (unsigned long long)(st.queued_bytes +
+			                            st.in_flight_bytes));
+		else
+			refuse(why, false, "out of memory");
 		return r;
 	}
-	p->count.emits_queued++;
 	if (dropped > 0)
 		log_full_ratelimited(&p->queue_log, clock_mono_ms(),
 		                     LOG_WARNING,
 		                     "write queue full: dropped %u oldest "
-		                     "emit(s) (overflow = drop-oldest)",
-		                     dropped);
-	p->cb.queue_changed(p->userdata);
-	return IPC_EMIT_QUEUED;
+		                     "emit(s) of local client %u (overflow = "
+		                     "drop-oldest)",
+		                     dropped, c->id);
+	return 0;
 }
 
 int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
-                const char *data, size_t data_len, struct pubsub_refusal *why)
+                const char *data, size_t data_len, uint32_t reply_id,
+                bool want_confirm, struct pubsub_refusal *why)
 {
-	uint8_t *buf;
-	size_t len;
+	struct sendq_msg meta = {.tag = (uint32_t)c->peer.uid,
+	                         .reply_id = reply_id,
+	                         .want_reply = want_confirm};
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	int r;
 
+	if (p->closed) {
+		refuse(why, false, "dsd is stopping: no more emits");
+		return -ESHUTDOWN;
+	}
 	r = check_name(c, p, name, why);
 	if (r == 0)
 		r = encode_emit(name, data, data_len, &buf, &len, why);
 	if (r < 0)
 		return r;
-	/* Straight out only when nothing older is waiting: FIFO order. */
-	if (outq_count(p->queue) == 0 && upstream_send(p->up, buf, len) == 0) {
-		p->count.emits_sent++;
+	r = store(p, c, buf, len, &meta, why);
+	free(buf);
+	if (r < 0)
+		return r;
+	flush_store(p);
+	/* Written already when nothing of this app waits any more. */
+	if (sendq_app_queued(c->store_app) == 0) {
 		r = IPC_EMIT_SENT;
 	} else {
-		r = enqueue(p, c, buf, len, why);
+		r = IPC_EMIT_QUEUED;
+		p->count.emits_queued++;
 	}
-	free(buf);
-	if (r >= 0)
-		for_each_subscriber(p, name, send_event, data);
+	for_each_subscriber(p, name, send_event, data);
 	return r;
 }
 
@@ -672,6 +728,9 @@ void pubsub_client_gone(struct pubsub *p, struct dsd_client *c)
 {
 	int n;
 
+	/* What it emitted was accepted: it stays until confirmed. */
+	sendq_app_release(p->store, c->store_app);
+	c->store_app = NULL;
 	if (c->slot == UINT32_MAX)
 		return;
 	n = subs_remove_client(p->subs, c->slot, NULL, NULL);
@@ -681,6 +740,11 @@ void pubsub_client_gone(struct pubsub *p, struct dsd_client *c)
 	}
 	p->slots[c->slot] = NULL;
 	c->slot = UINT32_MAX;
+}
+
+void pubsub_close(struct pubsub *p)
+{
+	p->closed = true;
 }
 
 /* ---- from the platform ---- */

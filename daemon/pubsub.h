@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outq.h"
+#include "sendq.h"
 #include "subs.h"
 
 struct access_usage;
@@ -28,16 +28,14 @@ struct pubsub;
 struct upstream;
 struct wire_msg;
 
+/* The store (sendq_get_stats()) counts pushes, rejections, evictions,
+ * writes, resends and confirmations itself. */
 struct pubsub_counters {
-	uint64_t emits_sent;      /* handed to the platform connection */
-	uint64_t emits_queued;    /* accepted into the write queue */
-	uint64_t emits_lost;      /* taken back from a closed connection but not
-	                             queued again (out of memory); the queue
-	                             counts its own rejections and evictions */
-	uint64_t emits_denied;    /* emits the platform refused */
-	uint64_t emits_requeued;  /* handed to a connection that closed
-	                             before writing them, and queued again */
-	uint64_t events_received; /* EVENT EMITs from the platform */
+	uint64_t emits_queued;     /* answered "queued" (not written at once) */
+	uint64_t emits_denied;     /* emits the platform refused */
+	uint64_t emits_requeued;   /* unconfirmed when a connection was lost,
+	                              queued to be written again */
+	uint64_t events_received;  /* EVENT EMITs from the platform */
 	uint64_t events_delivered; /* copies handed to local subscribers */
 	uint64_t subs_denied; /* upstream subscriptions the platform denied */
 };
@@ -67,18 +65,27 @@ void pubsub_free(struct pubsub *p);
 /* The [queue] limits after a reload. */
 int pubsub_apply_limits(struct pubsub *p);
 
-/* An emit from local client c: IPC_EMIT_SENT or IPC_EMIT_QUEUED, or a
- * negative errno and why.  Local subscribers of name get it either way. */
+/*
+ * An emit from local client c: IPC_EMIT_SENT (written at once) or
+ * IPC_EMIT_QUEUED, or a negative errno and why (-ESHUTDOWN once dsd is
+ * stopping).  Local subscribers of name get it either way.  With
+ * want_confirm, c gets IPC_EMIT_CONFIRMED {reply_id} once the platform has
+ * it.
+ */
 int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
-                const char *data, size_t data_len, struct pubsub_refusal *why);
+                const char *data, size_t data_len, uint32_t reply_id,
+                bool want_confirm, struct pubsub_refusal *why);
 /* 0, or a negative errno and why.  1: subscribed, but the platform has
  * denied this name (why says so): tell the app after the reply. */
 int pubsub_subscribe(struct pubsub *p, struct dsd_client *c, const char *name,
                      struct pubsub_refusal *why);
 int pubsub_unsubscribe(struct pubsub *p, struct dsd_client *c, const char *name,
                        struct pubsub_refusal *why);
-/* c is going away: its subscriptions go with it. */
+/* c is going away: its subscriptions go with it; its accepted emits stay
+ * until confirmed. */
 void pubsub_client_gone(struct pubsub *p, struct dsd_client *c);
+/* dsd is stopping: emits are refused from now on. */
+void pubsub_close(struct pubsub *p);
 
 /* An EVENT topic message from the open connection. */
 void pubsub_platform_event(struct pubsub *p, const struct wire_msg *m);
@@ -87,15 +94,15 @@ void pubsub_connection_opened(struct pubsub *p);
 /* OPEN lost: nothing is subscribed upstream any more. */
 void pubsub_connection_lost(struct pubsub *p);
 /* The connection has room again: lost subscription batches, then the
- * write queue. */
+ * store. */
 void pubsub_drained(struct pubsub *p);
-/* Takes back the emits a closed connection had not written and queues
- * them again, ahead of everything else, in order. */
-void pubsub_take_back(struct pubsub *p);
+/* The platform confirmed everything written up to seq. */
+void pubsub_confirmed(struct pubsub *p, uint64_t seq);
 
+/* Emits held: queued and written-but-unconfirmed. */
 size_t pubsub_queue_depth(const struct pubsub *p);
 const struct pubsub_counters *pubsub_get_counters(const struct pubsub *p);
-const struct outq *pubsub_queue(const struct pubsub *p);
+const struct sendq *pubsub_store(const struct pubsub *p);
 const struct subs *pubsub_subs(const struct pubsub *p);
 
 #endif

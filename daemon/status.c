@@ -6,10 +6,13 @@
 
 #include <jansson.h>
 
+#define TOP_APPS 5
+
 #include "clock.h"
 #include "config.h"
 #include "ipc_server.h"
 #include "pubsub.h"
+#include "sendq.h"
 #include "status.h"
 #include "upstream.h"
 
@@ -20,21 +23,35 @@ static json_t *attempts_max(const struct dsd_config *cfg)
 	return json_integer(cfg->max_reconnect_attempts);
 }
 
+/* The apps holding the most in the store: [{client, messages, bytes}]. */
+static json_t *top_apps(const struct pubsub *ps)
+{
+	struct sendq_talker t[TOP_APPS];
+	size_t n = sendq_top(pubsub_store(ps), t, TOP_APPS);
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < n; i++)
+		json_array_append_new(
+		        a, json_pack("{s:I, s:I, s:I}", "client",
+		                     (json_int_t)t[i].id, "messages",
+		                     (json_int_t)t[i].messages, "bytes",
+		                     (json_int_t)t[i].bytes));
+	return a;
+}
+
 char *status_json(const struct status_sources *src)
 {
 	const struct conn *c = upstream_conn(src->up);
 	const struct pubsub_counters *pc = pubsub_get_counters(src->ps);
 	uint64_t now = clock_mono_ms();
 	int64_t retry = conn_next_retry_in(c, now);
-	struct outq_counters qc;
-	struct outq_limits ql;
+	struct sendq_stats qs;
 	struct subs_stats ss;
 	struct ipc_server_stats is;
 	json_t *o;
 	char *text;
 
-	outq_get_counters(pubsub_queue(src->ps), &qc);
-	outq_get_limits(pubsub_queue(src->ps), &ql);
+	sendq_get_stats(pubsub_store(src->ps), &qs);
 	subs_get_stats(pubsub_subs(src->ps), &ss);
 	ipc_server_get_stats(src->ipc, &is);
 	/* clang-format off */
@@ -43,8 +60,8 @@ char *status_json(const struct status_sources *src)
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-	        " s:{s:I, s:I, s:I, s:I, s:s},"
-	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
+	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o},"
+	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I}}",
 	        "state", conn_state_name(conn_get_state(c)),
 	        "reason", conn_reason(c),
@@ -79,18 +96,27 @@ char *status_json(const struct status_sources *src)
 	        "local", (json_int_t)ss.subscriptions,
 	        "denials", (json_int_t)ss.denies,
 	        "queue",
-	        "messages", (json_int_t)outq_count(pubsub_queue(src->ps)),
-	        "bytes", (json_int_t)outq_bytes(pubsub_queue(src->ps)),
-	        "maxMessages", (json_int_t)ql.max_messages,
-	        "maxBytes", (json_int_t)ql.max_bytes,
-	        "overflow", ql.policy == OUTQ_DROP_OLDEST ? "drop-oldest" : "reject",
+	        "messages", (json_int_t)qs.queued,
+	        "bytes", (json_int_t)qs.queued_bytes,
+	        "unconfirmed", (json_int_t)qs.in_flight,
+	        "unconfirmedBytes", (json_int_t)qs.in_flight_bytes,
+	        "apps", (json_int_t)qs.apps,
+	        "maxMessages", (json_int_t)src->cfg->queue_max_messages,
+	        "maxBytes", (json_int_t)src->cfg->queue_max_bytes,
+	        "overflow", src->cfg->queue_overflow == QUEUE_OVERFLOW_DROP_OLDEST
+	                            ? "drop-oldest" : "reject",
+	        "topApps", top_apps(src->ps),
 	        "emits",
-	        "sent", (json_int_t)pc->emits_sent,
+	        "accepted", (json_int_t)qs.pushed,
+	        "sent", (json_int_t)(qs.handed - qs.resent),
 	        "queued", (json_int_t)pc->emits_queued,
-	        "dropped", (json_int_t)(qc.dropped + pc->emits_lost),
-	        "rejected", (json_int_t)qc.rejected,
-	        "denied", (json_int_t)pc->emits_denied,
+	        "confirmed", (json_int_t)qs.confirmed,
+	        "unconfirmed", (json_int_t)qs.in_flight,
+	        "resent", (json_int_t)qs.resent,
 	        "requeued", (json_int_t)pc->emits_requeued,
+	        "dropped", (json_int_t)qs.dropped,
+	        "rejected", (json_int_t)qs.rejected,
+	        "denied", (json_int_t)pc->emits_denied,
 	        "events",
 	        "received", (json_int_t)pc->events_received,
 	        "delivered", (json_int_t)pc->events_delivered);

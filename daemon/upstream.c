@@ -21,6 +21,8 @@
 /* The deepstream protocol version the CHALLENGE announces, as the 7.x JS
  * client does (not the version of dsd's own local IPC protocol). */
 #define DEEPSTREAM_PROTOCOL_VERSION "0.1a"
+/* PINGs awaiting their PONG on the open connection, at most. */
+#define FENCES_MAX 64
 
 struct upstream {
 	struct event_base *base;
@@ -33,6 +35,19 @@ struct upstream {
 	uint32_t ready_gen;    /* generation whose handshake is done (OPEN) */
 	bool flushing_blocked; /* the transport said -ENOBUFS: wait for
 	                          drained */
+	/*
+	 * Confirmation.  The server handles one connection's frames in order
+	 * and answers every PING after authentication with a PONG, and every
+	 * PING goes out on the same ordered path as the apps' frames: so the
+	 * PONG of a PING proves that every frame handed before it arrived.
+	 * fences[] holds, per PING awaiting its PONG (oldest first), the
+	 * number of the last app frame handed before it.
+	 */
+	uint64_t fences[FENCES_MAX];
+	unsigned fence_first, fence_count;
+	uint64_t last_seq;      /* of the last app frame handed */
+	uint64_t fenced_seq;    /* the newest a PING in flight covers */
+	uint64_t confirmed_seq; /* the newest a PONG confirmed */
 	/* Own copies of what the connection needs from the configuration. */
 	char *auth_json;
 	char *ca_file;
@@ -104,6 +119,61 @@ static void send_auth(struct upstream *u, uint32_t gen)
 
 	if (r < 0)
 		log_warn("could not send the AUTH request: %s", strerror(-r));
+}
+
+static void clear_fences(struct upstream *u)
+{
+	u->fence_first = u->fence_count = 0;
+	u->fenced_seq = u->confirmed_seq = u->last_seq;
+}
+
+/*
+ * A PING on the apps' ordered path.  Once OPEN its PONG will confirm
+ * everything handed before it (before authentication the server answers
+ * no PING: nothing is recorded then).  -ENOBUFS when no PONG could be
+ * told apart any more (FENCES_MAX awaiting) or the transport is full.
+ */
+static int send_ping(struct upstream *u, uint32_t gen)
+{
+	struct wire_msg m = {.topic = WIRE_TOPIC_CONNECTION,
+	                     .action = WIRE_CONN_PING};
+	bool open = gen == u->ready_gen && u->ready_gen != 0;
+	uint8_t buf[32];
+	size_t len;
+	int r;
+
+	if (open && u->fence_count == FENCES_MAX)
+		return -ENOBUFS;
+	r = wire_encode(&m, buf, sizeof(buf), &len);
+	if (r == 0)
+		r = transport_send(u->transport, gen, buf, len);
+	if (r < 0) {
+		log_debug("could not send a PING: %s", strerror(-r));
+		return r;
+	}
+	if (open) {
+		u->fences[(u->fence_first + u->fence_count) % FENCES_MAX] =
+		        u->last_seq;
+		u->fence_count++;
+		u->fenced_seq = u->last_seq;
+	}
+	return 0;
+}
+
+/* A PONG on the open connection: its PING's cover is confirmed. */
+static void on_pong(struct upstream *u)
+{
+	uint64_t cover;
+
+	if (u->fence_count == 0)
+		return; /* a PING sent before OPEN, answered late */
+	cover = u->fences[u->fence_first];
+	u->fence_first = (u->fence_first + 1) % FENCES_MAX;
+	u->fence_count--;
+	if (cover <= u->confirmed_seq)
+		return;
+	u->confirmed_seq = cover;
+	u->cb.confirmed(cover, u->userdata);
 }
 
 struct failed_connect {
@@ -194,8 +264,6 @@ static void carry_out(struct upstream *u, const struct conn_result *res)
 			break;
 		case CONN_ACT_DISCONNECT:
 			transport_disconnect(u->transport, a->gen);
-			/* Its unwritten emits are back in our hands now. */
-			u->cb.unsent(u->userdata);
 			break;
 		case CONN_ACT_SEND_CHALLENGE:
 			send_connection_msg(u, a->gen, WIRE_CONN_CHALLENGE);
@@ -204,7 +272,7 @@ static void carry_out(struct upstream *u, const struct conn_result *res)
 			send_auth(u, a->gen);
 			break;
 		case CONN_ACT_SEND_PING:
-			send_connection_msg(u, a->gen, WIRE_CONN_PING);
+			send_ping(u, a->gen);
 			break;
 		case CONN_ACT_STATE:
 			log_transition(u, a);
@@ -212,6 +280,8 @@ static void carry_out(struct upstream *u, const struct conn_result *res)
 				u->ready_gen = conn_generation(&u->conn);
 				u->flushing_blocked = false;
 			}
+			if (a->from == CONN_OPEN || a->to == CONN_OPEN)
+				clear_fences(u);
 			u->cb.state(a, u->userdata);
 			if (a->from == CONN_OPEN)
 				u->cb.lost(u->userdata);
@@ -280,10 +350,6 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 	if (u->ready_gen == gen)
 		u->ready_gen = 0;
 	upstream_feed(u, &in);
-	/* Whatever the closed connection had not written yet goes back into
-	 * the queue (the feed above may have opened the next one already;
-	 * these are older than anything queued for it). */
-	u->cb.unsent(u->userdata);
 	/* A failed attempt that keeps us RECONNECTING is no transition, but an
 	 * operator wants to see it: rate-limited, as these repeat. */
 	if (current && conn_get_state(&u->conn) == CONN_RECONNECTING) {
@@ -377,8 +443,13 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 		log_debug("platform: %s %s", wire_topic_name(m->topic),
 		          wire_action_name(m->topic, m->action));
 	upstream_feed(u, &in);
-	if (m->topic == WIRE_TOPIC_EVENT && gen == u->ready_gen)
+	if (gen != u->ready_gen || u->ready_gen == 0)
+		; /* an older socket, or not OPEN: handshake only */
+	else if (m->topic == WIRE_TOPIC_EVENT)
 		u->cb.event(m, u->userdata);
+	else if (m->topic == WIRE_TOPIC_CONNECTION &&
+	         m->action == WIRE_CONN_PONG)
+		on_pong(u);
 	else if (m->topic == WIRE_TOPIC_PARSER)
 		log_full_ratelimited(&u->frame_log, clock_mono_ms(),
 		                     LOG_WARNING,
@@ -540,7 +611,6 @@ static int swap_transport(struct upstream *u, const char *ca_file, char *err,
 	int r;
 
 	transport_disconnect(u->transport, conn_generation(&u->conn));
-	u->cb.unsent(u->userdata);
 	transport_free(u->transport);
 	u->transport = NULL;
 	u->ready_gen = 0;
@@ -608,7 +678,8 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 
 /* ---- app traffic ---- */
 
-int upstream_send(struct upstream *u, const uint8_t *frame, size_t len)
+int upstream_send(struct upstream *u, const uint8_t *frame, size_t len,
+                  uint64_t seq)
 {
 	int r;
 
@@ -619,7 +690,18 @@ int upstream_send(struct upstream *u, const uint8_t *frame, size_t len)
 	r = transport_send(u->transport, u->ready_gen, frame, len);
 	if (r == -ENOBUFS)
 		u->flushing_blocked = true;
+	if (r == 0)
+		u->last_seq = seq;
 	return r;
+}
+
+int upstream_fence(struct upstream *u)
+{
+	if (!conn_is_open(&u->conn) || u->ready_gen == 0 || !u->transport)
+		return -ENOTCONN;
+	if (u->fenced_seq >= u->last_seq)
+		return 0; /* a PING in flight covers it all already */
+	return send_ping(u, u->ready_gen);
 }
 
 int upstream_send_control(struct upstream *u, const uint8_t *frame, size_t len)
@@ -627,14 +709,6 @@ int upstream_send_control(struct upstream *u, const uint8_t *frame, size_t len)
 	if (!conn_is_open(&u->conn) || u->ready_gen == 0 || !u->transport)
 		return -ENOTCONN;
 	return transport_send_control(u->transport, u->ready_gen, frame, len);
-}
-
-size_t upstream_take_unsent(struct upstream *u, transport_unsent_fn fn,
-                            void *userdata)
-{
-	if (u->transport == NULL)
-		return 0;
-	return transport_take_unsent(u->transport, fn, userdata);
 }
 
 const struct conn *upstream_conn(const struct upstream *u)

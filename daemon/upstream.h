@@ -37,9 +37,9 @@ struct upstream_callbacks {
 	void (*event)(const struct wire_msg *m, void *userdata);
 	/* The transport has room again after upstream_send() said -ENOBUFS. */
 	void (*drained)(void *userdata);
-	/* A connection closed with emits it had not written: take them back
-	 * with upstream_take_unsent() (oldest first). */
-	void (*unsent)(void *userdata);
+	/* The platform has every app frame handed with a number up to seq
+	 * (a PONG answered a PING written after them). */
+	void (*confirmed)(uint64_t seq, void *userdata);
 	/* No transport could be made (a reload's caFile swap failed twice):
 	 * nothing can connect any more, dsd must stop. */
 	void (*fatal)(const char *why, void *userdata);
@@ -71,16 +71,19 @@ int upstream_feed(struct upstream *u, const struct conn_input *in);
 int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
                          bool *ret_restart, char *err, size_t errlen);
 
-/* One encoded app frame on the open connection: -ENOTCONN when not OPEN,
- * -ENOBUFS when the transport backlog is full (drained follows). */
-int upstream_send(struct upstream *u, const uint8_t *frame, size_t len);
+/* One encoded app frame on the open connection, numbered seq by the caller
+ * (increasing): -ENOTCONN when not OPEN, -ENOBUFS when the transport backlog
+ * is full (drained follows).  When it is lost with the connection, the
+ * caller writes it again: upstream keeps no copy. */
+int upstream_send(struct upstream *u, const uint8_t *frame, size_t len,
+                  uint64_t seq);
+/* Asks the platform to confirm what was handed so far: a PING on the same
+ * ordered path, unless one in flight covers it all already.  Its PONG
+ * comes back as the confirmed callback.  0, -ENOTCONN, -ENOBUFS. */
+int upstream_fence(struct upstream *u);
 /* The same for protocol frames (SUBSCRIBE...): they never wait behind the
  * apps' emits. */
 int upstream_send_control(struct upstream *u, const uint8_t *frame, size_t len);
-/* Hands the frames a closed connection had not written to fn, oldest
- * first, and forgets them.  Returns how many. */
-size_t upstream_take_unsent(struct upstream *u, transport_unsent_fn fn,
-                            void *userdata);
 
 const struct conn *upstream_conn(const struct upstream *u);
 bool upstream_is_open(const struct upstream *u);

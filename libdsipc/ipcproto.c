@@ -649,6 +649,7 @@ static const struct type_info {
         {IPC_EMIT_REPLY, "EMIT_REPLY", IPC_DIR_S2C, NEED_ID | NEED_CODE},
         {IPC_EVENT, "EVENT", IPC_DIR_S2C, NEED_NAME},
         {IPC_SUB_DENIED, "SUB_DENIED", IPC_DIR_S2C, NEED_NAME},
+        {IPC_EMIT_CONFIRMED, "EMIT_CONFIRMED", IPC_DIR_S2C, NEED_ID},
 };
 
 static const struct type_info *find_type(int type)

@@ -45,12 +45,20 @@ enum ipc_type {
 
 	IPC_STATE = 300, /* s>c {state, reason, at (unix ms)}        */
 
-	IPC_SUBSCRIBE = 400,   /* c>s {id, name}           -> OK/ERROR     */
-	IPC_UNSUBSCRIBE = 401, /* c>s {id, name}           -> OK/ERROR     */
-	IPC_EMIT = 402,       /* c>s {id, name, [data]}   -> EMIT_REPLY/ERROR */
-	IPC_EMIT_REPLY = 403, /* s>c {id, code: 0 sent, 1 queued}         */
-	IPC_EVENT = 404,      /* s>c {name, [data]}                       */
-	IPC_SUB_DENIED = 405, /* s>c {name, msg}: the platform refused it */
+	IPC_SUBSCRIBE = 400,      /* c>s {id, name}           -> OK/ERROR     */
+	IPC_UNSUBSCRIBE = 401,    /* c>s {id, name}           -> OK/ERROR     */
+	IPC_EMIT = 402,           /* c>s {id, name, [data], [code: 1 confirm]}
+	                                              -> EMIT_REPLY/ERROR */
+	IPC_EMIT_REPLY = 403,     /* s>c {id, code: 0 sent, 1 queued}         */
+	IPC_EVENT = 404,          /* s>c {name, [data]}                       */
+	IPC_SUB_DENIED = 405,     /* s>c {name, msg}: the platform refused it */
+	IPC_EMIT_CONFIRMED = 406, /* s>c {id}: the platform has that EMIT
+	                             (asked for with code 1) */
+};
+
+/* The code of an EMIT request. */
+enum ipc_emit_flags {
+	IPC_EMIT_WANT_CONFIRM = 1, /* send EMIT_CONFIRMED when confirmed */
 };
 
 enum ipc_emit_result {

@@ -203,14 +203,23 @@ test('queue limit: overflow = reject refuses with a clear error', async () => {
   await d.waitState('OPEN');
   await d.dsctl('pause');
   await d.waitState('OFFLINE');
+  // One app may hold half of the queue: it hits its own share first ...
   const e = await load(d, 'emit', 'q', '100').result();
-  assert.equal(e.queued, 100);
-  const r = await d.dsctl('emit', 'q', '{"one":"more"}');
+  assert.deepEqual({ queued: e.queued, refused: e.refused }, { queued: 50, refused: 50 });
+  assert.match(e.firstError, /write queue full for this app/);
+  // ... and another app still gets in.
+  let r = await d.dsctl('emit', 'q', '{"another":"app"}');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'queued');
+  // A second flood fills what is left of the queue; then nobody gets in.
+  const e2 = await load(d, 'emit', 'q', '100').result();
+  assert.deepEqual({ queued: e2.queued, refused: e2.refused }, { queued: 49, refused: 51 });
+  r = await d.dsctl('emit', 'q', '{"one":"more"}');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /write queue full/);
   const st = await d.status();
   assert.equal(st.queue.messages, 100);
-  assert.equal(st.emits.rejected, 1);
+  assert.equal(st.emits.rejected, 50 + 51 + 1);
 });
 
 test('queue limit: overflow = drop-oldest counts exactly what it dropped', async () => {
@@ -222,18 +231,19 @@ test('queue limit: overflow = drop-oldest counts exactly what it dropped', async
   const got = await c.subscribe('q');
   await d.dsctl('pause');
   await d.waitState('OFFLINE');
+  // One app's share is half the queue: it drops its own oldest.
   const e = await load(d, 'emit', 'q', '250').result();
   assert.equal(e.queued, 250);
   let st = await d.status();
-  assert.equal(st.queue.messages, 100);
-  assert.equal(st.emits.dropped, 150);
+  assert.equal(st.queue.messages, 50);
+  assert.equal(st.emits.dropped, 200);
   await d.dsctl('resume');
-  await got.waitFor(100);
+  await got.waitFor(50);
   await sleep(200);
-  assert.deepEqual(got.data.map((x) => x.i), Array.from({ length: 100 }, (_, k) => 150 + k),
-    'the newest 100 survive, in order');
+  assert.deepEqual(got.data.map((x) => x.i), Array.from({ length: 50 }, (_, k) => 200 + k),
+    'the newest 50 survive, in order');
   st = await d.status();
-  assert.equal(st.emits.dropped, 150);
+  assert.equal(st.emits.dropped, 200);
 });
 
 test('a slow reader is cut off without delaying the others; garbage closes only that client', async () => {

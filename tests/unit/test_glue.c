@@ -66,10 +66,10 @@ static void on_drained(void *ud)
 	pubsub_drained(ps);
 }
 
-static void on_unsent(void *ud)
+static void on_confirmed(uint64_t seq, void *ud)
 {
 	(void)ud;
-	pubsub_take_back(ps);
+	pubsub_confirmed(ps, seq);
 }
 
 static void on_fatal(const char *why, void *ud)
@@ -91,7 +91,7 @@ static void setup(void)
 	        .lost = on_lost,
 	        .event = on_event,
 	        .drained = on_drained,
-	        .unsent = on_unsent,
+	        .confirmed = on_confirmed,
 	        .fatal = on_fatal,
 	};
 	static const struct pubsub_callbacks pcb = {
@@ -159,6 +159,24 @@ static void handshake(void)
 	pump();
 }
 
+/* The platform answers the oldest PING. */
+static void pong(void)
+{
+	struct wire_msg m = {.topic = WIRE_TOPIC_CONNECTION,
+	                     .action = WIRE_CONN_PONG};
+
+	fake_receive(&m);
+	pump();
+}
+
+static struct sendq_stats store_stats(void)
+{
+	struct sendq_stats st;
+
+	sendq_get_stats(pubsub_store(ps), &st);
+	return st;
+}
+
 static void emit(int i)
 {
 	struct pubsub_refusal why = {0};
@@ -166,7 +184,8 @@ static void emit(int i)
 	int r;
 
 	snprintf(data, sizeof(data), "{\"i\":%d}", i);
-	r = pubsub_emit(ps, &app, "numbers", data, strlen(data), &why);
+	r = pubsub_emit(ps, &app, "numbers", data, strlen(data), 0, false,
+	                &why);
 	ck_assert_msg(r >= 0, "emit %d: %s", i, why.text);
 }
 
@@ -252,18 +271,23 @@ START_TEST(test_open_rebuilds_then_flushes)
 	ck_assert_uint_eq(fake.connects, 1);
 	ck_assert_str_eq(fake.last_url, "ws://platform.test:6020/deepstream");
 	handshake();
-	/* Handshake, then the subscriptions from state, then the queue. */
-	ck_sent(0, "C A S[a,b] E1 E2");
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	/* Handshake, the subscriptions from state, the queue, and one PING
+	 * asking the platform to confirm the burst. */
+	ck_sent(0, "C A S[a,b] E1 E2 P");
 	ck_assert_int_eq(opened_calls, 1);
-	/* Open and nothing waiting: straight out. */
+	ck_assert_uint_eq(store_stats().in_flight, 2);
+	pong();
+	ck_assert_uint_eq(store_stats().confirmed, 2);
+	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
 	emit(3);
-	ck_sent(5, "E3");
-	ck_assert_uint_eq(pubsub_get_counters(ps)->emits_sent, 3);
+	pump();
+	ck_sent(6, "E3 P");
+	pong();
+	ck_assert_uint_eq(store_stats().confirmed, 3);
 }
 END_TEST
 
-START_TEST(test_loss_requeues_in_flight_in_order)
+START_TEST(test_loss_requeues_unconfirmed_in_order)
 {
 	const struct pubsub_counters *pc = pubsub_get_counters(ps);
 	size_t mark;
@@ -272,26 +296,67 @@ START_TEST(test_loss_requeues_in_flight_in_order)
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
 	emit(1);
-	fake_written(); /* E1 reached the socket: not taken back */
+	pump();
+	pong(); /* E1 confirmed: it will not come again */
 	emit(2);
 	emit(3);
 	emit(4);
+	pump();
+	/* written, PING sent, no PONG yet: the link dies */
 	fake_close("reset by the test");
 	ck_assert_int_eq(lost_calls, 1);
-	/* The three in flight are back at the head, in order. */
 	ck_assert_uint_eq(pubsub_queue_depth(ps), 3);
 	ck_assert_uint_eq(pc->emits_requeued, 3);
-	ck_assert_uint_eq(pc->emits_sent, 1);
+	ck_assert_uint_eq(store_stats().confirmed, 1);
 	/* Newer emits queue behind them. */
 	emit(5);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 4);
 	wait_connects(2);
 	mark = fake.n_sent;
 	handshake();
 	/* Subscriptions rebuilt before the requeued emits, then the rest. */
-	ck_sent(mark, "C A S[a] E2 E3 E4 E5");
+	ck_sent(mark, "C A S[a] E2 E3 E4 E5 P");
+	ck_assert_uint_eq(store_stats().resent, 3);
+	pong();
+	ck_assert_uint_eq(store_stats().confirmed, 5);
 	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
-	ck_assert_uint_eq(pc->emits_sent, 5);
+}
+END_TEST
+
+/* A PONG for a PING sent before a loss must not confirm what came back. */
+START_TEST(test_stale_pong_confirms_nothing)
+{
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	emit(1);
+	pump();
+	fake_close("gone");
+	wait_connects(2);
+	handshake();
+	/* E1 again and its PING; the first PONG on this connection answers
+	 * that PING, nothing older */
+	ck_assert_uint_eq(store_stats().in_flight, 1);
+	pong();
+	ck_assert_uint_eq(store_stats().in_flight, 0);
+	ck_assert_uint_eq(store_stats().confirmed, 1);
+}
+END_TEST
+
+START_TEST(test_window_bounds_what_is_unconfirmed)
+{
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	for (int i = 1; i <= 600; i++)
+		emit(i);
+	pump();
+	/* 256 written, the rest waits for the platform to catch up */
+	ck_assert_uint_eq(store_stats().in_flight, 256);
+	ck_assert_uint_eq(store_stats().queued, 344);
+	pong();
+	ck_assert_uint_eq(store_stats().confirmed, 256);
+	ck_assert_uint_eq(store_stats().in_flight, 256);
+	pong();
+	pong();
+	ck_assert_uint_eq(store_stats().confirmed, 600);
 }
 END_TEST
 
@@ -302,15 +367,17 @@ START_TEST(test_backpressure_keeps_order)
 	fake.send_budget = 2;
 	for (int i = 1; i <= 5; i++)
 		emit(i);
-	/* Two went out; the transport is full, the rest wait in order. */
+	pump(); /* the PING finds no room either */
 	ck_sent(2, "E1 E2");
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 3);
+	ck_assert_uint_eq(store_stats().queued, 3);
 	/* Even with room again, nothing jumps the queue before drained. */
 	fake.send_budget = -1;
 	emit(6);
 	ck_sent(2, "E1 E2");
 	fake_drain(-1);
-	ck_sent(2, "E1 E2 E3 E4 E5 E6");
+	pump();
+	ck_sent(2, "E1 E2 E3 E4 E5 E6 P");
+	pong();
 	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
 }
 END_TEST
@@ -446,7 +513,9 @@ int main(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_rebuilds_then_flushes);
-	tcase_add_test(tc, test_loss_requeues_in_flight_in_order);
+	tcase_add_test(tc, test_loss_requeues_unconfirmed_in_order);
+	tcase_add_test(tc, test_stale_pong_confirms_nothing);
+	tcase_add_test(tc, test_window_bounds_what_is_unconfirmed);
 	tcase_add_test(tc, test_backpressure_keeps_order);
 	tcase_add_test(tc, test_failed_subscribe_batch_is_rebuilt);
 	tcase_add_test(tc, test_unsubscribe_last_app);
