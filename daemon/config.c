@@ -81,6 +81,8 @@ static int parse_ca_file(struct parser *, const struct config_item *,
 	  queue_max_messages_per_user, 1, 100000000)                           \
 	X(queue, maxBytesPerUser, config_parse_u64, queue_max_bytes_per_user,  \
 	  1, 64 * GIB)                                                         \
+	X(queue, shutdownTimeout, config_parse_u32, shutdown_timeout, 0,       \
+	  MS_HOUR)                                                             \
 	X(acl, emit, config_parse_acl, acl_emit, 0, 0)                         \
 	X(acl, subscribe, config_parse_acl, acl_subscribe, 0, 0)
 
@@ -400,6 +402,7 @@ int config_init(struct dsd_config *c)
 	        .queue_max_messages = 100000,
 	        .queue_max_bytes = 64 * MIB,
 	        .queue_overflow = QUEUE_OVERFLOW_REJECT,
+	        .shutdown_timeout = 5000,
 	};
 	c->auth_json = strdup("{}");
 	c->socket_path = strdup("/run/dsd/dsd.sock");

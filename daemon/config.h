@@ -96,6 +96,7 @@ struct dsd_config {
 	/* 0 (default): half of the above */
 	uint32_t queue_max_messages_per_user;
 	uint64_t queue_max_bytes_per_user; /* 0 (default): half of the above */
+	uint32_t shutdown_timeout; /* ms to flush at SIGTERM, default 5000 */
 	/* [acl] */
 	struct config_acl acl_emit;
 	struct config_acl acl_subscribe;

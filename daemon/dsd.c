@@ -21,6 +21,7 @@
 #include "log.h"
 #include "pubsub.h"
 #include "reload.h"
+#include "sendq.h"
 #include "upstream.h"
 
 /* ---- systemd ---- */
@@ -85,22 +86,68 @@ static int setup_watchdog(struct dsd *d)
 
 /* ---- stopping and reloading ---- */
 
-void dsd_stop(struct dsd *d, int exit_code)
+/* The end: whatever is still held is discarded, and said so. */
+static void finish_stop(struct dsd *d)
 {
 	struct conn_input in = {.kind = CONN_IN_CLOSE};
-	size_t queued = pubsub_queue_depth(d->ps);
+	struct sendq_stats st = {0};
 
-	if (d->stopping)
+	if (d->finished)
 		return;
-	d->stopping = true;
-	d->exit_code = exit_code;
-	if (queued > 0)
-		log_warn("discarding %zu queued emits: dsd is stopping",
-		         queued);
-	sd_notify(0, "STOPPING=1");
+	d->finished = true;
+	if (d->flush_timer)
+		evtimer_del(d->flush_timer);
+	if (d->ps)
+		sendq_get_stats(pubsub_store(d->ps), &st);
+	if (st.queued + st.in_flight > 0)
+		log_warn("discarding %zu emits (%zu of them written but "
+		         "unconfirmed): dsd is stopping",
+		         st.queued + st.in_flight, st.in_flight);
 	if (d->up)
 		upstream_feed(d->up, &in);
 	event_base_loopexit(d->base, NULL);
+}
+
+static void on_flush_timeout(evutil_socket_t fd, short what, void *userdata)
+{
+	(void)fd;
+	(void)what;
+	finish_stop(userdata);
+}
+
+/*
+ * Stops: new emits are refused at once; what is held goes on being written
+ * and confirmed for up to shutdownTimeout (flush true), then the
+ * connection closes.  A second call, or flush false, ends it now.
+ */
+static void stop(struct dsd *d, int exit_code, bool flush)
+{
+	struct timeval tv;
+
+	if (d->stopping) {
+		finish_stop(d);
+		return;
+	}
+	d->stopping = true;
+	d->exit_code = exit_code;
+	sd_notify(0, "STOPPING=1");
+	if (d->ps)
+		pubsub_close(d->ps);
+	if (!flush || d->cfg.shutdown_timeout == 0 || d->ps == NULL ||
+	    pubsub_queue_depth(d->ps) == 0 || d->flush_timer == NULL) {
+		finish_stop(d);
+		return;
+	}
+	log_notice("flushing %zu emits before stopping (up to %u ms)",
+	           pubsub_queue_depth(d->ps), d->cfg.shutdown_timeout);
+	tv.tv_sec = d->cfg.shutdown_timeout / 1000;
+	tv.tv_usec = (suseconds_t)(d->cfg.shutdown_timeout % 1000) * 1000;
+	evtimer_add(d->flush_timer, &tv);
+}
+
+void dsd_stop(struct dsd *d, int exit_code)
+{
+	stop(d, exit_code, false);
 }
 
 int dsd_reload(struct dsd *d, char *err, size_t errlen)
@@ -127,7 +174,7 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
 	}
 	log_notice("%s: closing the platform connection",
 	           sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	dsd_stop(d, 0);
+	stop(d, 0, true);
 }
 
 /* libevent's own complaints go into our log, at matching priorities. */
@@ -246,7 +293,12 @@ static void up_fatal(const char *why, void *userdata)
 
 static void ps_queue_changed(void *userdata)
 {
-	notify_status_soon(userdata);
+	struct dsd *d = userdata;
+
+	notify_status_soon(d);
+	/* Stopping, and everything held is confirmed: done. */
+	if (d->stopping && pubsub_queue_depth(d->ps) == 0)
+		finish_stop(d);
 }
 
 static int ctl_reload(char *err, size_t errlen, void *userdata)
@@ -331,7 +383,8 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 	if (r < 0)
 		goto fail;
 	d->notify_timer = evtimer_new(d->base, on_notify_timer, d);
-	if (d->notify_timer == NULL) {
+	d->flush_timer = evtimer_new(d->base, on_flush_timeout, d);
+	if (d->notify_timer == NULL || d->flush_timer == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -385,6 +438,8 @@ void dsd_free(struct dsd *d)
 		event_free(d->watchdog);
 	if (d->notify_timer)
 		event_free(d->notify_timer);
+	if (d->flush_timer)
+		event_free(d->flush_timer);
 	if (d->sig_term)
 		event_free(d->sig_term);
 	if (d->sig_int)

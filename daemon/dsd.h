@@ -50,7 +50,9 @@ struct dsd {
 	struct event *notify_timer; /* coalesces STATUS= updates */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *watchdog;
-	bool stopping;
+	struct event *flush_timer; /* ends the flush at shutdownTimeout */
+	bool stopping;             /* emits refused, flushing what is held */
+	bool finished;             /* the connection is closing: the end */
 	int exit_code;
 };
 

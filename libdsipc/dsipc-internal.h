@@ -45,9 +45,10 @@ struct dsipc_slot {
 /* A blocking caller's view of one request; lives on its stack. */
 struct waiter {
 	bool done;
-	int result;   /* 0 or negative errno */
-	int64_t code; /* EMIT_REPLY's result */
-	char *text;   /* malloc'd: STATUS_REPLY's json, or ERROR's msg */
+	int result;        /* 0 or negative errno */
+	int64_t code;      /* EMIT_REPLY's result */
+	char *text;        /* malloc'd: STATUS_REPLY's json, or ERROR's msg */
+	bool want_confirm; /* an EMIT asking for EMIT_CONFIRMED */
 };
 
 struct req {
@@ -58,6 +59,7 @@ struct req {
 	dsipc_emit_cb emit_cb;
 	void *userdata;
 	struct waiter *w; /* a blocking caller, or NULL */
+	bool confirm;     /* an EMIT that asked for EMIT_CONFIRMED */
 	bool abandoned;   /* its blocking caller gave up: drop the reply */
 };
 
@@ -77,6 +79,9 @@ struct dsipc {
 	struct ipc_buf out;
 	struct ipc_reader in;
 
+	/* dsipc_emit_sync() waiting for the platform's confirmation */
+	uint32_t confirm_id;
+	bool confirm_waiting, confirmed;
 	uint32_t next_id;
 	struct req *reqs, *reqs_tail;
 	size_t n_reqs;

@@ -57,6 +57,10 @@ int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
 	m.name = name;
 	m.data = data;
 	m.data_len = data ? strlen(data) : 0;
+	if (w && w->want_confirm) {
+		m.has_code = true;
+		m.code = IPC_EMIT_WANT_CONFIRM;
+	}
 	r = dsipc_queue_msg(c, &m);
 	if (r < 0) {
 		req_free(q);
@@ -395,7 +399,9 @@ DSIPC_EXPORT int dsipc_emit_async(dsipc *c, const char *name, const char *json,
 DSIPC_EXPORT int dsipc_emit_sync(dsipc *c, const char *name, const char *json,
                                  int timeout_ms, dsipc_emit_result *ret)
 {
-	struct waiter w = {0};
+	struct waiter w = {.want_confirm = true};
+	dsipc_emit_result res;
+	int64_t start = now_ms(), left = -1;
 	int r;
 
 	if (!c)
@@ -405,14 +411,31 @@ DSIPC_EXPORT int dsipc_emit_sync(dsipc *c, const char *name, const char *json,
 	r = check_emit(c, name, json);
 	if (r < 0)
 		return r;
+	/* Armed before the request: the confirmation may come in the same
+	 * read as the reply. */
+	c->confirm_id = c->next_id;
+	c->confirm_waiting = true;
+	c->confirmed = false;
 	r = request_sync(c, IPC_EMIT, name, json, timeout_ms, &w);
 	free(w.text);
+	res = w.code == IPC_EMIT_QUEUED ? DSIPC_EMIT_QUEUED : DSIPC_EMIT_SENT;
+	if (r == 0 && res == DSIPC_EMIT_SENT && !c->confirmed) {
+		if (timeout_ms >= 0) {
+			left = timeout_ms - (now_ms() - start);
+			if (left < 0)
+				left = 0;
+		}
+		/* A lost connection or the timeout ends it: still accepted. */
+		(void)dsipc_wait_until(c, &c->confirmed, (int)left, false);
+	}
+	if (r == 0 && res == DSIPC_EMIT_SENT && c->confirmed)
+		res = DSIPC_EMIT_CONFIRMED;
+	c->confirm_waiting = false;
 	r = dsipc_leave(c, r);
 	if (r < 0)
 		return r;
 	if (ret)
-		*ret = w.code == IPC_EMIT_QUEUED ? DSIPC_EMIT_QUEUED
-		                                 : DSIPC_EMIT_SENT;
+		*ret = res;
 	return 0;
 }
 

@@ -314,6 +314,11 @@ static void dispatch(dsipc *c, const struct ipc_msg *m)
 	case IPC_SUB_DENIED:
 		dsipc_call_error(c, m->name, -EACCES, m->text);
 		break;
+	case IPC_EMIT_CONFIRMED:
+		/* Only a dsipc_emit_sync() in progress asks for these. */
+		if (c->confirm_waiting && m->id == c->confirm_id)
+			c->confirmed = true;
+		break;
 	default:
 		break;
 	}

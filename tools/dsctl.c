@@ -214,7 +214,9 @@ static int cmd_emit(dsipc *c, const char *name, const char *json)
 	r = dsipc_emit_sync(c, name, json, REQUEST_TIMEOUT_MS, &res);
 	if (r < 0)
 		return fail(c, "emit", r);
-	puts(res == DSIPC_EMIT_QUEUED ? "queued" : "sent");
+	puts(res == DSIPC_EMIT_CONFIRMED ? "confirmed"
+	     : res == DSIPC_EMIT_QUEUED  ? "queued"
+	                                 : "sent");
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
 }
 

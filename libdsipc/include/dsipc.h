@@ -57,8 +57,9 @@ typedef struct dsipc dsipc;
 typedef struct dsipc_slot dsipc_slot;
 
 typedef enum dsipc_emit_result {
-	DSIPC_EMIT_SENT = 0,   /* handed to the platform */
-	DSIPC_EMIT_QUEUED = 1, /* dsd is offline; queued until it reconnects */
+	DSIPC_EMIT_SENT = 0,   /* written to the platform, not yet confirmed */
+	DSIPC_EMIT_QUEUED = 1, /* dsd is offline: queued until it is back */
+	DSIPC_EMIT_CONFIRMED = 2, /* the platform has it (dsipc_emit_sync()) */
 } dsipc_emit_result;
 
 /* Connection state of dsd towards the platform ("OPEN", "RECONNECTING"...).
@@ -178,9 +179,16 @@ DSIPC_EXPORT void dsipc_set_error_cb(dsipc *c, dsipc_error_cb cb,
  * returned, nothing is sent and dsipc_last_error() says why.
  *
  * dsipc_emit() queues the event and returns: a refusal by dsd arrives at the
- * error callback.  dsipc_emit_async() reports the outcome to cb.
- * dsipc_emit_sync() waits up to timeout_ms for it: 0 with *ret set, or the
+ * error callback.  dsipc_emit_async() reports the outcome to cb (accepted:
+ * DSIPC_EMIT_SENT or DSIPC_EMIT_QUEUED).
+ *
+ * dsipc_emit_sync() waits up to timeout_ms: 0 with *ret set, or the
  * daemon's negative errno with dsipc_last_error() giving its message.
+ * When dsd wrote the event at once, it also waits (within the same
+ * timeout) for the platform to confirm it: *ret is DSIPC_EMIT_CONFIRMED
+ * then, or DSIPC_EMIT_SENT if the confirmation did not come in time.  When
+ * dsd is offline it returns at once with DSIPC_EMIT_QUEUED.  Whatever *ret
+ * says, an accepted event is delivered at least once (dsd(8), DELIVERY).
  */
 DSIPC_EXPORT int dsipc_emit(dsipc *c, const char *name, const char *json);
 DSIPC_EXPORT int dsipc_emit_async(dsipc *c, const char *name, const char *json,

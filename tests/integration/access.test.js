@@ -152,7 +152,7 @@ test('[acl]: a denied emit never reaches the platform, an allowed one does', { s
 
   const allowed = await dsctlAs('member', d, 'emit', 'sensors/t', '{"t":21}');
   assert.equal(allowed.code, 0, allowed.stderr);
-  assert.equal(allowed.stdout.trim(), 'sent');
+  assert.equal(allowed.stdout.trim(), 'confirmed');
   await sensors.waitFor(1);
   assert.deepEqual(sensors.data, [{ t: 21 }]);
   // Same connection, in order: had the denied emit been sent, it would be here.

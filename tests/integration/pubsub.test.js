@@ -105,7 +105,7 @@ test('a local emit reaches a JS subscriber and the other local subscribers', asy
   await untilSubscribed(d, 1, 1);
   const r = await d.dsctl('emit', 'chat/room', '{"text":"hi"}');
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.trim(), 'sent');
+  assert.equal(r.stdout.trim(), 'confirmed');
   await got.waitFor(1);
   assert.deepEqual(got.data[0], { text: 'hi' });
   await waitUntil(() => local.lines.length === 1, { what: 'the local subscriber' });

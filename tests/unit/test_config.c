@@ -198,6 +198,7 @@ START_TEST(test_keys_list)
 	        "queue.overflow",
 	        "queue.maxMessagesPerUser",
 	        "queue.maxBytesPerUser",
+	        "queue.shutdownTimeout",
 	        "acl.emit",
 	        "acl.subscribe",
 	};

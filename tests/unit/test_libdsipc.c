@@ -562,6 +562,16 @@ static void answer_control(int fd, const struct ipc_msg *req)
 		srv_send(fd, &ev);
 	}
 	srv_send(fd, &m);
+	/* dsd confirms an emit it wrote, when asked to ("slow": never) */
+	if (req->type == IPC_EMIT && m.type == IPC_EMIT_REPLY &&
+	    m.code == IPC_EMIT_SENT && req->has_code &&
+	    (req->code & IPC_EMIT_WANT_CONFIRM) &&
+	    strcmp(req->name, "slow") != 0) {
+		struct ipc_msg done = {.type = IPC_EMIT_CONFIRMED,
+		                       .has_id = true,
+		                       .id = req->id};
+		srv_send(fd, &done);
+	}
 }
 
 START_TEST(test_sync_calls)
@@ -575,8 +585,11 @@ START_TEST(test_sync_calls)
 
 	ck_assert_int_eq(dsipc_subscribe(c, "noise", rec_event, &noise, NULL),
 	                 0);
-	responder_start(&resp, f.sfd, 8, answer_control);
+	responder_start(&resp, f.sfd, 9, answer_control);
 	ck_assert_int_eq(dsipc_emit_sync(c, "now", "true", 2000, &res), 0);
+	ck_assert_int_eq(res, DSIPC_EMIT_CONFIRMED);
+	/* written, but no confirmation within the timeout: still accepted */
+	ck_assert_int_eq(dsipc_emit_sync(c, "slow", "1", 200, &res), 0);
 	ck_assert_int_eq(res, DSIPC_EMIT_SENT);
 	ck_assert_int_eq(dsipc_emit_sync(c, "later", NULL, 2000, &res), 0);
 	ck_assert_int_eq(res, DSIPC_EMIT_QUEUED);
@@ -594,10 +607,10 @@ START_TEST(test_sync_calls)
 	pthread_join(resp.th, NULL);
 	/* SUBSCRIBE "noise" went first, before the responder started. */
 	ck_assert_int_eq(resp.types[0], IPC_SUBSCRIBE);
-	ck_assert_int_eq(resp.types[4], IPC_STATUS);
-	ck_assert_int_eq(resp.types[5], IPC_PAUSE);
-	ck_assert_int_eq(resp.types[6], IPC_RESUME);
-	ck_assert_int_eq(resp.types[7], IPC_RELOAD);
+	ck_assert_int_eq(resp.types[5], IPC_STATUS);
+	ck_assert_int_eq(resp.types[6], IPC_PAUSE);
+	ck_assert_int_eq(resp.types[7], IPC_RESUME);
+	ck_assert_int_eq(resp.types[8], IPC_RELOAD);
 
 	/* Nobody answers: a timeout, and the late reply is harmless. */
 	ck_assert_int_eq(dsipc_pause(c, 50), -ETIMEDOUT);
