@@ -137,10 +137,10 @@ static const char *const start_names[AT_COUNT] = {
 
 static void reach(struct world *w, enum start s)
 {
-	bool operator_only = s == AT_ERROR_OPERATOR ||
-	                     s == AT_ERROR_HEARTBEAT || s == AT_ERROR_GAVE_UP;
+	bool restart_zero = s == AT_ERROR_OPERATOR || s == AT_ERROR_HEARTBEAT ||
+	                    s == AT_ERROR_GAVE_UP;
 
-	world_init(w, 5, operator_only ? 0 : 60000);
+	world_init(w, 5, restart_zero ? 0 : 60000);
 	if (s == AT_CLOSED_NEW)
 		return;
 	input(w, CONN_IN_START);
