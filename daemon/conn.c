@@ -13,7 +13,14 @@
  *  - once authenticated a PING goes out every heartbeatInterval; when
  *    nothing at all has arrived for two intervals the state is ERROR.
  *  - ERROR and CLOSED are final for an instance; a fresh instance (resume,
- *    restartAfterError, reload) starts with a clean attempt counter.
+ *    reload, or the timer below) starts with a clean attempt counter and
+ *    makes its attempt 1 at once.
+ *  - stalls are not outages: every ERROR has a cause (enum
+ *    conn_error_cause), classified as transient or permanent.  A transient
+ *    one (heartbeat loss, maxReconnectAttempts used up, the platform's auth
+ *    deadline) lasts one reconnect step, then the fresh instance starts; a
+ *    permanent one (REJECT, credentials, auth data, a redirect loop) lasts
+ *    restartAfterError, or until the operator acts when that is 0.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -49,6 +56,61 @@ int conn_state_from_name(const char *name, enum conn_state *ret)
 		}
 	}
 	return -EINVAL;
+}
+
+enum conn_error_kind conn_error_kind_of(enum conn_error_cause cause)
+{
+	switch (cause) {
+	case CONN_ERR_NONE:
+	case CONN_ERR_CAUSE_COUNT:
+		return CONN_ERROR_NONE;
+	/* The network or the platform failed us: trying again may work. */
+	case CONN_ERR_HEARTBEAT:
+	case CONN_ERR_GAVE_UP:
+	case CONN_ERR_AUTH_TIMEOUT:
+		return CONN_ERROR_TRANSIENT;
+	/* The platform answered, and the answer was no: the same attempt
+	 * would get the same answer until someone changes something. */
+	case CONN_ERR_REJECTED:
+	case CONN_ERR_AUTH_TOO_MANY:
+	case CONN_ERR_AUTH_DATA:
+	case CONN_ERR_CREDENTIALS:
+	case CONN_ERR_REDIRECTS:
+		return CONN_ERROR_PERMANENT;
+	}
+	return CONN_ERROR_NONE;
+}
+
+static const char *const cause_names[CONN_ERR_CAUSE_COUNT] = {
+        [CONN_ERR_NONE] = "none",
+        [CONN_ERR_HEARTBEAT] = "heartbeat",
+        [CONN_ERR_GAVE_UP] = "attempts",
+        [CONN_ERR_AUTH_TIMEOUT] = "authTimeout",
+        [CONN_ERR_REJECTED] = "rejected",
+        [CONN_ERR_AUTH_TOO_MANY] = "tooManyAuthAttempts",
+        [CONN_ERR_AUTH_DATA] = "authData",
+        [CONN_ERR_CREDENTIALS] = "credentials",
+        [CONN_ERR_REDIRECTS] = "redirects",
+};
+
+const char *conn_error_cause_name(enum conn_error_cause cause)
+{
+	if ((unsigned)cause >= CONN_ERR_CAUSE_COUNT)
+		return "unknown";
+	return cause_names[cause];
+}
+
+const char *conn_error_kind_name(enum conn_error_kind kind)
+{
+	switch (kind) {
+	case CONN_ERROR_TRANSIENT:
+		return "transient";
+	case CONN_ERROR_PERMANENT:
+		return "permanent";
+	case CONN_ERROR_NONE:
+	default:
+		return "none";
+	}
 }
 
 static int copy_url(char *dst, const char *src)
@@ -110,6 +172,23 @@ uint64_t conn_backoff(const struct conn_options *opt, uint32_t attempt)
 	return wait;
 }
 
+uint64_t conn_error_wait(const struct conn_options *opt,
+                         enum conn_error_kind kind)
+{
+	switch (kind) {
+	case CONN_ERROR_TRANSIENT:
+		/* One reconnect step: never back to back with the failure
+		 * that led here, never longer than a reconnect wait. */
+		return conn_backoff(opt, 2);
+	case CONN_ERROR_PERMANENT:
+		return opt->restart_after_error == 0 ? CONN_NO_DEADLINE
+		                                     : opt->restart_after_error;
+	case CONN_ERROR_NONE:
+	default:
+		return CONN_NO_DEADLINE;
+	}
+}
+
 static void emit(struct conn_result *out, enum conn_action_kind kind,
                  uint32_t gen)
 {
@@ -143,12 +222,15 @@ static void enter(struct conn *c, uint64_t now, enum conn_state to,
 	c->state = to;
 	c->since = now;
 	c->count.transitions++;
+	if (to != CONN_ERROR)
+		c->error_cause = CONN_ERR_NONE;
 	if (out->n < CONN_MAX_ACTIONS) {
 		out->act[out->n].kind = CONN_ACT_STATE;
 		out->act[out->n].gen = c->gen;
 		out->act[out->n].from = from;
 		out->act[out->n].to = to;
 		out->act[out->n].at = now;
+		out->act[out->n].error = c->error_cause;
 		memcpy(out->act[out->n].reason, c->reason, sizeof(c->reason));
 		out->n++;
 	}
@@ -180,12 +262,25 @@ static bool attempts_exhausted(const struct conn *c)
 	       c->attempt >= c->opt.max_reconnect_attempts;
 }
 
-static void go_error(struct conn *c, uint64_t now, struct conn_result *out)
+/* The reason is set already; the cause decides what ends the ERROR. */
+static void go_error(struct conn *c, uint64_t now, enum conn_error_cause cause,
+                     struct conn_result *out)
 {
 	drop_socket(c, out);
 	c->error_at = now;
+	c->error_cause = cause;
 	c->auth_refused = false;
 	enter(c, now, CONN_ERROR, out);
+}
+
+/* When the fresh instance that ends this ERROR starts, or
+ * CONN_NO_DEADLINE when only the operator ends it. */
+static uint64_t error_ends_at(const struct conn *c)
+{
+	uint64_t wait =
+	        conn_error_wait(&c->opt, conn_error_kind_of(c->error_cause));
+
+	return wait == CONN_NO_DEADLINE ? CONN_NO_DEADLINE : c->error_at + wait;
 }
 
 /* Schedules the next attempt, at once when its backoff is zero. */
@@ -221,6 +316,9 @@ static void attempt_over(struct conn *c, uint64_t now, const char *why,
 {
 	char attempts[32];
 	char lost[CONN_REASON_MAX];
+	/* Waiting with refused credentials: the platform's last word on this
+	 * attempt was no. */
+	bool refused = c->auth_refused;
 
 	drop_socket(c, out);
 	c->auth_refused = false;
@@ -243,9 +341,15 @@ static void attempt_over(struct conn *c, uint64_t now, const char *why,
 	}
 	if (attempts_exhausted(c)) {
 		snprintf(attempts, sizeof(attempts), "%u", c->attempt);
-		set_reason(c, "gave up after %s unsuccessful attempts: %s",
-		           attempts, why);
-		go_error(c, now, out);
+		set_reason(
+		        c,
+		        refused ? "gave up after %s unsuccessful attempts, "
+		                  "the credentials refused: %s"
+		                : "gave up after %s unsuccessful attempts: %s",
+		        attempts, why);
+		go_error(c, now,
+		         refused ? CONN_ERR_CREDENTIALS : CONN_ERR_GAVE_UP,
+		         out);
 		return;
 	}
 	set_reason(c, "attempt failed: %s%s", why, NULL);
@@ -306,7 +410,7 @@ static void on_redirect(struct conn *c, uint64_t now, const char *url,
 {
 	if (++c->redirects > CONN_MAX_REDIRECTS) {
 		set_reason(c, "too many redirects (last to %s)%s", url, NULL);
-		go_error(c, now, out);
+		go_error(c, now, CONN_ERR_REDIRECTS, out);
 		return;
 	}
 	if (copy_url(c->current_url, url) < 0) {
@@ -346,7 +450,7 @@ static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
 			return;
 		set_reason(c, "connection rejected by the platform%s%s", NULL,
 		           NULL);
-		go_error(c, now, out);
+		go_error(c, now, CONN_ERR_REJECTED, out);
 		return;
 	case CONN_FRAME_AUTH_OK:
 		if (c->state != CONN_AUTHENTICATING)
@@ -383,14 +487,25 @@ static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
 			return;
 		set_reason(c, "too many authentication attempts%s%s", NULL,
 		           NULL);
-		go_error(c, now, out);
+		go_error(c, now, CONN_ERR_AUTH_TOO_MANY, out);
 		return;
 	case CONN_FRAME_AUTH_TIMEOUT:
 		if (!in_handshake(c) &&
 		    c->state != CONN_AWAITING_AUTHENTICATION)
 			return;
+		/* During the handshake the platform (or its auth service)
+		 * was too slow: a stall.  With the credentials refused, they
+		 * are what stands in the way. */
+		if (c->auth_refused) {
+			set_reason(c,
+			           "authentication timeout, the credentials "
+			           "refused%s%s",
+			           NULL, NULL);
+			go_error(c, now, CONN_ERR_CREDENTIALS, out);
+			return;
+		}
 		set_reason(c, "authentication timeout%s%s", NULL, NULL);
-		go_error(c, now, out);
+		go_error(c, now, CONN_ERR_AUTH_TIMEOUT, out);
 		return;
 	case CONN_FRAME_AUTH_BAD_DATA:
 		if (c->state != CONN_AUTHENTICATING &&
@@ -400,7 +515,7 @@ static void on_frame(struct conn *c, uint64_t now, const struct conn_input *in,
 		           "the platform refused the auth data "
 		           "(INVALID_MESSAGE_DATA)%s%s",
 		           NULL, NULL);
-		go_error(c, now, out);
+		go_error(c, now, CONN_ERR_AUTH_DATA, out);
 		return;
 	case CONN_FRAME_OTHER:
 	default:
@@ -423,13 +538,18 @@ static void on_timer(struct conn *c, uint64_t now, struct conn_result *out)
 			           "heartbeat: no answer from the platform for "
 			           "%s ms (two intervals)%s",
 			           ms, NULL);
-			go_error(c, now, out);
+			go_error(c, now, CONN_ERR_HEARTBEAT, out);
 			return;
 		}
 		break;
 	case CONN_ERROR:
-		if (c->opt.restart_after_error > 0 &&
-		    now >= c->error_at + c->opt.restart_after_error)
+		if (now < error_ends_at(c))
+			return;
+		if (conn_error_kind_of(c->error_cause) == CONN_ERROR_TRANSIENT)
+			fresh_instance(c, now,
+			               "fresh instance after a transient ERROR",
+			               out);
+		else
 			fresh_instance(c, now,
 			               "fresh instance after ERROR "
 			               "(restartAfterError)",
@@ -567,9 +687,7 @@ uint64_t conn_deadline(const struct conn *c)
 	case CONN_OFFLINE:
 		return CONN_NO_DEADLINE;
 	case CONN_ERROR:
-		if (c->opt.restart_after_error == 0)
-			return CONN_NO_DEADLINE;
-		return c->error_at + c->opt.restart_after_error;
+		return error_ends_at(c);
 	case CONN_RECONNECTING:
 		if (c->sock == CONN_SOCKET_NONE)
 			return c->retry_at;
@@ -593,7 +711,17 @@ uint64_t conn_deadline(const struct conn *c)
 
 int64_t conn_next_retry_in(const struct conn *c, uint64_t now)
 {
-	if (c->state != CONN_RECONNECTING || c->sock != CONN_SOCKET_NONE)
+	uint64_t at;
+
+	if (is_final(c) || !c->started)
 		return -1;
-	return c->retry_at > now ? (int64_t)(c->retry_at - now) : 0;
+	if (c->state == CONN_ERROR)
+		at = error_ends_at(c);
+	else if (c->state == CONN_RECONNECTING && c->sock == CONN_SOCKET_NONE)
+		at = c->retry_at;
+	else
+		return -1;
+	if (at == CONN_NO_DEADLINE)
+		return -1;
+	return at > now ? (int64_t)(at - now) : 0;
 }

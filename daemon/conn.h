@@ -51,6 +51,40 @@ enum conn_state {
  */
 #define CONN_HELD_MAX 10000
 
+/*
+ * Why the connection is in ERROR.  The cause decides how the fresh instance
+ * that ends it is started (conn_error_kind_of(), conn_error_wait()):
+ *
+ *  - transient: the platform was unreachable, stalled, or dropped every
+ *    connection before it held.  A retry may well succeed, so ERROR lasts
+ *    one reconnect step, min(reconnectIntervalIncrement,
+ *    maxReconnectInterval), whatever restartAfterError says; then a fresh
+ *    instance makes its attempt 1 and follows the reconnect schedule.
+ *  - permanent: the platform refused dsd (REJECT, credentials, auth data,
+ *    a redirect loop).  The same attempt would be refused again, so ERROR
+ *    lasts restartAfterError (0: until the operator resumes or reloads).
+ */
+enum conn_error_cause {
+	CONN_ERR_NONE,          /* not in ERROR */
+	CONN_ERR_HEARTBEAT,     /* transient: OPEN, silent for two intervals */
+	CONN_ERR_GAVE_UP,       /* transient: maxReconnectAttempts failed */
+	CONN_ERR_AUTH_TIMEOUT,  /* transient: AUTHENTICATION_TIMEOUT while
+	                           the credentials were not refused */
+	CONN_ERR_REJECTED,      /* permanent: CONNECTION REJECT */
+	CONN_ERR_AUTH_TOO_MANY, /* permanent: TOO_MANY_AUTH_ATTEMPTS */
+	CONN_ERR_AUTH_DATA,     /* permanent: INVALID_MESSAGE_DATA (auth) */
+	CONN_ERR_CREDENTIALS, /* permanent: gave up, or AUTHENTICATION_TIMEOUT,
+	                         while the credentials stood refused */
+	CONN_ERR_REDIRECTS,   /* permanent: a redirect loop */
+	CONN_ERR_CAUSE_COUNT
+};
+
+enum conn_error_kind {
+	CONN_ERROR_NONE,      /* not in ERROR */
+	CONN_ERROR_TRANSIENT, /* a retry can fix it: the reconnect step */
+	CONN_ERROR_PERMANENT, /* it cannot: restartAfterError or the operator */
+};
+
 struct conn_options {
 	const char *url;                       /* the configured URL */
 	uint32_t reconnect_interval_increment; /* ms */
@@ -107,6 +141,7 @@ struct conn_action {
 	uint32_t gen;
 	enum conn_state from, to;     /* CONN_ACT_STATE */
 	uint64_t at;                  /* CONN_ACT_STATE: when */
+	enum conn_error_cause error;  /* CONN_ACT_STATE to ERROR: the cause */
 	char reason[CONN_REASON_MAX]; /* CONN_ACT_STATE: why */
 };
 
@@ -156,6 +191,7 @@ struct conn {
 	uint64_t next_ping;
 	uint64_t last_rx;
 	uint64_t error_at;
+	enum conn_error_cause error_cause; /* CONN_ERR_NONE unless ERROR */
 	struct conn_counters count;
 };
 
@@ -182,6 +218,18 @@ uint64_t conn_held_time(const struct conn_options *opt);
  * 0 for the first, then reconnectIntervalIncrement more per failed attempt,
  * capped at maxReconnectInterval. */
 uint64_t conn_backoff(const struct conn_options *opt, uint32_t attempt);
+
+/* The classification of every cause; CONN_ERROR_NONE for CONN_ERR_NONE. */
+enum conn_error_kind conn_error_kind_of(enum conn_error_cause cause);
+
+/* How long an ERROR of this kind lasts before a fresh instance starts, or
+ * CONN_NO_DEADLINE when only the operator ends it (see the enum). */
+uint64_t conn_error_wait(const struct conn_options *opt,
+                         enum conn_error_kind kind);
+
+/* Stable names for the status document: "heartbeat", "transient", ... */
+const char *conn_error_cause_name(enum conn_error_cause cause);
+const char *conn_error_kind_name(enum conn_error_kind kind);
 
 static inline enum conn_state conn_get_state(const struct conn *c)
 {
@@ -215,7 +263,13 @@ static inline bool conn_is_open(const struct conn *c)
 {
 	return c->state == CONN_OPEN;
 }
-/* Milliseconds until the next reconnect attempt, or -1 if none is waiting. */
+static inline enum conn_error_cause conn_error_cause(const struct conn *c)
+{
+	return c->error_cause;
+}
+/* Milliseconds until the next attempt, or -1 if none is waiting: between
+ * attempts (RECONNECTING without a socket) and in ERROR until the fresh
+ * instance (-1 there when only the operator can end it). */
 int64_t conn_next_retry_in(const struct conn *c, uint64_t now);
 
 const char *conn_state_name(enum conn_state s);

@@ -133,6 +133,10 @@ static void stop(struct dsd *d, int exit_code, bool flush)
 	sd_notify(0, "STOPPING=1");
 	if (d->ps)
 		pubsub_close(d->ps);
+	/* Paused by the operator (or closed): nothing could be written. */
+	if (d->up && (conn_get_state(upstream_conn(d->up)) == CONN_OFFLINE ||
+	              upstream_conn(d->up)->closed))
+		flush = false;
 	if (!flush || d->cfg.shutdown_timeout == 0 || d->ps == NULL ||
 	    pubsub_queue_depth(d->ps) == 0 || d->flush_timer == NULL) {
 		finish_stop(d);

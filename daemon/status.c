@@ -45,6 +45,7 @@ char *status_json(const struct status_sources *src)
 	const struct pubsub_counters *pc = pubsub_get_counters(src->ps);
 	uint64_t now = clock_mono_ms();
 	int64_t retry = conn_next_retry_in(c, now);
+	enum conn_error_cause cause = conn_error_cause(c);
 	struct sendq_stats qs;
 	struct subs_stats ss;
 	struct ipc_server_stats is;
@@ -56,7 +57,7 @@ char *status_json(const struct status_sources *src)
 	ipc_server_get_stats(src->ipc, &is);
 	/* clang-format off */
 	o = json_pack(
-	        "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
+	        "{s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -65,6 +66,10 @@ char *status_json(const struct status_sources *src)
 	        " s:{s:I, s:I}}",
 	        "state", conn_state_name(conn_get_state(c)),
 	        "reason", conn_reason(c),
+	        "errorCause", cause == CONN_ERR_NONE ? json_null()
+	                : json_string(conn_error_cause_name(cause)),
+	        "errorKind", cause == CONN_ERR_NONE ? json_null()
+	                : json_string(conn_error_kind_name(conn_error_kind_of(cause))),
 	        "since", (json_int_t)clock_mono_to_unix(conn_since(c)),
 	        "sinceMs", (json_int_t)(now - conn_since(c)),
 	        "url", conn_current_url(c),

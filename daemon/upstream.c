@@ -55,8 +55,9 @@ struct upstream {
 
 	/* Repeated failures are logged a few times per window, then summed;
 	 * so is what the platform can repeat at will: per-frame warnings,
-	 * the loss of OPEN, the other state changes. */
+	 * the loss of OPEN, a transient ERROR, the other state changes. */
 	struct log_ratelimit reconnect_log, frame_log, loss_log, state_log;
+	struct log_ratelimit error_log;
 };
 
 static void arm_timer(struct upstream *u);
@@ -210,11 +211,32 @@ static void report_failed_connect(struct upstream *u, uint32_t gen)
 		free(f);
 }
 
+/* A permanent ERROR: no more often than restartAfterError or the operator
+ * allows, so always logged.  A transient one ends after one reconnect step
+ * and can come back after the next round of attempts: rate limited. */
+static void log_error(struct upstream *u, const struct conn_action *a,
+                      uint64_t now)
+{
+	enum conn_error_kind kind = conn_error_kind_of(a->error);
+	int64_t next = conn_next_retry_in(&u->conn, now);
+	char then[64] = "waiting for the operator";
+
+	if (next >= 0)
+		snprintf(then, sizeof(then), "a fresh instance in %lld ms",
+		         (long long)next);
+	if (kind == CONN_ERROR_TRANSIENT)
+		log_full_ratelimited(&u->error_log, now, LOG_ERR,
+		                     "%s -> ERROR: %s (transient; %s)",
+		                     conn_state_name(a->from), a->reason, then);
+	else
+		log_err("%s -> ERROR: %s (permanent; %s)",
+		        conn_state_name(a->from), a->reason, then);
+}
+
 /*
- * ERROR, OFFLINE and CLOSED are always logged: the platform cannot repeat
- * them faster than restartAfterError or the operator allows.  The other
- * changes (the handshake steps, OPEN, its loss) a platform can repeat at
- * will, however the backoff is set: those lines are rate limited.  dsctl
+ * OFFLINE and CLOSED are always logged, ERROR as log_error() says.  The
+ * other changes (the handshake steps, OPEN, its loss) a platform can repeat
+ * at will, however the backoff is set: those lines are rate limited.  dsctl
  * watch still sees every change.
  */
 static void log_transition(struct upstream *u, const struct conn_action *a)
@@ -224,7 +246,7 @@ static void log_transition(struct upstream *u, const struct conn_action *a)
 	uint64_t now = clock_mono_ms();
 
 	if (a->to == CONN_ERROR)
-		log_err("%s -> %s: %s", from, to, a->reason);
+		log_error(u, a, now);
 	else if (a->to == CONN_OFFLINE || a->to == CONN_CLOSED)
 		log_info("%s -> %s: %s", from, to, a->reason);
 	else if (a->to == CONN_RECONNECTING && a->from == CONN_OPEN)
@@ -529,6 +551,7 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 	u->loss_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
 	/* Five whole reconnects (six state changes each) a minute. */
 	u->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
+	u->error_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
 	options_of(cfg, &co);
 	r = conn_init(&u->conn, &co);
 	if (r < 0)

@@ -57,11 +57,29 @@ test('file auth: accepted, refused without a retry loop, then a reload with new 
   await bad.waitState('OPEN');
 });
 
-test('too many auth attempts ends in ERROR with that reason', async () => {
+test('too many auth attempts ends in ERROR with that reason, a permanent one', async () => {
   const s = await server({ auth: 'file', maxAuthAttempts: 1 });
   const d = await dsd({ url: s.url, auth: { username: 'bob', password: 'nope' }, restartAfterError: 0 });
   const st = await d.waitState('ERROR');
   assert.match(st.reason, /too many authentication attempts/);
+  assert.equal(st.errorCause, 'tooManyAuthAttempts');
+  assert.equal(st.errorKind, 'permanent');
+  assert.equal(st.nextRetryMs, null, 'restartAfterError 0: only the operator ends it');
+});
+
+test('refused credentials with the default restartAfterError: ERROR waits the 60 s, no retry before', async () => {
+  const s = await server({ auth: 'file', maxAuthAttempts: 1 });
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
+  // Short reconnect steps, to show they do not apply here.
+  const d = await dsd({ url: p.url, auth: { username: 'bob', password: 'nope' }, reconnectIntervalIncrement: 100 });
+  const st = await d.waitState('ERROR');
+  assert.equal(st.errorKind, 'permanent');
+  assert.ok(st.nextRetryMs > 58000 && st.nextRetryMs <= 60000, `nextRetryMs ${st.nextRetryMs}`);
+  await sleep(1500);
+  const st2 = await d.status();
+  assert.equal(st2.state, 'ERROR');
+  assert.match(st2.reason, /too many authentication attempts/);
+  assert.equal(p.connections, 1, 'no new connection while a permanent ERROR lasts');
 });
 
 test('server killed and restarted: back to OPEN following the reconnect schedule', async () => {
@@ -100,28 +118,60 @@ test('server killed and restarted: back to OPEN following the reconnect schedule
   await waitUntil(async () => (await d.status()).attempt === 0, { timeoutMs: 3 * hb, what: 'the counter to reset' });
 });
 
-test('refused connections: ERROR after exactly maxReconnectAttempts attempts at the documented times', async () => {
+test('refused connections: ERROR after exactly maxReconnectAttempts attempts, a fresh instance one step later', async () => {
   const p = await proxy({ target: { host: '127.0.0.1', port: 9 } });
   await p.mode('reset');
   const inc = 200;
+  // restartAfterError 0 waits for the operator only after a permanent
+  // ERROR: an unreachable platform is a transient one.
   const d = await dsd({ url: p.url, reconnectIntervalIncrement: inc, maxReconnectInterval: 500,
     maxReconnectAttempts: 5, restartAfterError: 0 });
-  const st = await d.waitState('ERROR', 10000);
-  assert.match(st.reason, /gave up after 5 unsuccessful attempts/);
-  await sleep(800);
-  assert.equal(p.attempts.length, 5, 'exactly maxReconnectAttempts attempts');
+  const w = d.watch();
+  const err = await w.waitFor('ERROR', 10000);
+  assert.match(err.reason, /gave up after 5 unsuccessful attempts/);
+  await waitUntil(() => p.attempts.length >= 7, { timeoutMs: 5000, what: 'the fresh instance and its second attempt' });
+  const before = p.attempts.filter((a) => a.at <= err.at);
+  assert.equal(before.length, 5, 'exactly maxReconnectAttempts attempts before ERROR');
   const t0 = p.attempts[0].at;
   // The first connect is attempt 1; then +1x, +2x, then capped at 500.
-  const expected = [0, 200, 600, 1100, 1600];
-  p.attempts.forEach((a, i) => {
+  // The ERROR lasts one step (200 ms), then the fresh instance's attempt 1
+  // and, one increment after its failure, its attempt 2.
+  const expected = [0, 200, 600, 1100, 1600, 1800, 2000];
+  p.attempts.slice(0, 7).forEach((a, i) => {
     const off = a.at - t0;
     assert.ok(Math.abs(off - expected[i]) <= 100, `attempt ${i + 1} at +${off} ms, expected +${expected[i]}`);
   });
-  // ERROR is final for the instance: resume starts a fresh one.
+  const fresh = await w.waitFor((t) => t.state === 'RECONNECTING' && t.at >= err.at);
+  assert.match(fresh.reason, /fresh instance after a transient ERROR/);
+});
+
+test('heartbeat loss with the default restartAfterError: ERROR, then OPEN again one reconnect step later', async () => {
+  const s = await server({ auth: 'open' });
+  const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
+  const hb = 500;
+  const inc = 1000;
+  const d = await dsd({ url: p.url, heartbeatInterval: hb, reconnectIntervalIncrement: inc });
+  await d.waitState('OPEN');
+  const w = d.watch();
+  await w.waitFor('OPEN');
+  await sleep(2 * hb);
+  await p.mode('mute-server');
+  const err = await w.waitFor('ERROR', 5000);
+  assert.match(err.reason, /heartbeat/);
+  // While it lasts, status says why, what kind, and when the next try is.
+  const st = await d.status();
+  assert.equal(st.state, 'ERROR');
+  assert.match(st.reason, /heartbeat/);
+  assert.equal(st.errorCause, 'heartbeat');
+  assert.equal(st.errorKind, 'transient');
+  assert.ok(st.nextRetryMs !== null && st.nextRetryMs <= inc, `nextRetryMs ${st.nextRetryMs}`);
   await p.mode('pass');
-  const r = await d.dsctl('resume');
-  assert.equal(r.code, 0, r.stderr);
-  await waitUntil(() => p.attempts.length === 6, { what: 'a fresh attempt after resume' });
+  const open = await w.waitFor((t) => t.state === 'OPEN' && t.at > err.at, 5000);
+  const took = open.at - err.at;
+  assert.ok(took >= inc - 50 && took < inc + 1000, `OPEN ${took} ms after ERROR (restartAfterError is 60000)`);
+  const again = await d.status();
+  assert.equal(again.errorKind, null);
+  assert.equal(again.nextRetryMs, null);
 });
 
 test('heartbeat loss through the muting proxy: ERROR within 2-3 intervals', async () => {
@@ -178,14 +228,20 @@ test('REDIRECT through the scripted platform is followed; later reconnects start
   await waitUntil(() => sp.challenges().length >= 2, { timeoutMs: 5000, what: 'a reconnect via the configured URL' });
 });
 
-test('REJECT through the scripted platform ends in ERROR', async () => {
+test('REJECT through the scripted platform ends in a permanent ERROR; resume starts a fresh instance', async () => {
   const sp = await startScripted({ answer: 'reject' });
   later(() => sp.close());
-  const d = await dsd({ url: sp.url, restartAfterError: 0 });
+  const d = await dsd({ url: sp.url, restartAfterError: 0, reconnectIntervalIncrement: 100 });
   const st = await d.waitState('ERROR');
   assert.match(st.reason, /rejected/);
+  assert.equal(st.errorCause, 'rejected');
+  assert.equal(st.errorKind, 'permanent');
+  assert.equal(st.nextRetryMs, null);
   await sleep(300);
   assert.equal(sp.connections, 1, 'no reconnect after REJECT');
+  const r = await d.dsctl('resume');
+  assert.equal(r.code, 0, r.stderr);
+  await waitUntil(() => sp.connections === 2, { what: 'a fresh attempt after resume' });
 });
 
 test('wss:// with the test CA is accepted; with an unknown CA it is refused', async () => {
@@ -195,8 +251,9 @@ test('wss:// with the test CA is accepted; with an unknown CA it is refused', as
   assert.match(p.url, /^wss:/);
   const good = await dsd({ url: p.url, caFile: certs.caFile });
   await good.waitState('OPEN');
-  const bad = await dsd({ url: p.url, caFile: certs.otherCaFile, maxReconnectAttempts: 2,
-    reconnectIntervalIncrement: 100, restartAfterError: 0 });
+  // One attempt, then a transient ERROR that lasts one step (2 s).
+  const bad = await dsd({ url: p.url, caFile: certs.otherCaFile, maxReconnectAttempts: 1,
+    reconnectIntervalIncrement: 2000, restartAfterError: 0 });
   const st = await bad.waitState('ERROR', 10000);
   assert.match(st.reason, /certificate|verif|TLS|SSL/i);
   // A reload with the right CA makes a fresh instance that gets through.

@@ -9,6 +9,7 @@ const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 
 const { startDsd, buildDir, binaries } = require('./lib/dsd');
+const { startScripted } = require('./lib/scripted');
 const js = require('./lib/jsclient');
 const { track } = require('./lib/children');
 const { sleep, waitUntil, makeTempDir, waitExit } = require('./lib/util');
@@ -180,16 +181,32 @@ test('reload: new credentials take effect without losing queued emits; a broken 
   assert.equal(localLines[0].l, 'reload/back 7');
 });
 
-test('reload applies new timings at once (restartAfterError in ERROR)', async () => {
-  const p = await proxy({ target: { host: '127.0.0.1', port: 9 } });
-  await p.mode('reset');
-  const d = await dsd({ url: p.url, maxReconnectAttempts: 1, restartAfterError: 0 });
+test('reload applies new timings at once (restartAfterError in a permanent ERROR)', async () => {
+  const sp = await startScripted({ answer: 'reject' });
+  later(() => sp.close());
+  const d = await dsd({ url: sp.url, maxReconnectAttempts: 1, restartAfterError: 0 });
   await d.waitState('ERROR');
   await sleep(300);
-  assert.equal(p.attempts.length, 1, 'ERROR waits for the operator');
+  assert.equal(sp.connections, 1, 'a permanent ERROR waits for the operator');
   fs.writeFileSync(d.configFile, fs.readFileSync(d.configFile, 'utf8').replace(/restartAfterError = 0/, 'restartAfterError = 200'));
   assert.equal((await d.dsctl('reload')).code, 0);
-  await waitUntil(() => p.attempts.length >= 2, { timeoutMs: 3000, what: 'a fresh instance after restartAfterError' });
+  await waitUntil(() => sp.connections >= 2, { timeoutMs: 3000, what: 'a fresh instance after restartAfterError' });
+});
+
+test('reload applies new timings at once (the reconnect step in a transient ERROR)', async () => {
+  const p = await proxy({ target: { host: '127.0.0.1', port: 9 } });
+  await p.mode('reset');
+  // An unreachable platform: ERROR for one step, here an hour.
+  const d = await dsd({ url: p.url, maxReconnectAttempts: 1, reconnectIntervalIncrement: 3600000,
+    maxReconnectInterval: 3600000 });
+  const st = await d.waitState('ERROR');
+  assert.equal(st.errorKind, 'transient');
+  assert.ok(st.nextRetryMs > 3590000, `nextRetryMs ${st.nextRetryMs}`);
+  await sleep(300);
+  assert.equal(p.attempts.length, 1);
+  fs.writeFileSync(d.configFile, fs.readFileSync(d.configFile, 'utf8').replace(/reconnectIntervalIncrement = 3600000/, 'reconnectIntervalIncrement = 200'));
+  assert.equal((await d.dsctl('reload')).code, 0);
+  await waitUntil(() => p.attempts.length >= 2, { timeoutMs: 3000, what: 'a fresh instance one (new) step after ERROR' });
 });
 
 test('repeated reconnect failures are rate-limited in the log', async () => {

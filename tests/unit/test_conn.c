@@ -2,7 +2,7 @@
  * The connection state machine, driven with a fake clock: every
  * (state, input) pair from a table, then whole scenarios (the reconnect
  * schedule, connections lost before they held, heartbeats, redirects, auth
- * failures, pause/resume, restart).
+ * failures, pause/resume, restart, and how each kind of ERROR ends).
  */
 #include <check.h>
 #include <errno.h>
@@ -109,7 +109,10 @@ enum start {
 	AT_RECONNECTING_WAITING,
 	AT_RECONNECTING_CONNECTING,
 	AT_OFFLINE,
-	AT_ERROR,
+	AT_ERROR,           /* REJECT: permanent, restartAfterError 60000 */
+	AT_ERROR_OPERATOR,  /* REJECT: permanent, restartAfterError 0 */
+	AT_ERROR_HEARTBEAT, /* transient, restartAfterError 0 */
+	AT_ERROR_GAVE_UP,   /* maxReconnectAttempts: transient, 0 */
 	AT_CLOSED_FINAL,
 	AT_COUNT
 };
@@ -125,13 +128,19 @@ static const char *const start_names[AT_COUNT] = {
         "RECONNECTING(waiting)",
         "RECONNECTING(connecting)",
         "OFFLINE",
-        "ERROR",
+        "ERROR(rejected)",
+        "ERROR(rejected, restartAfterError 0)",
+        "ERROR(heartbeat, restartAfterError 0)",
+        "ERROR(gave up, restartAfterError 0)",
         "CLOSED(final)",
 };
 
 static void reach(struct world *w, enum start s)
 {
-	world_init(w, 5, 60000);
+	bool restart_zero = s == AT_ERROR_OPERATOR || s == AT_ERROR_HEARTBEAT ||
+	                    s == AT_ERROR_GAVE_UP;
+
+	world_init(w, 5, restart_zero ? 0 : 60000);
 	if (s == AT_CLOSED_NEW)
 		return;
 	input(w, CONN_IN_START);
@@ -145,14 +154,25 @@ static void reach(struct world *w, enum start s)
 		input(w, CONN_IN_PAUSE);
 		return;
 	}
+	if (s == AT_ERROR_GAVE_UP) {
+		/* Five refused attempts, each after its backoff. */
+		while (conn_get_state(&w->c) != CONN_ERROR) {
+			if (w->c.sock == CONN_SOCKET_NONE)
+				fire(w);
+			else
+				input(w, CONN_IN_SOCKET_CLOSED);
+		}
+		ck_assert_int_eq(conn_error_cause(&w->c), CONN_ERR_GAVE_UP);
+		return;
+	}
 	if (s == AT_RECONNECTING_WAITING || s == AT_RECONNECTING_CONNECTING ||
-	    s == AT_ERROR) {
+	    s == AT_ERROR || s == AT_ERROR_OPERATOR) {
 		/* Two refused attempts: the third waits for its backoff. */
 		input(w, CONN_IN_SOCKET_CLOSED);
 		input(w, CONN_IN_SOCKET_CLOSED);
 		if (s == AT_RECONNECTING_CONNECTING)
 			fire(w);
-		if (s == AT_ERROR)
+		if (s == AT_ERROR || s == AT_ERROR_OPERATOR)
 			frame(w, CONN_FRAME_OTHER, NULL),
 			        input(w, CONN_IN_PAUSE),
 			        input(w, CONN_IN_RESUME),
@@ -178,6 +198,12 @@ static void reach(struct world *w, enum start s)
 	ck_assert_str_eq(actions(w), "P");
 	w->now += 5;
 	frame(w, CONN_FRAME_OTHER, NULL);
+	if (s == AT_OPEN)
+		return;
+	/* AT_ERROR_HEARTBEAT: from now on the platform is silent. */
+	while (conn_get_state(&w->c) == CONN_OPEN)
+		fire(w);
+	ck_assert_int_eq(conn_error_cause(&w->c), CONN_ERR_HEARTBEAT);
 }
 
 enum in {
@@ -276,8 +302,11 @@ static void apply(struct world *w, enum in i)
 
 /*
  * Expected outcome per (start, input): "STATE actions [rc]".  A state of
- * "=" means unchanged; actions as in actions(); rc -EALREADY as "!A",
- * -EPERM as "!P".
+ * "=" means unchanged; ERROR comes with its kind, "ERROR/t" transient (it
+ * ends after one reconnect step) or "ERROR/p" permanent (restartAfterError
+ * or the operator); actions as in actions(); rc -EALREADY as "!A", -EPERM
+ * as "!P".  TIMER(due) moves the clock to the deadline, or by an hour when
+ * there is none.
  */
 /* clang-format off */
 static const char *const table[AT_COUNT][IN_COUNT] = {
@@ -288,13 +317,13 @@ static const char *const table[AT_COUNT][IN_COUNT] = {
 		"= !A", "CHALLENGING SHS", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "= D",
 	},
 	[AT_CHALLENGING] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "AUTHENTICATING SAS", "ERROR DS", "RECONNECTING DSC", "ERROR DS", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "AUTHENTICATING SAS", "ERROR/p DS", "RECONNECTING DSC", "ERROR/t DS", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_AUTHENTICATING] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR DS", "OPEN S", "AWAITING_AUTHENTICATION S", "ERROR DS", "ERROR DS", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR/t DS", "OPEN S", "AWAITING_AUTHENTICATION S", "ERROR/p DS", "ERROR/p DS", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_AWAITING_AUTH_REFUSED] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR DS", "= ", "= ", "ERROR DS", "ERROR DS", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR/p DS", "= ", "= ", "ERROR/p DS", "ERROR/p DS", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
 	},
 	[AT_OPEN_FRESH] = {
 		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
@@ -314,15 +343,38 @@ static const char *const table[AT_COUNT][IN_COUNT] = {
 	[AT_ERROR] = {
 		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
 	},
+	[AT_ERROR_OPERATOR] = {
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+	},
+	[AT_ERROR_HEARTBEAT] = {
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+	},
+	[AT_ERROR_GAVE_UP] = {
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+	},
 	[AT_CLOSED_FINAL] = {
 		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "= !A",
 	},
 };
 /* clang-format on */
 
+/* 't' transient, 'p' permanent, '-' not in ERROR. */
+static char kind_letter(const struct conn *c)
+{
+	switch (conn_error_kind_of(conn_error_cause(c))) {
+	case CONN_ERROR_TRANSIENT:
+		return 't';
+	case CONN_ERROR_PERMANENT:
+		return 'p';
+	default:
+		return '-';
+	}
+}
+
 START_TEST(test_every_state_input_pair)
 {
 	char what[128], expect_state[64], expect_act[16], got[160];
+	char *expect_kind;
 	static char report[16384];
 	size_t used = 0;
 	unsigned bad = 0;
@@ -340,6 +392,9 @@ START_TEST(test_every_state_input_pair)
 			ck_assert_ptr_nonnull(sp);
 			snprintf(expect_state, sizeof(expect_state), "%.*s",
 			         (int)(sp - e), e);
+			expect_kind = strchr(expect_state, '/');
+			if (expect_kind != NULL)
+				*expect_kind++ = '\0';
 			expect_act[0] = '\0';
 			sscanf(sp + 1, "%15[A-Z]", expect_act);
 			bang = strchr(sp, '!');
@@ -364,15 +419,17 @@ START_TEST(test_every_state_input_pair)
 					                 w.r.act[k].to);
 			if (conn_get_state(&w.c) == want &&
 			    strcmp(actions(&w), expect_act) == 0 &&
-			    w.rc == want_rc)
+			    w.rc == want_rc &&
+			    (expect_kind == NULL ||
+			     kind_letter(&w.c) == expect_kind[0]))
 				continue;
 			bad++;
 			snprintf(
-			        got, sizeof(got), "%s %s rc=%d",
+			        got, sizeof(got), "%s/%c %s rc=%d",
 			        conn_get_state(&w.c) == before
 			                ? "="
 			                : conn_state_name(conn_get_state(&w.c)),
-			        actions(&w), w.rc);
+			        kind_letter(&w.c), actions(&w), w.rc);
 			used += snprintf(report + used, sizeof(report) - used,
 			                 "\n  %s: got \"%s\", table \"%s\"",
 			                 what, got, e);
@@ -424,8 +481,10 @@ START_TEST(test_reconnect_schedule_first_connect)
 	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
 	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "5 unsuccessful"));
 	ck_assert_uint_eq(w.c.count.attempts, 5);
-	/* restartAfterError 0: ERROR waits for the operator. */
-	ck_assert_uint_eq(conn_deadline(&w.c), CONN_NO_DEADLINE);
+	/* An unreachable platform is a transient ERROR: it ends one reconnect
+	 * step later even with restartAfterError 0. */
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_GAVE_UP);
+	ck_assert_uint_eq(conn_deadline(&w.c), w.now + INC);
 }
 END_TEST
 
@@ -806,16 +865,283 @@ START_TEST(test_restart_after_error)
 	struct world w;
 	uint64_t t;
 
+	/* A permanent ERROR waits restartAfterError. */
 	world_init(&w, 1, 5000);
 	input(&w, CONN_IN_START);
-	input(&w, CONN_IN_SOCKET_CLOSED);
+	input(&w, CONN_IN_SOCKET_OPEN);
+	frame(&w, CONN_FRAME_REJECT, NULL);
 	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_REJECTED);
 	t = w.now;
 	ck_assert_uint_eq(conn_deadline(&w.c), t + 5000);
+	ck_assert_int_eq(conn_next_retry_in(&w.c, t + 1000), 4000);
 	fire(&w);
+	ck_assert_uint_eq(w.now, t + 5000);
 	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
 	ck_assert_str_eq(actions(&w), "SC");
 	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	ck_assert_str_eq(conn_reason(&w.c),
+	                 "fresh instance after ERROR (restartAfterError)");
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_NONE);
+}
+END_TEST
+
+/* Fails attempts until ERROR; returns when each attempt was made. */
+static unsigned refuse_until_error(struct world *w, uint64_t *ret_at,
+                                   unsigned max)
+{
+	unsigned n = 0;
+
+	ck_assert_int_eq(w->c.sock, CONN_SOCKET_CONNECTING);
+	ret_at[n++] = w->now;
+	for (;;) {
+		input(w, CONN_IN_SOCKET_CLOSED);
+		if (conn_get_state(&w->c) == CONN_ERROR)
+			return n;
+		if (w->c.sock == CONN_SOCKET_NONE)
+			fire(w);
+		ck_assert_uint_lt(n, max);
+		ret_at[n++] = w->now;
+	}
+}
+
+START_TEST(test_heartbeat_loss_restarts_after_one_step)
+{
+	struct world w;
+	uint64_t t, at[8];
+
+	/* The default restartAfterError does not apply: a stall is no
+	 * outage. */
+	world_init(&w, 3, 60000);
+	input(&w, CONN_IN_START);
+	authenticate(&w);
+	while (conn_get_state(&w.c) == CONN_OPEN)
+		fire(&w);
+	t = w.now;
+	ck_assert_str_eq(actions(&w), "DS");
+	ck_assert_int_eq(w.r.act[1].error, CONN_ERR_HEARTBEAT);
+	ck_assert_int_eq(conn_error_kind_of(conn_error_cause(&w.c)),
+	                 CONN_ERROR_TRANSIENT);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "heartbeat"));
+	/* status: the fresh instance in one reconnect step. */
+	ck_assert_uint_eq(conn_deadline(&w.c), t + INC);
+	ck_assert_int_eq(conn_next_retry_in(&w.c, t), INC);
+	ck_assert_int_eq(conn_next_retry_in(&w.c, t + 400), INC - 400);
+	w.now = t + INC - 1;
+	input(&w, CONN_IN_TIMER);
+	ck_assert_str_eq(actions(&w), "");
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "heartbeat"));
+	fire(&w);
+	ck_assert_uint_eq(w.now, t + INC);
+	ck_assert_str_eq(actions(&w), "SC");
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(conn_reason(&w.c),
+	                 "fresh instance after a transient ERROR");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	/* The fresh instance follows the reconnect schedule: attempts at
+	 * +0, +1x, +2x the increment after it started, then ERROR again,
+	 * and again one step later a fresh instance. */
+	ck_assert_uint_eq(refuse_until_error(&w, at, 8), 3);
+	ck_assert_uint_eq(at[0] - t, INC);
+	ck_assert_uint_eq(at[1] - t, INC + 1000);
+	ck_assert_uint_eq(at[2] - t, INC + 3000);
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_GAVE_UP);
+	ck_assert_int_eq(conn_next_retry_in(&w.c, w.now), INC);
+	/* The platform is back: OPEN again. */
+	fire(&w);
+	authenticate(&w);
+}
+END_TEST
+
+START_TEST(test_unreachable_platform_restarts_on_schedule)
+{
+	struct world w;
+	uint64_t t0, at[8];
+
+	/* restartAfterError 0 means "the operator" only for permanent
+	 * errors: an unreachable platform is retried for ever, each fresh
+	 * instance one reconnect step after the ERROR. */
+	world_init(&w, 3, 0);
+	t0 = w.now;
+	input(&w, CONN_IN_START);
+	for (int cycle = 0; cycle < 3; cycle++) {
+		uint64_t base = t0 + (uint64_t)cycle * (3000 + INC);
+
+		ck_assert_uint_eq(refuse_until_error(&w, at, 8), 3);
+		ck_assert_uint_eq(at[0], base);
+		ck_assert_uint_eq(at[1], base + 1000);
+		ck_assert_uint_eq(at[2], base + 3000);
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+		ck_assert_str_eq(conn_reason(&w.c),
+		                 "gave up after 3 unsuccessful attempts: "
+		                 "socket closed");
+		ck_assert_uint_eq(conn_deadline(&w.c), w.now + INC);
+		fire(&w);
+		ck_assert_str_eq(actions(&w), "SC");
+		ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	}
+	ck_assert_uint_eq(w.c.count.attempts, 3 * 3 + 1);
+}
+END_TEST
+
+START_TEST(test_handshake_deadline_gives_a_transient_error)
+{
+	struct world w;
+	uint64_t t0;
+
+	/* The socket opens but the platform never answers the CHALLENGE. */
+	world_init(&w, 1, 0);
+	t0 = w.now;
+	input(&w, CONN_IN_START);
+	input(&w, CONN_IN_SOCKET_OPEN);
+	fire(&w);
+	ck_assert_uint_eq(w.now, t0 + HS);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	ck_assert_str_eq(conn_reason(&w.c),
+	                 "gave up after 1 unsuccessful attempts: no "
+	                 "handshake within 3000 ms");
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_GAVE_UP);
+	ck_assert_uint_eq(conn_deadline(&w.c), t0 + HS + INC);
+	fire(&w);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(actions(&w), "SC");
+}
+END_TEST
+
+/* Leads a fresh world with restartAfterError `restart` into a permanent
+ * ERROR, one way per `how`; returns the expected cause. */
+static enum conn_error_cause permanent_error(struct world *w, int how,
+                                             uint32_t restart)
+{
+	world_init(w, 2, restart);
+	input(w, CONN_IN_START);
+	input(w, CONN_IN_SOCKET_OPEN);
+	switch (how) {
+	case 0:
+		frame(w, CONN_FRAME_REJECT, NULL);
+		return CONN_ERR_REJECTED;
+	case 1:
+		for (int i = 0; i <= CONN_MAX_REDIRECTS; i++) {
+			frame(w, CONN_FRAME_REDIRECT, URL);
+			input(w, CONN_IN_SOCKET_OPEN);
+		}
+		return CONN_ERR_REDIRECTS;
+	default:
+		break;
+	}
+	frame(w, CONN_FRAME_ACCEPT, NULL);
+	switch (how) {
+	case 2:
+		frame(w, CONN_FRAME_AUTH_TOO_MANY, NULL);
+		return CONN_ERR_AUTH_TOO_MANY;
+	case 3:
+		frame(w, CONN_FRAME_AUTH_BAD_DATA, NULL);
+		return CONN_ERR_AUTH_DATA;
+	default:
+		break;
+	}
+	frame(w, CONN_FRAME_AUTH_FAILED, NULL);
+	if (how == 4) {
+		frame(w, CONN_FRAME_AUTH_TIMEOUT, NULL);
+		return CONN_ERR_CREDENTIALS;
+	}
+	/* The socket of a refused login closes, twice: maxReconnectAttempts
+	 * used up with the credentials refused. */
+	input(w, CONN_IN_SOCKET_CLOSED);
+	fire(w);
+	input(w, CONN_IN_SOCKET_OPEN);
+	frame(w, CONN_FRAME_ACCEPT, NULL);
+	frame(w, CONN_FRAME_AUTH_FAILED, NULL);
+	input(w, CONN_IN_SOCKET_CLOSED);
+	return CONN_ERR_CREDENTIALS;
+}
+
+START_TEST(test_permanent_errors_wait)
+{
+	static const char *const reasons[] = {
+	        "connection rejected by the platform",
+	        "too many redirects (last to " URL ")",
+	        "too many authentication attempts",
+	        "the platform refused the auth data (INVALID_MESSAGE_DATA)",
+	        "authentication timeout, the credentials refused",
+	        "gave up after 2 unsuccessful attempts, the credentials "
+	        "refused: socket closed",
+	};
+	struct world w;
+
+	for (int how = 0; how < 6; how++) {
+		enum conn_error_cause cause = permanent_error(&w, how, 0);
+		uint64_t t = w.now;
+
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+		ck_assert_int_eq(conn_error_cause(&w.c), cause);
+		ck_assert_int_eq(conn_error_kind_of(cause),
+		                 CONN_ERROR_PERMANENT);
+		ck_assert_str_eq(conn_reason(&w.c), reasons[how]);
+		/* restartAfterError 0: only the operator ends it. */
+		ck_assert_uint_eq(conn_deadline(&w.c), CONN_NO_DEADLINE);
+		ck_assert_int_eq(conn_next_retry_in(&w.c, t), -1);
+		w.now += 86400000;
+		input(&w, CONN_IN_TIMER);
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+		ck_assert_int_eq(input(&w, CONN_IN_RESUME), 0);
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+		ck_assert_str_eq(actions(&w), "SC");
+
+		/* Otherwise restartAfterError, not the reconnect step. */
+		permanent_error(&w, how, 60000);
+		t = w.now;
+		ck_assert_uint_eq(conn_deadline(&w.c), t + 60000);
+		ck_assert_int_eq(conn_next_retry_in(&w.c, t + INC), 59000);
+		w.now = t + 60000 - 1;
+		input(&w, CONN_IN_TIMER);
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+		fire(&w);
+		ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	}
+}
+END_TEST
+
+START_TEST(test_error_waits_and_classes)
+{
+	struct conn_options o = opts(5, 0);
+	struct world w;
+	uint64_t t;
+
+	/* One reconnect step, capped like any other. */
+	ck_assert_uint_eq(conn_error_wait(&o, CONN_ERROR_TRANSIENT), INC);
+	o.reconnect_interval_increment = 4000;
+	o.max_reconnect_interval = 3000;
+	ck_assert_uint_eq(conn_error_wait(&o, CONN_ERROR_TRANSIENT), 3000);
+	ck_assert_uint_eq(conn_error_wait(&o, CONN_ERROR_PERMANENT),
+	                  CONN_NO_DEADLINE);
+	o.restart_after_error = 60000;
+	ck_assert_uint_eq(conn_error_wait(&o, CONN_ERROR_TRANSIENT), 3000);
+	ck_assert_uint_eq(conn_error_wait(&o, CONN_ERROR_PERMANENT), 60000);
+	ck_assert_uint_eq(conn_error_wait(&o, CONN_ERROR_NONE),
+	                  CONN_NO_DEADLINE);
+	/* Every cause is classified, and named for the status. */
+	for (int i = CONN_ERR_NONE + 1; i < CONN_ERR_CAUSE_COUNT; i++) {
+		ck_assert_int_ne(conn_error_kind_of(i), CONN_ERROR_NONE);
+		ck_assert_str_ne(conn_error_cause_name(i), "unknown");
+	}
+	ck_assert_int_eq(conn_error_kind_of(CONN_ERR_NONE), CONN_ERROR_NONE);
+
+	/* A reload with a new increment moves a transient ERROR's end. */
+	world_init(&w, 1, 0);
+	input(&w, CONN_IN_START);
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	t = w.now;
+	ck_assert_uint_eq(conn_deadline(&w.c), t + INC);
+	o = opts(1, 0);
+	o.reconnect_interval_increment = 200;
+	ck_assert_int_eq(conn_set_options(&w.c, &o), 0);
+	ck_assert_uint_eq(conn_deadline(&w.c), t + 200);
+	/* Leaving ERROR any way clears the cause. */
+	input(&w, CONN_IN_PAUSE);
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_NONE);
+	ck_assert_int_eq(conn_next_retry_in(&w.c, w.now), -1);
 }
 END_TEST
 
@@ -885,6 +1211,11 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_reject_and_auth_errors);
 	tcase_add_test(tc, test_pause_resume);
 	tcase_add_test(tc, test_restart_after_error);
+	tcase_add_test(tc, test_heartbeat_loss_restarts_after_one_step);
+	tcase_add_test(tc, test_unreachable_platform_restarts_on_schedule);
+	tcase_add_test(tc, test_handshake_deadline_gives_a_transient_error);
+	tcase_add_test(tc, test_permanent_errors_wait);
+	tcase_add_test(tc, test_error_waits_and_classes);
 	tcase_add_test(tc, test_close_is_final);
 	tcase_add_test(tc, test_transitions_carry_time_and_reason);
 	tcase_add_test(tc, test_bad_options);

@@ -60,9 +60,15 @@ function configIni(o, socketPath) {
   });
   ini += `\n${section('ipc', { socket: socketPath, ...(o.ipc || {}) })}`;
   const q = o.queue || {};
-  if (Object.keys(q).length) {
-    ini += `\n${section('queue', { maxMessages: q.maxMessages, maxBytes: q.maxBytes, overflow: q.overflow })}`;
-  }
+  // Tests stop dsd many times with the platform away and emits held: one
+  // second of flushing at SIGTERM (the product waits 5 s), unless a test
+  // says otherwise.
+  ini += `\n${section('queue', {
+    maxMessages: q.maxMessages,
+    maxBytes: q.maxBytes,
+    overflow: q.overflow,
+    shutdownTimeout: q.shutdownTimeout ?? 1000,
+  })}`;
   if (o.extra) ini += `\n${o.extra}\n`;
   return ini;
 }
