@@ -232,15 +232,49 @@ const char *spool_sync_to_string(enum spool_sync sync)
 	return "normal";
 }
 
+/* Makes a new file's name durable: without it a power loss soon after
+ * could take the whole file away, committed batches included.  (SQLite
+ * does the same for the -wal file it creates.) */
+static int sync_parent_dir(struct spool *s)
+{
+	char *dir = strdup(s->path), *slash;
+	int fd, r = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0) {
+		r = -errno;
+		set_err(s, "spool %s: cannot sync its directory %s: %s",
+		        s->path, dir, strerror(-r));
+	}
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return r;
+}
+
 /* Creates the file with mode 0600 before SQLite sees it (SQLite would
  * create it 0644 less the umask; the WAL file copies the database's mode),
  * and refuses anything but a regular file. */
 static int create_file(struct spool *s)
 {
 	struct stat st = {0};
-	int fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	bool created = true;
+	int fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int r = 0;
 
+	if (fd < 0 && errno == EEXIST) {
+		created = false;
+		fd = open(s->path, O_RDWR | O_CLOEXEC);
+	}
 	if (fd < 0) {
 		r = -errno;
 		set_err(s, "spool %s: cannot open or create it: %s", s->path,
@@ -255,6 +289,8 @@ static int create_file(struct spool *s)
 		set_err(s, "spool %s: not a regular file", s->path);
 	}
 	close(fd);
+	if (r == 0 && created)
+		r = sync_parent_dir(s);
 	return r;
 }
 
