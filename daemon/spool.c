@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "spool.h"
 
 /* 'DSD1' in the header's application_id: a file that is some other
@@ -194,14 +194,6 @@ static int step_done(struct spool *s, sqlite3_stmt *st, const char *what)
 
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, what);
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts = {0};
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int spool_sync_from_string(const char *s, enum spool_sync *ret)
@@ -586,7 +578,7 @@ int spool_begin(struct spool *s)
 	s->batch_err = 0;
 	s->pend_records = 0;
 	s->pend_bytes = 0;
-	s->batch_ms = wall_ms();
+	s->batch_ms = clock_unix_ms();
 	return 0;
 }
 
