@@ -32,7 +32,9 @@
  *
  * The short schedule (each fault once) runs in the suite. DSD_FAULTS_LONG=1
  * runs several rounds in shuffled order (minutes; see tests/integration/README.md);
- * DSD_FAULTS_ONLY=reset,pause runs just those faults, once each.
+ * DSD_FAULTS_ONLY=reset,pause runs just those faults, once each. The long
+ * run adds dsd-restart-offline: dsd stopped (SIGTERM) while it holds a
+ * queue because the platform is unreachable, then started again.
  */
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -53,7 +55,7 @@ const HB = 1000; // dsd's heartbeatInterval
 const APPS = 3;
 const RATE = 500; // emits per second per app
 const LONG = !!process.env.DSD_FAULTS_LONG;
-const ROUNDS = LONG ? Number(process.env.DSD_FAULTS_ROUNDS || 6) : 1;
+const ROUNDS = LONG ? Number(process.env.DSD_FAULTS_ROUNDS || 10) : 1;
 const ONLY = (process.env.DSD_FAULTS_ONLY || '').split(',').filter(Boolean);
 
 const DSD_OPTS = {
@@ -181,6 +183,10 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
       const t = Date.now();
       await p.mode('refuse'); // dsd may not come back before the subscriber
       await s.kill9();
+      // The old subscriber reads what the server wrote before it died
+      // (the socket's end comes after it), then it is closed.
+      const old = sub;
+      await waitUntil(() => old.state !== 'OPEN', { timeoutMs: 5000, what: 'the subscriber to see the server gone' });
       sub.close();
       await leftOpen(t, 5000);
       await s.restart();
@@ -203,19 +209,34 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
       assert.equal(q.code, 0, q.stderr);
       await openAgain(back);
     },
-    async 'dsd-restart'() {
+    async 'dsd-restart'({ waitOpen = true } = {}) {
       resentBefore += resentOf(await d.status());
       const stopped = await d.stop();
       assert.equal(stopped.code, 0, `dsd exit after SIGTERM: ${JSON.stringify(stopped)}`);
       const { dir } = d;
       d = await dsd({ dir });
       w = d.watch();
-      await d.waitState('OPEN', 15000);
+      if (waitOpen) await d.waitState('OPEN', 15000);
       // flowing() then shows that every app is back.
     },
+    // Only in the long schedule: dsd stopped while it holds a queue (the
+    // platform unreachable), so the queue must outlive the process.
+    async 'dsd-restart-offline'() {
+      const t = Date.now();
+      await p.mode('refuse');
+      await p.mode('reset-all');
+      await leftOpen(t, 5000);
+      await waitUntil(async () => (await d.status()).queue.messages >= APPS * RATE, {
+        timeoutMs: 10000, intervalMs: 50, what: 'emits to queue while the platform is away' });
+      await FAULTS['dsd-restart']({ waitOpen: false });
+      const back = Date.now();
+      await p.mode('pass');
+      await openAgain(back);
+    },
   };
+  const DEFAULT_SCHEDULE = ['reset', 'blackhole', 'mute-server', 'refuse', 'server-restart', 'pause', 'dsd-restart'];
 
-  const names = ONLY.length ? ONLY : Object.keys(FAULTS);
+  const names = ONLY.length ? ONLY : LONG ? [...DEFAULT_SCHEDULE, 'dsd-restart-offline'] : DEFAULT_SCHEDULE;
   for (const n of names) assert.ok(FAULTS[n], `DSD_FAULTS_ONLY: no fault ${n} (known: ${Object.keys(FAULTS)})`);
   const seed = Number(process.env.DSD_FAULTS_SEED || 1);
   const rnd = prng(seed);
@@ -257,7 +278,9 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
   const blame = new Map();
   for (const { app, n } of lostList) {
     const at = t0.get(app) + (n * 1000) / RATE;
-    const f = done.find((x) => at >= x.from - 500 && at <= x.to);
+    // During a fault, else in the half second before one (the fault's
+    // first step may take that long to bite), else between faults.
+    const f = done.find((x) => at >= x.from && at <= x.to) || done.find((x) => at >= x.from - 500 && at <= x.to);
     const key = f ? f.name : 'between faults';
     if (!blame.has(key)) blame.set(key, new Map());
     const m = blame.get(key);

@@ -81,10 +81,12 @@ function reconciler() {
     for (const r of reports) {
       const x = app(r.app);
       const accepted = acceptedIn(r);
-      const fig = { app: r.app, emitted: r.emitted, sent: r.accepted, received: x.deliveries, lost: 0,
+      const fig = { app: r.app, emitted: r.emitted, sent: 0, received: x.deliveries, lost: 0,
         duplicated: 0, reordered: x.reordered, extra: 0, stray: 0 };
       for (let n = 0; n < r.emitted; n++) {
-        if (accepted(n) && !x.times.has(n)) {
+        if (!accepted(n)) continue;
+        fig.sent += 1;
+        if (!x.times.has(n)) {
           fig.lost += 1;
           lostList.push({ app: r.app, n });
         }
