@@ -250,8 +250,12 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
     const from = Date.now();
     await FAULTS[name]();
     await flowing(name);
-    done.push({ name, from, to: Date.now() });
-    log(`faults: ${name} done in ${Date.now() - from} ms`);
+    const to = Date.now();
+    done.push({ name, from, to });
+    log(`faults: ${name} done in ${to - from} ms`);
+    // Half a second of steady flow between faults, so that each fault
+    // starts from a normal state and its losses are told apart.
+    await flowing(`the steady half second after ${name}`, to + 500);
   }
 
   // Stop the apps, then wait for everything to settle.
@@ -278,9 +282,10 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
   const blame = new Map();
   for (const { app, n } of lostList) {
     const at = t0.get(app) + (n * 1000) / RATE;
-    // During a fault, else in the half second before one (the fault's
-    // first step may take that long to bite), else between faults.
-    const f = done.find((x) => at >= x.from && at <= x.to) || done.find((x) => at >= x.from - 500 && at <= x.to);
+    // During a fault or in the quarter second before it (emits in flight
+    // when it bit), else between faults. The time of a number is
+    // estimated from the app's start and its rate: approximate by a few ms.
+    const f = done.find((x) => at >= x.from - 250 && at <= x.to);
     const key = f ? f.name : 'between faults';
     if (!blame.has(key)) blame.set(key, new Map());
     const m = blame.get(key);
