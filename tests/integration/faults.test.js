@@ -122,8 +122,6 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
     await t.ready(5000);
     apps.push({ app: a, tool: t, t0: Date.now() });
   }
-  // The number app a is emitting about now (its numbers follow the clock).
-  const dueNow = (x) => Math.floor(((Date.now() - x.t0) * RATE) / 1000);
   // Waits until every app's events flow again: the subscriber has a number
   // each app emitted after `since`, so whatever the fault held back is out.
   async function flowing(what, since = Date.now(), timeoutMs = 20000) {

@@ -28,7 +28,7 @@ function reconciler() {
   function app(a) {
     let x = apps.get(a);
     if (!x) {
-      x = { times: new Map(), max: -1, reordered: 0, deliveries: 0 };
+      x = { times: new Map(), max: -1, reordered: 0, reorders: [], deliveries: 0 };
       apps.set(a, x);
     }
     return x;
@@ -45,7 +45,11 @@ function reconciler() {
     x.deliveries += 1;
     const seen = x.times.get(data.n) || 0;
     x.times.set(data.n, seen + 1);
-    if (seen === 0 && data.n < x.max) x.reordered += 1;
+    if (seen === 0 && data.n < x.max) {
+      x.reordered += 1;
+      // The first few, as "n after max", for the report.
+      if (x.reorders.length < 10) x.reorders.push(`${data.n} after ${x.max}`);
+    }
     if (data.n > x.max) x.max = data.n;
   }
 
@@ -82,7 +86,7 @@ function reconciler() {
       const x = app(r.app);
       const accepted = acceptedIn(r);
       const fig = { app: r.app, emitted: r.emitted, sent: 0, received: x.deliveries, lost: 0,
-        duplicated: 0, reordered: x.reordered, extra: 0, stray: 0 };
+        duplicated: 0, reordered: x.reordered, extra: 0, stray: 0, reorders: x.reorders };
       for (let n = 0; n < r.emitted; n++) {
         if (!accepted(n)) continue;
         fig.sent += 1;
