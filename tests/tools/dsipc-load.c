@@ -9,11 +9,27 @@
  *   dsipc-load -s SOCK slow NAME [CLIENTS]    CLIENTS apps (1) subscribe and
  *                                             never read
  *   dsipc-load -s SOCK garbage                 writes junk, waits for close
+ *   dsipc-load -s SOCK steady NAME APP RATE DURATION_MS
+ *                                             emits {"app":APP,"n":k},
+ *                                             k = 0, 1, ... at RATE per
+ *                                             second until DURATION_MS is up
+ *                                             or SIGTERM/SIGINT comes
+ *
+ * steady is the app of the fault suite: it keeps emitting while dsd goes
+ * away and comes back.  Every number is emitted once, never retried: an
+ * emit answered "sent" or "queued" is accepted, anything else (no dsd to
+ * connect to, the connection lost before the answer, a refusal) is not.
+ * Without dsd it makes a new handle and connects again every few
+ * milliseconds.  Its line: {"app","emitted","accepted","sent","queued",
+ * "refused","noDaemon","lostAnswer","daemonRefused","unanswered",
+ * "reconnects","notAccepted":[[a,b],...]} where notAccepted lists the
+ * numbers that were not accepted as ranges (bounded: they come in runs).
  */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +254,187 @@ static int do_slow(const char *name, int clients)
 	return 0;
 }
 
+/* The steady app: one byte of outcome per emitted number. */
+enum steady_outcome {
+	OUT_NONE = 0, /* emitted, no answer (yet) */
+	OUT_SENT,
+	OUT_QUEUED,
+	OUT_NO_DAEMON,   /* no connection to dsd: never handed over */
+	OUT_LOST_ANSWER, /* the connection went away before the answer */
+	OUT_REFUSED,     /* dsd said no */
+};
+
+struct steady {
+	unsigned char *outcome;
+	long cap;
+	long pending;
+};
+
+static struct steady steady;
+
+static void on_steady(dsipc *c, int result, const char *msg, void *userdata)
+{
+	long n = (long)(intptr_t)userdata;
+
+	(void)c;
+	(void)msg;
+	steady.pending--;
+	if (result == DSIPC_EMIT_SENT)
+		steady.outcome[n] = OUT_SENT;
+	else if (result == DSIPC_EMIT_QUEUED)
+		steady.outcome[n] = OUT_QUEUED;
+	else if (result == -ECONNRESET || result == -EPIPE)
+		steady.outcome[n] = OUT_LOST_ANSWER;
+	else
+		steady.outcome[n] = OUT_REFUSED;
+}
+
+/* A fresh handle connected to dsd, or NULL when dsd is not there. */
+static dsipc *steady_connect(void)
+{
+	dsipc *c;
+
+	if (dsipc_new(&c) < 0)
+		exit(1);
+	if (dsipc_connect(c, sock_path) < 0) {
+		dsipc_free(c); /* nothing pending on it */
+		return NULL;
+	}
+	return c;
+}
+
+/* Hands one numbered emit to dsd; the handle is dropped (set to NULL)
+ * when the connection is gone.  Pending answers on a lost connection
+ * are failed by the library before dsipc_free() returns. */
+static void steady_emit(dsipc **cp, const char *name, int app, long n)
+{
+	char data[64];
+	int r;
+
+	snprintf(data, sizeof(data), "{\"app\":%d,\"n\":%ld}", app, n);
+	if (*cp == NULL) {
+		steady.outcome[n] = OUT_NO_DAEMON;
+		return;
+	}
+	steady.pending++;
+	while ((r = dsipc_emit_async(*cp, name, data, on_steady,
+	                             (void *)(intptr_t)n)) == -ENOBUFS) {
+		/* Our own output buffer is full: let it drain. */
+		if (dsipc_wait(*cp, 10) < 0) {
+			r = -ECONNRESET;
+			break;
+		}
+	}
+	if (r < 0) {
+		steady.pending--;
+		steady.outcome[n] = OUT_NO_DAEMON;
+		dsipc_free(*cp);
+		*cp = NULL;
+	}
+}
+
+static void print_ranges(long emitted)
+{
+	long a = -1, shown = 0;
+	const long max_ranges = 100000;
+
+	printf("[");
+	for (long n = 0; n <= emitted; n++) {
+		bool ok = n < emitted && (steady.outcome[n] == OUT_SENT ||
+		                          steady.outcome[n] == OUT_QUEUED);
+		bool bad = n < emitted && !ok;
+
+		if (bad && a < 0)
+			a = n;
+		if (!bad && a >= 0) {
+			if (shown < max_ranges)
+				printf("%s[%ld,%ld]", shown ? "," : "", a,
+				       n - 1);
+			shown++;
+			a = -1;
+		}
+	}
+	printf("]");
+	if (shown > max_ranges)
+		fprintf(stderr, "steady: %ld ranges, only %ld shown\n", shown,
+		        max_ranges);
+}
+
+static int do_steady(const char *name, int app, long rate, long duration_ms)
+{
+	dsipc *c = NULL;
+	long long start, end, next_try = 0;
+	long emitted = 0, reconnects = 0;
+	long counts[OUT_REFUSED + 1] = {0};
+
+	if (rate <= 0 || duration_ms <= 0)
+		return 2;
+	steady.cap = rate * (duration_ms / 1000 + 1) + 1;
+	steady.outcome = calloc((size_t)steady.cap, 1);
+	if (steady.outcome == NULL)
+		return 1;
+	start = now_ms();
+	end = start + duration_ms;
+	printf("ready\n");
+	fflush(stdout);
+	while (!stop) {
+		long long now = now_ms();
+		long due = (long)((now - start) * rate / 1000);
+
+		if (now >= end || emitted >= steady.cap)
+			break;
+		if (c == NULL && now >= next_try) {
+			c = steady_connect();
+			if (c != NULL)
+				reconnects++;
+			else
+				next_try = now + 10;
+		}
+		while (emitted < due && emitted < steady.cap)
+			steady_emit(&c, name, app, emitted++);
+		/* Sleep until the next number is due, answers read meanwhile.
+		 */
+		int wait =
+		        (int)((emitted + 1) * 1000 / rate - (now_ms() - start));
+		if (wait < 1)
+			wait = 1;
+		if (c != NULL) {
+			struct pollfd p = {.fd = dsipc_get_fd(c),
+			                   .events =
+			                           (short)dsipc_get_events(c)};
+
+			if (poll(&p, 1, wait) > 0 && dsipc_process(c) < 0) {
+				dsipc_free(c);
+				c = NULL;
+			}
+		} else {
+			poll(NULL, 0, wait);
+		}
+	}
+	/* The last answers, while the connection lasts. */
+	long long deadline = now_ms() + 30000;
+	while (c != NULL && steady.pending > 0 && now_ms() < deadline)
+		if (dsipc_wait(c, 100) < 0)
+			break;
+	if (c != NULL)
+		dsipc_free(c);
+	for (long n = 0; n < emitted; n++)
+		counts[steady.outcome[n]]++;
+	printf("{\"app\":%d,\"emitted\":%ld,\"accepted\":%ld,\"sent\":%ld,"
+	       "\"queued\":%ld,\"refused\":%ld,\"noDaemon\":%ld,"
+	       "\"lostAnswer\":%ld,\"daemonRefused\":%ld,\"unanswered\":%ld,"
+	       "\"reconnects\":%ld,\"notAccepted\":",
+	       app, emitted, counts[OUT_SENT] + counts[OUT_QUEUED],
+	       counts[OUT_SENT], counts[OUT_QUEUED],
+	       emitted - counts[OUT_SENT] - counts[OUT_QUEUED],
+	       counts[OUT_NO_DAEMON], counts[OUT_LOST_ANSWER],
+	       counts[OUT_REFUSED], counts[OUT_NONE], reconnects);
+	print_ranges(emitted);
+	printf("}\n");
+	free(steady.outcome);
+	return 0;
+}
+
 static int do_garbage(void)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -287,6 +484,9 @@ int main(int argc, char **argv)
 			                    atol(argv[3]), atol(argv[4]));
 		if (strcmp(argv[0], "slow") == 0 && (argc == 2 || argc == 3))
 			return do_slow(argv[1], argc == 3 ? atoi(argv[2]) : 1);
+		if (strcmp(argv[0], "steady") == 0 && argc == 5)
+			return do_steady(argv[1], atoi(argv[2]), atol(argv[3]),
+			                 atol(argv[4]));
 		if (strcmp(argv[0], "garbage") == 0 && argc == 1)
 			return do_garbage();
 	}

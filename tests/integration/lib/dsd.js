@@ -138,16 +138,18 @@ function startWatch(dsctl, socket) {
  * maxReconnectInterval, maxReconnectAttempts, heartbeatInterval,
  * restartAfterError, queue {maxMessages, maxBytes, overflow}, ipc {extra
  * [ipc] keys}, extra (raw INI text appended), startTimeoutMs (10000),
- * waitReady (true: wait until dsctl status answers).
+ * waitReady (true: wait until dsctl status answers), dir (the directory of a
+ * stopped dsd: start again with its dsd.conf, socket and log, as a service
+ * manager restarts it; the other opts are then ignored).
  */
 async function startDsd(opts = {}) {
   const o = { startTimeoutMs: 10000, waitReady: true, ...opts };
   const bins = binaries();
-  const dir = makeTempDir('dsd');
+  const dir = o.dir || makeTempDir('dsd');
   const socket = path.join(dir, 'dsd.sock');
   const configFile = path.join(dir, 'dsd.conf');
   const logFile = path.join(dir, 'dsd.log');
-  fs.writeFileSync(configFile, configIni(o, socket));
+  if (!o.dir) fs.writeFileSync(configFile, configIni(o, socket));
 
   const lines = [];
   const logFd = fs.openSync(logFile, 'a');
