@@ -68,6 +68,7 @@ struct pubsub {
 	struct sendq *store;
 	struct event *fence_ev; /* a PING after what one loop pass wrote */
 	uint64_t since_fence;   /* bytes written since the last PING */
+	unsigned since_fence_n; /* emits written since the last PING */
 	struct subs *subs;
 	struct dsd_client **slots; /* subscriber id -> client */
 	uint32_t slot_count, next_slot;
@@ -242,12 +243,7 @@ int pubsub_apply_limits(struct pubsub *p)
 
 size_t pubsub_queue_depth(const struct pubsub *p)
 {
-	struct sendq_stats st;
-
-	if (p == NULL)
-		return 0;
-	sendq_get_stats(p->store, &st);
-	return st.queued + st.in_flight;
+	return p ? sendq_held(p->store) : 0;
 }
 
 const struct pubsub_counters *pubsub_get_counters(const struct pubsub *p)
@@ -394,11 +390,10 @@ static void schedule_subs_flush(struct pubsub *p)
 
 static bool window_full(const struct pubsub *p)
 {
-	struct sendq_stats st;
+	uint64_t bytes;
+	size_t n = sendq_in_flight(p->store, &bytes);
 
-	sendq_get_stats(p->store, &st);
-	return st.in_flight > 0 && (st.in_flight_bytes >= WINDOW_BYTES ||
-	                            st.in_flight >= WINDOW_MESSAGES);
+	return n > 0 && (bytes >= WINDOW_BYTES || n >= WINDOW_MESSAGES);
 }
 
 /* Writes what the window and the connection take, fairly across apps. */
@@ -416,8 +411,13 @@ static void flush_store(struct pubsub *p)
 		sendq_hand(p->store);
 		wrote = true;
 		p->since_fence += len;
-		if (p->since_fence >= WINDOW_BYTES / 2) {
+		p->since_fence_n++;
+		/* A PING every half window keeps the pipe full: the first
+		 * half is confirmed while the second is on its way. */
+		if (p->since_fence >= WINDOW_BYTES / 2 ||
+		    p->since_fence_n >= WINDOW_MESSAGES / 2) {
 			p->since_fence = 0;
+			p->since_fence_n = 0;
 			(void)upstream_fence(p->up);
 		}
 	}
@@ -435,6 +435,7 @@ static void on_fence(evutil_socket_t fd, short what, void *userdata)
 	(void)fd;
 	(void)what;
 	p->since_fence = 0;
+	p->since_fence_n = 0;
 	(void)upstream_fence(p->up);
 }
 

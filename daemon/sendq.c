@@ -52,7 +52,7 @@ struct sendq {
 	struct msg *peeked;
 	uint64_t next_seq;
 	size_t napps;
-	struct sendq_stats st;
+	struct sendq_stats st; /* st.apps: apps holding anything */
 };
 
 static void fix_limits(struct sendq_limits *l)
@@ -208,6 +208,8 @@ static bool evict_oldest(struct sendq *q, struct sendq_app *a)
 	q->st.queued--;
 	q->st.queued_bytes -= m->pub.len;
 	q->st.dropped++;
+	if (a->queued + a->in_flight == 0)
+		q->st.apps--;
 	if (TAILQ_EMPTY(&a->fifo))
 		deactivate(q, a);
 	if (q->cb.dropped)
@@ -300,6 +302,8 @@ int sendq_push(struct sendq *q, struct sendq_app *a, const void *data,
 	m->pub.data = m->bytes;
 	m->pub.len = len;
 	TAILQ_INSERT_TAIL(&a->fifo, m, entry);
+	if (a->queued + a->in_flight == 0)
+		q->st.apps++;
 	a->queued++;
 	a->queued_bytes += len;
 	q->st.queued++;
@@ -385,6 +389,8 @@ size_t sendq_confirm(struct sendq *q, uint64_t seq)
 		q->st.in_flight--;
 		q->st.in_flight_bytes -= m->pub.len;
 		q->st.confirmed++;
+		if (a->queued + a->in_flight == 0)
+			q->st.apps--;
 		if (q->cb.confirmed)
 			q->cb.confirmed(a->owner, &m->pub, q->userdata);
 		free(m);
@@ -430,11 +436,17 @@ size_t sendq_requeue(struct sendq *q)
 void sendq_get_stats(const struct sendq *q, struct sendq_stats *ret)
 {
 	*ret = q->st;
-	ret->apps = 0;
-	for (struct sendq_app *a = LIST_FIRST(&q->apps); a;
-	     a = LIST_NEXT(a, all))
-		if (a->queued + a->in_flight > 0)
-			ret->apps++;
+}
+
+size_t sendq_in_flight(const struct sendq *q, uint64_t *ret_bytes)
+{
+	*ret_bytes = q->st.in_flight_bytes;
+	return q->st.in_flight;
+}
+
+size_t sendq_held(const struct sendq *q)
+{
+	return q->st.queued + q->st.in_flight;
 }
 
 size_t sendq_top(const struct sendq *q, struct sendq_talker *out, size_t n)

@@ -103,6 +103,9 @@ size_t sendq_requeue(struct sendq *q);
 uint64_t sendq_next_seq(const struct sendq *q);
 
 void sendq_get_stats(const struct sendq *q, struct sendq_stats *ret);
+/* The same figures one at a time, for the hot path. */
+size_t sendq_in_flight(const struct sendq *q, uint64_t *ret_bytes);
+size_t sendq_held(const struct sendq *q); /* queued + in flight */
 size_t sendq_app_depth(const struct sendq_app *a);  /* queued + in flight */
 size_t sendq_app_queued(const struct sendq_app *a); /* not yet written */
 

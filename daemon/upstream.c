@@ -23,6 +23,10 @@
 #define DEEPSTREAM_PROTOCOL_VERSION "0.1a"
 /* PINGs awaiting their PONG on the open connection, at most. */
 #define FENCES_MAX 64
+/* Fences (PINGs asked for by upstream_fence()) in flight at most: two keep
+ * the pipe full (one half of the window is confirmed while the other is on
+ * its way); a PONG sends the next one if anything is left uncovered. */
+#define FENCES_IN_FLIGHT 2
 
 struct upstream {
 	struct event_base *base;
@@ -174,6 +178,10 @@ static void on_pong(struct upstream *u)
 	if (cover <= u->confirmed_seq)
 		return;
 	u->confirmed_seq = cover;
+	/* What was handed after that PING gets its own, before anything
+	 * else happens: confirmation never waits for the next heartbeat. */
+	if (u->last_seq > u->fenced_seq && u->fence_count < FENCES_IN_FLIGHT)
+		(void)send_ping(u, u->ready_gen);
 	u->cb.confirmed(cover, u->userdata);
 }
 
@@ -724,6 +732,8 @@ int upstream_fence(struct upstream *u)
 		return -ENOTCONN;
 	if (u->fenced_seq >= u->last_seq)
 		return 0; /* a PING in flight covers it all already */
+	if (u->fence_count >= FENCES_IN_FLIGHT)
+		return 0; /* the next PONG sends one for the rest */
 	return send_ping(u, u->ready_gen);
 }
 
