@@ -35,6 +35,8 @@ static int parse_auth_file(struct parser *, const struct config_item *,
                            const char *, struct dsd_config *);
 static int parse_ca_file(struct parser *, const struct config_item *,
                          const char *, struct dsd_config *);
+static int parse_spool(struct parser *, const struct config_item *,
+                       const char *, struct dsd_config *);
 
 #define CA_SCAN_MAX (64 * 1024)
 
@@ -83,6 +85,8 @@ static int parse_ca_file(struct parser *, const struct config_item *,
 	  1, 64 * GIB)                                                         \
 	X(queue, shutdownTimeout, config_parse_u32, shutdown_timeout, 0,       \
 	  MS_HOUR)                                                             \
+	X(queue, spool, parse_spool, queue_spool, 0, 0)                        \
+	X(queue, spoolSync, config_parse_spool_sync, queue_spool_sync, 0, 0)   \
 	X(acl, emit, config_parse_acl, acl_emit, 0, 0)                         \
 	X(acl, subscribe, config_parse_acl, acl_subscribe, 0, 0)
 
@@ -385,6 +389,25 @@ static int parse_ca_file(struct parser *p, const struct config_item *it,
 	return 0;
 }
 
+/* The spool's file: relative to the config file's directory, like caFile.
+ * It need not exist (dsd creates it); a file that cannot be opened is not
+ * a configuration error either: dsd then serves from memory and says why
+ * (the disk may be full or the file damaged, which a restart cannot fix by
+ * refusing to start). */
+static int parse_spool(struct parser *p, const struct config_item *it,
+                       const char *value, struct dsd_config *c)
+{
+	char *path;
+	int r;
+
+	r = join_path(p, p->dir, value, &path);
+	if (r < 0)
+		return r;
+	free(*(char **)config_field(c, it));
+	*(char **)config_field(c, it) = path;
+	return 0;
+}
+
 int config_init(struct dsd_config *c)
 {
 	*c = (struct dsd_config){
@@ -424,6 +447,7 @@ void config_free(struct dsd_config *c)
 	free(c->auth_file);
 	free(c->ca_file);
 	free(c->socket_path);
+	free(c->queue_spool);
 	free(c->socket_group.name);
 	free(c->admin_group.name);
 	config_acl_clear(&c->acl_emit);

@@ -16,8 +16,8 @@
  *
  * Relative paths: authFile is looked up in $CREDENTIALS_DIRECTORY (systemd
  * LoadCredential=) when that is set and the file exists there, else in the
- * directory of the config file that names it; caFile is relative to that
- * directory.  The stored paths are the resolved ones.
+ * directory of the config file that names it; caFile and [queue] spool
+ * are relative to that directory.  The stored paths are the resolved ones.
  */
 #ifndef DSD_CONFIG_H
 #define DSD_CONFIG_H
@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "spool.h"
 
 #define CONFIG_INFINITE UINT32_MAX
 #define CONFIG_LINE_MAX 4096
@@ -97,6 +99,10 @@ struct dsd_config {
 	uint32_t queue_max_messages_per_user;
 	uint64_t queue_max_bytes_per_user; /* 0 (default): half of the above */
 	uint32_t shutdown_timeout; /* ms to flush at SIGTERM, default 5000 */
+	/* The durable spool's file (resolved like caFile); NULL (default):
+	 * memory only.  Both change only on restart. */
+	char *queue_spool;
+	enum spool_sync queue_spool_sync; /* default normal */
 	/* [acl] */
 	struct config_acl acl_emit;
 	struct config_acl acl_subscribe;

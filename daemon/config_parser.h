@@ -58,6 +58,9 @@ int config_parse_socket(struct parser *p, const struct config_item *it,
                         const char *value, struct dsd_config *c);
 int config_parse_overflow(struct parser *p, const struct config_item *it,
                           const char *value, struct dsd_config *c);
+/* [queue] spoolSync: normal, full or off. */
+int config_parse_spool_sync(struct parser *p, const struct config_item *it,
+                            const char *value, struct dsd_config *c);
 
 /* config_access.c: [ipc] socketGroup/adminGroup and [acl]. */
 int config_parse_group(struct parser *p, const struct config_item *it,

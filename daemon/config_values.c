@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "config_parser.h"
+#include "spool.h"
 #include "url.h"
 
 static int parse_number(struct parser *p, const struct config_item *it,
@@ -129,3 +130,15 @@ int config_parse_overflow(struct parser *p, const struct config_item *it,
  * A group name or a decimal gid, resolved now: a name that does not exist
  * is a configuration error, caught by "dsd -n" and refused on reload.
  */
+
+int config_parse_spool_sync(struct parser *p, const struct config_item *it,
+                            const char *value, struct dsd_config *c)
+{
+	enum spool_sync *s = config_field(c, it);
+	char q[128];
+
+	if (spool_sync_from_string(value, s) < 0)
+		return config_perr(p, "%s: \"%s\" is not normal, full or off",
+		                   it->key, config_quote(value, q, sizeof(q)));
+	return 0;
+}

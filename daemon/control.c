@@ -239,6 +239,9 @@ static void do_emit(struct control *ctl, struct dsd_client *c,
 		refused(ctl, c, m, r, &why);
 		return;
 	}
+	/* In the spool's batch: pubsub answers once it is on disk. */
+	if (r == PUBSUB_EMIT_PENDING)
+		return;
 	reply.code = r;
 	ipc_client_send(c->ipc, &reply);
 }

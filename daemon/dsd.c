@@ -91,6 +91,7 @@ static void finish_stop(struct dsd *d)
 {
 	struct conn_input in = {.kind = CONN_IN_CLOSE};
 	struct sendq_stats st = {0};
+	struct pubsub_spool_info si = {0};
 
 	if (d->finished)
 		return;
@@ -99,7 +100,12 @@ static void finish_stop(struct dsd *d)
 		evtimer_del(d->flush_timer);
 	if (d->ps)
 		sendq_get_stats(pubsub_store(d->ps), &st);
-	if (st.queued + st.in_flight > 0)
+	if (st.queued + st.in_flight > 0 && d->ps &&
+	    pubsub_spool_info(d->ps, &si) && !si.failed)
+		log_notice("keeping %zu emits (%zu of them written but "
+		           "unconfirmed) in the spool %s for the next start",
+		           st.queued + st.in_flight, st.in_flight, si.path);
+	else if (st.queued + st.in_flight > 0)
 		log_warn("discarding %zu emits (%zu of them written but "
 		         "unconfirmed): dsd is stopping",
 		         st.queued + st.in_flight, st.in_flight);

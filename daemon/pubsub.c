@@ -22,6 +22,14 @@
  *   subscribed.  Stored emits are tagged with the sender's uid, so each
  *   uid's share is known until they leave the store (confirmed or
  *   dropped).
+ * - With [queue] spool, an emit is accepted only once it is on disk
+ *   (spool.c, docs/spool.md): it joins the loop iteration's batch
+ *   (pending), one commit per iteration makes the batch durable, and only
+ *   then is each emit pushed into the store and answered.  The store stays
+ *   the working copy; each message carries its record's id, removed from
+ *   the spool when confirmed or dropped.  At start the spool's records are
+ *   pushed back, per app, in order.  A spool that cannot be opened or
+ *   fails a commit is given up: dsd goes on from memory only and says so.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -41,6 +49,7 @@
 #include "log.h"
 #include "pubsub.h"
 #include "sendq.h"
+#include "spool.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -57,6 +66,33 @@
 #define WINDOW_MESSAGES 256
 /* subs.c's table of names; a per-uid share is half of it by default. */
 #define MAX_NAMES 65536
+/*
+ * One spool batch holds at most this many emits and bytes; past either
+ * the batch is committed at once, within the iteration.  The IPC server
+ * reads at most 64 KiB per client per event, so a batch stays far smaller
+ * unless thousands of clients write in the same iteration.
+ */
+#define PENDING_MAX       1024
+#define PENDING_MAX_BYTES (8u * 1024 * 1024)
+/* The tag of emits restored from the spool: their senders are gone, and
+ * they count against no uid's share. */
+#define RESTORED_TAG UINT32_MAX
+
+/* An emit in the open spool batch: answered, pushed into the store and
+ * handed to local subscribers once the batch is committed. */
+struct pending {
+	struct dsd_client *c; /* NULL once the client left */
+	struct sendq_app *app;
+	uid_t uid;
+	uint32_t reply_id;
+	bool want_confirm;
+	bool done;        /* settled (pushed or refused) */
+	bool release_app; /* the client left: release app after this one */
+	uint64_t spool_id;
+	uint8_t *frame;
+	size_t len;
+	char *name, *data; /* for the local subscribers (data may be NULL) */
+};
 
 struct pubsub {
 	const struct dsd_config *cfg; /* the root's, read at each request */
@@ -77,6 +113,21 @@ struct pubsub {
 	 * connection, or a batch that could not be sent). */
 	bool subs_rebuild;
 	bool closed; /* dsd is stopping: no new emits */
+
+	/* The durable spool: spool NULL when not configured or given up. */
+	struct spool *spool;
+	char *spool_path;
+	bool spool_failed;
+	char spool_err[512];
+	int64_t started_ms; /* part of each app's spool key */
+	bool batch_open;
+	struct event *commit_ev; /* commits the batch once per iteration */
+	struct pending *pending; /* PENDING_MAX */
+	size_t n_pending;
+	size_t pending_bytes;
+	uint64_t *removals; /* spool ids confirmed or dropped */
+	size_t n_removals, cap_removals;
+	struct log_ratelimit spool_log;
 
 	struct pubsub_counters count;
 	struct log_ratelimit queue_log, deny_log;
@@ -139,10 +190,51 @@ static void on_subs_flush(evutil_socket_t fd, short what, void *userdata);
 
 static void on_fence(evutil_socket_t fd, short what, void *userdata);
 
+/* A spool record to delete with the next spool_remove() (after the
+ * store's callbacks; one transaction for a whole confirmation).  Out of
+ * memory it is kept: delivered again after a restart, which
+ * at-least-once allows. */
+static void add_removal(struct pubsub *p, uint64_t id)
+{
+	if (id == 0 || p->spool == NULL)
+		return;
+	if (p->n_removals == p->cap_removals) {
+		size_t cap = p->cap_removals ? p->cap_removals * 2 : 256;
+		uint64_t *n = realloc(p->removals, cap * sizeof(*n));
+
+		if (n == NULL)
+			return;
+		p->removals = n;
+		p->cap_removals = cap;
+	}
+	p->removals[p->n_removals++] = id;
+}
+
+static void flush_removals(struct pubsub *p)
+{
+	int r;
+
+	if (p->n_removals == 0)
+		return;
+	if (p->spool != NULL) {
+		r = spool_remove(p->spool, p->removals, p->n_removals);
+		if (r < 0)
+			log_full_ratelimited(
+			        &p->spool_log, clock_mono_ms(), LOG_WARNING,
+			        "%s; %zu confirmed emits stay in it and would "
+			        "be delivered again after a restart",
+			        spool_error(p->spool), p->n_removals);
+	}
+	p->n_removals = 0;
+}
+
 /* An emit leaves the store: it leaves its sender's share (never
- * allocates). */
+ * allocates), and the spool. */
 static void leave_share(struct pubsub *p, const struct sendq_msg *m)
 {
+	add_removal(p, m->spool_id);
+	if (m->tag == RESTORED_TAG)
+		return;
 	(void)access_usage_add(p->usage, (uid_t)m->tag, 0, 0, -1,
 	                       -(int64_t)m->len);
 }
@@ -170,6 +262,9 @@ static void on_store_confirmed(void *owner, const struct sendq_msg *m,
 		ipc_client_send(c->ipc, &n);
 	}
 }
+
+static void on_commit(evutil_socket_t fd, short what, void *userdata);
+static int spool_setup(struct pubsub *p);
 
 int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
                struct upstream *up, struct access_usage *usage,
@@ -200,6 +295,7 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
 	p->userdata = userdata;
 	p->queue_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	p->deny_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
+	p->spool_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 3);
 	r = sendq_new(&ql, &store_cb, p, &p->store);
 	if (r == 0)
 		r = subs_new(&sl, &p->subs);
@@ -209,10 +305,16 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
 	p->slots = calloc(p->slot_count, sizeof(*p->slots));
 	p->subs_flush = event_new(base, -1, 0, on_subs_flush, p);
 	p->fence_ev = event_new(base, -1, 0, on_fence, p);
-	if (p->slots == NULL || p->subs_flush == NULL || p->fence_ev == NULL) {
+	p->commit_ev = event_new(base, -1, 0, on_commit, p);
+	p->pending = calloc(PENDING_MAX, sizeof(*p->pending));
+	if (p->slots == NULL || p->subs_flush == NULL || p->fence_ev == NULL ||
+	    p->commit_ev == NULL || p->pending == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
+	r = spool_setup(p);
+	if (r < 0)
+		goto fail;
 	*ret = p;
 	return 0;
 fail:
@@ -224,6 +326,19 @@ void pubsub_free(struct pubsub *p)
 {
 	if (p == NULL)
 		return;
+	/* An uncommitted batch was never accepted: spool_close() rolls it
+	 * back (its apps were not answered). */
+	for (size_t i = 0; i < p->n_pending; i++) {
+		free(p->pending[i].frame);
+		free(p->pending[i].name);
+		free(p->pending[i].data);
+	}
+	free(p->pending);
+	spool_close(p->spool);
+	free(p->spool_path);
+	free(p->removals);
+	if (p->commit_ev)
+		event_free(p->commit_ev);
 	sendq_free(p->store);
 	subs_free(p->subs);
 	free(p->slots);
@@ -441,8 +556,10 @@ static void on_fence(evutil_socket_t fd, short what, void *userdata)
 
 void pubsub_confirmed(struct pubsub *p, uint64_t seq)
 {
-	if (sendq_confirm(p->store, seq) > 0)
+	if (sendq_confirm(p->store, seq) > 0) {
+		flush_removals(p);
 		flush_store(p);
+	}
 }
 
 void pubsub_drained(struct pubsub *p)
@@ -546,13 +663,12 @@ static int encode_emit(const char *name, const char *data, size_t data_len,
 	return 0;
 }
 
-static int store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
-                 size_t len, const struct sendq_msg *meta,
-                 struct pubsub_refusal *why)
+/* The sender's uid quota, then its share reserved before the push (the
+ * drop callback may give back some of this uid's own older emits). */
+static int reserve_share(struct pubsub *p, struct dsd_client *c, size_t len,
+                         struct pubsub_refusal *why)
 {
 	struct access_count mine = access_usage_get(p->usage, c->peer.uid);
-	struct sendq_stats st;
-	unsigned dropped = 0;
 	int r;
 
 	r = access_check_queue_quota(p->cfg, c->peer.uid, &mine, len, why->text,
@@ -566,17 +682,32 @@ static int store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
 		refuse(why, false, "out of memory");
 		return -ENOMEM;
 	}
-	/* Reserved before the push: the drop callback may give back some of
-	 * this uid's own older emits. */
 	if (access_usage_add(p->usage, c->peer.uid, 0, 0, 1, (int64_t)len) <
 	    0) {
 		refuse(why, false, "out of memory");
 		return -ENOMEM;
 	}
-	r = sendq_push(p->store, c->store_app, buf, len, meta, &dropped);
+	return 0;
+}
+
+static void give_back_share(struct pubsub *p, uid_t uid, size_t len)
+{
+	(void)access_usage_add(p->usage, uid, 0, 0, -1, -(int64_t)len);
+}
+
+/* Into the store, within its bounds (the share is reserved already and
+ * given back on failure). */
+static int push(struct pubsub *p, struct sendq_app *app, uint32_t client_id,
+                uid_t uid, const uint8_t *buf, size_t len,
+                const struct sendq_msg *meta, struct pubsub_refusal *why)
+{
+	struct sendq_stats st;
+	unsigned dropped = 0;
+	int r;
+
+	r = sendq_push(p->store, app, buf, len, meta, &dropped);
 	if (r < 0) {
-		(void)access_usage_add(p->usage, c->peer.uid, 0, 0, -1,
-		                       -(int64_t)len);
+		give_back_share(p, uid, len);
 		sendq_get_stats(p->store, &st);
 		if (r == -EMSGSIZE)
 			refuse(why, false, "event larger than the write queue");
@@ -597,8 +728,344 @@ static int store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
 		                     "write queue full: dropped %u oldest "
 		                     "emit(s) of local client %u (overflow = "
 		                     "drop-oldest)",
-		                     dropped, c->id);
+		                     dropped, client_id);
 	return 0;
+}
+
+static int store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
+                 size_t len, const struct sendq_msg *meta,
+                 struct pubsub_refusal *why)
+{
+	int r = reserve_share(p, c, len, why);
+
+	if (r < 0)
+		return r;
+	return push(p, c->store_app, c->id, c->peer.uid, buf, len, meta, why);
+}
+
+/* ---- the durable spool ---- */
+
+/* The spool is given up: memory only from now on.  Logged once; what it
+ * holds stays in the file (and in memory), so a restart may deliver some
+ * of it again. */
+static void spool_give_up(struct pubsub *p, const char *what)
+{
+	snprintf(p->spool_err, sizeof(p->spool_err), "%s: %s", what,
+	         spool_error(p->spool));
+	log_err("%s; serving from memory only until dsd restarts (emits are "
+	        "no longer kept on disk)",
+	        p->spool_err);
+	spool_close(p->spool);
+	p->spool = NULL;
+	p->spool_failed = true;
+	p->batch_open = false;
+	p->n_removals = 0;
+}
+
+/* Restoring at start: one store app per spool app key. */
+struct restore {
+	struct pubsub *p;
+	struct restored_app {
+		char *key;
+		struct sendq_app *app;
+	} * apps;
+	size_t n, cap;
+	size_t restored, refused;
+};
+
+static struct sendq_app *restored_app(struct restore *rs, const char *key)
+{
+	const char *dash = strchr(key, '-');
+	struct restored_app *a;
+
+	/* Newest first: records of one app tend to come together. */
+	for (size_t i = rs->n; i > 0; i--)
+		if (strcmp(rs->apps[i - 1].key, key) == 0)
+			return rs->apps[i - 1].app;
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 16;
+
+		a = realloc(rs->apps, cap * sizeof(*a));
+		if (a == NULL)
+			return NULL;
+		rs->apps = a;
+		rs->cap = cap;
+	}
+	a = &rs->apps[rs->n];
+	a->key = strdup(key);
+	/* The id status shows (topApps) is the client id the key names. */
+	a->app = sendq_app_new(rs->p->store,
+	                       dash ? (uint32_t)strtoul(dash + 1, NULL, 10) : 0,
+	                       NULL);
+	if (a->key == NULL || a->app == NULL) {
+		free(a->key);
+		if (a->app)
+			sendq_app_release(rs->p->store, a->app);
+		return NULL;
+	}
+	rs->n++;
+	return a->app;
+}
+
+static int restore_one(const struct spool_record *rec, void *userdata)
+{
+	struct restore *rs = userdata;
+	struct sendq_msg meta = {.tag = RESTORED_TAG, .spool_id = rec->id};
+	struct sendq_app *app = restored_app(rs, rec->app);
+	unsigned dropped = 0;
+
+	if (app == NULL)
+		return -ENOMEM;
+	if (sendq_push(rs->p->store, app, rec->data, rec->len, &meta,
+	               &dropped) < 0) {
+		/* Over today's [queue] bounds (smaller than when it was
+		 * written): not kept in either place. */
+		add_removal(rs->p, rec->id);
+		rs->refused++;
+		return 0;
+	}
+	rs->restored++;
+	return 0;
+}
+
+static int spool_restore(struct pubsub *p)
+{
+	struct restore rs = {.p = p};
+	int r;
+
+	r = spool_load(p->spool, restore_one, &rs);
+	/* The apps are gone: their FIFOs drain and free themselves. */
+	for (size_t i = 0; i < rs.n; i++) {
+		sendq_app_release(p->store, rs.apps[i].app);
+		free(rs.apps[i].key);
+	}
+	free(rs.apps);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		spool_give_up(p, "cannot read it back");
+		return 0;
+	}
+	if (rs.refused > 0)
+		log_warn("spool %s: %zu emits over the [queue] bounds were "
+		         "dropped",
+		         p->spool_path, rs.refused);
+	flush_removals(p);
+	log_notice("spool %s: %zu emits restored, to be written once the "
+	           "platform connection is open",
+	           p->spool_path, rs.restored);
+	return 0;
+}
+
+static int spool_setup(struct pubsub *p)
+{
+	/* The memory store's bounds plus one batch: a batch is in the spool
+	 * before the store takes (or, drop-oldest, evicts for) it, so the
+	 * store alone decides what fits. */
+	struct spool_options opt = {
+	        .sync = p->cfg->queue_spool_sync,
+	        .max_records =
+	                (uint64_t)p->cfg->queue_max_messages + PENDING_MAX,
+	        .max_bytes = p->cfg->queue_max_bytes + PENDING_MAX_BYTES,
+	};
+	char err[512];
+	int r;
+
+	if (p->cfg->queue_spool == NULL)
+		return 0;
+	p->spool_path = strdup(p->cfg->queue_spool);
+	if (p->spool_path == NULL)
+		return -ENOMEM;
+	p->started_ms = clock_unix_ms();
+	r = spool_open(p->spool_path, &opt, &p->spool, err, sizeof(err));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		snprintf(p->spool_err, sizeof(p->spool_err), "%s", err);
+		p->spool_failed = true;
+		log_err("%s; serving from memory only (emits are not kept on "
+		        "disk)",
+		        err);
+		return 0;
+	}
+	return spool_restore(p);
+}
+
+bool pubsub_spool_info(const struct pubsub *p, struct pubsub_spool_info *ret)
+{
+	struct spool_stats st = {0};
+
+	if (p->spool_path == NULL)
+		return false;
+	if (p->spool != NULL)
+		spool_get_stats(p->spool, &st);
+	*ret = (struct pubsub_spool_info){
+	        .path = p->spool_path,
+	        .failed = p->spool_failed,
+	        .error = p->spool_err,
+	        .records = st.records,
+	        .bytes = st.bytes,
+	};
+	return true;
+}
+
+static void reply_emit(struct dsd_client *c, uint32_t id, int code)
+{
+	struct ipc_msg m = {.type = IPC_EMIT_REPLY,
+	                    .has_id = true,
+	                    .id = id,
+	                    .has_code = true,
+	                    .code = code};
+
+	if (c != NULL)
+		ipc_client_send(c->ipc, &m);
+}
+
+/*
+ * One emit of a batch, after its commit (r: its result): refused, or into
+ * the store, written if it can be, handed to local subscribers and
+ * answered.  Replies and events may drop a client, which calls
+ * pubsub_client_gone(): e->c is read again after each.
+ */
+static void settle(struct pubsub *p, struct pending *e, int r)
+{
+	struct pubsub_refusal why = {0};
+	struct sendq_msg meta = {.tag = (uint32_t)e->uid,
+	                         .reply_id = e->reply_id,
+	                         .want_reply = e->want_confirm,
+	                         .spool_id = e->spool_id};
+	uint32_t client_id = e->c ? e->c->id : 0;
+	int code;
+
+	e->done = true;
+	if (r < 0) {
+		give_back_share(p, e->uid, e->len);
+		refuse(&why, false,
+		       "the spool failed, the emit is not accepted (%s)",
+		       p->spool_err);
+	} else {
+		r = push(p, e->app, client_id, e->uid, e->frame, e->len, &meta,
+		         &why);
+		if (r < 0)
+			add_removal(p, e->spool_id);
+	}
+	if (r < 0) {
+		if (e->c != NULL)
+			ipc_client_reply_error(e->c->ipc, e->reply_id, r,
+			                       why.text);
+	} else {
+		flush_store(p);
+		if (sendq_app_queued(e->app) == 0) {
+			code = IPC_EMIT_SENT;
+		} else {
+			code = IPC_EMIT_QUEUED;
+			p->count.emits_queued++;
+		}
+		for_each_subscriber(p, e->name, send_event, e->data);
+		reply_emit(e->c, e->reply_id, code);
+	}
+	if (e->release_app)
+		sendq_app_release(p->store, e->app);
+}
+
+/* Commits the open batch and settles its emits. */
+static void commit_batch(struct pubsub *p)
+{
+	size_t n = p->n_pending;
+	int r = 0;
+
+	if (!p->batch_open)
+		return;
+	p->batch_open = false;
+	r = spool_commit(p->spool);
+	if (r < 0)
+		spool_give_up(p, "cannot commit emits");
+	for (size_t i = 0; i < n; i++)
+		settle(p, &p->pending[i], r);
+	for (size_t i = 0; i < n; i++) {
+		free(p->pending[i].frame);
+		free(p->pending[i].name);
+		free(p->pending[i].data);
+	}
+	memset(p->pending, 0, n * sizeof(*p->pending));
+	p->n_pending = 0;
+	p->pending_bytes = 0;
+	flush_removals(p);
+}
+
+static void on_commit(evutil_socket_t fd, short what, void *userdata)
+{
+	(void)fd;
+	(void)what;
+	commit_batch(userdata);
+}
+
+/*
+ * An encoded emit into the spool's batch.  PUBSUB_EMIT_PENDING (buf is
+ * taken), a negative errno and why (refused), or 1: the spool is given up
+ * now, the caller goes on from memory.
+ */
+static int hold(struct pubsub *p, struct dsd_client *c, const char *name,
+                const char *data, size_t data_len, uint8_t *buf, size_t len,
+                uint32_t reply_id, bool want_confirm,
+                struct pubsub_refusal *why)
+{
+	struct pending e = {.c = c,
+	                    .uid = c->peer.uid,
+	                    .reply_id = reply_id,
+	                    .want_confirm = want_confirm,
+	                    .frame = buf,
+	                    .len = len};
+	char key[48];
+	int r;
+
+	if (p->n_pending == PENDING_MAX ||
+	    p->pending_bytes + len > PENDING_MAX_BYTES)
+		commit_batch(p);
+	if (p->spool == NULL)
+		return 1;
+	r = reserve_share(p, c, len, why);
+	if (r < 0)
+		return r;
+	e.app = c->store_app;
+	e.name = strdup(name);
+	if (data != NULL && (e.data = malloc(data_len + 1)) != NULL) {
+		memcpy(e.data, data, data_len);
+		e.data[data_len] = '\0';
+	}
+	if (e.name == NULL || (data != NULL && e.data == NULL)) {
+		r = -ENOMEM;
+		refuse(why, false, "out of memory");
+		goto fail;
+	}
+	if (!p->batch_open) {
+		r = spool_begin(p->spool);
+		if (r < 0) {
+			spool_give_up(p, "cannot begin a batch");
+			r = 1;
+			goto fail;
+		}
+		p->batch_open = true;
+		event_active(p->commit_ev, 0, 0);
+	}
+	/* Unique per app across restarts: this start's time and the
+	 * client's id. */
+	snprintf(key, sizeof(key), "%lld-%u", (long long)p->started_ms, c->id);
+	r = spool_add(p->spool, key, buf, len, &e.spool_id);
+	if (r < 0) {
+		/* Refused alone; if the file failed, the commit says so and
+		 * refuses the rest of the batch. */
+		refuse(why, false, "%s", spool_error(p->spool));
+		goto fail;
+	}
+	p->pending[p->n_pending++] = e;
+	p->pending_bytes += len;
+	return PUBSUB_EMIT_PENDING;
+fail:
+	give_back_share(p, e.uid, len);
+	free(e.name);
+	free(e.data);
+	return r;
 }
 
 int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
@@ -621,6 +1088,15 @@ int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
 		r = encode_emit(name, data, data_len, &buf, &len, why);
 	if (r < 0)
 		return r;
+	if (p->spool != NULL) {
+		r = hold(p, c, name, data, data_len, buf, len, reply_id,
+		         want_confirm, why);
+		if (r != 1) {
+			if (r < 0)
+				free(buf);
+			return r;
+		}
+	}
 	r = store(p, c, buf, len, &meta, why);
 	free(buf);
 	if (r < 0)
@@ -727,10 +1203,25 @@ int pubsub_unsubscribe(struct pubsub *p, struct dsd_client *c, const char *name,
 
 void pubsub_client_gone(struct pubsub *p, struct dsd_client *c)
 {
+	struct pending *last = NULL;
 	int n;
 
+	/* Its emits in the spool batch are settled without it; its store
+	 * app is released after the last of them. */
+	for (size_t i = 0; i < p->n_pending; i++) {
+		struct pending *e = &p->pending[i];
+
+		if (e->c != c)
+			continue;
+		e->c = NULL;
+		if (!e->done)
+			last = e;
+	}
 	/* What it emitted was accepted: it stays until confirmed. */
-	sendq_app_release(p->store, c->store_app);
+	if (last != NULL)
+		last->release_app = true;
+	else
+		sendq_app_release(p->store, c->store_app);
 	c->store_app = NULL;
 	if (c->slot == UINT32_MAX)
 		return;
@@ -745,6 +1236,8 @@ void pubsub_client_gone(struct pubsub *p, struct dsd_client *c)
 
 void pubsub_close(struct pubsub *p)
 {
+	/* What joined the batch is answered before the loop ends. */
+	commit_batch(p);
 	p->closed = true;
 }
 

@@ -1,7 +1,8 @@
 /*
  * Events shared by local apps over the one platform connection: the
- * subscription registry (subs.c), the write queue (outq.c), batching of
- * upstream SUBSCRIBE/UNSUBSCRIBE, and fan-out to local subscribers.
+ * subscription registry (subs.c), the store of accepted emits (sendq.c)
+ * and its durable copy (spool.c, optional), batching of upstream
+ * SUBSCRIBE/UNSUBSCRIBE, and fan-out to local subscribers.
  *
  * It does the work of the event requests and returns what happened; the
  * request layer (control.c) checks the access policy first and answers
@@ -52,6 +53,19 @@ struct pubsub_refusal {
 	bool quota;
 };
 
+/* pubsub_emit() took the emit into the spool's open batch: it answers the
+ * app itself (EMIT_REPLY, or an error) once the batch is on disk. */
+#define PUBSUB_EMIT_PENDING 100
+
+/* The durable spool, for status. */
+struct pubsub_spool_info {
+	const char *path;
+	bool failed;       /* not usable: memory only since (error says why) */
+	const char *error; /* "" while it works */
+	uint64_t records;  /* committed records (0 once failed) */
+	uint64_t bytes;
+};
+
 /*
  * cfg is borrowed and read at every request (the root replaces its
  * contents on reload, then calls pubsub_apply_limits()); upstream and
@@ -71,6 +85,12 @@ int pubsub_apply_limits(struct pubsub *p);
  * stopping).  Local subscribers of name get it either way.  With
  * want_confirm, c gets IPC_EMIT_CONFIRMED {reply_id} once the platform has
  * it.
+ *
+ * With a working spool ([queue] spool) it is PUBSUB_EMIT_PENDING instead
+ * of SENT/QUEUED: the emit joined this loop iteration's batch, and at the
+ * end of the iteration, once the batch is committed, pubsub sends c the
+ * EMIT_REPLY {reply_id} (sent/queued), or an error when the batch failed,
+ * and hands it to the local subscribers.
  */
 int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
                 const char *data, size_t data_len, uint32_t reply_id,
@@ -84,7 +104,8 @@ int pubsub_unsubscribe(struct pubsub *p, struct dsd_client *c, const char *name,
 /* c is going away: its subscriptions go with it; its accepted emits stay
  * until confirmed. */
 void pubsub_client_gone(struct pubsub *p, struct dsd_client *c);
-/* dsd is stopping: emits are refused from now on. */
+/* dsd is stopping: the open spool batch is committed and answered, and
+ * emits are refused from now on. */
 void pubsub_close(struct pubsub *p);
 
 /* An EVENT topic message from the open connection. */
@@ -104,5 +125,7 @@ size_t pubsub_queue_depth(const struct pubsub *p);
 const struct pubsub_counters *pubsub_get_counters(const struct pubsub *p);
 const struct sendq *pubsub_store(const struct pubsub *p);
 const struct subs *pubsub_subs(const struct pubsub *p);
+/* false without [queue] spool. */
+bool pubsub_spool_info(const struct pubsub *p, struct pubsub_spool_info *ret);
 
 #endif

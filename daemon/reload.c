@@ -43,6 +43,15 @@ static void keep_restart_only(struct dsd_config *fresh, struct dsd_config *cur)
 	free(fresh->socket_group.name);
 	fresh->socket_group = cur->socket_group;
 	cur->socket_group = (struct config_group){0};
+	/* The spool is opened (and read back) once, at start. */
+	if (str_differs(fresh->queue_spool, cur->queue_spool) ||
+	    fresh->queue_spool_sync != cur->queue_spool_sync)
+		log_warn("reload: [queue] spool and spoolSync change only on "
+		         "restart");
+	free(fresh->queue_spool);
+	fresh->queue_spool = cur->queue_spool;
+	cur->queue_spool = NULL;
+	fresh->queue_spool_sync = cur->queue_spool_sync;
 }
 
 int reload_config(const char *path, const struct reload_targets *t, char *err,

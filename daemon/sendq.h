@@ -48,6 +48,7 @@ struct sendq_msg {
 	uint32_t tag;      /* the caller's (the sender's uid, for quotas) */
 	uint32_t reply_id; /* answer the app when confirmed, if want_reply */
 	bool want_reply;
+	uint64_t spool_id; /* the caller's: its durable copy, 0 for none */
 };
 
 struct sendq_callbacks {

@@ -39,6 +39,19 @@ static json_t *top_apps(const struct pubsub *ps)
 	return a;
 }
 
+/* The durable spool: null without [queue] spool. */
+static json_t *spool_status(const struct pubsub *ps)
+{
+	struct pubsub_spool_info si;
+
+	if (!pubsub_spool_info(ps, &si))
+		return json_null();
+	return json_pack("{s:s, s:s, s:s, s:I, s:I}", "path", si.path, "state",
+	                 si.failed ? "failed" : "ok", "error", si.error,
+	                 "records", (json_int_t)si.records, "bytes",
+	                 (json_int_t)si.bytes);
+}
+
 char *status_json(const struct status_sources *src)
 {
 	const struct conn *c = upstream_conn(src->up);
@@ -61,7 +74,7 @@ char *status_json(const struct status_sources *src)
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o},"
+	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:o},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I}}",
 	        "state", conn_state_name(conn_get_state(c)),
@@ -111,6 +124,7 @@ char *status_json(const struct status_sources *src)
 	        "overflow", src->cfg->queue_overflow == QUEUE_OVERFLOW_DROP_OLDEST
 	                            ? "drop-oldest" : "reject",
 	        "topApps", top_apps(src->ps),
+	        "spool", spool_status(src->ps),
 	        "emits",
 	        "accepted", (json_int_t)qs.pushed,
 	        "sent", (json_int_t)(qs.handed - qs.resent),

@@ -171,6 +171,30 @@ START_TEST(test_every_key)
 }
 END_TEST
 
+/* [queue] spool: relative to the config file's directory, absolute as it
+ * is; the file need not exist.  spoolSync: the three settings. */
+START_TEST(test_spool_keys)
+{
+	char want[PATH_MAX];
+
+	ck_assert_ptr_null(cfg.queue_spool);
+	ck_assert_int_eq(cfg.queue_spool_sync, SPOOL_SYNC_NORMAL);
+	ck_assert_int_eq(load_str("[queue]\nspool = state/spool.db\n"
+	                          "spoolSync = full\n"),
+	                 0);
+	snprintf(want, sizeof(want), "%s/state/spool.db", tmpdir);
+	ck_assert_str_eq(cfg.queue_spool, want);
+	ck_assert_int_eq(cfg.queue_spool_sync, SPOOL_SYNC_FULL);
+	ck_assert_int_eq(load_str("[queue]\nspool = /var/lib/dsd/spool.db\n"
+	                          "spoolSync = off\n"),
+	                 0);
+	ck_assert_str_eq(cfg.queue_spool, "/var/lib/dsd/spool.db");
+	ck_assert_int_eq(cfg.queue_spool_sync, SPOOL_SYNC_OFF);
+	ck_assert_int_eq(load_str("[queue]\nspoolSync = normal\n"), 0);
+	ck_assert_int_eq(cfg.queue_spool_sync, SPOOL_SYNC_NORMAL);
+}
+END_TEST
+
 START_TEST(test_keys_list)
 {
 	static const char *const want[] = {
@@ -199,6 +223,8 @@ START_TEST(test_keys_list)
 	        "queue.maxMessagesPerUser",
 	        "queue.maxBytesPerUser",
 	        "queue.shutdownTimeout",
+	        "queue.spool",
+	        "queue.spoolSync",
 	        "acl.emit",
 	        "acl.subscribe",
 	};
@@ -310,6 +336,8 @@ static const struct {
         {"[platform]\nmaxReconnectAttempts = Infinity\n", 2, "invalid number"},
         {"[queue]\noverflow = drop\n", 2,
          "\"drop\" is not reject or drop-oldest"},
+        {"[queue]\nspoolSync = sync\n", 2,
+         "spoolSync: \"sync\" is not normal, full or off"},
         {"[ipc]\nsocket = run/dsd.sock\n", 2, "not an absolute path"},
         {"[platform]\nauth = {\"a\":\n", 2, "auth: invalid JSON"},
         {"[platform]\nauth = {\"a\":1,\"a\":2}\n", 2, "auth: invalid JSON"},
@@ -850,6 +878,7 @@ int main(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_keys_list);
+	tcase_add_test(tc, test_spool_keys);
 	tcase_add_test(tc, test_syntax);
 	tcase_add_test(tc, test_line_length);
 	tcase_add_test(tc, test_errors);
