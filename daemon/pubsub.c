@@ -803,6 +803,8 @@ static struct sendq_app *restored_app(struct restore *rs, const char *key)
 			sendq_app_release(rs->p->store, a->app);
 		return NULL;
 	}
+	/* Older than whatever the apps emit after this start. */
+	sendq_app_set_first(rs->p->store, a->app);
 	rs->n++;
 	return a->app;
 }
@@ -810,7 +812,10 @@ static struct sendq_app *restored_app(struct restore *rs, const char *key)
 static int restore_one(const struct spool_record *rec, void *userdata)
 {
 	struct restore *rs = userdata;
-	struct sendq_msg meta = {.tag = RESTORED_TAG, .spool_id = rec->id};
+	/* Written or not before dsd went away, nobody knows: if it was, this
+	 * copy is a duplicate, and it is counted as one (emits.resent). */
+	struct sendq_msg meta = {
+	        .tag = RESTORED_TAG, .spool_id = rec->id, .maybe_sent = true};
 	struct sendq_app *app = restored_app(rs, rec->app);
 	unsigned dropped = 0;
 

@@ -28,13 +28,14 @@ struct msg {
 TAILQ_HEAD(msg_list, msg);
 
 struct sendq_app {
-	TAILQ_ENTRY(sendq_app) ring; /* on q->active while it has queued */
+	TAILQ_ENTRY(sendq_app) ring; /* on its ring while it has queued */
 	LIST_ENTRY(sendq_app) all;
 	struct msg_list fifo;
 	struct sendq *q;
 	uint32_t id;
 	void *owner;
 	bool released;
+	bool first; /* restored: written before any other app */
 	bool active;
 	bool in_turn;
 	uint64_t deficit;
@@ -46,7 +47,8 @@ struct sendq {
 	struct sendq_limits lim;
 	struct sendq_callbacks cb;
 	void *userdata;
-	TAILQ_HEAD(, sendq_app) active;
+	TAILQ_HEAD(app_ring, sendq_app) active;
+	struct app_ring first; /* apps written before the others */
 	LIST_HEAD(, sendq_app) apps;
 	struct msg_list in_flight;
 	struct msg *peeked;
@@ -81,6 +83,7 @@ int sendq_new(const struct sendq_limits *lim, const struct sendq_callbacks *cb,
 		q->cb = *cb;
 	q->userdata = userdata;
 	TAILQ_INIT(&q->active);
+	TAILQ_INIT(&q->first);
 	LIST_INIT(&q->apps);
 	TAILQ_INIT(&q->in_flight);
 	q->next_seq = 1;
@@ -168,6 +171,11 @@ size_t sendq_app_queued(const struct sendq_app *a)
 	return a->queued;
 }
 
+static struct app_ring *ring_of(struct sendq *q, const struct sendq_app *a)
+{
+	return a->first ? &q->first : &q->active;
+}
+
 static void activate(struct sendq *q, struct sendq_app *a, bool at_head)
 {
 	if (a->active)
@@ -176,19 +184,31 @@ static void activate(struct sendq *q, struct sendq_app *a, bool at_head)
 	a->in_turn = false;
 	a->deficit = 0;
 	if (at_head)
-		TAILQ_INSERT_HEAD(&q->active, a, ring);
+		TAILQ_INSERT_HEAD(ring_of(q, a), a, ring);
 	else
-		TAILQ_INSERT_TAIL(&q->active, a, ring);
+		TAILQ_INSERT_TAIL(ring_of(q, a), a, ring);
 }
 
 static void deactivate(struct sendq *q, struct sendq_app *a)
 {
 	if (!a->active)
 		return;
-	TAILQ_REMOVE(&q->active, a, ring);
+	TAILQ_REMOVE(ring_of(q, a), a, ring);
 	a->active = false;
 	a->in_turn = false;
 	a->deficit = 0;
+}
+
+void sendq_app_set_first(struct sendq *q, struct sendq_app *a)
+{
+	bool was = a->active;
+
+	if (a->first)
+		return;
+	deactivate(q, a);
+	a->first = true;
+	if (was)
+		activate(q, a, false);
 }
 
 /* ---- accepting ---- */
@@ -238,10 +258,13 @@ static struct sendq_app *biggest_queue(struct sendq *q)
 {
 	struct sendq_app *a, *best = NULL;
 
-	TAILQ_FOREACH(a, &q->active, ring)
-	{
-		if (best == NULL || a->queued_bytes > best->queued_bytes)
-			best = a;
+	for (int k = 0; k < 2; k++) {
+		TAILQ_FOREACH(a, k ? &q->first : &q->active, ring)
+		{
+			if (best == NULL ||
+			    a->queued_bytes > best->queued_bytes)
+				best = a;
+		}
 	}
 	return best;
 }
@@ -297,8 +320,8 @@ int sendq_push(struct sendq *q, struct sendq_app *a, const void *data,
 	memcpy(m->bytes, data, len);
 	m->app = a;
 	m->seq = 0;
-	m->handed_before = false;
 	m->pub = meta ? *meta : (struct sendq_msg){0};
+	m->handed_before = m->pub.maybe_sent;
 	m->pub.data = m->bytes;
 	m->pub.len = len;
 	TAILQ_INSERT_TAIL(&a->fifo, m, entry);
@@ -319,9 +342,14 @@ const struct sendq_msg *sendq_peek(struct sendq *q)
 {
 	struct sendq_app *a;
 
+	struct app_ring *r;
+
 	if (q->peeked)
 		return &q->peeked->pub;
-	while ((a = TAILQ_FIRST(&q->active)) != NULL) {
+	/* Apps marked first (emits restored from before a restart: older
+	 * than anything accepted since) go before every other. */
+	r = TAILQ_EMPTY(&q->first) ? &q->active : &q->first;
+	while ((a = TAILQ_FIRST(r)) != NULL) {
 		struct msg *m = TAILQ_FIRST(&a->fifo);
 
 		if (!a->in_turn) {
@@ -334,8 +362,8 @@ const struct sendq_msg *sendq_peek(struct sendq *q)
 		}
 		/* Its turn is over: the rest waits for the next round. */
 		a->in_turn = false;
-		TAILQ_REMOVE(&q->active, a, ring);
-		TAILQ_INSERT_TAIL(&q->active, a, ring);
+		TAILQ_REMOVE(r, a, ring);
+		TAILQ_INSERT_TAIL(r, a, ring);
 	}
 	return NULL;
 }
@@ -422,7 +450,7 @@ size_t sendq_requeue(struct sendq *q)
 		q->st.queued++;
 		q->st.queued_bytes += m->pub.len;
 		if (a->active) {
-			TAILQ_REMOVE(&q->active, a, ring);
+			TAILQ_REMOVE(ring_of(q, a), a, ring);
 			a->active = false;
 		}
 		activate(q, a, true);

@@ -48,6 +48,8 @@ struct sendq_msg {
 	uint32_t tag;      /* the caller's (the sender's uid, for quotas) */
 	uint32_t reply_id; /* answer the app when confirmed, if want_reply */
 	bool want_reply;
+	bool maybe_sent;   /* may have reached the platform already (restored
+	                      after a crash): counted as resent when written */
 	uint64_t spool_id; /* the caller's: its durable copy, 0 for none */
 };
 
@@ -75,6 +77,10 @@ int sendq_set_limits(struct sendq *q, const struct sendq_limits *lim);
 
 /* A new app's FIFO; id is the caller's (for sendq_top()). */
 struct sendq_app *sendq_app_new(struct sendq *q, uint32_t id, void *owner);
+/* Its messages go before those of every app not so marked (emits restored
+ * after a restart are older than anything accepted since: per-app order
+ * holds across the restart whatever connection the app comes back on). */
+void sendq_app_set_first(struct sendq *q, struct sendq_app *a);
 /* The app is gone: its messages stay until written and confirmed (they
  * were accepted), then the FIFO goes. */
 void sendq_app_release(struct sendq *q, struct sendq_app *a);
@@ -106,7 +112,7 @@ uint64_t sendq_next_seq(const struct sendq *q);
 void sendq_get_stats(const struct sendq *q, struct sendq_stats *ret);
 /* The same figures one at a time, for the hot path. */
 size_t sendq_in_flight(const struct sendq *q, uint64_t *ret_bytes);
-size_t sendq_held(const struct sendq *q); /* queued + in flight */
+size_t sendq_held(const struct sendq *q);           /* queued + in flight */
 size_t sendq_app_depth(const struct sendq_app *a);  /* queued + in flight */
 size_t sendq_app_queued(const struct sendq_app *a); /* not yet written */
 

@@ -19,12 +19,19 @@
  *   dsd-restart    dsd stopped (SIGTERM) and started again with the same
  *                  configuration and socket; the apps connect again
  *
+ * The schedule runs twice: with the store in memory, then with the durable
+ * spool ([queue] spool), which adds two faults only a spool survives:
+ *
+ *   dsd-kill9      dsd killed (SIGKILL) and started again on its spool
+ *   dsd-restart-offline  dsd stopped (SIGTERM) while the platform is away
+ *                  and it holds a queue, then started again
+ *
  * Every emit an app was answered "sent" or "queued" for must arrive (at
  * least once, in order per app). Duplicates may come only from emits in
  * flight at a fault, which dsd counts as emits.resent in its status (taken
  * as 0 where that counter does not exist). The last line the test prints:
  *
- *   faults: sent=N received=M lost=L duplicated=D reordered=R resent=X faults=F
+ *   faults: spool: sent=N received=M lost=L duplicated=D reordered=R resent=X faults=F
  *
  * (sent: accepted by dsd; received: every delivery, see lib/reconcile.js)
  * and it asserts lost = 0, reordered = 0 and duplicated <= resent. Lost
@@ -32,9 +39,8 @@
  *
  * The short schedule (each fault once) runs in the suite. DSD_FAULTS_LONG=1
  * runs several rounds in shuffled order (minutes; see tests/integration/README.md);
- * DSD_FAULTS_ONLY=reset,pause runs just those faults, once each. The long
- * run adds dsd-restart-offline: dsd stopped (SIGTERM) while it holds a
- * queue because the platform is unreachable, then started again.
+ * DSD_FAULTS_ONLY=reset,pause runs just those faults, once each (the
+ * spool's own faults only in the spool run).
  */
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -92,12 +98,15 @@ function shuffled(list, rnd) {
 
 const log = (line) => process.stdout.write(`${line}\n`);
 
-test('fault suite: every accepted emit reaches the platform, in order', { timeout: LONG ? 3600e3 : 170e3 }, async () => {
+// One run of the schedule: memory only, or with the durable spool, which
+// adds the faults only a spool survives (kill -9, a stop while offline).
+async function runSuite({ spool }) {
   const began = Date.now();
   const s = await server({ auth: 'open' });
   // dsd reaches the server through the proxy; the subscriber does not.
   const p = await proxy({ target: { host: '127.0.0.1', port: s.port } });
-  let d = await dsd({ url: p.url, ...DSD_OPTS });
+  // A relative spool path is next to dsd's config, in its own temp dir.
+  let d = await dsd({ url: p.url, ...DSD_OPTS, extra: spool ? '[queue]\nspool = spool.db' : undefined });
   let w = d.watch();
   await d.waitState('OPEN');
 
@@ -217,8 +226,17 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
       if (waitOpen) await d.waitState('OPEN', 15000);
       // flowing() then shows that every app is back.
     },
-    // Only in the long schedule: dsd stopped while it holds a queue (the
-    // platform unreachable), so the queue must outlive the process.
+    // With the spool: dsd killed outright, then started again on it.
+    async 'dsd-kill9'() {
+      resentBefore += resentOf(await d.status());
+      await d.kill('SIGKILL');
+      const { dir } = d;
+      d = await dsd({ dir });
+      w = d.watch();
+      await d.waitState('OPEN', 15000);
+    },
+    // With the spool: dsd stopped while it holds a queue (the platform
+    // unreachable), so the queue must outlive the process.
     async 'dsd-restart-offline'() {
       const t = Date.now();
       await p.mode('refuse');
@@ -234,13 +252,16 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
   };
   const DEFAULT_SCHEDULE = ['reset', 'blackhole', 'mute-server', 'refuse', 'server-restart', 'pause', 'dsd-restart'];
 
-  const names = ONLY.length ? ONLY : LONG ? [...DEFAULT_SCHEDULE, 'dsd-restart-offline'] : DEFAULT_SCHEDULE;
+  const SPOOL_ONLY = ['dsd-kill9', 'dsd-restart-offline'];
+  const names = ONLY.length ? ONLY.filter((n) => spool || !SPOOL_ONLY.includes(n))
+    : spool ? [...DEFAULT_SCHEDULE, ...SPOOL_ONLY] : DEFAULT_SCHEDULE;
   for (const n of names) assert.ok(FAULTS[n], `DSD_FAULTS_ONLY: no fault ${n} (known: ${Object.keys(FAULTS)})`);
   const seed = Number(process.env.DSD_FAULTS_SEED || 1);
   const rnd = prng(seed);
   const schedule = [];
   for (let r = 0; r < ROUNDS; r++) schedule.push(...(r === 0 ? names : shuffled(names, rnd)));
-  log(`faults: schedule (${LONG ? `long, ${ROUNDS} rounds, seed ${seed}` : 'short'}): ${schedule.join(' ')}`);
+  log(`faults: schedule (${spool ? 'spool' : 'memory'}, ${LONG ? `long, ${ROUNDS} rounds, seed ${seed}` : 'short'}): ` +
+    `${schedule.join(' ')}`);
 
   await flowing('start');
   const done = []; // {name, from, to}: when the fault's emits were made
@@ -297,12 +318,18 @@ test('fault suite: every accepted emit reaches the platform, in order', { timeou
   }
   log(`faults: extra (received, not accepted) ${total.extra}, stray ${total.stray}, ` +
     `dsd resent ${resent}, took ${Math.round((Date.now() - began) / 1000)} s`);
-  log(`faults: sent=${total.sent} received=${total.received} lost=${total.lost} duplicated=${total.duplicated} ` +
-    `reordered=${total.reordered} resent=${resent} faults=${schedule.length}`);
+  log(`faults: ${spool ? 'spool' : 'memory'}: sent=${total.sent} received=${total.received} lost=${total.lost} ` +
+    `duplicated=${total.duplicated} reordered=${total.reordered} resent=${resent} faults=${schedule.length}`);
 
   assert.ok(total.sent > 0, 'the apps had emits accepted');
   assert.equal(total.stray, 0, 'events that no app emitted');
   assert.equal(total.lost, 0, `${total.lost} accepted emits never reached the platform`);
   assert.equal(total.reordered, 0, `${total.reordered} events out of order`);
   assert.ok(total.duplicated <= resent, `${total.duplicated} duplicates, but dsd resent only ${resent}`);
-});
+}
+
+const TIMEOUT = LONG ? 3600e3 : 170e3;
+test('fault suite (memory): every accepted emit reaches the platform, in order', { timeout: TIMEOUT },
+  () => runSuite({ spool: false }));
+test('fault suite (spool): the same, and across kill -9 and a stop while offline', { timeout: TIMEOUT },
+  () => runSuite({ spool: true }));

@@ -238,6 +238,31 @@ START_TEST(test_released_app_drains_then_goes)
 }
 END_TEST
 
+/* Restored emits (marked first) go before any newer app's, however the
+ * turns would fall. */
+START_TEST(test_first_apps_go_first)
+{
+	struct sendq *q = mk(1000, 1000000, 0, 0, SENDQ_REJECT);
+	struct sendq_app *old = sendq_app_new(q, 1, NULL);
+	struct sendq_app *now = sendq_app_new(q, 2, NULL);
+	char l[32];
+
+	sendq_app_set_first(q, old);
+	for (int k = 0; k < 50; k++)
+		push(q, now, 'N', k, 100);
+	for (int k = 0; k < 50; k++)
+		push(q, old, 'O', k, 100);
+	for (int k = 0; k < 50; k++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "O:%d", k);
+		ck_assert_str_eq(take(q, l, sizeof(l)), want);
+	}
+	ck_assert_str_eq(take(q, l, sizeof(l)), "N:0");
+	sendq_free(q);
+}
+END_TEST
+
 START_TEST(test_top_talkers)
 {
 	struct sendq *q = mk(1000, 1000000, 0, 0, SENDQ_REJECT);
@@ -269,6 +294,7 @@ int main(void)
 	tcase_add_test(tc, test_share_before_store_reject);
 	tcase_add_test(tc, test_drop_oldest_own_share_first);
 	tcase_add_test(tc, test_released_app_drains_then_goes);
+	tcase_add_test(tc, test_first_apps_go_first);
 	tcase_add_test(tc, test_top_talkers);
 	suite_add_tcase(s, tc);
 	return check_run(s);
