@@ -202,9 +202,10 @@ void bridge_free(struct bridge *b)
 
 int bridge_out_push(struct bridge *b, struct bridge_item *it, size_t limit)
 {
-	bool fits;
+	bool fits, was_empty;
 
 	pthread_mutex_lock(&b->lock);
+	was_empty = b->out.head == NULL;
 	fits = b->out.bytes <= limit && it->len <= limit - b->out.bytes;
 	if (fits)
 		queue_append(&b->out, it);
@@ -214,7 +215,10 @@ int bridge_out_push(struct bridge *b, struct bridge_item *it, size_t limit)
 	pthread_mutex_unlock(&b->lock);
 	if (!fits)
 		return -ENOBUFS;
-	if (b->ops.wake_other)
+	/* One wakeup per batch: the other side takes items until the queue
+	 * is empty (or asks to be called again), so a queue that was not
+	 * empty has a wakeup on its way already. */
+	if (was_empty && b->ops.wake_other)
 		b->ops.wake_other(b->userdata);
 	return 0;
 }

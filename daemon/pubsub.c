@@ -62,8 +62,8 @@
  * backlog a stall would take with it.  A fence PING goes out every half
  * window, so writing never stops for a round trip.
  */
-#define WINDOW_BYTES    (32 * 1024)
-#define WINDOW_MESSAGES 256
+#define WINDOW_BYTES    (16 * 1024)
+#define WINDOW_MESSAGES 128
 /* subs.c's table of names; a per-uid share is half of it by default. */
 #define MAX_NAMES 65536
 /*

@@ -14,7 +14,7 @@
 
 #include "sendq.h"
 
-#define DEFAULT_QUANTUM (16 * 1024)
+#define DEFAULT_QUANTUM 1024
 
 struct msg {
 	TAILQ_ENTRY(msg) entry; /* on app->fifo or q->in_flight */

@@ -10,6 +10,11 @@
  *                                             never read
  *   dsipc-load -s SOCK garbage                 writes junk, waits for close
  *   dsipc-load -s SOCK steady NAME APP RATE DURATION_MS
+ *   dsipc-load -s SOCK tick NAME INTERVAL_MS COUNT
+ *                                             emits {"i":k,"t":<unix us>}
+ *                                             every INTERVAL_MS, COUNT
+ *                                             times (a subscriber on the
+ *                                             platform measures latency)
  *                                             emits {"app":APP,"n":k},
  *                                             k = 0, 1, ... at RATE per
  *                                             second until DURATION_MS is up
@@ -458,6 +463,50 @@ static int do_garbage(void)
 	return n == 0 ? 0 : 1;
 }
 
+static long long unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A steady, light app: one emit every interval, never waiting for the
+ * answers (they are tallied as they come). */
+static int do_tick(const char *name, long interval_ms, long count)
+{
+	dsipc *c = open_client();
+	struct emit_tally t = {0};
+	long long next = now_ms();
+	char data[96];
+
+	for (long i = 0; i < count; i++) {
+		int r;
+
+		while (now_ms() < next)
+			if (dsipc_wait(c, (int)(next - now_ms())) < 0)
+				return 1;
+		next += interval_ms;
+		snprintf(data, sizeof(data), "{\"i\":%ld,\"t\":%lld}", i,
+		         unix_us());
+		t.pending++;
+		r = dsipc_emit_async(c, name, data, on_emitted, &t);
+		if (r < 0) {
+			fprintf(stderr, "tick %ld: %s\n", i, strerror(-r));
+			return 1;
+		}
+	}
+	long long deadline = now_ms() + 30000;
+	while (t.pending > 0 && now_ms() < deadline)
+		if (dsipc_wait(c, 200) < 0)
+			break;
+	printf("{\"sent\":%ld,\"queued\":%ld,\"refused\":%ld,\"pending\":%ld,"
+	       "\"firstError\":\"%s\"}\n",
+	       t.sent, t.queued, t.refused, t.pending, t.first_error);
+	dsipc_free(c);
+	return t.pending == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = {.sa_handler = on_term};
@@ -484,6 +533,8 @@ int main(int argc, char **argv)
 			                    atol(argv[3]), atol(argv[4]));
 		if (strcmp(argv[0], "slow") == 0 && (argc == 2 || argc == 3))
 			return do_slow(argv[1], argc == 3 ? atoi(argv[2]) : 1);
+		if (strcmp(argv[0], "tick") == 0 && argc == 4)
+			return do_tick(argv[1], atol(argv[2]), atol(argv[3]));
 		if (strcmp(argv[0], "steady") == 0 && argc == 5)
 			return do_steady(argv[1], atoi(argv[2]), atol(argv[3]),
 			                 atol(argv[4]));
