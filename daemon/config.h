@@ -113,6 +113,8 @@ struct dsd_config {
  * still safe to config_free()).
  */
 int config_init(struct dsd_config *c);
+/* Frees an ACL's rules and leaves it empty. */
+void config_acl_clear(struct config_acl *a);
 /* Frees what c owns and leaves it zeroed; safe on a partly loaded config
  * and when called twice. */
 void config_free(struct dsd_config *c);

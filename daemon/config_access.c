@@ -76,14 +76,6 @@ int config_parse_group(struct parser *p, const struct config_item *it,
 	return 0;
 }
 
-void config_acl_clear(struct config_acl *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->rules[i].name);
-	free(a->rules);
-	*a = (struct config_acl){0};
-}
-
 /* One "GROUP:NAME" entry (entry is modified). */
 static int parse_acl_entry(struct parser *p, const struct config_item *it,
                            char *entry, struct config_acl_rule *ret)

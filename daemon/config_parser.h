@@ -1,18 +1,31 @@
 /*
- * Inside the configuration parser: what config.c (the file and line
+ * Inside the configuration parser: what config_load.c (the file and line
  * walker, the key table) shares with the files that parse one kind of
- * value (config_values.c, config_access.c).  Not for the rest of the daemon.
+ * value (config_values.c, config_access.c); config_parser.c has the
+ * helpers.  Not for the rest of the daemon.
  */
 #ifndef DSD_CONFIG_PARSER_H
 #define DSD_CONFIG_PARSER_H
 
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "config.h"
 
-/* The state of reading one file (config.c). */
-struct parser;
+/* Keys the table may have at most (config_load.c checks). */
+#define CONFIG_ITEMS_MAX 64
+
+/* The state of reading one file (config_load.c). */
+struct parser {
+	const char *path;
+	char dir[PATH_MAX]; /* the file's directory, for relative paths */
+	unsigned line;
+	const char *section;
+	unsigned seen[CONFIG_ITEMS_MAX]; /* line of each key in this file */
+	char *err;
+	size_t errlen;
+};
 struct config_item;
 
 typedef int (*config_parse_fn)(struct parser *p, const struct config_item *it,
@@ -27,6 +40,9 @@ struct config_item {
 	uint64_t min, max; /* for numbers */
 };
 
+/* A message into an error buffer (err may be NULL). */
+void config_set_err(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* "FILE:LINE: message" into the caller's error buffer; -EINVAL. */
 int config_perr(struct parser *p, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -62,11 +78,11 @@ int config_parse_overflow(struct parser *p, const struct config_item *it,
 int config_parse_spool_sync(struct parser *p, const struct config_item *it,
                             const char *value, struct dsd_config *c);
 
-/* config_access.c: [ipc] socketGroup/adminGroup and [acl]. */
+/* config_access.c: [ipc] socketGroup/adminGroup and [acl] (an ACL is
+ * freed by config_acl_clear(), config.h). */
 int config_parse_group(struct parser *p, const struct config_item *it,
                        const char *value, struct dsd_config *c);
 int config_parse_acl(struct parser *p, const struct config_item *it,
                      const char *value, struct dsd_config *c);
-void config_acl_clear(struct config_acl *a);
 
 #endif

@@ -19,6 +19,8 @@
 #include "ipcproto.h"
 #include "log.h"
 #include "pubsub.h"
+#include "pubsub_spool.h"
+#include "pubsub_subs.h"
 #include "status.h"
 #include "upstream.h"
 

@@ -20,6 +20,8 @@
 #include "ipc_server.h"
 #include "log.h"
 #include "pubsub.h"
+#include "pubsub_spool.h"
+#include "pubsub_subs.h"
 #include "reload.h"
 #include "sendq.h"
 #include "upstream.h"

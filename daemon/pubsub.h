@@ -6,9 +6,10 @@
  *
  * It does the work of the event requests and returns what happened; the
  * request layer (control.c) checks the access policy first and answers
- * the app.  What the platform sends comes in through pubsub_platform_event()
- * and the connection's life through the pubsub_connection_* calls, all
- * wired by the root.  It sends frames through upstream and events to local
+ * the app.  Subscriptions and what the platform sends are in
+ * pubsub_subs.h, the spool's state in pubsub_spool.h; the connection's
+ * life comes in through the pubsub_connection_* calls, all wired by the
+ * root.  It sends frames through upstream and events to local
  * clients through the IPC server, both below it.
  */
 #ifndef DSD_PUBSUB_H
@@ -18,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pubsub_types.h"
 #include "sendq.h"
 #include "subs.h"
 
@@ -25,46 +27,7 @@ struct access_usage;
 struct dsd_client;
 struct dsd_config;
 struct event_base;
-struct pubsub;
 struct upstream;
-struct wire_msg;
-
-/* The store (sendq_get_stats()) counts pushes, rejections, evictions,
- * writes, resends and confirmations itself. */
-struct pubsub_counters {
-	uint64_t emits_queued;     /* answered "queued" (not written at once) */
-	uint64_t emits_denied;     /* emits the platform refused */
-	uint64_t emits_requeued;   /* unconfirmed when a connection was lost,
-	                              queued to be written again */
-	uint64_t events_received;  /* EVENT EMITs from the platform */
-	uint64_t events_delivered; /* copies handed to local subscribers */
-	uint64_t subs_denied; /* upstream subscriptions the platform denied */
-};
-
-struct pubsub_callbacks {
-	/* The write queue's depth changed (for systemd's STATUS=). */
-	void (*queue_changed)(void *userdata);
-};
-
-/* Why a request was not done: text for the app, and whether it was a
- * per-uid quota (the request layer logs those as refusals). */
-struct pubsub_refusal {
-	char text[256];
-	bool quota;
-};
-
-/* pubsub_emit() took the emit into the spool's open batch: it answers the
- * app itself (EMIT_REPLY, or an error) once the batch is on disk. */
-#define PUBSUB_EMIT_PENDING 100
-
-/* The durable spool, for status. */
-struct pubsub_spool_info {
-	const char *path;
-	bool failed;       /* not usable: memory only since (error says why) */
-	const char *error; /* "" while it works */
-	uint64_t records;  /* committed records (0 once failed) */
-	uint64_t bytes;
-};
 
 /*
  * cfg is borrowed and read at every request (the root replaces its
@@ -78,6 +41,13 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
 void pubsub_free(struct pubsub *p);
 /* The [queue] limits after a reload. */
 int pubsub_apply_limits(struct pubsub *p);
+
+/* c is going away: its subscriptions go with it; its accepted emits stay
+ * until confirmed. */
+void pubsub_client_gone(struct pubsub *p, struct dsd_client *c);
+/* dsd is stopping: the open spool batch is committed and answered, and
+ * emits are refused from now on. */
+void pubsub_close(struct pubsub *p);
 
 /*
  * An emit from local client c: IPC_EMIT_SENT (written at once) or
@@ -95,21 +65,7 @@ int pubsub_apply_limits(struct pubsub *p);
 int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
                 const char *data, size_t data_len, uint32_t reply_id,
                 bool want_confirm, struct pubsub_refusal *why);
-/* 0, or a negative errno and why.  1: subscribed, but the platform has
- * denied this name (why says so): tell the app after the reply. */
-int pubsub_subscribe(struct pubsub *p, struct dsd_client *c, const char *name,
-                     struct pubsub_refusal *why);
-int pubsub_unsubscribe(struct pubsub *p, struct dsd_client *c, const char *name,
-                       struct pubsub_refusal *why);
-/* c is going away: its subscriptions go with it; its accepted emits stay
- * until confirmed. */
-void pubsub_client_gone(struct pubsub *p, struct dsd_client *c);
-/* dsd is stopping: the open spool batch is committed and answered, and
- * emits are refused from now on. */
-void pubsub_close(struct pubsub *p);
 
-/* An EVENT topic message from the open connection. */
-void pubsub_platform_event(struct pubsub *p, const struct wire_msg *m);
 /* OPEN: rebuild the upstream subscriptions, then flush the queue. */
 void pubsub_connection_opened(struct pubsub *p);
 /* OPEN lost: nothing is subscribed upstream any more. */
@@ -124,8 +80,7 @@ void pubsub_confirmed(struct pubsub *p, uint64_t seq);
 size_t pubsub_queue_depth(const struct pubsub *p);
 const struct pubsub_counters *pubsub_get_counters(const struct pubsub *p);
 const struct sendq *pubsub_store(const struct pubsub *p);
-const struct subs *pubsub_subs(const struct pubsub *p);
-/* false without [queue] spool. */
-bool pubsub_spool_info(const struct pubsub *p, struct pubsub_spool_info *ret);
+/* The subscription registry, for status. */
+const struct subs *pubsub_registry(const struct pubsub *p);
 
 #endif

@@ -12,6 +12,8 @@
 #include "config.h"
 #include "ipc_server.h"
 #include "pubsub.h"
+#include "pubsub_spool.h"
+#include "pubsub_subs.h"
 #include "sendq.h"
 #include "status.h"
 #include "upstream.h"
@@ -66,7 +68,7 @@ char *status_json(const struct status_sources *src)
 	char *text;
 
 	sendq_get_stats(pubsub_store(src->ps), &qs);
-	subs_get_stats(pubsub_subs(src->ps), &ss);
+	subs_get_stats(pubsub_registry(src->ps), &ss);
 	ipc_server_get_stats(src->ipc, &is);
 	/* clang-format off */
 	o = json_pack(

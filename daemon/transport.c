@@ -32,8 +32,8 @@
  *
  * Generations: every transport_connect() takes a fresh internal epoch.  The
  * link, its frames and its events carry it, so a frame queued for
- * connection N is never written on N+1 (the bridge purges it, and hands app
- * frames back through transport_take_unsent()) and stale events are
+ * connection N is never written on N+1 (the bridge purges it) and stale
+ * events are
  * filtered here in deliver_event().  The caller's gen is only carried along
  * for callbacks.
  *
@@ -338,7 +338,7 @@ void transport_disconnect(struct transport *t, uint32_t gen)
 }
 
 static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
-                       size_t len, size_t limit, bool control)
+                       size_t len, size_t limit)
 {
 	struct frame *f;
 	int r;
@@ -355,7 +355,7 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 	f->item = (struct bridge_item){
 	        .epoch = t->cur_epoch,
 	        .len = len,
-	        .keep = !control,
+	        .keep = false, /* the store resends: see transport.h */
 	};
 	if (len)
 		memcpy(f->buf + LWS_PRE, data, len);
@@ -369,8 +369,7 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 int transport_send(struct transport *t, uint32_t gen, const uint8_t *data,
                    size_t len)
 {
-	return queue_frame(t, gen, data, len, t ? t->max_send_backlog : 0,
-	                   false);
+	return queue_frame(t, gen, data, len, t ? t->max_send_backlog : 0);
 }
 
 int transport_send_control(struct transport *t, uint32_t gen,
@@ -378,33 +377,12 @@ int transport_send_control(struct transport *t, uint32_t gen,
 {
 	/* Protocol frames get a reserve on top of the backlog limit, so a
 	 * backlog full of app data cannot hold back a SUBSCRIBE. */
-	return queue_frame(
-	        t, gen, data, len,
-	        t ? t->max_send_backlog + t->max_send_backlog / 4 : 0, true);
+	return queue_frame(t, gen, data, len,
+	                   t ? t->max_send_backlog + t->max_send_backlog / 4
+	                     : 0);
 }
 
 size_t transport_backlog(const struct transport *t)
 {
 	return t ? bridge_out_bytes(t->ws.bridge) : 0;
-}
-
-size_t transport_take_unsent(struct transport *t, transport_unsent_fn fn,
-                             void *userdata)
-{
-	struct bridge_item *list, *it;
-	struct frame *f;
-	size_t n = 0;
-
-	if (!t)
-		return 0;
-	/* The purges keep only app frames (item.keep). */
-	list = bridge_take_stale(t->ws.bridge);
-	while ((it = list)) {
-		list = it->next;
-		f = bridge_entry(it, struct frame, item);
-		fn(f->buf + LWS_PRE, f->item.len, userdata);
-		free(f);
-		n++;
-	}
-	return n;
 }

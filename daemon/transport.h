@@ -84,16 +84,8 @@ int transport_send_control(struct transport *t, uint32_t gen,
 /* Bytes queued and not yet handed to the socket. */
 size_t transport_backlog(const struct transport *t);
 
-/*
- * Frames given to transport_send() for a connection that closed before they
- * were written (protocol frames from transport_send_control() excepted):
- * calls fn for each, oldest first, and forgets them.  Returns how many.
- * Frames already written to the socket are not known here and can still be
- * lost with the connection.
- */
-typedef void (*transport_unsent_fn)(const uint8_t *data, size_t len,
-                                    void *userdata);
-size_t transport_take_unsent(struct transport *t, transport_unsent_fn fn,
-                             void *userdata);
+/* Frames of a connection that closed before they were written are dropped:
+ * the caller keeps every app frame until the platform confirms it and
+ * writes it again on the next connection (pubsub.c's store). */
 
 #endif

@@ -42,8 +42,8 @@ struct tevent {
 	char reason[WS_REASON_MAX];
 };
 
-/* main -> lws.  item.keep: app data, handed back by transport_take_unsent()
- * when its link goes away unwritten; protocol frames are dropped. */
+/* main -> lws.  A frame whose link goes away unwritten is dropped: the
+ * store above resends what the platform has not confirmed. */
 struct frame {
 	struct bridge_item item;
 	uint8_t buf[]; /* LWS_PRE bytes of headroom, then the payload */

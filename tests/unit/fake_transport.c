@@ -118,24 +118,6 @@ size_t transport_backlog(const struct transport *t)
 	return 0;
 }
 
-size_t transport_take_unsent(struct transport *t, transport_unsent_fn fn,
-                             void *userdata)
-{
-	size_t n = 0;
-
-	(void)t;
-	if (fake.open)
-		return 0; /* only a closed connection gives frames back */
-	for (size_t i = in_flight_from; i < fake.n_sent; i++) {
-		if (fake.sent[i].control)
-			continue;
-		fn(fake.sent[i].data, fake.sent[i].len, userdata);
-		n++;
-	}
-	in_flight_from = fake.n_sent;
-	return n;
-}
-
 void fake_open(void)
 {
 	ck_assert_ptr_nonnull(live);

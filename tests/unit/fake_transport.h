@@ -2,9 +2,7 @@
  * A stand-in for daemon/transport.c, linked into the glue tests in its
  * place: it implements transport.h without a thread or a socket, records
  * what the daemon sends, and lets the test play the platform (open, send a
- * frame, close, make room).  Frames the daemon sent stay "in flight" (given
- * back by transport_take_unsent() after a close) until the test says the
- * socket took them.
+ * frame, close, make room).
  */
 #ifndef DSD_TEST_FAKE_TRANSPORT_H
 #define DSD_TEST_FAKE_TRANSPORT_H

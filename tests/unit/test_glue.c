@@ -22,6 +22,8 @@
 #include "fake_transport.h"
 #include "ipcproto.h"
 #include "pubsub.h"
+#include "pubsub_spool.h"
+#include "pubsub_subs.h"
 #include "upstream.h"
 
 /* ---- the fixture: the root's wiring, minus the local socket ---- */
@@ -495,7 +497,7 @@ END_TEST
 
 START_TEST(test_platform_acks_and_denial)
 {
-	const struct subs *s = pubsub_subs(ps);
+	const struct subs *s = pubsub_registry(ps);
 	struct subs_stats st;
 
 	ck_assert_int_eq(upstream_start(up), 0);

@@ -30,6 +30,8 @@
 #include "ipc_server.h"
 #include "ipcproto.h"
 #include "pubsub.h"
+#include "pubsub_spool.h"
+#include "pubsub_subs.h"
 #include "spool.h"
 #include "upstream.h"
 

@@ -1,0 +1,299 @@
+/*
+ * What the rest of pubsub builds on: subscriber slots, fan-out to local
+ * clients, writing the store into the window, and taking an emit in
+ * (name, encoding, per-uid share, push).  Calls nothing above it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "access.h"
+#include "client.h"
+#include "clock.h"
+#include "config.h"
+#include "ipc_server.h"
+#include "ipcproto.h"
+#include "json_check.h"
+#include "log.h"
+#include "pubsub_core.h"
+#include "sendq.h"
+#include "spool.h"
+#include "upstream.h"
+#include "wire.h"
+
+void ps_refuse(struct pubsub_refusal *why, bool quota, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why->text, sizeof(why->text), fmt, ap);
+	va_end(ap);
+	why->quota = quota;
+}
+
+/* ---- subscriber ids ---- */
+
+static struct dsd_client *client_by_slot(struct pubsub *p, uint32_t slot)
+{
+	return slot < p->slot_count ? p->slots[slot] : NULL;
+}
+
+static int attach_slot(struct pubsub *p, struct dsd_client *c)
+{
+	for (uint32_t i = 0; i < p->slot_count; i++) {
+		uint32_t s = (p->next_slot + i) % p->slot_count;
+
+		if (p->slots[s] == NULL) {
+			p->slots[s] = c;
+			c->slot = s;
+			p->next_slot = (s + 1) % p->slot_count;
+			return 0;
+		}
+	}
+	return -EUSERS;
+}
+
+/* ---- fan-out ---- */
+
+void ps_send_event(struct pubsub *p, struct dsd_client *c, const char *name,
+                   const char *data)
+{
+	struct ipc_msg m = {.type = IPC_EVENT, .name = name, .data = data};
+
+	if (data != NULL)
+		m.data_len = strlen(data);
+	if (ipc_client_send(c->ipc, &m) == 0)
+		p->count.events_delivered++;
+}
+
+void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
+                    const char *reason)
+{
+	struct ipc_msg m = {
+	        .type = IPC_SUB_DENIED, .name = name, .text = reason};
+
+	(void)p;
+	ipc_client_send(c->ipc, &m);
+}
+
+/* Calls fn for every local subscriber of name.  fn may drop a slow client,
+ * which changes the registry: walk a copy. */
+void ps_for_each_subscriber(struct pubsub *p, const char *name,
+                            subscriber_fn fn, const char *text)
+{
+	const uint32_t *ids;
+	uint32_t copy[64];
+	uint32_t *list = copy;
+	size_t n;
+
+	ids = subs_subscribers(p->subs, name, &n);
+	if (n == 0)
+		return;
+	if (n > sizeof(copy) / sizeof(copy[0])) {
+		list = malloc(n * sizeof(*list));
+		if (list == NULL)
+			return;
+	}
+	memcpy(list, ids, n * sizeof(*list));
+	for (size_t i = 0; i < n; i++) {
+		struct dsd_client *c = client_by_slot(p, list[i]);
+
+		if (c != NULL)
+			fn(p, c, name, text);
+	}
+	if (list != copy)
+		free(list);
+}
+
+static bool window_full(const struct pubsub *p)
+{
+	uint64_t bytes;
+	size_t n = sendq_in_flight(p->store, &bytes);
+
+	return n > 0 && (bytes >= WINDOW_BYTES || n >= WINDOW_MESSAGES);
+}
+
+/* Writes what the window and the connection take, fairly across apps. */
+void ps_flush_store(struct pubsub *p)
+{
+	const struct sendq_msg *m;
+	bool wrote = false;
+
+	while (!window_full(p) && (m = sendq_peek(p->store)) != NULL) {
+		size_t len = m->len;
+
+		if (upstream_send(p->up, m->data, len,
+		                  sendq_next_seq(p->store)) < 0)
+			break;
+		sendq_hand(p->store);
+		wrote = true;
+		p->since_fence += len;
+		p->since_fence_n++;
+		/* A PING every half window keeps the pipe full: the first
+		 * half is confirmed while the second is on its way. */
+		if (p->since_fence >= WINDOW_BYTES / 2 ||
+		    p->since_fence_n >= WINDOW_MESSAGES / 2) {
+			p->since_fence = 0;
+			p->since_fence_n = 0;
+			(void)upstream_fence(p->up);
+		}
+	}
+	/* What this pass wrote is asked to be confirmed once the loop has
+	 * nothing else to do: one PING for a whole burst. */
+	if (wrote)
+		event_active(p->fence_ev, 0, 0);
+	p->cb.queue_changed(p->userdata);
+}
+
+int ps_check_name(struct dsd_client *c, struct pubsub *p, const char *name,
+                  struct pubsub_refusal *why)
+{
+	if (name == NULL || name[0] == '\0' || strlen(name) > IPC_MAX_NAME) {
+		ps_refuse(why, false,
+		          "an event name of 1 to 1024 bytes is required");
+		return -EINVAL;
+	}
+	if (c->slot == UINT32_MAX && attach_slot(p, c) < 0) {
+		ps_refuse(why, false, "too many clients");
+		return -EUSERS;
+	}
+	return 0;
+}
+
+/* Encodes the EMIT frame into a malloc'd buffer, checked against what the
+ * platform takes. */
+int ps_encode_emit(const char *name, const char *data, size_t data_len,
+                   uint8_t **ret_buf, size_t *ret_len,
+                   struct pubsub_refusal *why)
+{
+	struct wire_msg w = {.topic = WIRE_TOPIC_EVENT,
+	                     .action = WIRE_EVENT_EMIT,
+	                     .name = name,
+	                     .data = data};
+	char err[200];
+	size_t size;
+	uint8_t *buf;
+	int r;
+
+	if (data != NULL && data_len > IPC_MAX_DATA) {
+		ps_refuse(why, false,
+		          "event data over 1 MiB (the platform's limit)");
+		return -EMSGSIZE;
+	}
+	if (data != NULL && !json_check(data, data_len, err, sizeof(err))) {
+		ps_refuse(why, false, "invalid JSON data: %s", err);
+		return -EINVAL;
+	}
+	if (wire_encoded_size(&w, &size) < 0) {
+		ps_refuse(why, false, "cannot encode the event");
+		return -EINVAL;
+	}
+	/* The whole frame must fit the platform's maxMessageSize (1 MiB by
+	 * default), or the server closes the connection on it. */
+	if (size > PLATFORM_MAX_MESSAGE) {
+		ps_refuse(why, false,
+		          "event (name and data) over the platform's 1 MiB "
+		          "message limit");
+		return -EMSGSIZE;
+	}
+	buf = malloc(size);
+	if (buf == NULL) {
+		ps_refuse(why, false, "out of memory");
+		return -ENOMEM;
+	}
+	r = wire_encode(&w, buf, size, ret_len);
+	if (r < 0) {
+		free(buf);
+		ps_refuse(why, false, "cannot encode the event");
+		return r;
+	}
+	*ret_buf = buf;
+	return 0;
+}
+
+/* The sender's uid quota, then its share reserved before the push (the
+ * drop callback may give back some of this uid's own older emits). */
+int ps_reserve_share(struct pubsub *p, struct dsd_client *c, size_t len,
+                     struct pubsub_refusal *why)
+{
+	struct access_count mine = access_usage_get(p->usage, c->peer.uid);
+	int r;
+
+	r = access_check_queue_quota(p->cfg, c->peer.uid, &mine, len, why->text,
+	                             sizeof(why->text));
+	if (r < 0) {
+		why->quota = true;
+		return r;
+	}
+	if (c->store_app == NULL &&
+	    (c->store_app = sendq_app_new(p->store, c->id, c)) == NULL) {
+		ps_refuse(why, false, "out of memory");
+		return -ENOMEM;
+	}
+	if (access_usage_add(p->usage, c->peer.uid, 0, 0, 1, (int64_t)len) <
+	    0) {
+		ps_refuse(why, false, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void ps_give_back_share(struct pubsub *p, uid_t uid, size_t len)
+{
+	(void)access_usage_add(p->usage, uid, 0, 0, -1, -(int64_t)len);
+}
+
+/* Into the store, within its bounds (the share is reserved already and
+ * given back on failure). */
+int ps_push(struct pubsub *p, struct sendq_app *app, uint32_t client_id,
+            uid_t uid, const uint8_t *buf, size_t len,
+            const struct sendq_msg *meta, struct pubsub_refusal *why)
+{
+	struct sendq_stats st;
+	unsigned dropped = 0;
+	int r;
+
+	r = sendq_push(p->store, app, buf, len, meta, &dropped);
+	if (r < 0) {
+		ps_give_back_share(p, uid, len);
+		sendq_get_stats(p->store, &st);
+		if (r == -EMSGSIZE)
+			ps_refuse(why, false,
+			          "event larger than the write queue");
+		else if (r == -ENOBUFS)
+			ps_refuse(
+			        why, false,
+			        "write queue full for this app or for all "
+			        "(%zu messages, %llu bytes; overflow = reject)",
+			        st.queued + st.in_flight,
+			        (unsigned long long)(st.queued_bytes +
+			                             st.in_flight_bytes));
+		else
+			ps_refuse(why, false, "out of memory");
+		return r;
+	}
+	if (dropped > 0)
+		log_full_ratelimited(&p->queue_log, clock_mono_ms(),
+		                     LOG_WARNING,
+		                     "write queue full: dropped %u oldest "
+		                     "emit(s) of local client %u (overflow = "
+		                     "drop-oldest)",
+		                     dropped, client_id);
+	return 0;
+}
+
+int ps_store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
+             size_t len, const struct sendq_msg *meta,
+             struct pubsub_refusal *why)
+{
+	int r = ps_reserve_share(p, c, len, why);
+
+	if (r < 0)
+		return r;
+	return ps_push(p, c->store_app, c->id, c->peer.uid, buf, len, meta,
+	               why);
+}

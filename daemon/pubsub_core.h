@@ -1,0 +1,139 @@
+/*
+ * Inside pubsub: pubsub.c (life cycle, the connection's news, emits) is on
+ * top; pubsub_subs.c (subscriptions, the platform's EVENT messages) and
+ * pubsub_spool.c (the durable spool's batches) below it; pubsub_core.c
+ * (slots, fan-out, writing the store, taking an emit in) under all three,
+ * with the struct they share.  Calls go down only.  Not for the rest of
+ * the daemon: pubsub.h is its face.
+ */
+#ifndef DSD_PUBSUB_CORE_H
+#define DSD_PUBSUB_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "pubsub_types.h"
+#include "sendq.h"
+#include "subs.h"
+
+struct dsd_client;
+struct spool;
+struct wire_msg;
+
+#define BULK_NAMES           256
+#define PLATFORM_MAX_MESSAGE (1024 * 1024)
+/*
+ * What may be written and not yet confirmed.  Small on purpose: the server
+ * works through it in a few milliseconds, so an app's event never waits
+ * behind much of another's, and the kernel's socket buffer never holds a
+ * backlog a stall would take with it.  A fence PING goes out every half
+ * window, so writing never stops for a round trip.
+ */
+#define WINDOW_BYTES    (16 * 1024)
+#define WINDOW_MESSAGES 128
+/* subs.c's table of names; a per-uid share is half of it by default. */
+#define MAX_NAMES 65536
+/*
+ * One spool batch holds at most this many emits and bytes; past either
+ * the batch is committed at once, within the iteration.  The IPC server
+ * reads at most 64 KiB per client per event, so a batch stays far smaller
+ * unless thousands of clients write in the same iteration.
+ */
+#define PENDING_MAX       1024
+#define PENDING_MAX_BYTES (8u * 1024 * 1024)
+/* The tag of emits restored from the spool: their senders are gone, and
+ * they count against no uid's share. */
+#define RESTORED_TAG UINT32_MAX
+
+/* An emit in the open spool batch: answered, pushed into the store and
+ * handed to local subscribers once the batch is committed. */
+struct pending {
+	struct dsd_client *c; /* NULL once the client left */
+	struct sendq_app *app;
+	uid_t uid;
+	uint32_t reply_id;
+	bool want_confirm;
+	bool done;        /* settled (pushed or refused) */
+	bool release_app; /* the client left: release app after this one */
+	uint64_t spool_id;
+	uint8_t *frame;
+	size_t len;
+	char *name, *data; /* for the local subscribers (data may be NULL) */
+};
+
+struct pubsub {
+	const struct dsd_config *cfg; /* the root's, read at each request */
+	struct upstream *up;
+	struct access_usage *usage;
+	struct pubsub_callbacks cb;
+	void *userdata;
+
+	struct sendq *store;
+	struct event *fence_ev; /* a PING after what one loop pass wrote */
+	uint64_t since_fence;   /* bytes written since the last PING */
+	unsigned since_fence_n; /* emits written since the last PING */
+	struct subs *subs;
+	struct dsd_client **slots; /* subscriber id -> client */
+	uint32_t slot_count, next_slot;
+	struct event *subs_flush;
+	/* Upstream subscriptions must be rebuilt from the local ones (a new
+	 * connection, or a batch that could not be sent). */
+	bool subs_rebuild;
+	bool closed; /* dsd is stopping: no new emits */
+
+	/* The durable spool: spool NULL when not configured or given up. */
+	struct spool *spool;
+	char *spool_path;
+	bool spool_failed;
+	char spool_err[512];
+	int64_t started_ms; /* part of each app's spool key */
+	bool batch_open;
+	struct event *commit_ev; /* commits the batch once per iteration */
+	struct pending *pending; /* PENDING_MAX */
+	size_t n_pending;
+	size_t pending_bytes;
+	uint64_t *removals; /* spool ids confirmed or dropped */
+	size_t n_removals, cap_removals;
+	struct log_ratelimit spool_log;
+
+	struct pubsub_counters count;
+	struct log_ratelimit queue_log, deny_log;
+};
+
+typedef void (*subscriber_fn)(struct pubsub *p, struct dsd_client *c,
+                              const char *name, const char *text);
+
+/* pubsub_core.c: the layer the others build on */
+void ps_refuse(struct pubsub_refusal *why, bool quota, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+int ps_check_name(struct dsd_client *c, struct pubsub *p, const char *name,
+                  struct pubsub_refusal *why);
+void ps_send_event(struct pubsub *p, struct dsd_client *c, const char *name,
+                   const char *data);
+void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
+                    const char *reason);
+/* Calls fn for every local subscriber of name (walking a copy: fn may
+ * drop a slow client). */
+void ps_for_each_subscriber(struct pubsub *p, const char *name,
+                            subscriber_fn fn, const char *text);
+/* Writes what the window and the connection take, fairly across apps. */
+void ps_flush_store(struct pubsub *p);
+int ps_reserve_share(struct pubsub *p, struct dsd_client *c, size_t len,
+                     struct pubsub_refusal *why);
+void ps_give_back_share(struct pubsub *p, uid_t uid, size_t len);
+int ps_push(struct pubsub *p, struct sendq_app *app, uint32_t client_id,
+            uid_t uid, const uint8_t *buf, size_t len,
+            const struct sendq_msg *meta, struct pubsub_refusal *why);
+int ps_encode_emit(const char *name, const char *data, size_t data_len,
+                   uint8_t **ret_buf, size_t *ret_len,
+                   struct pubsub_refusal *why);
+int ps_store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
+             size_t len, const struct sendq_msg *meta,
+             struct pubsub_refusal *why);
+
+#endif
