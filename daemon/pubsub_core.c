@@ -109,23 +109,12 @@ void ps_for_each_subscriber(struct pubsub *p, const char *name,
 		free(list);
 }
 
-/* The window now: small while apps share the connection, else larger. */
-static void window(const struct pubsub *p, uint64_t *ret_bytes,
-                   size_t *ret_messages)
-{
-	bool shared = clock_mono_ms() < p->shared_until;
-
-	*ret_bytes = shared ? WINDOW_BYTES : SOLO_WINDOW_BYTES;
-	*ret_messages = shared ? WINDOW_MESSAGES : SOLO_WINDOW_MESSAGES;
-}
-
-static bool window_full(const struct pubsub *p, uint64_t max_bytes,
-                        size_t max_messages)
+static bool window_full(const struct pubsub *p)
 {
 	uint64_t bytes;
 	size_t n = sendq_in_flight(p->store, &bytes);
 
-	return n > 0 && (bytes >= max_bytes || n >= max_messages);
+	return n > 0 && (bytes >= WINDOW_BYTES || n >= WINDOW_MESSAGES);
 }
 
 /* Writes what the window and the connection take, fairly across apps. */
@@ -134,12 +123,7 @@ void ps_flush_store(struct pubsub *p)
 	const struct sendq_msg *m;
 	bool wrote = false;
 
-	uint64_t max_bytes;
-	size_t max_messages;
-
-	window(p, &max_bytes, &max_messages);
-	while (!window_full(p, max_bytes, max_messages) &&
-	       (m = sendq_peek(p->store)) != NULL) {
+	while (!window_full(p) && (m = sendq_peek(p->store)) != NULL) {
 		size_t len = m->len;
 
 		if (upstream_send(p->up, m->data, len,
@@ -151,8 +135,8 @@ void ps_flush_store(struct pubsub *p)
 		p->since_fence_n++;
 		/* A PING every half window keeps the pipe full: the first
 		 * half is confirmed while the second is on its way. */
-		if (p->since_fence >= max_bytes / 2 ||
-		    p->since_fence_n >= max_messages / 2) {
+		if (p->since_fence >= WINDOW_BYTES / 2 ||
+		    p->since_fence_n >= WINDOW_MESSAGES / 2) {
 			p->since_fence = 0;
 			p->since_fence_n = 0;
 			(void)upstream_fence(p->up);
@@ -273,12 +257,6 @@ int ps_push(struct pubsub *p, struct sendq_app *app, uint32_t client_id,
 	unsigned dropped = 0;
 	int r;
 
-	/* Another app than the last one: they share the connection now. */
-	if (p->last_app != app) {
-		if (p->last_app != NULL)
-			p->shared_until = clock_mono_ms() + SHARED_MS;
-		p->last_app = app;
-	}
 	r = sendq_push(p->store, app, buf, len, meta, &dropped);
 	if (r < 0) {
 		ps_give_back_share(p, uid, len);

@@ -36,15 +36,6 @@ struct wire_msg;
  */
 #define WINDOW_BYTES    (16 * 1024)
 #define WINDOW_MESSAGES 128
-/*
- * While a single app has been emitting (for SHARED_MS no other app has),
- * nobody can be kept waiting by the window: it may grow to this, which
- * spares most of the PING round trips (and their wakeups) a small one
- * costs.  The kernel's socket buffer still never holds a backlog.
- */
-#define SOLO_WINDOW_BYTES    (128 * 1024)
-#define SOLO_WINDOW_MESSAGES 1024
-#define SHARED_MS            1000
 /* subs.c's table of names; a per-uid share is half of it by default. */
 #define MAX_NAMES 65536
 /*
@@ -86,8 +77,6 @@ struct pubsub {
 	struct event *fence_ev; /* a PING after what one loop pass wrote */
 	uint64_t since_fence;   /* bytes written since the last PING */
 	unsigned since_fence_n; /* emits written since the last PING */
-	const struct sendq_app *last_app; /* compared, never dereferenced */
-	uint64_t shared_until; /* clock_mono_ms(): the small window till then */
 	struct subs *subs;
 	struct dsd_client **slots; /* subscriber id -> client */
 	uint32_t slot_count, next_slot;
