@@ -5,14 +5,13 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const readline = require('node:readline');
-const { spawn, execFile } = require('node:child_process');
+const { execFile } = require('node:child_process');
 
 const { buildDir } = require('./lib/dsd');
 const js = require('./lib/jsclient');
-const { track } = require('./lib/children');
 const { sleep, waitUntil } = require('./lib/util');
 const { scope } = require('./lib/scope');
+const { runTool } = require('./lib/run');
 
 const { later, server, dsd, proxy } = scope();
 
@@ -25,38 +24,8 @@ async function jsClient(url) {
 }
 
 // A long-running tool process (dsctl subscribe, dsipc-load): its stdout
-// lines, and a promise of its exit.
-function run(bin, args) {
-  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const lines = [];
-  let stderr = '';
-  readline.createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
-  child.stderr.on('data', (b) => {
-    stderr += b;
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  const h = {
-    child,
-    lines,
-    get stderr() {
-      return stderr;
-    },
-    exited,
-    async ready(timeoutMs = 15000) {
-      await waitUntil(() => lines.includes('ready'), { timeoutMs, what: `${path.basename(bin)} ready`,
-        detail: () => stderr });
-    },
-    async result(timeoutMs = 60000) {
-      await waitUntil(() => child.exitCode !== null, { timeoutMs, what: `${path.basename(bin)} to finish`,
-        detail: () => `stdout: ${lines.join('\n')}\nstderr: ${stderr}` });
-      return JSON.parse(lines[lines.length - 1]);
-    },
-  };
-  later(async () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
-  });
-  return h;
-}
+// lines, and a promise of its exit (lib/run.js).
+const run = (bin, args) => runTool(later, bin, args);
 
 function load(d, ...args) {
   return run(LOAD, ['-s', d.socket, ...args]);

@@ -94,6 +94,24 @@ static void on_emitted(dsipc *c, int result, const char *msg, void *userdata)
 	}
 }
 
+/* Waits (up to wait_ms) for the answers still out, prints the tally as
+ * one JSON line and frees c: 0 when every answer came. */
+static int finish_tally(dsipc *c, struct emit_tally *t, long wait_ms)
+{
+	long long deadline = now_ms() + wait_ms;
+	long pending;
+
+	while (t->pending > 0 && now_ms() < deadline)
+		if (dsipc_wait(c, 200) < 0)
+			break;
+	printf("{\"sent\":%ld,\"queued\":%ld,\"refused\":%ld,\"pending\":%ld,"
+	       "\"firstError\":\"%s\"}\n",
+	       t->sent, t->queued, t->refused, t->pending, t->first_error);
+	pending = t->pending;
+	dsipc_free(c);
+	return pending == 0 ? 0 : 1;
+}
+
 static int do_emit(const char *name, long count, long pad)
 {
 	dsipc *c = open_client();
@@ -125,16 +143,8 @@ static int do_emit(const char *name, long count, long pad)
 			return 1;
 		}
 	}
-	long long deadline = now_ms() + 60000;
-	while (t.pending > 0 && now_ms() < deadline)
-		if (dsipc_wait(c, 200) < 0)
-			break;
-	printf("{\"sent\":%ld,\"queued\":%ld,\"refused\":%ld,\"pending\":%ld,"
-	       "\"firstError\":\"%s\"}\n",
-	       t.sent, t.queued, t.refused, t.pending, t.first_error);
-	dsipc_free(c);
 	free(data);
-	return t.pending == 0 ? 0 : 1;
+	return finish_tally(c, &t, 60000);
 }
 
 struct sub_client {
@@ -496,15 +506,7 @@ static int do_tick(const char *name, long interval_ms, long count)
 			return 1;
 		}
 	}
-	long long deadline = now_ms() + 30000;
-	while (t.pending > 0 && now_ms() < deadline)
-		if (dsipc_wait(c, 200) < 0)
-			break;
-	printf("{\"sent\":%ld,\"queued\":%ld,\"refused\":%ld,\"pending\":%ld,"
-	       "\"firstError\":\"%s\"}\n",
-	       t.sent, t.queued, t.refused, t.pending, t.first_error);
-	dsipc_free(c);
-	return t.pending == 0 ? 0 : 1;
+	return finish_tally(c, &t, 30000);
 }
 
 int main(int argc, char **argv)
