@@ -14,6 +14,7 @@
 // the old figure, and prints both.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const path = require('node:path');
 
 const { buildDir } = require('./lib/dsd');
@@ -27,6 +28,10 @@ const { later, server, dsd } = scope();
 const LOAD = path.join(buildDir(), 'tests', 'dsipc-load');
 const TICKS = 300; // 3 s of B at 100/s
 const FLOOD = Number(process.env.DSD_FAIRNESS_FLOOD || 200000);
+
+function sanitized(pid) {
+  return /libasan|libubsan/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+}
 
 function latencyOf(url, name) {
   return runTool(later, process.execPath, [path.join(__dirname, 'lib', 'latency-sub.js'), url, name,
@@ -80,9 +85,13 @@ test('a flooding app does not delay a steady one', { timeout: 170e3 }, async () 
   assert.deepEqual({ n: withFlood.n, inOrder: withFlood.inOrder }, { n: TICKS, inOrder: true });
   assert.equal(got, FLOOD, 'every flood event arrived once');
   assert.ok(floodInOrder, 'the flood arrived in order');
-  assert.ok(withFlood.p50 <= 2 * alone.p50 + 10,
-    `B's median ${withFlood.p50} ms with the flood, ${alone.p50} ms alone (allowed: ${2 * alone.p50 + 10})`);
-  assert.ok(withFlood.p99 <= 150, `B's p99 ${withFlood.p99} ms with the flood (411 ms before app queues)`);
+  // Timings of a sanitizer build (dsd several times slower) say nothing
+  // about fairness: there the figures are printed, not judged.
+  if (!sanitized(d.pid)) {
+    assert.ok(withFlood.p50 <= 2 * alone.p50 + 10,
+      `B's median ${withFlood.p50} ms with the flood, ${alone.p50} ms alone (allowed: ${2 * alone.p50 + 10})`);
+    assert.ok(withFlood.p99 <= 150, `B's p99 ${withFlood.p99} ms with the flood (411 ms before app queues)`);
+  }
   console.log(`fairness: goal p99 <= ${Math.round((2 * alone.p99 + 10) * 10) / 10} ms: ` +
     `${withFlood.p99 <= 2 * alone.p99 + 10 ? 'met' : 'not met'} (${withFlood.p99} ms)`);
 });
