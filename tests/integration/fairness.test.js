@@ -8,10 +8,11 @@
 //
 // The goal is B's p99 with the flood within 2x its p99 alone plus 10 ms.
 // Its median meets that here; its p99 (28-43 ms measured, against 411 ms
-// before apps got queues of their own) does not yet: on this 2-core machine
-// the server, dsd, the flooding app and two subscribers share the CPU.  So
-// the test holds the median to the goal and the p99 to a bound far below
-// the old figure, and prints both.
+// before apps got queues of their own) does not yet.  The tail is not the
+// server, the CPU scheduler or the write window (docs/fairness.md has the
+// measurements); it shows only while A's input outruns the drain.  So the
+// test holds the median to the goal and the p99 to a bound far below the
+// old figure, and prints both.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
