@@ -136,30 +136,9 @@ static int exec_sql(struct spool *s, const char *sql, const char *what)
 	return rc == SQLITE_OK ? 0 : db_fail(s, rc, what);
 }
 
-/* Runs a query that returns one row; copies its first column as text. */
-static int query_text(struct spool *s, const char *sql, char *buf, size_t len,
-                      const char *what)
-{
-	sqlite3_stmt *st = NULL;
-	const unsigned char *t;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-
-	if (rc != SQLITE_OK)
-		return db_fail(s, rc, what);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		int r = db_fail(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc, what);
-
-		sqlite3_finalize(st);
-		return r;
-	}
-	t = sqlite3_column_text(st, 0);
-	snprintf(buf, len, "%s", t ? (const char *)t : "");
-	sqlite3_finalize(st);
-	return 0;
-}
-
-static int query_int(struct spool *s, const char *sql, int64_t *ret,
+/* Runs a query that returns one row; *ret is left on that row, for the
+ * caller to read and finalise.  No row is an error. */
+static int query_row(struct spool *s, const char *sql, sqlite3_stmt **ret,
                      const char *what)
 {
 	sqlite3_stmt *st = NULL;
@@ -174,6 +153,34 @@ static int query_int(struct spool *s, const char *sql, int64_t *ret,
 		sqlite3_finalize(st);
 		return r;
 	}
+	*ret = st;
+	return 0;
+}
+
+/* The first column of a one-row query, as text. */
+static int query_text(struct spool *s, const char *sql, char *buf, size_t len,
+                      const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *t;
+	int r = query_row(s, sql, &st, what);
+
+	if (r < 0)
+		return r;
+	t = sqlite3_column_text(st, 0);
+	snprintf(buf, len, "%s", t ? (const char *)t : "");
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int query_int(struct spool *s, const char *sql, int64_t *ret,
+                     const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int r = query_row(s, sql, &st, what);
+
+	if (r < 0)
+		return r;
 	*ret = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return 0;

@@ -11,14 +11,13 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const readline = require('node:readline');
-const { spawn, execFile, execFileSync } = require('node:child_process');
+const { execFile, execFileSync } = require('node:child_process');
 
 const { binaries } = require('./lib/dsd');
 const js = require('./lib/jsclient');
-const { track } = require('./lib/children');
 const { sleep, waitUntil, freePort } = require('./lib/util');
 const { scope } = require('./lib/scope');
+const { runTool } = require('./lib/run');
 
 const { later, server, dsd } = scope();
 
@@ -68,19 +67,11 @@ function dsctlAs(who, d, ...args) {
 // A `dsctl watch --json` held open as a user: one connection slot.
 async function holdAs(who, d) {
   const argv = who === 'root' ? [binaries().dsctl] : [...AS[who], binaries().dsctl];
-  const child = track(spawn(who === 'root' ? argv[0] : 'setpriv', [...argv.slice(who === 'root' ? 1 : 0),
-    '-s', d.socket, 'watch', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const lines = [];
-  let stderr = '';
-  readline.createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
-  child.stderr.on('data', (b) => {
-    stderr += b;
-  });
-  later(async () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
-  });
+  const h = runTool(later, who === 'root' ? argv[0] : 'setpriv', [...argv.slice(who === 'root' ? 1 : 0),
+    '-s', d.socket, 'watch', '--json']);
+  const { child, lines } = h;
   await waitUntil(() => lines.length > 0 || child.exitCode !== null, { what: `dsctl watch as ${who}` });
-  assert.ok(lines.length > 0, `dsctl watch as ${who} did not get in: ${stderr}`);
+  assert.ok(lines.length > 0, `dsctl watch as ${who} did not get in: ${h.stderr}`);
   return child;
 }
 

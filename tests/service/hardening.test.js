@@ -24,6 +24,7 @@ const { makeCerts } = require(path.join(LIB, 'certs'));
 const { track } = require(path.join(LIB, 'children'));
 const { sleep, waitUntil, makeTempDir, waitExit } = require(path.join(LIB, 'util'));
 const { scope } = require(path.join(LIB, 'scope'));
+const { runTool } = require(path.join(LIB, 'run'));
 const chk = require('./strace_check');
 
 const { later, server, proxy } = scope();
@@ -214,25 +215,7 @@ test('checker: every rule fires on a line that breaks it', () => {
 // ---------------------------------------------------------------- dsd
 
 // A long-running tool (dsctl subscribe, notify-sink): stdout lines.
-function run(bin, args) {
-  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const lines = [];
-  let stderr = '';
-  readline.createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
-  child.stderr.on('data', (b) => {
-    stderr += b;
-  });
-  later(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  });
-  return {
-    child,
-    lines,
-    get stderr() {
-      return stderr;
-    },
-  };
-}
+const run = (bin, args) => runTool(later, bin, args);
 
 /*
  * dsd under `strace -f`, started the way startDsd() starts it (same config

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "config.h"
 #include "fake_transport.h"
+#include "glue_wiring.h"
 #include "ipcproto.h"
 #include "pubsub.h"
 #include "pubsub_spool.h"
@@ -31,77 +32,14 @@
 static struct event_base *base;
 static struct dsd_config cfg;
 static struct upstream *up;
-static struct pubsub *ps;
+static struct glue_wiring wiring;
 static struct access_usage *usage;
 static struct dsd_client app; /* one local app, never sent events */
-static int opened_calls, lost_calls;
-
-static void on_state(const struct conn_action *a, void *ud)
-{
-	(void)a;
-	(void)ud;
-}
-
-static void on_opened(void *ud)
-{
-	(void)ud;
-	opened_calls++;
-	pubsub_connection_opened(ps);
-}
-
-static void on_lost(void *ud)
-{
-	(void)ud;
-	lost_calls++;
-	pubsub_connection_lost(ps);
-}
-
-static void on_event(const struct wire_msg *m, void *ud)
-{
-	(void)ud;
-	pubsub_platform_event(ps, m);
-}
-
-static void on_drained(void *ud)
-{
-	(void)ud;
-	pubsub_drained(ps);
-}
-
-static void on_confirmed(uint64_t seq, void *ud)
-{
-	(void)ud;
-	pubsub_confirmed(ps, seq);
-}
-
-static void on_fatal(const char *why, void *ud)
-{
-	(void)ud;
-	ck_abort_msg("fatal: %s", why);
-}
-
-static void on_queue_changed(void *ud)
-{
-	(void)ud;
-}
 
 static void setup(void)
 {
-	static const struct upstream_callbacks ucb = {
-	        .state = on_state,
-	        .opened = on_opened,
-	        .lost = on_lost,
-	        .event = on_event,
-	        .drained = on_drained,
-	        .confirmed = on_confirmed,
-	        .fatal = on_fatal,
-	};
-	static const struct pubsub_callbacks pcb = {
-	        .queue_changed = on_queue_changed,
-	};
-
 	fake_reset();
-	opened_calls = lost_calls = 0;
+	wiring = (struct glue_wiring){0};
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
 	ck_assert_int_eq(config_init(&cfg), 0);
@@ -112,17 +50,21 @@ static void setup(void)
 	cfg.max_clients = 8;
 	cfg.reserved_admin_clients = 0;
 	ck_assert_int_eq(access_usage_new(&usage), 0);
-	ck_assert_int_eq(upstream_new(base, &cfg, &ucb, NULL, &up), 0);
-	ck_assert_int_eq(pubsub_new(base, &cfg, up, usage, &pcb, NULL, &ps), 0);
+	ck_assert_int_eq(upstream_new(base, &cfg, &glue_upstream_callbacks,
+	                              &wiring, &up),
+	                 0);
+	ck_assert_int_eq(pubsub_new(base, &cfg, up, usage,
+	                            &glue_pubsub_callbacks, NULL, &wiring.ps),
+	                 0);
 	app = (struct dsd_client){.id = 1, .slot = UINT32_MAX};
 	app.peer.uid = 1000;
 }
 
 static void teardown(void)
 {
-	pubsub_client_gone(ps, &app);
+	pubsub_client_gone(wiring.ps, &app);
 	upstream_free(up);
-	pubsub_free(ps);
+	pubsub_free(wiring.ps);
 	access_usage_free(usage);
 	config_free(&cfg);
 	event_base_free(base);
@@ -175,7 +117,7 @@ static struct sendq_stats store_stats(void)
 {
 	struct sendq_stats st;
 
-	sendq_get_stats(pubsub_store(ps), &st);
+	sendq_get_stats(pubsub_store(wiring.ps), &st);
 	return st;
 }
 
@@ -186,8 +128,8 @@ static void emit(int i)
 	int r;
 
 	snprintf(data, sizeof(data), "{\"i\":%d}", i);
-	r = pubsub_emit(ps, &app, "numbers", data, strlen(data), 0, false,
-	                &why);
+	r = pubsub_emit(wiring.ps, &app, "numbers", data, strlen(data), 0,
+	                false, &why);
 	ck_assert_msg(r >= 0, "emit %d: %s", i, why.text);
 }
 
@@ -195,7 +137,7 @@ static void subscribe(const char *name)
 {
 	struct pubsub_refusal why = {0};
 
-	ck_assert_int_eq(pubsub_subscribe(ps, &app, name, &why), 0);
+	ck_assert_int_eq(pubsub_subscribe(wiring.ps, &app, name, &why), 0);
 }
 
 static int by_name(const void *a, const void *b)
@@ -268,7 +210,7 @@ START_TEST(test_open_rebuilds_then_flushes)
 	subscribe("b");
 	emit(1);
 	emit(2);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 2);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 2);
 	ck_assert_int_eq(upstream_start(up), 0);
 	ck_assert_uint_eq(fake.connects, 1);
 	ck_assert_str_eq(fake.last_url, "ws://platform.test:6020/deepstream");
@@ -276,11 +218,11 @@ START_TEST(test_open_rebuilds_then_flushes)
 	/* Handshake, the subscriptions from state, the queue, and one PING
 	 * asking the platform to confirm the burst. */
 	ck_sent(0, "C A S[a,b] E1 E2 P");
-	ck_assert_int_eq(opened_calls, 1);
+	ck_assert_int_eq(wiring.opened, 1);
 	ck_assert_uint_eq(store_stats().in_flight, 2);
 	pong();
 	ck_assert_uint_eq(store_stats().confirmed, 2);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 0);
 	emit(3);
 	pump();
 	ck_sent(6, "E3 P");
@@ -291,7 +233,7 @@ END_TEST
 
 START_TEST(test_loss_requeues_unconfirmed_in_order)
 {
-	const struct pubsub_counters *pc = pubsub_get_counters(ps);
+	const struct pubsub_counters *pc = pubsub_get_counters(wiring.ps);
 	size_t mark;
 
 	subscribe("a");
@@ -306,8 +248,8 @@ START_TEST(test_loss_requeues_unconfirmed_in_order)
 	pump();
 	/* written, PING sent, no PONG yet: the link dies */
 	fake_close("reset by the test");
-	ck_assert_int_eq(lost_calls, 1);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 3);
+	ck_assert_int_eq(wiring.lost, 1);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 3);
 	ck_assert_uint_eq(pc->emits_requeued, 3);
 	ck_assert_uint_eq(store_stats().confirmed, 1);
 	/* Newer emits queue behind them. */
@@ -320,7 +262,7 @@ START_TEST(test_loss_requeues_unconfirmed_in_order)
 	ck_assert_uint_eq(store_stats().resent, 3);
 	pong();
 	ck_assert_uint_eq(store_stats().confirmed, 5);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 0);
 }
 END_TEST
 
@@ -387,7 +329,7 @@ START_TEST(test_backpressure_keeps_order)
 	pump();
 	ck_sent(2, "E1 E2 E3 E4 E5 E6 P");
 	pong();
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 0);
 }
 END_TEST
 
@@ -430,13 +372,14 @@ START_TEST(test_unsubscribe_last_app)
 	pump();
 	/* Dropped while its SUBSCRIBE is in flight: the UNSUBSCRIBE waits
 	 * for the ack, or the two could cross. */
-	ck_assert_int_eq(pubsub_unsubscribe(ps, &app, "n", &why), 0);
+	ck_assert_int_eq(pubsub_unsubscribe(wiring.ps, &app, "n", &why), 0);
 	pump();
 	ck_sent(2, "S[n]");
 	ack(2);
 	pump();
 	ck_sent(2, "S[n] U[n]");
-	ck_assert_int_eq(pubsub_unsubscribe(ps, &app, "n", &why), -ENOENT);
+	ck_assert_int_eq(pubsub_unsubscribe(wiring.ps, &app, "n", &why),
+	                 -ENOENT);
 	ck_assert_str_eq(why.text, "not subscribed");
 }
 END_TEST
@@ -497,7 +440,7 @@ END_TEST
 
 START_TEST(test_platform_acks_and_denial)
 {
-	const struct subs *s = pubsub_registry(ps);
+	const struct subs *s = pubsub_registry(wiring.ps);
 	struct subs_stats st;
 
 	ck_assert_int_eq(upstream_start(up), 0);

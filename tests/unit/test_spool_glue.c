@@ -27,6 +27,7 @@
 #include "config.h"
 #include "control.h"
 #include "fake_transport.h"
+#include "glue_wiring.h"
 #include "ipc_server.h"
 #include "ipcproto.h"
 #include "pubsub.h"
@@ -41,59 +42,12 @@ static char dir[64], sock_path[96], spool_path[96];
 static struct event_base *base;
 static struct dsd_config cfg;
 static struct upstream *up;
-static struct pubsub *ps;
+static struct glue_wiring wiring;
 static struct control *ctl;
 static struct access_usage *usage;
 static struct ipc_server *srv;
 
 /* ---- the daemon's parts, wired as dsd.c wires them ---- */
-
-static void on_state(const struct conn_action *a, void *ud)
-{
-	(void)a;
-	(void)ud;
-}
-
-static void on_opened(void *ud)
-{
-	(void)ud;
-	pubsub_connection_opened(ps);
-}
-
-static void on_lost(void *ud)
-{
-	(void)ud;
-	pubsub_connection_lost(ps);
-}
-
-static void on_event(const struct wire_msg *m, void *ud)
-{
-	(void)ud;
-	pubsub_platform_event(ps, m);
-}
-
-static void on_drained(void *ud)
-{
-	(void)ud;
-	pubsub_drained(ps);
-}
-
-static void on_confirmed(uint64_t seq, void *ud)
-{
-	(void)ud;
-	pubsub_confirmed(ps, seq);
-}
-
-static void on_fatal(const char *why, void *ud)
-{
-	(void)ud;
-	ck_abort_msg("fatal: %s", why);
-}
-
-static void on_queue_changed(void *ud)
-{
-	(void)ud;
-}
 
 static int on_reload(char *err, size_t errlen, void *ud)
 {
@@ -105,18 +59,6 @@ static int on_reload(char *err, size_t errlen, void *ud)
 /* Builds every part on the configured spool (dsd starting). */
 static void start_daemon(void)
 {
-	static const struct upstream_callbacks ucb = {
-	        .state = on_state,
-	        .opened = on_opened,
-	        .lost = on_lost,
-	        .event = on_event,
-	        .drained = on_drained,
-	        .confirmed = on_confirmed,
-	        .fatal = on_fatal,
-	};
-	static const struct pubsub_callbacks pcb = {
-	        .queue_changed = on_queue_changed,
-	};
 	static const struct control_callbacks ccb = {.reload = on_reload};
 	static const struct ipc_server_callbacks icb = {
 	        .admit = control_admit,
@@ -130,9 +72,14 @@ static void start_daemon(void)
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
 	ck_assert_int_eq(access_usage_new(&usage), 0);
-	ck_assert_int_eq(upstream_new(base, &cfg, &ucb, NULL, &up), 0);
-	ck_assert_int_eq(pubsub_new(base, &cfg, up, usage, &pcb, NULL, &ps), 0);
-	ck_assert_int_eq(control_new(&cfg, up, ps, usage, &ccb, NULL, &ctl), 0);
+	ck_assert_int_eq(upstream_new(base, &cfg, &glue_upstream_callbacks,
+	                              &wiring, &up),
+	                 0);
+	ck_assert_int_eq(pubsub_new(base, &cfg, up, usage,
+	                            &glue_pubsub_callbacks, NULL, &wiring.ps),
+	                 0);
+	ck_assert_int_eq(
+	        control_new(&cfg, up, wiring.ps, usage, &ccb, NULL, &ctl), 0);
 	unlink(sock_path);
 	ck_assert_int_eq(
 	        ipc_server_new(base, sock_path, -1, &lim, &icb, ctl, &srv), 0);
@@ -145,12 +92,12 @@ static void stop_daemon(void)
 	ipc_server_free(srv);
 	upstream_free(up);
 	control_free(ctl);
-	pubsub_free(ps);
+	pubsub_free(wiring.ps);
 	access_usage_free(usage);
 	event_base_free(base);
 	srv = NULL;
 	up = NULL;
-	ps = NULL;
+	wiring.ps = NULL;
 	ctl = NULL;
 	usage = NULL;
 	base = NULL;
@@ -313,7 +260,7 @@ static struct pubsub_spool_info spool_info(void)
 {
 	struct pubsub_spool_info si = {0};
 
-	ck_assert(pubsub_spool_info(ps, &si));
+	ck_assert(pubsub_spool_info(wiring.ps, &si));
 	return si;
 }
 
@@ -400,7 +347,7 @@ START_TEST(test_accepted_on_disk_confirmed_removed)
 	ck_assert_uint_eq(spool_info().records, 7);
 	pong();
 	ck_assert_uint_eq(spool_info().records, 0);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 0);
 	/* OPEN and idle: written at once, still through the spool. */
 	ck_assert_int_eq(emit(a, 8, NULL, 0), IPC_EMIT_SENT);
 	ck_assert_uint_eq(spool_info().records, 1);
@@ -432,7 +379,7 @@ START_TEST(test_next_start_restores_in_order)
 
 	start_daemon();
 	ck_assert_uint_eq(spool_info().records, 5);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 5);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 5);
 	/* Each app's emits in its order, the oldest app first. */
 	handshake();
 	ck_emits("E1 E2 E3 E10 E11");
@@ -441,7 +388,7 @@ START_TEST(test_next_start_restores_in_order)
 	stop_daemon();
 
 	start_daemon();
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 0);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 0);
 	handshake();
 	sent_emits(0, got, sizeof(got));
 	ck_assert_str_eq(got, "");
@@ -461,7 +408,7 @@ START_TEST(test_app_gone_before_commit)
 	app_free(a);
 	pump();
 	ck_assert_uint_eq(spool_info().records, 2);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 2);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 2);
 	handshake();
 	ck_emits("E1 E2");
 	pong();
@@ -483,7 +430,7 @@ START_TEST(test_unusable_spool_serves_from_memory)
 	ck_assert_msg(strstr(si.error, spool_path) != NULL, "%s", si.error);
 	a = app_connect();
 	ck_assert_int_eq(emit(a, 1, NULL, 0), IPC_EMIT_QUEUED);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 1);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 1);
 	app_free(a);
 }
 END_TEST
@@ -537,7 +484,7 @@ START_TEST(test_failed_commit_refuses_and_degrades)
 	ck_assert_str_ne(spool_info().error, "");
 	/* Memory only from now on; what was accepted before is kept. */
 	ck_assert_int_eq(emit(a, 3, err, sizeof(err)), IPC_EMIT_QUEUED);
-	ck_assert_uint_eq(pubsub_queue_depth(ps), 2);
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 2);
 	handshake();
 	ck_emits("E1 E3");
 	app_free(a);
