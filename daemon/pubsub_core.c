@@ -117,13 +117,22 @@ static bool window_full(const struct pubsub *p)
 	return n > 0 && (bytes >= WINDOW_BYTES || n >= WINDOW_MESSAGES);
 }
 
+/* The next message the window lets through: fairly chosen while there is
+ * room, else only from an app with nothing in flight (the reserve). */
+static const struct sendq_msg *next_to_write(struct pubsub *p)
+{
+	if (!window_full(p))
+		return sendq_peek(p->store);
+	return sendq_peek_idle(p->store, RESERVE_BYTES);
+}
+
 /* Writes what the window and the connection take, fairly across apps. */
 void ps_flush_store(struct pubsub *p)
 {
 	const struct sendq_msg *m;
 	bool wrote = false;
 
-	while (!window_full(p) && (m = sendq_peek(p->store)) != NULL) {
+	while ((m = next_to_write(p)) != NULL) {
 		size_t len = m->len;
 
 		if (upstream_send(p->up, m->data, len,

@@ -36,6 +36,15 @@ struct wire_msg;
  */
 #define WINDOW_BYTES    (16 * 1024)
 #define WINDOW_MESSAGES 128
+/*
+ * The reserve: while the window is full, an app with nothing in flight may
+ * still write one message of up to this size.  Without it a light app's
+ * event waited for the PONG that frees the window a flooding app keeps
+ * full (the largest share of its delay in docs/fairness.md); with it the
+ * light event waits only behind what is already on the wire.  Bounded:
+ * at most one such message per app.
+ */
+#define RESERVE_BYTES 1024
 /* subs.c's table of names; a per-uid share is half of it by default. */
 #define MAX_NAMES 65536
 /*

@@ -368,6 +368,26 @@ const struct sendq_msg *sendq_peek(struct sendq *q)
 	return NULL;
 }
 
+const struct sendq_msg *sendq_peek_idle(struct sendq *q, size_t max_len)
+{
+	struct sendq_app *a;
+
+	/* Restored emits are older than anything else: nobody overtakes
+	 * them, not even through the reserve. */
+	if (!TAILQ_EMPTY(&q->first))
+		return NULL;
+	TAILQ_FOREACH(a, &q->active, ring)
+	{
+		struct msg *m = TAILQ_FIRST(&a->fifo);
+
+		if (a->in_flight == 0 && m->pub.len <= max_len) {
+			q->peeked = m;
+			return &m->pub;
+		}
+	}
+	return NULL;
+}
+
 uint64_t sendq_hand(struct sendq *q)
 {
 	struct msg *m = q->peeked;
@@ -378,7 +398,9 @@ uint64_t sendq_hand(struct sendq *q)
 	q->peeked = NULL;
 	a = m->app;
 	TAILQ_REMOVE(&a->fifo, m, entry);
-	a->deficit -= m->pub.len;
+	/* A message taken through sendq_peek_idle() may exceed the deficit:
+	 * the app's turn is simply used up. */
+	a->deficit = a->deficit > m->pub.len ? a->deficit - m->pub.len : 0;
 	a->queued--;
 	a->queued_bytes -= m->pub.len;
 	a->in_flight++;

@@ -98,6 +98,14 @@ int sendq_push(struct sendq *q, struct sendq_app *a, const void *data,
 /* The next message to write, fairly chosen, or NULL when none is queued.
  * Stays the next one until sendq_hand() (pushes do not change it). */
 const struct sendq_msg *sendq_peek(struct sendq *q);
+/*
+ * The window is full: the next message of an app that has nothing in
+ * flight and whose next message is at most max_len bytes, or NULL.  This
+ * is the reserve that keeps a light app from waiting for the confirmation
+ * of a flooding app's window; what it adds in flight is bounded by apps
+ * times max_len.  It becomes the peeked message.
+ */
+const struct sendq_msg *sendq_peek_idle(struct sendq *q, size_t max_len);
 /* The peeked message was given to the connection: it is in flight now
  * with the returned number (1, 2, ... in hand-off order). */
 uint64_t sendq_hand(struct sendq *q);

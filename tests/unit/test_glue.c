@@ -311,6 +311,74 @@ START_TEST(test_window_bounds_what_is_unconfirmed)
 }
 END_TEST
 
+static void light_emit(struct dsd_client *c, const char *data)
+{
+	struct pubsub_refusal why = {0};
+	int r = pubsub_emit(wiring.ps, c, "numbers", data, strlen(data), 0,
+	                    false, &why);
+
+	ck_assert_msg(r >= 0, "emit %s: %s", data, why.text);
+}
+
+/* Every emit 1..n was sent in order, and x was sent before y. */
+static void ck_emits_in_order(int n, int x, int y)
+{
+	int next = 1;
+	size_t at_x = 0, at_y = 0;
+
+	for (size_t i = 0; i < fake.n_sent; i++) {
+		struct wire_decoded *d;
+		const struct wire_msg *m = fake_sent_msg(i, &d);
+
+		if (m->topic == WIRE_TOPIC_EVENT &&
+		    m->action == WIRE_EVENT_EMIT) {
+			int v = atoi(strchr(m->data, ':') + 1);
+
+			if (v == x)
+				at_x = i;
+			else if (v == y)
+				at_y = i;
+			else
+				ck_assert_int_eq(v, next++);
+		}
+		wire_decoded_free(d);
+	}
+	ck_assert_int_eq(next, n + 1);
+	ck_assert_uint_gt(at_x, 0);
+	ck_assert_uint_gt(at_y, at_x);
+}
+
+/* The reserve: with the window full of one app's emits, another app's
+ * single emit is written at once, not after the next PONG. */
+START_TEST(test_light_app_does_not_wait_for_the_window)
+{
+	struct dsd_client light = {.id = 2, .slot = UINT32_MAX};
+	size_t before;
+
+	light.peer.uid = 1001;
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	for (int i = 1; i <= 600; i++)
+		emit(i);
+	pump();
+	ck_assert_uint_eq(store_stats().in_flight, 128);
+	before = fake.n_sent;
+	light_emit(&light, "{\"i\":9001}");
+	light_emit(&light, "{\"i\":9002}");
+	pump();
+	/* the first goes past the full window (its PING follows the next
+	 * PONG: two are in flight already); the second waits for it */
+	ck_sent(before, "E9001");
+	ck_assert_uint_eq(store_stats().in_flight, 129);
+	/* and nobody's order suffers: all written, each app in order */
+	for (int k = 0; k < 40 && store_stats().confirmed < 602; k++)
+		pong();
+	ck_assert_uint_eq(store_stats().confirmed, 602);
+	ck_emits_in_order(600, 9001, 9002);
+	pubsub_client_gone(wiring.ps, &light);
+}
+END_TEST
+
 START_TEST(test_backpressure_keeps_order)
 {
 	ck_assert_int_eq(upstream_start(up), 0);
@@ -468,6 +536,7 @@ int main(void)
 	tcase_add_test(tc, test_loss_requeues_unconfirmed_in_order);
 	tcase_add_test(tc, test_stale_pong_confirms_nothing);
 	tcase_add_test(tc, test_window_bounds_what_is_unconfirmed);
+	tcase_add_test(tc, test_light_app_does_not_wait_for_the_window);
 	tcase_add_test(tc, test_backpressure_keeps_order);
 	tcase_add_test(tc, test_failed_subscribe_batch_is_rebuilt);
 	tcase_add_test(tc, test_unsubscribe_last_app);

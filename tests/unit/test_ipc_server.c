@@ -40,6 +40,7 @@ struct seen {
 	struct ipc_client *held; /* a request answered later */
 	uint32_t held_id;
 	char connected_name[64];
+	int status_at; /* requests served before the last STATUS */
 };
 
 static struct event_base *base;
@@ -58,6 +59,7 @@ static void on_request(struct ipc_client *c, const struct ipc_msg *m,
 	seen.requests++;
 	switch (m->type) {
 	case IPC_STATUS:
+		seen.status_at = seen.requests - 1;
 		snprintf(json, sizeof(json), "{\"clients\":%zu}",
 		         ipc_server_client_count(srv));
 		r.type = IPC_STATUS_REPLY;
@@ -553,6 +555,43 @@ START_TEST(test_pipelined_and_fragmented)
 	ipc_msg_clear(&m);
 	ipc_buf_free(&b);
 	cli_free(t);
+}
+END_TEST
+
+/* A client with a thousand requests buffered gets a turn of 64, then the
+ * next ready client is served: one request of a light app waits behind at
+ * most a turn of each other app, not behind everything they wrote. */
+START_TEST(test_turns_between_clients)
+{
+	struct ipc_buf b;
+	struct ipc_msg m;
+	struct tcli *heavy, *light;
+
+	ck_assert_int_eq(start_server(NULL), 0);
+	heavy = cli_hello();
+	light = cli_hello();
+	seen.requests = 0;
+	ipc_buf_init(&b, 1 << 16);
+	for (uint32_t id = 1; id <= 1000; id++) {
+		m = (struct ipc_msg){
+		        .type = IPC_PAUSE, .has_id = true, .id = id};
+		ck_assert_int_eq(ipc_encode(&b, &m), 0);
+	}
+	ck_assert_uint_lt(b.len, 64 * 1024); /* one read takes it all */
+	cli_write(heavy, b.data, b.len);
+	m = (struct ipc_msg){.type = IPC_STATUS, .has_id = true, .id = 5000};
+	cli_send(light, &m);
+	expect(light, IPC_STATUS_REPLY, 5000, &m);
+	ipc_msg_clear(&m);
+	ck_assert_int_le(seen.status_at, 64);
+	/* and the heavy client's requests are all answered, in order */
+	for (uint32_t id = 1; id <= 1000; id++) {
+		expect(heavy, IPC_OK, id, &m);
+		ipc_msg_clear(&m);
+	}
+	ipc_buf_free(&b);
+	cli_free(light);
+	cli_free(heavy);
 }
 END_TEST
 
@@ -1067,6 +1106,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_request_before_hello);
 	tcase_add_test(tc, test_dispatch_and_replies);
 	tcase_add_test(tc, test_pipelined_and_fragmented);
+	tcase_add_test(tc, test_turns_between_clients);
 	tcase_add_test(tc, test_garbage_closes_only_that_client);
 	tcase_add_test(tc, test_oversize_header);
 	tcase_add_test(tc, test_max_frame_request);

@@ -78,6 +78,14 @@ static const char *take(struct sendq *q, char *out, size_t cap)
 	return out;
 }
 
+static void take_n(struct sendq *q, int n)
+{
+	char l[32];
+
+	for (int k = 0; k < n; k++)
+		take(q, l, sizeof(l));
+}
+
 START_TEST(test_order_and_confirm)
 {
 	struct sendq *q = mk(100, 100000, 0, 0, SENDQ_REJECT);
@@ -162,6 +170,63 @@ START_TEST(test_fair_against_a_flood)
 	/* and the flood goes on in its own order */
 	snprintf(want, sizeof(want), "F:%d", 5 + before);
 	ck_assert_str_eq(take(q, l, sizeof(l)), want);
+	sendq_free(q);
+}
+END_TEST
+
+/* With the window full, only an app with nothing in flight gets through,
+ * one message of at most max_len, in its own order; restored emits are
+ * never overtaken. */
+START_TEST(test_peek_idle_is_the_reserve)
+{
+	struct sendq *q = mk(100000, 100000000, 0, 0, SENDQ_REJECT);
+	struct sendq_app *flood = sendq_app_new(q, 1, NULL);
+	struct sendq_app *calm = sendq_app_new(q, 2, NULL);
+	struct sendq_app *big = sendq_app_new(q, 3, NULL);
+	struct sendq_app *old;
+	const struct sendq_msg *m;
+	struct sendq_stats st;
+
+	for (int k = 0; k < 100; k++)
+		push(q, flood, 'F', k, 100);
+	take_n(q, 3);
+	/* the flood has messages in flight: it gets nothing from the reserve */
+	ck_assert_ptr_null(sendq_peek_idle(q, 1024));
+	push(q, big, 'G', 0, 2000);
+	ck_assert_ptr_null(sendq_peek_idle(q, 1024));
+	push(q, calm, 'C', 0, 100);
+	push(q, calm, 'C', 1, 100);
+	m = sendq_peek_idle(q, 1024);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_mem_eq(m->data, "C:0", 3);
+	sendq_hand(q);
+	/* one message per app: C:1 waits for C:0's confirmation */
+	ck_assert_ptr_null(sendq_peek_idle(q, 1024));
+	/* all confirmed: every app is idle again, taken in ring order, each
+	 * in its own order */
+	sendq_confirm(q, 4);
+	m = sendq_peek_idle(q, 1024);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_mem_eq(m->data, "F:3", 3);
+	sendq_hand(q);
+	m = sendq_peek_idle(q, 1024);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_mem_eq(m->data, "C:1", 3);
+	sendq_hand(q);
+	ck_assert_ptr_null(sendq_peek_idle(q, 1024));
+	sendq_get_stats(q, &st);
+	ck_assert_uint_eq(st.in_flight, 2);
+	/* the normal round goes on, the flood in its order */
+	m = sendq_peek(q);
+	ck_assert_ptr_nonnull(m);
+	ck_assert(m->len == 2000 || memcmp(m->data, "F:4", 3) == 0);
+	/* restored emits go first: nothing overtakes them */
+	old = sendq_app_new(q, 4, NULL);
+	push(q, old, 'R', 0, 10);
+	sendq_app_set_first(q, old);
+	push(q, calm, 'C', 2, 100);
+	sendq_confirm(q, 6);
+	ck_assert_ptr_null(sendq_peek_idle(q, 1024));
 	sendq_free(q);
 }
 END_TEST
@@ -291,6 +356,7 @@ int main(void)
 	tcase_add_test(tc, test_order_and_confirm);
 	tcase_add_test(tc, test_requeue_keeps_order_and_counts_resent);
 	tcase_add_test(tc, test_fair_against_a_flood);
+	tcase_add_test(tc, test_peek_idle_is_the_reserve);
 	tcase_add_test(tc, test_share_before_store_reject);
 	tcase_add_test(tc, test_drop_oldest_own_share_first);
 	tcase_add_test(tc, test_released_app_drains_then_goes);
