@@ -113,6 +113,20 @@ uint64_t access_max_queue_messages_per_user(const struct dsd_config *cfg)
 	               : half(cfg->queue_max_messages);
 }
 
+uint32_t access_queue_weight(const struct dsd_config *cfg,
+                             const struct ipc_peer *p)
+{
+	uint32_t w = 0;
+
+	for (size_t i = 0; i < cfg->queue_weights.n; i++) {
+		const struct config_weight *e = &cfg->queue_weights.w[i];
+
+		if (e->weight > w && in_group(p, e->gid))
+			w = e->weight;
+	}
+	return w ? w : 1;
+}
+
 uint64_t access_max_queue_bytes_per_user(const struct dsd_config *cfg)
 {
 	return cfg->queue_max_bytes_per_user ? cfg->queue_max_bytes_per_user

@@ -59,6 +59,10 @@ struct access_count {
 
 /* The effective per-uid limits (the defaults derived from the global ones). */
 uint32_t access_max_clients_per_user(const struct dsd_config *cfg);
+/* The peer's [queue] weight: the largest of its groups' (primary or
+ * supplementary), 1 when none is listed. */
+uint32_t access_queue_weight(const struct dsd_config *cfg,
+                             const struct ipc_peer *p);
 uint64_t access_max_queue_messages_per_user(const struct dsd_config *cfg);
 uint64_t access_max_queue_bytes_per_user(const struct dsd_config *cfg);
 

@@ -18,6 +18,14 @@ void config_acl_clear(struct config_acl *a)
 	*a = (struct config_acl){0};
 }
 
+void config_weights_clear(struct config_weights *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->w[i].name);
+	free(w->w);
+	*w = (struct config_weights){0};
+}
+
 int config_init(struct dsd_config *c)
 {
 	*c = (struct dsd_config){
@@ -62,5 +70,6 @@ void config_free(struct dsd_config *c)
 	free(c->admin_group.name);
 	config_acl_clear(&c->acl_emit);
 	config_acl_clear(&c->acl_subscribe);
+	config_weights_clear(&c->queue_weights);
 	*c = (struct dsd_config){0};
 }

@@ -62,6 +62,19 @@ struct config_acl_rule {
 	char *name; /* without the '*' of a prefix; "" with "*" alone */
 };
 
+/* One entry of [queue] weights, "GROUP:N". */
+struct config_weight {
+	gid_t gid;
+	char *name; /* the group as written, for messages */
+	uint32_t weight;
+};
+
+/* [queue] weights: an app's turn is its weight times 1 KiB. */
+struct config_weights {
+	size_t n;
+	struct config_weight *w;
+};
+
 /* An [acl] key: unset means "everything allowed". */
 struct config_acl {
 	bool set;
@@ -102,7 +115,8 @@ struct dsd_config {
 	/* The durable spool's file (resolved like caFile); NULL (default):
 	 * memory only.  Both change only on restart. */
 	char *queue_spool;
-	enum spool_sync queue_spool_sync; /* default normal */
+	enum spool_sync queue_spool_sync;    /* default normal */
+	struct config_weights queue_weights; /* none: every app weighs 1 */
 	/* [acl] */
 	struct config_acl acl_emit;
 	struct config_acl acl_subscribe;
@@ -115,6 +129,7 @@ struct dsd_config {
 int config_init(struct dsd_config *c);
 /* Frees an ACL's rules and leaves it empty. */
 void config_acl_clear(struct config_acl *a);
+void config_weights_clear(struct config_weights *w);
 /* Frees what c owns and leaves it zeroed; safe on a partly loaded config
  * and when called twice. */
 void config_free(struct dsd_config *c);

@@ -1,8 +1,8 @@
 /*
- * The values that name groups: [ipc] socketGroup and adminGroup, and the
- * [acl] allow lists of GROUP:NAME entries.  Groups are looked up when the
- * file is read, so a group that does not exist is a configuration error
- * (dsd -n catches it, a reload is refused).
+ * The values that name groups: [ipc] socketGroup and adminGroup, the [acl]
+ * allow lists of GROUP:NAME entries and [queue] weights of GROUP:N entries.
+ * Groups are looked up when the file is read, so a group that does not
+ * exist is a configuration error (dsd -n catches it, a reload is refused).
  */
 #include <errno.h>
 #include <grp.h>
@@ -152,5 +152,80 @@ int config_parse_acl(struct parser *p, const struct config_item *it,
 	}
 	config_acl_clear(acl);
 	*acl = fresh;
+	return 0;
+}
+
+/* One "GROUP:N" entry (entry is modified). */
+static int parse_weight_entry(struct parser *p, const struct config_item *it,
+                              char *entry, struct config_weight *ret)
+{
+	char *colon = strrchr(entry, ':'), q[128];
+	uint64_t v;
+	int r;
+
+	if (!colon || colon == entry || colon[1] == '\0')
+		return config_perr(p, "%s: \"%s\" is not GROUP:WEIGHT", it->key,
+		                   config_quote(entry, q, sizeof(q)));
+	*colon = '\0';
+	if (config_parse_digits(colon + 1, &v) < 0 || v < it->min ||
+	    v > it->max)
+		return config_perr(
+		        p, "%s: \"%s\": weight out of range %llu..%llu",
+		        it->key, config_quote(colon + 1, q, sizeof(q)),
+		        (unsigned long long)it->min,
+		        (unsigned long long)it->max);
+	r = resolve_group(entry, &ret->gid);
+	if (r < 0)
+		return group_error(p, it->key, entry, r);
+	ret->weight = (uint32_t)v;
+	ret->name = strdup(entry);
+	if (!ret->name)
+		return config_perr_nomem(p);
+	return 0;
+}
+
+/*
+ * [queue] weights: "GROUP:N ..." separated by spaces or tabs; the whole
+ * list replaces an earlier file's.
+ */
+int config_parse_weights(struct parser *p, const struct config_item *it,
+                         const char *value, struct dsd_config *c)
+{
+	struct config_weights *ws = config_field(c, it), fresh = {0};
+	char *copy = strdup(value), *save = NULL, *tok;
+	size_t cap = 0;
+	int r = 0;
+
+	if (!copy)
+		return config_perr_nomem(p);
+	for (tok = strtok_r(copy, " \t", &save); tok;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (fresh.n == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct config_weight *nw =
+			        realloc(fresh.w, ncap * sizeof(*nw));
+
+			if (!nw) {
+				r = config_perr_nomem(p);
+				break;
+			}
+			fresh.w = nw;
+			cap = ncap;
+		}
+		fresh.w[fresh.n] = (struct config_weight){0};
+		r = parse_weight_entry(p, it, tok, &fresh.w[fresh.n]);
+		if (r < 0) {
+			free(fresh.w[fresh.n].name);
+			break;
+		}
+		fresh.n++;
+	}
+	free(copy);
+	if (r < 0) {
+		config_weights_clear(&fresh);
+		return r;
+	}
+	config_weights_clear(ws);
+	*ws = fresh;
 	return 0;
 }

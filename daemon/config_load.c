@@ -87,6 +87,7 @@ static int parse_spool(struct parser *, const struct config_item *,
 	  MS_HOUR)                                                             \
 	X(queue, spool, parse_spool, queue_spool, 0, 0)                        \
 	X(queue, spoolSync, config_parse_spool_sync, queue_spool_sync, 0, 0)   \
+	X(queue, weights, config_parse_weights, queue_weights, 1, 64)          \
 	X(acl, emit, config_parse_acl, acl_emit, 0, 0)                         \
 	X(acl, subscribe, config_parse_acl, acl_subscribe, 0, 0)
 

@@ -84,5 +84,8 @@ int config_parse_group(struct parser *p, const struct config_item *it,
                        const char *value, struct dsd_config *c);
 int config_parse_acl(struct parser *p, const struct config_item *it,
                      const char *value, struct dsd_config *c);
+/* [queue] weights: "GROUP:N ...", N within the item's lo..hi. */
+int config_parse_weights(struct parser *p, const struct config_item *it,
+                         const char *value, struct dsd_config *c);
 
 #endif

@@ -202,6 +202,15 @@ int pubsub_apply_limits(struct pubsub *p)
 {
 	struct sendq_limits ql = store_limits(p->cfg);
 
+	/* New [queue] weights count from each app's next turn. */
+	for (uint32_t i = 0; i < p->slot_count; i++) {
+		struct dsd_client *c = p->slots[i];
+
+		if (c != NULL && c->store_app != NULL)
+			sendq_app_set_weight(
+			        c->store_app,
+			        access_queue_weight(p->cfg, &c->peer));
+	}
 	return sendq_set_limits(p->store, &ql);
 }
 

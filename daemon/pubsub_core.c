@@ -238,10 +238,14 @@ int ps_reserve_share(struct pubsub *p, struct dsd_client *c, size_t len,
 		why->quota = true;
 		return r;
 	}
-	if (c->store_app == NULL &&
-	    (c->store_app = sendq_app_new(p->store, c->id, c)) == NULL) {
-		ps_refuse(why, false, "out of memory");
-		return -ENOMEM;
+	if (c->store_app == NULL) {
+		c->store_app = sendq_app_new(p->store, c->id, c);
+		if (c->store_app == NULL) {
+			ps_refuse(why, false, "out of memory");
+			return -ENOMEM;
+		}
+		sendq_app_set_weight(c->store_app,
+		                     access_queue_weight(p->cfg, &c->peer));
 	}
 	if (access_usage_add(p->usage, c->peer.uid, 0, 0, 1, (int64_t)len) <
 	    0) {

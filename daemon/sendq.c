@@ -39,6 +39,7 @@ struct sendq_app {
 	bool active;
 	bool in_turn;
 	uint64_t deficit;
+	uint32_t weight; /* turns are weight quanta long */
 	size_t queued, in_flight;
 	uint64_t queued_bytes, in_flight_bytes;
 };
@@ -136,6 +137,7 @@ struct sendq_app *sendq_app_new(struct sendq *q, uint32_t id, void *owner)
 	a->q = q;
 	a->id = id;
 	a->owner = owner;
+	a->weight = 1;
 	TAILQ_INIT(&a->fifo);
 	LIST_INSERT_HEAD(&q->apps, a, all);
 	q->napps++;
@@ -197,6 +199,11 @@ static void deactivate(struct sendq *q, struct sendq_app *a)
 	a->active = false;
 	a->in_turn = false;
 	a->deficit = 0;
+}
+
+void sendq_app_set_weight(struct sendq_app *a, uint32_t weight)
+{
+	a->weight = weight ? weight : 1;
 }
 
 void sendq_app_set_first(struct sendq *q, struct sendq_app *a)
@@ -354,7 +361,7 @@ const struct sendq_msg *sendq_peek(struct sendq *q)
 
 		if (!a->in_turn) {
 			a->in_turn = true;
-			a->deficit += q->lim.quantum;
+			a->deficit += (uint64_t)q->lim.quantum * a->weight;
 		}
 		if (m->pub.len <= a->deficit) {
 			q->peeked = m;

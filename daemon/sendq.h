@@ -77,6 +77,9 @@ int sendq_set_limits(struct sendq *q, const struct sendq_limits *lim);
 
 /* A new app's FIFO; id is the caller's (for sendq_top()). */
 struct sendq_app *sendq_app_new(struct sendq *q, uint32_t id, void *owner);
+/* Its turn is weight (1 or more) times the quantum; the next turn uses
+ * it. */
+void sendq_app_set_weight(struct sendq_app *a, uint32_t weight);
 /* Its messages go before those of every app not so marked (emits restored
  * after a restart are older than anything accepted since: per-app order
  * holds across the restart whatever connection the app comes back on). */

@@ -247,6 +247,40 @@ START_TEST(test_acl_errors)
 }
 END_TEST
 
+/* [queue] weights: the largest of the peer's groups, 1 for the others. */
+START_TEST(test_queue_weights)
+{
+	static const gid_t sup[] = {OTHER, SENS};
+	struct ipc_peer none = peer(1000, 100, NULL, 0);
+	struct ipc_peer prim = peer(1000, SENS, NULL, 0);
+	struct ipc_peer both = peer(1000, 100, sup, 2);
+	static const char *const bad[] = {
+	        "weights = 2001",    "weights = 2001:0",
+	        "weights = 2001:65", "weights = 2001:x",
+	        "weights = :3",      "weights = no-such-group-dsd-test:2",
+	};
+
+	ck_assert_uint_eq(access_queue_weight(&cfg, &none), 1);
+	ck_assert_int_eq(load("[queue]\nweights = 2001:4 2002:2\n"), 0);
+	ck_assert_uint_eq(cfg.queue_weights.n, 2);
+	ck_assert_uint_eq(access_queue_weight(&cfg, &none), 1);
+	ck_assert_uint_eq(access_queue_weight(&cfg, &prim), 4);
+	ck_assert_uint_eq(access_queue_weight(&cfg, &both), 4);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "[queue]\n%s\n", bad[i]);
+		config_free(&cfg);
+		ck_assert_int_eq(config_init(&cfg), 0);
+		ck_assert_int_eq(load(text), -EINVAL);
+		ck_assert_msg(strstr(err, ":2: weights"), "%s: got \"%s\"",
+		              bad[i], err);
+		ck_assert_uint_eq(cfg.queue_weights.n, 0);
+	}
+	ck_assert_ptr_nonnull(strstr(err, "no such group"));
+}
+END_TEST
+
 START_TEST(test_connect_slots)
 {
 	struct ipc_peer user = peer(1000, 1000, NULL, 0);
@@ -404,6 +438,7 @@ int main(void)
 	tcase_add_test(tc, test_control_verbs);
 	tcase_add_test(tc, test_acl);
 	tcase_add_test(tc, test_acl_errors);
+	tcase_add_test(tc, test_queue_weights);
 	tcase_add_test(tc, test_connect_slots);
 	tcase_add_test(tc, test_quotas);
 	tcase_add_test(tc, test_usage);

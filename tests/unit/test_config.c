@@ -225,6 +225,7 @@ START_TEST(test_keys_list)
 	        "queue.shutdownTimeout",
 	        "queue.spool",
 	        "queue.spoolSync",
+	        "queue.weights",
 	        "acl.emit",
 	        "acl.subscribe",
 	};

@@ -231,6 +231,32 @@ START_TEST(test_peek_idle_is_the_reserve)
 }
 END_TEST
 
+/* A weight of 4 gets four turns' worth for each of a weight-1 app's. */
+START_TEST(test_weights_share_the_connection)
+{
+	struct sendq *q = mk(100000, 100000000, 0, 0, SENDQ_REJECT);
+	struct sendq_app *heavy = sendq_app_new(q, 1, NULL);
+	struct sendq_app *plain = sendq_app_new(q, 2, NULL);
+	char l[32];
+	int h = 0, p = 0;
+
+	sendq_app_set_weight(heavy, 4);
+	for (int k = 0; k < 2000; k++) {
+		push(q, heavy, 'H', k, 100);
+		push(q, plain, 'P', k, 100);
+	}
+	for (int k = 0; k < 1000; k++) {
+		if (take(q, l, sizeof(l))[0] == 'H')
+			h++;
+		else
+			p++;
+	}
+	ck_assert_int_eq(h, 800);
+	ck_assert_int_eq(p, 200);
+	sendq_free(q);
+}
+END_TEST
+
 START_TEST(test_share_before_store_reject)
 {
 	/* store 10 messages, an app's share 4 */
@@ -357,6 +383,7 @@ int main(void)
 	tcase_add_test(tc, test_requeue_keeps_order_and_counts_resent);
 	tcase_add_test(tc, test_fair_against_a_flood);
 	tcase_add_test(tc, test_peek_idle_is_the_reserve);
+	tcase_add_test(tc, test_weights_share_the_connection);
 	tcase_add_test(tc, test_share_before_store_reject);
 	tcase_add_test(tc, test_drop_oldest_own_share_first);
 	tcase_add_test(tc, test_released_app_drains_then_goes);
