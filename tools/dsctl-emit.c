@@ -56,7 +56,7 @@ static char *to_json(const struct dsctl_emit *o, const char *where,
 		if (!v) {
 			fprintf(stderr,
 			        "dsctl: emit: %s: --raw text is not valid "
-			        "UTF-8 (or holds a NUL byte)\n",
+			        "UTF-8\n",
 			        where);
 			return NULL;
 		}

@@ -9,12 +9,15 @@
 #    (its file name, the version it announces to dsd, dsipc_version() when
 #    it has one), dsd --version and dsctl --version;
 #  - systemd-analyze verify accepts the installed units, run against the
-#    staged dsd (skipped, with the reason printed, where it cannot run).
-# Usage: test_install.sh BUILD_ROOT CONF_EXAMPLE CC...
+#    staged dsd (skipped, with the reason printed, where it cannot run);
+#  - the README's C example builds the way the README says, against the
+#    installed .pc file and, before any install, the uninstalled one.
+# Usage: test_install.sh BUILD_ROOT CONF_EXAMPLE README CC...
 set -euo pipefail
 build=$1
 example=$2
-shift 2
+readme=$3
+shift 3
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
@@ -173,6 +176,23 @@ EOF_C
 	fi
 else
 	versions+=("dsipc_version(): not in this library")
+fi
+# The README's example, with the README's pkg-config line: installed, and
+# from the build tree (PKG_CONFIG_PATH=build/meson-uninstalled).
+awk '/^```c$/ { e = 1; next } e && /^```$/ { exit } e { print }' "$readme" >"$stage/app.c"
+grep -q dsipc_connect "$stage/app.c" || { echo "no C example found in $readme"; fail=1; }
+# shellcheck disable=SC2046
+"$@" -o "$stage/app" "$stage/app.c" $(pkg-config --cflags --libs libdsipc) 2>"$stage/err" ||
+	{ echo "the README's example does not build against the installed tree:"; cat "$stage/err"; fail=1; }
+# shellcheck disable=SC2046
+if (unset PKG_CONFIG_SYSROOT_DIR
+	export PKG_CONFIG_PATH=$build/meson-uninstalled
+	"$@" -o "$stage/app-uninstalled" "$stage/app.c" $(pkg-config --cflags --libs libdsipc)) 2>"$stage/err"; then
+	echo "the README's example builds against the installed and the uninstalled tree"
+else
+	echo "the README's example does not build against the uninstalled tree:"
+	cat "$stage/err"
+	fail=1
 fi
 check_version "dsd --version" "$("$stage/${prefix#/}/sbin/dsd" --version | sed 's/^dsd //')"
 check_version "dsctl --version" "$(LD_LIBRARY_PATH=$libdir "$stage/${prefix#/}/bin/dsctl" --version | sed 's/^dsctl //')"
