@@ -23,22 +23,25 @@
 struct command_help {
 	const char *name;
 	const char *synopsis;
+	const char *summary; /* for the list of commands */
 	const char *text;
 };
 
 static const struct command_help commands[] = {
-        {"status", "status [--json]",
+        {"status", "status [--json]", "connection state and counters",
          "Print the connection state and dsd's counters.\n"
          "  --json  the status object as one line of JSON\n"},
-        {"watch", "watch [--json]",
+        {"watch", "watch [--json]", "current state, then every change",
          "Print the current state, then every change, until interrupted.\n"
          "  --json  one JSON object a line: state, reason, at (unix ms)\n"},
-        {"pause", "pause",
+        {"pause", "pause", "close the connection until resume",
          "Close the platform connection and stay OFFLINE until resume.\n"},
-        {"resume", "resume",
+        {"resume", "resume", "connect again now",
          "Leave OFFLINE or ERROR now, or make the next attempt now.\n"},
-        {"reload", "reload", "Make dsd re-read its configuration.\n"},
+        {"reload", "reload", "re-read the configuration",
+         "Make dsd re-read its configuration.\n"},
         {"emit", "emit [-l] [--raw] [-f FILE | --no-data] NAME [DATA]",
+         "emit an event (DATA, FILE or stdin)",
          "Emit the event NAME.  Its data (one JSON value) is DATA, else the\n"
          "content of FILE, else standard input when that is not a terminal\n"
          "(empty input: no data).\n"
@@ -50,12 +53,14 @@ static const struct command_help commands[] = {
          "      --no-data    an event without data; stdin is not read\n"
          "Prints confirmed, sent or queued.\n"},
         {"subscribe", "subscribe [--json] [-n COUNT] NAME...",
+         "print events as they arrive",
          "Print the events named as they arrive, until interrupted.\n"
          "  --json            one JSON object a line: name, and data when "
          "the\n"
          "                    event has data (null is data)\n"
          "  -n, --count COUNT exit after COUNT events\n"},
-        {"help", "help [COMMAND]", "Print the usage, or COMMAND's help.\n"},
+        {"help", "help [COMMAND]", "this text, or COMMAND's help",
+         "Print the usage, or COMMAND's help.\n"},
 };
 
 static const struct command_help *find_command(const char *name)
@@ -68,19 +73,29 @@ static const struct command_help *find_command(const char *name)
 	return NULL;
 }
 
+#define SYNOPSIS_WIDTH 37
+
 static int usage(FILE *f, int code)
 {
 	size_t i;
 
 	fputs("usage: dsctl [-s SOCKET] COMMAND [ARGS]\n\nCommands:\n", f);
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %s\n", commands[i].synopsis);
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command_help *h = &commands[i];
+
+		if (strlen(h->synopsis) <= SYNOPSIS_WIDTH)
+			fprintf(f, "  %-*s  %s\n", SYNOPSIS_WIDTH, h->synopsis,
+			        h->summary);
+		else
+			fprintf(f, "  %s\n  %-*s  %s\n", h->synopsis,
+			        SYNOPSIS_WIDTH, "", h->summary);
+	}
 	fputs("\n"
 	      "Options:\n"
 	      "  -s, --socket SOCKET  dsd's socket (default: $DSD_SOCKET or "
 	      "/run/dsd/dsd.sock)\n"
-	      "  -h, --help           this text; dsctl COMMAND --help: the "
-	      "command's\n"
+	      "  -h, --help           this text (dsctl COMMAND --help: that "
+	      "command's)\n"
 	      "  -V, --version        print dsctl's version\n"
 	      "\n"
 	      "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 dsd "

@@ -138,7 +138,7 @@ int main(void)
 EOF_C
 # shellcheck disable=SC2046 # pkg-config's words are meant to split
 if "$@" -o "$stage/v" "$stage/v.c" $(pkg-config --cflags --libs libdsipc) 2>"$stage/err"; then
-	check_version "the header's DSIPC_VERSION_*" "$("$stage/v")"
+	check_version "the header's DSIPC_VERSION_*" "$(LD_LIBRARY_PATH=$libdir "$stage/v")"
 else
 	echo "cannot build against the installed header and .pc:"
 	cat "$stage/err"
