@@ -16,14 +16,17 @@ const { runTool } = require('./lib/run');
 
 const { later, server, dsd } = scope();
 
-// dsctl run to its end: {code, lines (stdout), stderr}. opts.input is
-// written to its stdin (else stdin is /dev/null).
-async function dsctl(args, opts = {}) {
-  const h = runTool(later, binaries().dsctl, args, opts);
+// A tool run to its end: {code, lines (stdout), stdout, stderr}. opts.input
+// is written to its stdin (else stdin is /dev/null).
+async function runToEnd(bin, args, opts = {}) {
+  const h = runTool(later, bin, args, opts);
   const code = await h.exited;
-  await sleep(20); // the last stdout lines
+  // Every stdout line read: the pipe closed, then readline's last 'line'.
+  if (!h.child.stdout.closed) await new Promise((resolve) => h.child.stdout.once('close', resolve));
+  await new Promise(setImmediate);
   return { code, lines: h.lines, stdout: h.lines.join('\n'), stderr: h.stderr };
 }
+const dsctl = (args, opts) => runToEnd(binaries().dsctl, args, opts);
 
 // A dsd OPEN to a real server and a JS client subscribed to name there.
 async function platform(name) {
@@ -126,14 +129,12 @@ test('versions, help texts and usage errors', async () => {
   assert.match(v.stdout, /^dsctl \d+\.\d+\.\d+$/);
   const dv = await dsctl(['-V']);
   assert.equal(dv.stdout, v.stdout);
-  const dsdV = runTool(later, bins.dsd, ['--version']);
-  assert.equal(await dsdV.exited, 0);
-  await sleep(20);
-  assert.equal(dsdV.lines.join('\n'), v.stdout.replace('dsctl', 'dsd'), 'dsd and dsctl are one version');
-  const dsdH = runTool(later, bins.dsd, ['--help']);
-  assert.equal(await dsdH.exited, 0);
-  await sleep(20);
-  assert.match(dsdH.lines.join('\n'), /^usage: dsd .*\n.*-c FILE/);
+  const dsdV = await runToEnd(bins.dsd, ['--version']);
+  assert.equal(dsdV.code, 0);
+  assert.equal(dsdV.stdout, v.stdout.replace('dsctl', 'dsd'), 'dsd and dsctl are one version');
+  const dsdH = await runToEnd(bins.dsd, ['--help']);
+  assert.equal(dsdH.code, 0);
+  assert.match(dsdH.stdout, /^usage: dsd .*\n.*-c FILE/);
 
   for (const cmd of ['status', 'watch', 'pause', 'resume', 'reload', 'emit', 'subscribe']) {
     const h = await dsctl([cmd, '--help']);
