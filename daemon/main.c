@@ -22,12 +22,14 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: dsd [-fnv] [-c FILE]\n"
-	        "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-	        "  -n       check the configuration and exit\n"
-	        "  -f       foreground: readable log lines on stderr\n"
-	        "  -v       debug logging\n"
-	        "  -V       print the version and exit\n");
+	        "usage: dsd [-fnv] [-c FILE] | -V | -h\n"
+	        "  -c FILE        configuration file (default " DEFAULT_CONFIG
+	        ")\n"
+	        "  -n             check the configuration and exit\n"
+	        "  -f             foreground: readable log lines on stderr\n"
+	        "  -v             debug logging\n"
+	        "  -V, --version  print the version and exit\n"
+	        "  -h, --help     this text\n");
 }
 
 /* Every local client is a descriptor: take what the hard limit allows
@@ -62,6 +64,11 @@ static int passed_socket(void)
 
 int main(int argc, char **argv)
 {
+	static const struct option long_opts[] = {
+	        {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},
+	        {0},
+	};
 	const char *path = DEFAULT_CONFIG;
 	bool check_only = false, foreground = false, verbose = false;
 	struct dsd_config cfg;
@@ -76,7 +83,8 @@ int main(int argc, char **argv)
 	 * pile up: RSS then stays far above what the buffer budgets allow. */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
-	while ((ch = getopt(argc, argv, "c:fnvVh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:fnvVh", long_opts, NULL)) !=
+	       -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;

@@ -19,32 +19,109 @@
 #include "dsctl.h"
 #include "dsipc.h"
 
-#define REQUEST_TIMEOUT_MS 10000
+/* Each command's synopsis and its help (`dsctl COMMAND --help`). */
+struct command_help {
+	const char *name;
+	const char *synopsis;
+	const char *summary; /* for the list of commands */
+	const char *text;
+};
 
-static const char usage_text[] =
-        "usage: dsctl [-s SOCKET] COMMAND [ARGS]\n"
-        "\n"
-        "Commands:\n"
-        "  status [--json]                   connection state and counters\n"
-        "  watch [--json]                    current state, then every "
-        "change\n"
-        "  pause | resume | reload           control the connection\n"
-        "  emit NAME [JSON]                  emit an event\n"
-        "  subscribe [--json] [-n COUNT] NAME...\n"
-        "                                    print events as they arrive\n"
-        "\n"
-        "Options:\n"
-        "  -s, --socket SOCKET  dsd's socket (default: $DSD_SOCKET or "
-        "/run/dsd/dsd.sock)\n"
-        "  -h, --help           this text\n"
-        "\n"
-        "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 dsd "
-        "unreachable.\n";
+static const struct command_help commands[] = {
+        {"status", "status [--json]", "connection state and counters",
+         "Print the connection state and dsd's counters.\n"
+         "  --json  the status object as one line of JSON\n"},
+        {"watch", "watch [--json]", "current state, then every change",
+         "Print the current state, then every change, until interrupted.\n"
+         "  --json  one JSON object a line: state, reason, at (unix ms)\n"},
+        {"pause", "pause", "close the connection until resume",
+         "Close the platform connection and stay OFFLINE until resume.\n"},
+        {"resume", "resume", "connect again now",
+         "Leave OFFLINE or ERROR now, or make the next attempt now.\n"},
+        {"reload", "reload", "re-read the configuration",
+         "Make dsd re-read its configuration.\n"},
+        {"emit", "emit [-l] [--raw] [-f FILE | --no-data] NAME [DATA]",
+         "emit an event (DATA, FILE or stdin)",
+         "Emit the event NAME.  Its data (one JSON value) is DATA, else the\n"
+         "content of FILE, else standard input when that is not a terminal\n"
+         "(empty input: no data).\n"
+         "  -f, --file FILE  read the data from FILE (- is stdin)\n"
+         "  -l, --lines      one event per input line (blank lines "
+         "skipped),\n"
+         "                   each reported as \"line N: RESULT\"\n"
+         "  -r, --raw        send the text as a JSON string\n"
+         "      --no-data    an event without data; stdin is not read\n"
+         "Prints confirmed, sent or queued.\n"},
+        {"subscribe", "subscribe [--json] [-n COUNT] NAME...",
+         "print events as they arrive",
+         "Print the events named as they arrive, until interrupted.\n"
+         "  --json            one JSON object a line: name, and data when "
+         "the\n"
+         "                    event has data (null is data)\n"
+         "  -n, --count COUNT exit after COUNT events\n"},
+        {"help", "help [COMMAND]", "this text, or COMMAND's help",
+         "Print the usage, or COMMAND's help.\n"},
+};
+
+static const struct command_help *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+#define SYNOPSIS_WIDTH 37
 
 static int usage(FILE *f, int code)
 {
-	fputs(usage_text, f);
+	size_t i;
+
+	fputs("usage: dsctl [-s SOCKET] COMMAND [ARGS]\n\nCommands:\n", f);
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command_help *h = &commands[i];
+
+		if (strlen(h->synopsis) <= SYNOPSIS_WIDTH)
+			fprintf(f, "  %-*s  %s\n", SYNOPSIS_WIDTH, h->synopsis,
+			        h->summary);
+		else
+			fprintf(f, "  %s\n  %-*s  %s\n", h->synopsis,
+			        SYNOPSIS_WIDTH, "", h->summary);
+	}
+	fputs("\n"
+	      "Options:\n"
+	      "  -s, --socket SOCKET  dsd's socket (default: $DSD_SOCKET or "
+	      "/run/dsd/dsd.sock)\n"
+	      "  -h, --help           this text (dsctl COMMAND --help: that "
+	      "command's)\n"
+	      "  -V, --version        print dsctl's version\n"
+	      "\n"
+	      "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 dsd "
+	      "unreachable.\n",
+	      f);
 	return code;
+}
+
+static int command_usage(const struct command_help *h, FILE *f, int code)
+{
+	fprintf(f, "usage: dsctl [-s SOCKET] %s\n", h->synopsis);
+	if (f == stdout)
+		fprintf(f, "\n%s", h->text);
+	else
+		fprintf(f, "Try 'dsctl %s --help'.\n", h->name);
+	return code;
+}
+
+/* A usage error of a command: what is wrong, then its synopsis. */
+static int command_error(const struct command_help *h, const char *fmt,
+                         const char *arg)
+{
+	fprintf(stderr, "dsctl %s: ", h->name);
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return command_usage(h, stderr, EXIT_USAGE);
 }
 
 /* -- errors -- */
@@ -54,7 +131,7 @@ static int usage(FILE *f, int code)
  * own refusals may carry any errno (-ENOTCONN while the platform is down),
  * so "unreachable" is judged by the connection, not by the code.
  */
-static int fail(dsipc *c, const char *what, int r)
+int dsctl_fail(dsipc *c, const char *what, int r)
 {
 	const char *msg = c ? dsipc_last_error(c) : "";
 	bool gone = (c && !dsipc_is_connected(c)) || r == -ETIMEDOUT;
@@ -128,9 +205,9 @@ static int cmd_status(dsipc *c, bool json)
 	json_t *v;
 	int r;
 
-	r = dsipc_status_json(c, REQUEST_TIMEOUT_MS, &text);
+	r = dsipc_status_json(c, DSCTL_REQUEST_TIMEOUT_MS, &text);
 	if (r < 0)
-		return fail(c, "status", r);
+		return dsctl_fail(c, "status", r);
 	v = json_loads(text, 0, NULL);
 	if (!v || !json_is_object(v)) {
 		fprintf(stderr, "dsctl: status: dsd sent no JSON object\n");
@@ -150,6 +227,8 @@ static int cmd_status(dsipc *c, bool json)
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
 }
 
+#define STATE_WIDTH (sizeof("AWAITING_AUTHENTICATION") - 1)
+
 static void on_state(dsipc *c, const char *state, const char *reason,
                      int64_t at, void *userdata)
 {
@@ -168,11 +247,14 @@ static void on_state(dsipc *c, const char *state, const char *reason,
 	} else {
 		char ts[40];
 
+		/* The state column as wide as the longest state's name, so
+		 * that the reasons line up. */
 		dsctl_format_time(at, ts, sizeof(ts));
 		if (*reason)
-			printf("%s %-5s %s\n", ts, state, reason);
+			printf("%s  %-*s  %s\n", ts, (int)STATE_WIDTH, state,
+			       reason);
 		else
-			printf("%s %s\n", ts, state);
+			printf("%s  %s\n", ts, state);
 	}
 	fflush(stdout);
 }
@@ -184,10 +266,10 @@ static int cmd_watch(dsipc *c, bool json)
 
 	r = dsipc_watch_state(c, on_state, &json, NULL);
 	if (r < 0)
-		return fail(c, "watch", r);
+		return dsctl_fail(c, "watch", r);
 	r = run_loop(c, &stop);
 	if (r < 0)
-		return fail(c, "watch", r);
+		return dsctl_fail(c, "watch", r);
 	return EXIT_OK;
 }
 
@@ -196,28 +278,14 @@ static int cmd_control(dsipc *c, const char *verb)
 	int r;
 
 	if (strcmp(verb, "pause") == 0)
-		r = dsipc_pause(c, REQUEST_TIMEOUT_MS);
+		r = dsipc_pause(c, DSCTL_REQUEST_TIMEOUT_MS);
 	else if (strcmp(verb, "resume") == 0)
-		r = dsipc_resume(c, REQUEST_TIMEOUT_MS);
+		r = dsipc_resume(c, DSCTL_REQUEST_TIMEOUT_MS);
 	else
-		r = dsipc_reload(c, REQUEST_TIMEOUT_MS);
+		r = dsipc_reload(c, DSCTL_REQUEST_TIMEOUT_MS);
 	if (r < 0)
-		return fail(c, verb, r);
+		return dsctl_fail(c, verb, r);
 	return EXIT_OK;
-}
-
-static int cmd_emit(dsipc *c, const char *name, const char *json)
-{
-	dsipc_emit_result res;
-	int r;
-
-	r = dsipc_emit_sync(c, name, json, REQUEST_TIMEOUT_MS, &res);
-	if (r < 0)
-		return fail(c, "emit", r);
-	puts(res == DSIPC_EMIT_CONFIRMED ? "confirmed"
-	     : res == DSIPC_EMIT_QUEUED  ? "queued"
-	                                 : "sent");
-	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
 }
 
 struct sub_ctx {
@@ -237,14 +305,17 @@ static void on_event(dsipc *c, const char *name, const char *json,
 	if (x->stop)
 		return;
 	if (x->json) {
-		json_t *data = json ? json_loads(json, JSON_DECODE_ANY, NULL)
-		                    : json_null();
-		json_t *o;
+		/* No data: no "data" key, so that it differs from null data. */
+		json_t *o = json_pack("{s:s}", "name", name);
 		char *line;
 
-		if (!data) /* dsd checks JSON; keep the text if it did not */
-			data = json_string(json);
-		o = json_pack("{s:s, s:o}", "name", name, "data", data);
+		if (o && json) {
+			json_t *data = json_loads(json, JSON_DECODE_ANY, NULL);
+
+			if (!data) /* dsd checks JSON; keep the text if not */
+				data = json_string(json);
+			json_object_set_new(o, "data", data);
+		}
 		line = o ? json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 		if (line)
 			puts(line);
@@ -287,65 +358,131 @@ static int cmd_subscribe(dsipc *c, struct sub_ctx *x, char **names, int n)
 			continue;
 		r = dsipc_subscribe(c, names[k], on_event, x, NULL);
 		if (r < 0)
-			return fail(c, "subscribe", r);
+			return dsctl_fail(c, "subscribe", r);
 	}
 	r = run_loop(c, &x->stop);
 	if (r < 0)
-		return fail(c, "subscribe", r);
+		return dsctl_fail(c, "subscribe", r);
 	return x->refused ? EXIT_FAILED : EXIT_OK;
 }
 
 /* -- options -- */
 
-/* Parses a command's own options: --json, and -n COUNT when count. */
-static int parse_cmd_opts(int argc, char **argv, bool *json, long *count)
+/* What a command's command line says. */
+struct cmd_opts {
+	bool json;
+	long count;
+	struct dsctl_emit emit;
+};
+
+/*
+ * Parses a command's own options (args[0] is the command's name) into x.
+ * Returns 0 with optind at its first argument, 1 for --help, or an exit
+ * code of a usage error (printed).
+ */
+static int parse_cmd_opts(const struct command_help *h, int argc, char **argv,
+                          struct cmd_opts *x)
 {
+	enum { OPT_NO_DATA = 256 };
 	static const struct option opts[] = {
 	        {"json", no_argument, NULL, 'j'},
 	        {"count", required_argument, NULL, 'n'},
+	        {"file", required_argument, NULL, 'f'},
+	        {"lines", no_argument, NULL, 'l'},
+	        {"raw", no_argument, NULL, 'r'},
+	        {"no-data", no_argument, NULL, OPT_NO_DATA},
 	        {"help", no_argument, NULL, 'h'},
 	        {0},
 	};
+	bool is_emit = strcmp(h->name, "emit") == 0;
+	bool is_sub = strcmp(h->name, "subscribe") == 0;
+	bool has_json = is_sub || strcmp(h->name, "status") == 0 ||
+	                strcmp(h->name, "watch") == 0;
 	int o;
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, count ? "+n:h" : "+h", opts,
-	                        NULL)) != -1) {
+	opterr = 0; /* our own messages, naming the command */
+	while ((o = getopt_long(argc, argv, "+:n:f:lrh", opts, NULL)) != -1) {
+		/* Options of another command are unknown here. */
+		if ((o == 'j' && !has_json) || (o == 'n' && !is_sub) ||
+		    ((o == 'f' || o == 'l' || o == 'r' || o == OPT_NO_DATA) &&
+		     !is_emit))
+			o = '?';
 		switch (o) {
 		case 'j':
-			*json = true;
+			x->json = true;
 			break;
 		case 'n': {
 			char *end;
 
-			if (!count)
-				return -1;
 			errno = 0;
-			*count = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || *count <= 0) {
-				fprintf(stderr, "dsctl: bad count: %s\n",
+			x->count = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || x->count <= 0)
+				return command_error(
+				        h, "bad count: %s (a positive number)",
 				        optarg);
-				return -1;
-			}
 			break;
 		}
+		case 'f':
+			x->emit.file = optarg;
+			break;
+		case 'l':
+			x->emit.lines = true;
+			break;
+		case 'r':
+			x->emit.raw = true;
+			break;
+		case OPT_NO_DATA:
+			x->emit.no_data = true;
+			break;
 		case 'h':
 			return 1;
+		case ':':
+			return command_error(h, "option %s needs an argument",
+			                     argv[optind - 1]);
 		default:
-			return -1;
+			return command_error(h, "unknown option: %s",
+			                     argv[optind - 1]);
 		}
 	}
 	return 0;
 }
 
-static int connect_or_fail(const char *socket, dsipc **ret)
+/* emit's options and arguments together; 0 or a usage error's code. */
+static int check_emit(const struct command_help *h, int nargs, char **args,
+                      struct dsctl_emit *e)
+{
+	int n = nargs - optind;
+
+	if (n < 1)
+		return command_error(h, "missing %s",
+		                     "NAME (the event's name)");
+	if (n > 2)
+		return command_error(h, "unexpected argument: %s",
+		                     args[optind + 2]);
+	e->name = args[optind];
+	e->data = n == 2 ? args[optind + 1] : NULL;
+	if (e->data && e->file)
+		return command_error(h, "%s", "DATA and -f FILE: give one");
+	if (e->data && e->lines)
+		return command_error(h, "%s",
+		                     "-l reads lines from -f FILE or stdin, "
+		                     "not from DATA");
+	if (e->no_data && (e->data || e->file || e->lines || e->raw))
+		return command_error(h, "%s",
+		                     "--no-data goes with no DATA, -f, -l or "
+		                     "--raw");
+	return 0;
+}
+
+int dsctl_connect(const char *socket, dsipc **ret)
 {
 	dsipc *c;
 	int r;
 
 	r = dsipc_new(&c);
 	if (r < 0)
-		return fail(NULL, "out of memory", r);
+		return dsctl_fail(NULL, "out of memory", r);
 	r = dsipc_connect(c, socket);
 	if (r < 0) {
 		int code =
@@ -366,73 +503,86 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	        {"socket", required_argument, NULL, 's'},
 	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
 	        {0},
 	};
-	const char *socket = NULL, *cmd;
+	const struct command_help *h;
+	struct cmd_opts x = {.json = false};
 	struct sub_ctx sub = {0};
-	bool json = false;
+	const char *socket = NULL;
 	dsipc *c = NULL;
 	int o, r, nargs;
 	char **args;
 
-	while ((o = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+s:hV", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			socket = optarg;
 			break;
 		case 'h':
 			return usage(stdout, EXIT_OK);
+		case 'V':
+			printf("dsctl %s\n", PACKAGE_VERSION);
+			return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
 		default:
 			return usage(stderr, EXIT_USAGE);
 		}
 	}
-	if (optind >= argc)
+	if (optind >= argc) {
+		fputs("dsctl: missing COMMAND\n", stderr);
 		return usage(stderr, EXIT_USAGE);
+	}
 	/* The command's own argv: the command name is its argv[0]. */
 	args = argv + optind;
 	nargs = argc - optind;
-	cmd = args[0];
-
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "watch") == 0) {
-		r = parse_cmd_opts(nargs, args, &json, NULL);
-		if (r != 0 || optind != nargs)
-			return usage(r > 0 ? stdout : stderr,
-			             r > 0 ? EXIT_OK : EXIT_USAGE);
-	} else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0 ||
-	           strcmp(cmd, "reload") == 0) {
-		if (nargs != 1)
-			return usage(stderr, EXIT_USAGE);
-	} else if (strcmp(cmd, "emit") == 0) {
-		r = parse_cmd_opts(nargs, args, &json, NULL);
-		if (r != 0 || json || nargs - optind < 1 || nargs - optind > 2)
-			return usage(r > 0 ? stdout : stderr,
-			             r > 0 ? EXIT_OK : EXIT_USAGE);
-	} else if (strcmp(cmd, "subscribe") == 0) {
-		r = parse_cmd_opts(nargs, args, &sub.json, &sub.count);
-		if (r != 0 || optind >= nargs)
-			return usage(r > 0 ? stdout : stderr,
-			             r > 0 ? EXIT_OK : EXIT_USAGE);
-	} else if (strcmp(cmd, "help") == 0) {
-		return usage(stdout, EXIT_OK);
-	} else {
-		fprintf(stderr, "dsctl: unknown command: %s\n", cmd);
+	h = find_command(args[0]);
+	if (!h) {
+		fprintf(stderr, "dsctl: unknown command: %s\n", args[0]);
 		return usage(stderr, EXIT_USAGE);
 	}
+	r = parse_cmd_opts(h, nargs, args, &x);
+	if (r == 1)
+		return command_usage(h, stdout, EXIT_OK);
+	if (r != 0)
+		return r;
 
-	r = connect_or_fail(socket, &c);
+	if (strcmp(h->name, "help") == 0) {
+		const struct command_help *about;
+
+		if (optind == nargs)
+			return usage(stdout, EXIT_OK);
+		about = find_command(args[optind]);
+		if (!about || nargs - optind > 1)
+			return command_error(h, "no such command: %s",
+			                     args[optind]);
+		return command_usage(about, stdout, EXIT_OK);
+	}
+	if (strcmp(h->name, "emit") == 0) {
+		r = check_emit(h, nargs, args, &x.emit);
+		return r != 0 ? r : dsctl_emit_run(socket, &x.emit);
+	}
+	if (strcmp(h->name, "subscribe") == 0) {
+		if (optind >= nargs)
+			return command_error(h, "missing %s",
+			                     "NAME (at least one event name)");
+		sub.json = x.json;
+		sub.count = x.count;
+	} else if (optind != nargs) {
+		return command_error(h, "unexpected argument: %s",
+		                     args[optind]);
+	}
+
+	r = dsctl_connect(socket, &c);
 	if (r != EXIT_OK)
 		return r;
-	if (strcmp(cmd, "status") == 0)
-		r = cmd_status(c, json);
-	else if (strcmp(cmd, "watch") == 0)
-		r = cmd_watch(c, json);
-	else if (strcmp(cmd, "emit") == 0)
-		r = cmd_emit(c, args[optind],
-		             optind + 1 < nargs ? args[optind + 1] : NULL);
-	else if (strcmp(cmd, "subscribe") == 0)
+	if (strcmp(h->name, "status") == 0)
+		r = cmd_status(c, x.json);
+	else if (strcmp(h->name, "watch") == 0)
+		r = cmd_watch(c, x.json);
+	else if (strcmp(h->name, "subscribe") == 0)
 		r = cmd_subscribe(c, &sub, args + optind, nargs - optind);
 	else
-		r = cmd_control(c, cmd);
+		r = cmd_control(c, h->name);
 	dsipc_free(c);
 	return r;
 }

@@ -32,9 +32,7 @@
 extern "C" {
 #endif
 
-#define DSIPC_VERSION_MAJOR 1
-#define DSIPC_VERSION_MINOR 0
-#define DSIPC_VERSION_PATCH 0
+#include "dsipc-version.h" /* DSIPC_VERSION_MAJOR, _MINOR, _PATCH */
 #define DSIPC_VERSION                                                          \
 	(DSIPC_VERSION_MAJOR * 10000 + DSIPC_VERSION_MINOR * 100 +             \
 	 DSIPC_VERSION_PATCH)

@@ -6,7 +6,9 @@
 #    a socket nobody listens on, it must fail cleanly (exit 1, "cannot reach
 #    dsd").
 #
-# usage: test_man_example.sh LIBDSIPC_3_SCD INCLUDE_DIR LIBDSIPC_SO SYMFILE CC...
+# usage: test_man_example.sh LIBDSIPC_3_SCD INCLUDE_DIRS LIBDSIPC_SO SYMFILE CC...
+# (INCLUDE_DIRS: the header directories, separated by ':', the generated
+# dsipc-version.h being in the build tree)
 set -u
 
 if [ $# -lt 5 ]; then
@@ -44,7 +46,10 @@ if ! grep -q 'dsipc_connect' "$tmp/example.c"; then
 fi
 
 libdir=$(dirname "$(realpath "$lib")")
-if ! "$@" -std=gnu11 -Wall -Wextra -Werror -I"$inc" -o "$tmp/example" \
+incs=()
+IFS=: read -ra dirs <<<"$inc"
+for d in "${dirs[@]}"; do incs+=("-I$d"); done
+if ! "$@" -std=gnu11 -Wall -Wextra -Werror "${incs[@]}" -o "$tmp/example" \
 	"$tmp/example.c" -L"$libdir" -ldsipc 2>"$tmp/err"; then
 	echo "FAIL: the example of $scd does not build:"
 	cat "$tmp/err"

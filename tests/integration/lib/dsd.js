@@ -84,11 +84,15 @@ function wrapper() {
 
 function runDsctl(dsctl, socket, args, timeoutMs = 10000) {
   return new Promise((resolve) => {
-    execFile(dsctl, ['-s', socket, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      let code = 0;
-      if (err) code = typeof err.code === 'number' ? err.code : err.killed ? 'timeout' : -1;
-      resolve({ code, stdout, stderr });
-    });
+    const child = execFile(dsctl, ['-s', socket, ...args], { timeout: timeoutMs, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        let code = 0;
+        if (err) code = typeof err.code === 'number' ? err.code : err.killed ? 'timeout' : -1;
+        resolve({ code, stdout, stderr });
+      });
+    // An empty stdin: `dsctl emit NAME` reads its data from a stdin that is
+    // not a terminal, and would wait for this pipe's end.
+    child.stdin.end();
   });
 }
 

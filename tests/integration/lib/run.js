@@ -7,8 +7,15 @@ const { spawn } = require('node:child_process');
 const { track } = require('./children');
 const { waitUntil } = require('./util');
 
-function runTool(later, bin, args) {
-  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+// opts.input: text written to the tool's stdin, which is then closed
+// (without it, stdin is /dev/null).
+function runTool(later, bin, args, opts = {}) {
+  const input = opts.input !== undefined;
+  const child = track(spawn(bin, args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] }));
+  if (input) {
+    child.stdin.on('error', () => {}); // the tool may exit before reading it all
+    child.stdin.end(opts.input);
+  }
   const lines = [];
   let stderr = '';
   readline.createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
