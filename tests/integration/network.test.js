@@ -244,3 +244,17 @@ test('a reload that adds a proxy sends the next connection through it', { skip: 
   await sleep(100);
   assert.equal((await d.status()).state, 'OPEN');
 });
+
+test('a REDIRECT from ws:// to wss:// sets TLS up for that connect', { skip: noNginx }, async () => {
+  const { startScripted } = require('./lib/scripted');
+  const c = testCerts();
+  const s = await server({ auth: 'open' });
+  const n = await nginx({ targetPort: s.port, tls: c, clientCa: c.caFile });
+  const sp = await startScripted({ answer: 'redirect', redirectUrl: n.url });
+  later(() => sp.close());
+  // Started on ws:// (no TLS set up), the certificate is used once needed.
+  const d = await dsd({ url: sp.url, caFile: c.caFile, ...c.client });
+  const st = await d.waitState('OPEN');
+  assert.equal(st.url, n.url);
+  await emitArrives(d, s, 'net/redirect');
+});
