@@ -580,8 +580,17 @@ static int make_transport(struct upstream *u, const struct net_opts *net,
 		tc.proxy_auth = proxy.has_auth ? proxy.auth : NULL;
 	}
 	r = transport_new(u->base, &tc, &cb, u, ret);
-	if (net->proxy)
+	if (net->proxy) {
+		char shown[300];
+
+		/* Said once per transport; never the credentials. */
+		if (r == 0)
+			log_info("connections to the platform go through the "
+			         "proxy %s%s",
+			         proxy_url_show(&proxy, shown, sizeof(shown)),
+			         proxy.has_auth ? " (with credentials)" : "");
 		proxy_url_clear(&proxy);
+	}
 	return r;
 }
 

@@ -200,6 +200,8 @@ test('proxy with Basic authentication: the right password gets through, a wrong 
   const d = await dsd({ url: s.url, proxy: tp.url });
   await d.waitState('OPEN');
   assert.equal(tp.connects(`127.0.0.1:${s.port}`), 1);
+  assert.ok(d.lines.some((l) => l.endsWith(`through the proxy http://127.0.0.1:${tp.port} (with credentials)`)),
+    'the proxy is named, without its credentials');
 
   const wrong = tp.url.replace(auth.password, 'not-the-password');
   const bad = await dsd({ url: s.url, proxy: wrong, maxReconnectAttempts: 1, reconnectIntervalIncrement: 2000,
