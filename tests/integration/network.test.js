@@ -260,3 +260,19 @@ test('a REDIRECT from ws:// to wss:// sets TLS up for that connect', { skip: noN
   assert.equal(st.url, n.url);
   await emitArrives(d, s, 'net/redirect');
 });
+
+test('a reload from ws:// to wss:// sets TLS up and reaches OPEN there', { skip: noNginx }, async () => {
+  const c = testCerts();
+  const s = await server({ auth: 'open' });
+  const n = await nginx({ targetPort: s.port, tls: c, clientCa: c.caFile });
+  const d = await dsd({ url: s.url, caFile: c.caFile, ...c.client });
+  await d.waitState('OPEN');
+  fs.writeFileSync(d.configFile, fs.readFileSync(d.configFile, 'utf8').replace(s.url, n.url));
+  const r = await d.dsctl('reload');
+  assert.equal(r.code, 0, r.stderr);
+  await waitUntil(async () => {
+    const st = await d.status();
+    return st.state === 'OPEN' && st.url === n.url;
+  }, { what: `OPEN at ${n.url}` });
+  await emitArrives(d, s, 'net/reload');
+});
