@@ -7,7 +7,8 @@
  *                 client certificate) in front of a WebSocket server
  *   startTinyproxy  a forward HTTP proxy (CONNECT), optionally with Basic
  *                 authentication
- * missing(name) says why a test must be skipped when a binary is absent.
+ * missing(name) says why a test must be skipped when a binary (these two,
+ * or openssl for the test certificates) is absent.
  */
 const fs = require('node:fs');
 const net = require('node:net');
@@ -16,10 +17,11 @@ const { spawn } = require('node:child_process');
 const { track } = require('./children');
 const { sleep, makeTempDir, freePort, waitExit, tail } = require('./util');
 
-const BINARIES = { nginx: '/usr/sbin/nginx', tinyproxy: '/usr/bin/tinyproxy' };
+// nginx is in sbin, which a user's PATH may not have.
+const EXTRA_DIRS = ['/usr/sbin', '/sbin'];
 
 function findBinary(name) {
-  const dirs = [path.dirname(BINARIES[name]), ...(process.env.PATH || '').split(':')];
+  const dirs = [...(process.env.PATH || '').split(':').filter(Boolean), ...EXTRA_DIRS];
   for (const d of dirs) {
     const p = path.join(d, name);
     try {
