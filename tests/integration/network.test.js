@@ -193,6 +193,13 @@ test('proxy: ws:// goes through tinyproxy, and so does every reconnect', { skip:
   await waitUntil(async () => (await d.status()).state === 'OPEN', { what: 'OPEN through the new proxy', timeoutMs: 15000 });
   assert.equal(tp2.connects(target), 3, 'the log of both runs has three CONNECTs');
   assert.equal(p.connections, 3, 'no connection went around the proxy');
+
+  // The platform restarts: the next connection goes through the proxy too.
+  await s.restart();
+  await waitUntil(async () => (await d.status()).state === 'OPEN' && p.connections >= 4,
+    { what: 'OPEN after the platform restarted', timeoutMs: 20000 });
+  assert.equal(tp2.connects(target), p.connections, 'every connection to the platform came through the proxy');
+  await emitArrives(d, s, 'net/proxy-again');
 });
 
 test('proxy with Basic authentication: the right password gets through, a wrong one is refused and never logged', { skip: noTinyproxy }, async () => {
