@@ -130,6 +130,11 @@ test('a mismatched, missing or unusable certificate pair is refused when the con
   const c = testCerts();
   const ok = checkConfig([`certFile = ${c.client.certFile}`, `keyFile = ${c.client.keyFile}`]);
   assert.equal(ok.status, 0, ok.stderr);
+  // One file holding both (key first) may be named twice.
+  const both = path.join(c.dir, 'client-both.pem');
+  fs.writeFileSync(both, fs.readFileSync(c.client.keyFile, 'utf8') + fs.readFileSync(c.client.certFile, 'utf8'));
+  const one = checkConfig([`certFile = ${both}`, `keyFile = ${both}`]);
+  assert.equal(one.status, 0, one.stderr);
 
   const mismatch = checkConfig([`certFile = ${c.client.certFile}`, `keyFile = ${c.rogue.keyFile}`]);
   assert.notEqual(mismatch.status, 0);

@@ -476,6 +476,45 @@ START_TEST(test_tls_only_for_wss)
 }
 END_TEST
 
+/* A renewed client certificate under the same names (other bytes, so
+ * another digest) is taken up by a reload: a new transport, a fresh
+ * connect.  The same bytes change nothing. */
+START_TEST(test_reload_renewed_certificate)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup(cfg.url);
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 100;
+	fresh.cert_file = strdup("/etc/dsd/client.pem");
+	fresh.key_file = strdup("/etc/dsd/client.key");
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	ck_assert_uint_eq(fake.transports_made, 2);
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert_uint_eq(fake.transports_made, 2);
+	fresh.client_cert_digest[0] ^= 1;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	ck_assert_uint_eq(fake.transports_made, 3);
+	/* One fresh connect per restart. */
+	wait_connects(3);
+	config_free(&fresh);
+}
+END_TEST
+
 START_TEST(test_reload_refused_changes_nothing)
 {
 	struct dsd_config fresh;
@@ -534,6 +573,7 @@ int main(void)
 	tcase_add_test(tc, test_reload_new_url_reconnects);
 	tcase_add_test(tc, test_reload_refused_changes_nothing);
 	tcase_add_test(tc, test_tls_only_for_wss);
+	tcase_add_test(tc, test_reload_renewed_certificate);
 	tcase_add_test(tc, test_platform_acks_and_denial);
 	suite_add_tcase(s, tc);
 	return check_run(s);
