@@ -290,3 +290,14 @@ test('a reload from ws:// to wss:// sets TLS up and reaches OPEN there', { skip:
   }, { what: `OPEN at ${n.url}` });
   await emitArrives(d, s, 'net/reload');
 });
+
+test('an unreachable proxy is named in the reason, and dsd does not go around it', async () => {
+  const { freePort } = require('./lib/util');
+  const s = await server({ auth: 'open' });
+  const port = await freePort();
+  const d = await dsd({ url: s.url, proxy: `http://127.0.0.1:${port}`, maxReconnectAttempts: 1,
+    reconnectIntervalIncrement: 2000, restartAfterError: 0 });
+  const st = await d.waitState('ERROR', 10000);
+  assert.match(st.reason, new RegExp(`connect to 127\\.0\\.0\\.1:${s.port} through the proxy ` +
+    `http://127\\.0\\.0\\.1:${port} failed: Unable to connect`));
+});
