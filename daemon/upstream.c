@@ -286,8 +286,9 @@ static bool url_wants_tls(const char *url);
 
 /*
  * A ws:// configuration leads to wss:// (a REDIRECT): TLS is set up now,
- * with a new transport (lws 4.1 cannot add it to a context made without
- * it).  The old transport's connection is already given up by then.
+ * with a new transport (lws 4.1 sets OpenSSL up only when a context is
+ * created: docs/libwebsockets.md).  The old transport's connection is
+ * already given up by then.
  */
 static int add_tls(struct upstream *u)
 {
