@@ -64,6 +64,11 @@ void config_free(struct dsd_config *c)
 	free(c->auth_json);
 	free(c->auth_file);
 	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
+	if (c->proxy)
+		explicit_bzero(c->proxy, strlen(c->proxy));
+	free(c->proxy);
 	free(c->socket_path);
 	free(c->queue_spool);
 	free(c->socket_group.name);

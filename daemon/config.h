@@ -88,6 +88,15 @@ struct dsd_config {
 	char *auth_json; /* validated JSON object; "{}" default */
 	char *auth_file; /* where auth_json came from, if a file */
 	char *ca_file;
+	/* A client certificate for wss:// (resolved like authFile), checked
+	 * as a pair; the digest of both files' bytes tells a reload that a
+	 * pair was renewed under the same names. */
+	char *cert_file;
+	char *key_file;
+	uint8_t client_cert_digest[32];
+	/* http://[user:password@]host:port, as written (a secret: it may
+	 * hold a password); NULL: connect directly. */
+	char *proxy;
 	uint32_t reconnect_interval_increment; /* ms, default 4000 */
 	uint32_t max_reconnect_interval;       /* ms, default 180000 */
 	uint32_t max_reconnect_attempts;       /* default 5; CONFIG_INFINITE */

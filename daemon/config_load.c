@@ -49,6 +49,9 @@ static int parse_spool(struct parser *, const struct config_item *,
 	X(platform, auth, parse_auth, auth_json, 0, 0)                         \
 	X(platform, authFile, parse_auth_file, auth_json, 0, 0)                \
 	X(platform, caFile, parse_ca_file, ca_file, 0, 0)                      \
+	X(platform, certFile, config_parse_pem_path, cert_file, 0, 0)          \
+	X(platform, keyFile, config_parse_pem_path, key_file, 0, 0)            \
+	X(platform, proxy, config_parse_proxy, proxy, 0, 0)                    \
 	X(platform, reconnectIntervalIncrement, config_parse_u32,              \
 	  reconnect_interval_increment, 100, MS_HOUR)                          \
 	X(platform, maxReconnectInterval, config_parse_u32,                    \
@@ -525,7 +528,7 @@ int config_finish(struct dsd_config *c, char *err, size_t errlen)
 		               "server to connect to is required");
 		return -EINVAL;
 	}
-	return 0;
+	return config_check_client_cert(c, err, errlen);
 }
 
 static int dropin_filter(const struct dirent *d)

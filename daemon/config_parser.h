@@ -88,4 +88,12 @@ int config_parse_acl(struct parser *p, const struct config_item *it,
 int config_parse_weights(struct parser *p, const struct config_item *it,
                          const char *value, struct dsd_config *c);
 
+/* config_tls.c: [platform] certFile and keyFile (paths, resolved like
+ * authFile), proxy; the pair is checked once every file is read. */
+int config_parse_pem_path(struct parser *p, const struct config_item *it,
+                          const char *value, struct dsd_config *c);
+int config_parse_proxy(struct parser *p, const struct config_item *it,
+                       const char *value, struct dsd_config *c);
+int config_check_client_cert(struct dsd_config *c, char *err, size_t errlen);
+
 #endif

@@ -2,7 +2,8 @@
  * Reloading the configuration (SIGHUP, dsctl reload): the whole file set is
  * read and checked before anything changes; a refused reload keeps the
  * running configuration and says why.  What can change at run time takes
- * effect (platform options, credentials, caFile, intervals, [queue] limits,
+ * effect (platform options, credentials, caFile, certFile, keyFile, proxy,
+ * intervals, [queue] limits,
  * adminGroup, quotas, [acl]); what cannot (the socket, [ipc] limits,
  * socketGroup) is kept and a warning says so.
  */

@@ -44,6 +44,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@
 #include "bridge.h"
 #include "log.h"
 #include "transport.h"
+#include "url.h"
 #include "ws_thread.h"
 
 #define DEFAULT_MAX_MESSAGE      (1u << 20)
@@ -60,6 +62,8 @@
 #define DEFAULT_MAX_RECV_QUEUE   (64u << 20)
 /* The cancel pipe, a connection being closed and its successor, slack. */
 #define FD_LIMIT 16
+/* "user:password@[host]:port": 95 + 1 + 255 + 2 + 6, and the NUL. */
+#define PROXY_SPEC_MAX 384
 
 /* Used when no ca_file is given, so lws never falls back to loading
  * LWS_OPENSSL_CLIENT_CERTS ("../share", relative to the working directory)
@@ -76,6 +80,7 @@ struct transport {
 	struct transport_callbacks cb;
 	void *userdata;
 	size_t max_send_backlog;
+	bool tls;
 	char *ca_file;
 	pthread_t thread;
 	bool thread_started;
@@ -165,12 +170,43 @@ static const struct bridge_ops bridge_ops = {
         .free_out = ws_frame_free,
 };
 
+/*
+ * The proxy as lws_set_proxy() reads it: "[user:password@]host:port", an
+ * IPv6 host in brackets.  Without a proxy, "none:0": lws otherwise takes
+ * $http_proxy from the environment (with no regard for no_proxy), and a
+ * port of 0 is how it is told there is none.
+ */
+static int proxy_spec(const struct transport_config *cfg, char *buf, size_t len)
+{
+	bool v6;
+	int n;
+
+	if (!cfg->proxy_host) {
+		snprintf(buf, len, "none:0");
+		return 0;
+	}
+	if (!cfg->proxy_port ||
+	    (cfg->proxy_auth && strlen(cfg->proxy_auth) > 95))
+		return -EINVAL;
+	v6 = strchr(cfg->proxy_host, ':') != NULL;
+	n = snprintf(buf, len, "%s%s%s%s%s:%u",
+	             cfg->proxy_auth ? cfg->proxy_auth : "",
+	             cfg->proxy_auth ? "@" : "", v6 ? "[" : "", cfg->proxy_host,
+	             v6 ? "]" : "", (unsigned)cfg->proxy_port);
+	if (n < 0 || (size_t)n >= len) {
+		explicit_bzero(buf, len);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int transport_new(struct event_base *base, const struct transport_config *cfg,
                   const struct transport_callbacks *cb, void *userdata,
                   struct transport **ret)
 {
 	struct lws_context_creation_info info;
 	struct transport *t;
+	char proxy[PROXY_SPEC_MAX];
 	sigset_t all, old;
 	size_t i;
 	int r;
@@ -189,7 +225,8 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	                                            : DEFAULT_MAX_SEND_BACKLOG;
 	t->ws.max_recv_queue = cfg->max_recv_queue ? cfg->max_recv_queue
 	                                           : DEFAULT_MAX_RECV_QUEUE;
-	if (cfg->ca_file) {
+	t->tls = cfg->tls;
+	if (cfg->tls && cfg->ca_file) {
 		/* lws only logs an unreadable CA file and goes on without it;
 		 * every wss connect would then fail verification. */
 		if (access(cfg->ca_file, R_OK) < 0) {
@@ -226,16 +263,36 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	 * sockets whose fd number is past its table; the daemon says how many
 	 * descriptors it may hold (local clients included). */
 	info.fd_limit_per_thread = cfg->fd_limit ? cfg->fd_limit : FD_LIMIT;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.client_ssl_ca_filepath = t->ca_file;
-	for (i = 0;
-	     !info.client_ssl_ca_filepath &&
-	     i < sizeof(system_ca_bundles) / sizeof(system_ca_bundles[0]);
-	     i++) {
-		if (access(system_ca_bundles[i], R_OK) == 0)
-			info.client_ssl_ca_filepath = system_ca_bundles[i];
+	if (t->tls) {
+		/* Only then does lws initialise OpenSSL and make a client
+		 * SSL_CTX, which parses the whole CA store: for ws:// that
+		 * is megabytes for nothing. */
+		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.client_ssl_ca_filepath = t->ca_file;
+		for (i = 0; !info.client_ssl_ca_filepath &&
+		            i < sizeof(system_ca_bundles) /
+		                            sizeof(system_ca_bundles[0]);
+		     i++) {
+			if (access(system_ca_bundles[i], R_OK) == 0)
+				info.client_ssl_ca_filepath =
+				        system_ca_bundles[i];
+		}
+		info.client_ssl_cert_filepath = cfg->cert_file;
+		info.client_ssl_private_key_filepath = cfg->key_file;
 	}
+	r = proxy_spec(cfg, proxy, sizeof(proxy));
+	if (r < 0)
+		goto fail;
+	info.http_proxy_address = proxy;
+	if (cfg->proxy_host)
+		snprintf(t->ws.proxy, sizeof(t->ws.proxy), "http://%s%s%s:%u",
+		         strchr(cfg->proxy_host, ':') ? "[" : "",
+		         cfg->proxy_host,
+		         strchr(cfg->proxy_host, ':') ? "]" : "",
+		         (unsigned)cfg->proxy_port);
 	t->ws.ctx = lws_create_context(&info);
+	/* lws keeps its own copy (the credentials base64-encoded). */
+	explicit_bzero(proxy, sizeof(proxy));
 	if (!t->ws.ctx) {
 		r = -EIO;
 		goto fail;
@@ -290,13 +347,23 @@ void transport_free(struct transport *t)
 		transport_release(t);
 }
 
+bool transport_has_tls(const struct transport *t)
+{
+	return t && t->tls;
+}
+
 int transport_connect(struct transport *t, const char *url, uint32_t gen)
 {
 	struct ws_link *wl, *old;
+	struct url u;
 	int r;
 
 	if (!t || !url || t->freeing)
 		return -EINVAL;
+	if (url_parse(url, &u, NULL) < 0)
+		return -EINVAL;
+	if (u.tls && !t->tls)
+		return -EPROTONOSUPPORT;
 	r = ws_link_new(url, gen, t->cur_epoch + 1, &wl);
 	if (r < 0)
 		return r;

@@ -18,6 +18,7 @@
 #ifndef DSD_TRANSPORT_H
 #define DSD_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,8 +45,22 @@ struct transport_callbacks {
 
 /* Sizes of 0 take the defaults (1 MiB, 4 MiB, 64 MiB). */
 struct transport_config {
+	/* Set up TLS (OpenSSL, the CA store, the client certificate) for
+	 * wss://.  Without it nothing of TLS is initialised or loaded (a
+	 * few MB less) and transport_connect() refuses wss:// URLs. */
+	bool tls;
 	const char *ca_file; /* added to the system store; NULL: system only */
-	size_t max_message;  /* receive cap; bigger messages close */
+	/* A client certificate (PEM, its chain may follow) and its key, both
+	 * or neither; the caller checked that they match. */
+	const char *cert_file;
+	const char *key_file;
+	/* An HTTP proxy every connect goes through (CONNECT), for ws:// and
+	 * wss://; NULL: none, whatever $http_proxy says.  proxy_auth is
+	 * "user:password" (at most 95 bytes) or NULL; it is not kept. */
+	const char *proxy_host;
+	uint16_t proxy_port;
+	const char *proxy_auth;
+	size_t max_message;      /* receive cap; bigger messages close */
 	size_t max_send_backlog; /* bytes queued for the socket */
 	size_t max_recv_queue;   /* received bytes not yet dispatched by the
 	                            main loop; past it the connection closes */
@@ -54,7 +69,7 @@ struct transport_config {
 };
 
 /* Returns 0, -EINVAL, -ENOMEM, -errno of access(ca_file, R_OK), -EIO when
- * lws cannot create its context. */
+ * lws cannot create its context (a certificate or key it cannot load). */
 int transport_new(struct event_base *base, const struct transport_config *cfg,
                   const struct transport_callbacks *cb, void *userdata,
                   struct transport **ret);
@@ -65,8 +80,11 @@ void transport_free(struct transport *t);
 
 /* Opens url (ws:// or wss://); a previous connection is closed first (its
  * closed callback still comes).  Returns 0, -EINVAL for a bad url,
- * -ENOMEM.  Use a different gen for each connect. */
+ * -EPROTONOSUPPORT for wss:// on a transport made without tls, -ENOMEM.
+ * Use a different gen for each connect. */
 int transport_connect(struct transport *t, const char *url, uint32_t gen);
+/* Whether it was made with tls (can open wss://). */
+bool transport_has_tls(const struct transport *t);
 /* Closes the connection of generation gen, if it is the current one. */
 void transport_disconnect(struct transport *t, uint32_t gen);
 /*

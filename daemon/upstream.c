@@ -13,7 +13,9 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "proxy_url.h"
 #include "upstream.h"
+#include "url.h"
 #include "wire.h"
 
 /* What dsd says it is in the CHALLENGE (the server only logs it). */
@@ -27,6 +29,20 @@
  * the pipe full (one half of the window is confirmed while the other is on
  * its way); a PONG sends the next one if anything is left uncovered. */
 #define FENCES_IN_FLIGHT 2
+
+/*
+ * What a transport is made with (own copies).  tls: whether it can open
+ * wss:// at all; a transport without it never initialises OpenSSL nor
+ * loads a CA store.  The rest come from the configuration: a change of any
+ * of them (or of the client certificate's bytes) needs a new transport.
+ */
+struct net_opts {
+	bool tls;
+	char *ca_file, *cert_file, *key_file;
+	uint8_t cert_digest[sizeof(
+	        ((struct dsd_config *)0)->client_cert_digest)];
+	char *proxy; /* a secret: it may hold a password */
+};
 
 struct upstream {
 	struct event_base *base;
@@ -54,7 +70,7 @@ struct upstream {
 	uint64_t confirmed_seq; /* the newest a PONG confirmed */
 	/* Own copies of what the connection needs from the configuration. */
 	char *auth_json;
-	char *ca_file;
+	struct net_opts net; /* what the transport was made with */
 	unsigned fd_limit;
 
 	/* Repeated failures are logged a few times per window, then summed;
@@ -265,13 +281,40 @@ static void log_transition(struct upstream *u, const struct conn_action *a)
 		                     "%s -> %s: %s", from, to, a->reason);
 }
 
+static int swap_transport(struct upstream *u, const struct net_opts *net);
+static bool url_wants_tls(const char *url);
+
+/*
+ * A ws:// configuration leads to wss:// (a REDIRECT): TLS is set up now,
+ * with a new transport (lws 4.1 sets OpenSSL up only when a context is
+ * created: docs/libwebsockets.md).  The old transport's connection is
+ * already given up by then.
+ */
+static int add_tls(struct upstream *u)
+{
+	struct net_opts net = u->net;
+	int r;
+
+	net.tls = true;
+	r = swap_transport(u, &net);
+	if (r == 0)
+		u->net.tls = true;
+	return r;
+}
+
 static void connect_now(struct upstream *u, uint32_t gen)
 {
 	const char *url = conn_current_url(&u->conn);
-	int r;
+	int r = 0;
 
 	log_debug("connecting to %s (attempt %u)", url, conn_attempt(&u->conn));
-	r = transport_connect(u->transport, url, gen);
+	if (url_wants_tls(url) && !transport_has_tls(u->transport)) {
+		r = add_tls(u);
+		if (r < 0 && u->transport == NULL)
+			return; /* fatal() was called */
+	}
+	if (r == 0)
+		r = transport_connect(u->transport, url, gen);
 	if (r < 0) {
 		log_full_ratelimited(&u->reconnect_log, clock_mono_ms(),
 		                     LOG_WARNING, "cannot connect to %s: %s",
@@ -507,7 +550,7 @@ static void options_of(const struct dsd_config *cfg, struct conn_options *ret)
 	};
 }
 
-static int make_transport(struct upstream *u, const char *ca_file,
+static int make_transport(struct upstream *u, const struct net_opts *net,
                           struct transport **ret)
 {
 	static const struct transport_callbacks cb = {
@@ -517,14 +560,39 @@ static int make_transport(struct upstream *u, const char *ca_file,
 	        .drained = on_drained,
 	};
 	struct transport_config tc = {
-	        .ca_file = ca_file,
+	        .tls = net->tls,
+	        .ca_file = net->ca_file,
+	        .cert_file = net->cert_file,
+	        .key_file = net->key_file,
 	        /* The platform's own maxMessageSize default. */
 	        .max_message = 1024 * 1024 + 1024,
 	        .max_send_backlog = 4 * 1024 * 1024,
 	        .fd_limit = u->fd_limit,
 	};
+	struct proxy_url proxy;
+	int r;
 
-	return transport_new(u->base, &tc, &cb, u, ret);
+	if (net->proxy) {
+		/* Checked when the configuration was read. */
+		if (proxy_url_parse(net->proxy, &proxy, NULL) < 0)
+			return -EINVAL;
+		tc.proxy_host = proxy.host;
+		tc.proxy_port = proxy.port;
+		tc.proxy_auth = proxy.has_auth ? proxy.auth : NULL;
+	}
+	r = transport_new(u->base, &tc, &cb, u, ret);
+	if (net->proxy) {
+		char shown[300];
+
+		/* Said once per transport; never the credentials. */
+		if (r == 0)
+			log_info("connections to the platform go through the "
+			         "proxy %s%s",
+			         proxy_url_show(&proxy, shown, sizeof(shown)),
+			         proxy.has_auth ? " (with credentials)" : "");
+		proxy_url_clear(&proxy);
+	}
+	return r;
 }
 
 static int dup_or_null(const char *s, char **ret)
@@ -536,6 +604,65 @@ static int dup_or_null(const char *s, char **ret)
 	free(*ret);
 	*ret = c;
 	return 0;
+}
+
+static bool url_wants_tls(const char *url)
+{
+	struct url parsed;
+
+	return url && url_parse(url, &parsed, NULL) == 0 && parsed.tls;
+}
+
+/* Whether the configuration's URL is wss://: TLS is set up from the start
+ * then, and otherwise only once a connect really goes to wss://. */
+static bool config_wants_tls(const struct dsd_config *cfg)
+{
+	return url_wants_tls(cfg->url);
+}
+
+static void net_opts_free(struct net_opts *n)
+{
+	free(n->ca_file);
+	free(n->cert_file);
+	free(n->key_file);
+	if (n->proxy)
+		explicit_bzero(n->proxy, strlen(n->proxy));
+	free(n->proxy);
+	*n = (struct net_opts){0};
+}
+
+static int net_opts_of(const struct dsd_config *cfg, bool tls,
+                       struct net_opts *ret)
+{
+	struct net_opts n = {.tls = tls};
+
+	memcpy(n.cert_digest, cfg->client_cert_digest, sizeof(n.cert_digest));
+	if (dup_or_null(cfg->ca_file, &n.ca_file) < 0 ||
+	    dup_or_null(cfg->cert_file, &n.cert_file) < 0 ||
+	    dup_or_null(cfg->key_file, &n.key_file) < 0 ||
+	    dup_or_null(cfg->proxy, &n.proxy) < 0) {
+		net_opts_free(&n);
+		return -ENOMEM;
+	}
+	*ret = n;
+	return 0;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+static bool net_opts_differ(const struct net_opts *a, const struct net_opts *b)
+{
+	return a->tls != b->tls || str_differs(a->ca_file, b->ca_file) ||
+	       str_differs(a->cert_file, b->cert_file) ||
+	       str_differs(a->key_file, b->key_file) ||
+	       str_differs(a->proxy, b->proxy) ||
+	       memcmp(a->cert_digest, b->cert_digest, sizeof(a->cert_digest)) !=
+	               0;
 }
 
 int upstream_new(struct event_base *base, const struct dsd_config *cfg,
@@ -566,7 +693,7 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 		goto fail;
 	r = dup_or_null(cfg->auth_json, &u->auth_json);
 	if (r == 0)
-		r = dup_or_null(cfg->ca_file, &u->ca_file);
+		r = net_opts_of(cfg, config_wants_tls(cfg), &u->net);
 	if (r < 0)
 		goto fail;
 	u->timer = evtimer_new(base, on_timer, u);
@@ -574,7 +701,7 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = make_transport(u, u->ca_file, &u->transport);
+	r = make_transport(u, &u->net, &u->transport);
 	if (r < 0)
 		goto fail;
 	*ret = u;
@@ -595,7 +722,7 @@ void upstream_free(struct upstream *u)
 	if (u->auth_json)
 		explicit_bzero(u->auth_json, strlen(u->auth_json));
 	free(u->auth_json);
-	free(u->ca_file);
+	net_opts_free(&u->net);
 	free(u);
 }
 
@@ -607,13 +734,6 @@ int upstream_start(struct upstream *u)
 }
 
 /* ---- reload ---- */
-
-static bool str_differs(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a != b;
-	return strcmp(a, b) != 0;
-}
 
 /* A fresh instance is due unless closed for good or paused. */
 static bool wants_connection(const struct upstream *u)
@@ -630,14 +750,15 @@ static void restart(struct upstream *u, const char *why)
 }
 
 /*
- * The trusted CAs are fixed when a transport is made, so a new caFile needs
- * a new one.  The old one goes first: lws 4.1 leaks a TLS context when two
+ * The trusted CAs, the client certificate, the proxy and whether TLS is
+ * set up at all are fixed when a transport is made, so a change needs a
+ * new one.  The old one goes first: lws 4.1 leaks a TLS context when two
  * live side by side and the older is destroyed.  Its connection goes with
- * it (unwritten emits are taken back).  If the new CA cannot be used, the
- * old transport is made again and the connection with it.
+ * it (unwritten emits are taken back).  Returns 0, or the error of the new
+ * transport with the old one made again from u->net (then only fatal if
+ * that fails too).
  */
-static int swap_transport(struct upstream *u, const char *ca_file, char *err,
-                          size_t errlen)
+static int swap_transport(struct upstream *u, const struct net_opts *net)
 {
 	int r;
 
@@ -645,16 +766,11 @@ static int swap_transport(struct upstream *u, const char *ca_file, char *err,
 	transport_free(u->transport);
 	u->transport = NULL;
 	u->ready_gen = 0;
-	r = make_transport(u, ca_file, &u->transport);
+	r = make_transport(u, net, &u->transport);
 	if (r == 0)
 		return 0;
-	snprintf(err, errlen, "cannot use caFile %s: %s",
-	         ca_file ? ca_file : "(system)", strerror(-r));
-	if (make_transport(u, u->ca_file, &u->transport) < 0) {
+	if (make_transport(u, &u->net, &u->transport) < 0)
 		u->cb.fatal("cannot make a transport again", u->userdata);
-		return r;
-	}
-	restart(u, "connection made again after a refused caFile");
 	return r;
 }
 
@@ -663,8 +779,9 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 {
 	struct conn scratch;
 	struct conn_options co;
-	char *auth = NULL, *ca = NULL;
-	bool again;
+	struct net_opts net = {0};
+	char *auth = NULL;
+	bool again, new_url;
 	int r;
 
 	*ret_restart = false;
@@ -675,32 +792,43 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 		         "the new connection options are unusable");
 		return -EINVAL;
 	}
+	new_url = str_differs(fresh->url, conn_configured_url(&u->conn));
+	/* TLS set up for a redirect to wss:// stays while the URL does. */
 	if (dup_or_null(fresh->auth_json, &auth) < 0 ||
-	    dup_or_null(fresh->ca_file, &ca) < 0) {
+	    net_opts_of(fresh,
+	                config_wants_tls(fresh) || (u->net.tls && !new_url),
+	                &net) < 0) {
 		free(auth);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (str_differs(ca, u->ca_file)) {
-		r = swap_transport(u, ca, err, errlen);
+	again = new_url || str_differs(auth, u->auth_json) ||
+	        net_opts_differ(&net, &u->net);
+	if (net_opts_differ(&net, &u->net)) {
+		r = swap_transport(u, &net);
 		if (r < 0) {
+			snprintf(err, errlen,
+			         "cannot set up the connection with the new "
+			         "caFile, certFile, keyFile or proxy: %s",
+			         strerror(-r));
+			if (u->transport)
+				restart(u, "connection made again after a "
+				           "refused reload");
 			free(auth);
-			free(ca);
+			net_opts_free(&net);
 			return r;
 		}
 	}
-	again = str_differs(fresh->url, conn_configured_url(&u->conn)) ||
-	        str_differs(auth, u->auth_json) || str_differs(ca, u->ca_file);
 	conn_set_options(&u->conn, &co);
 	if (u->auth_json)
 		explicit_bzero(u->auth_json, strlen(u->auth_json));
 	free(u->auth_json);
-	free(u->ca_file);
+	net_opts_free(&u->net);
 	u->auth_json = auth;
-	u->ca_file = ca;
+	u->net = net;
 	if (again)
 		restart(u, "configuration reloaded with a new URL, "
-		           "credentials or CA");
+		           "credentials, certificate, CA or proxy");
 	/* New intervals (restartAfterError, ...) move the deadline now. */
 	arm_timer(u);
 	*ret_restart = again;

@@ -40,15 +40,18 @@ struct upstream_callbacks {
 	/* The platform has every app frame handed with a number up to seq
 	 * (a PONG answered a PING written after them). */
 	void (*confirmed)(uint64_t seq, void *userdata);
-	/* No transport could be made (a reload's caFile swap failed twice):
+	/* No transport could be made (a transport swap, for a reload or for
+	 * TLS after a REDIRECT to wss://, failed twice):
 	 * nothing can connect any more, dsd must stop. */
 	void (*fatal)(const char *why, void *userdata);
 };
 
 /*
- * Reads from cfg what it needs (URL, intervals, credentials, caFile, the
- * client count for the transport's descriptor table) and keeps its own
- * copies.  Nothing connects until upstream_start().
+ * Reads from cfg what it needs (URL, intervals, credentials, caFile,
+ * certFile/keyFile, proxy, the client count for the transport's descriptor
+ * table) and keeps its own copies.  TLS is set up only for a wss:// URL
+ * (or once a connect goes to one).  Nothing connects until
+ * upstream_start().
  */
 int upstream_new(struct event_base *base, const struct dsd_config *cfg,
                  const struct upstream_callbacks *cb, void *userdata,
@@ -64,9 +67,10 @@ int upstream_feed(struct upstream *u, const struct conn_input *in);
 
 /*
  * A reloaded configuration: checks it first (a refusal changes nothing and
- * says why in err), then takes the new options; a new caFile makes a new
- * transport, and a new URL, credentials or CA make a fresh connection
- * unless paused or closed.  *ret_restart says whether it did.
+ * says why in err), then takes the new options; a new caFile, certFile,
+ * keyFile (path or bytes), proxy or need for TLS makes a new transport, and
+ * any of those or a new URL or credentials make a fresh connection unless
+ * paused or closed.  *ret_restart says whether it did.
  */
 int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
                          bool *ret_restart, char *err, size_t errlen);

@@ -426,9 +426,11 @@ static void on_peer_close(struct ws_link *wl, const uint8_t *in, size_t len)
 
 /* lws's error strings are terse ("Unable to connect", ...) and carry no
  * errno: keep them, and say where to. */
-static void on_connection_error(struct ws_link *wl, const char *in)
+static void on_connection_error(struct ws_thread *w, struct ws_link *wl,
+                                struct lws *wsi, const char *in)
 {
-	char text[200];
+	unsigned status = lws_http_client_http_response(wsi);
+	char text[200], answer[96];
 
 	if (wl->tls_verify_failed) {
 		/* "SSL error: <what> (preverify_ok=0;err=20;depth=0)" */
@@ -446,11 +448,27 @@ static void on_connection_error(struct ws_link *wl, const char *in)
 		return;
 	}
 	if (!in || !in[0]) {
-		set_reason(wl, "connect to %s:%u failed", wl->host, wl->port);
+		set_reason(wl, "connect to %s:%u%s%s failed", wl->host,
+		           wl->port, w->proxy[0] ? " through the proxy " : "",
+		           w->proxy);
 		return;
 	}
+	/* lws's words for an upgrade answered with another HTTP status (a
+	 * TLS-terminating proxy answers 400 for a missing or untrusted
+	 * client certificate): say which. */
+	if (status && status != 101 && strncmp(in, "HS: ws upgrade", 14) == 0) {
+		snprintf(answer, sizeof(answer),
+		         "HTTP %u instead of 101 to the WebSocket upgrade",
+		         status);
+		in = answer;
+	}
+	/* lws's words for a CONNECT the proxy did not answer with 200. */
+	if (strcmp(in, "proxy not h1") == 0)
+		in = "the proxy refused the tunnel (no 200 answer to CONNECT: "
+		     "wrong credentials, or a port it does not allow?)";
 	sanitize(text, sizeof(text), in, strlen(in));
-	set_reason(wl, "connect to %s:%u failed: %s", wl->host, wl->port, text);
+	set_reason(wl, "connect to %s:%u%s%s failed: %s", wl->host, wl->port,
+	           w->proxy[0] ? " through the proxy " : "", w->proxy, text);
 }
 
 /*
@@ -532,7 +550,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			wl->tls_verify_failed = true;
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		on_connection_error(wl, in);
+		on_connection_error(w, wl, wsi, in);
 		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		set_reason(wl, "connection lost");

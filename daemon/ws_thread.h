@@ -55,6 +55,7 @@ struct ws_thread {
 	struct lws_context *ctx;
 	struct bridge *bridge;
 	size_t max_message, max_recv_queue;
+	char proxy[300]; /* "http://host:port" for reasons; "" for none */
 
 	/* What the main thread wants, for reconcile(). */
 	pthread_mutex_t lock;

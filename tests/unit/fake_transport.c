@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <check.h>
 
@@ -12,6 +13,7 @@ struct fake_transport_log fake;
 struct transport {
 	struct transport_callbacks cb;
 	void *userdata;
+	bool tls;
 };
 
 /* The live transport (the daemon has one at a time). */
@@ -35,9 +37,14 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	struct transport *t = calloc(1, sizeof(*t));
 
 	(void)base;
-	(void)cfg;
 	if (t == NULL)
 		return -ENOMEM;
+	t->tls = fake.tls = cfg->tls;
+	if (cfg->proxy_host)
+		snprintf(fake.last_proxy, sizeof(fake.last_proxy), "%s:%u",
+		         cfg->proxy_host, (unsigned)cfg->proxy_port);
+	else
+		fake.last_proxy[0] = '\0';
 	t->cb = *cb;
 	t->userdata = userdata;
 	live = t;
@@ -53,9 +60,16 @@ void transport_free(struct transport *t)
 	free(t);
 }
 
+bool transport_has_tls(const struct transport *t)
+{
+	return t && t->tls;
+}
+
 int transport_connect(struct transport *t, const char *url, uint32_t gen)
 {
-	(void)t;
+	/* As the real one: wss:// needs a transport made with tls. */
+	if (strncasecmp(url, "wss:", 4) == 0 && !t->tls)
+		return -EPROTONOSUPPORT;
 	snprintf(fake.last_url, sizeof(fake.last_url), "%s", url);
 	fake.connects++;
 	fake.gen = gen;

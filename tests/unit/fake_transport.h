@@ -28,11 +28,13 @@ struct fake_transport_log {
 	size_t n_sent;
 	char last_url[256];
 	unsigned connects, disconnects, transports_made;
-	uint32_t gen;      /* of the last connect */
-	bool open;         /* opened delivered, closed not */
-	int send_budget;   /* app frames transport_send() takes before
-	                      -ENOBUFS; negative: no limit */
-	int control_fails; /* transport_send_control() calls that fail */
+	bool tls;             /* of the last transport made */
+	char last_proxy[256]; /* proxy_host:proxy_port of it, "" for none */
+	uint32_t gen;         /* of the last connect */
+	bool open;            /* opened delivered, closed not */
+	int send_budget;      /* app frames transport_send() takes before
+	                         -ENOBUFS; negative: no limit */
+	int control_fails;    /* transport_send_control() calls that fail */
 };
 
 /* What the one live fake has seen (reset by fake_reset()). */

@@ -202,6 +202,9 @@ START_TEST(test_keys_list)
 	        "platform.auth",
 	        "platform.authFile",
 	        "platform.caFile",
+	        "platform.certFile",
+	        "platform.keyFile",
+	        "platform.proxy",
 	        "platform.reconnectIntervalIncrement",
 	        "platform.maxReconnectInterval",
 	        "platform.maxReconnectAttempts",
@@ -836,6 +839,43 @@ START_TEST(test_config_file_size)
 }
 END_TEST
 
+/* proxy: kept as written when valid; an error names the key and line but
+ * never quotes the value (it may hold a password). */
+START_TEST(test_proxy)
+{
+	ck_assert_int_eq(load_str("[platform]\n"
+	                          "proxy = http://u:pw@proxy.test:3128\n"),
+	                 0);
+	ck_assert_str_eq(cfg.proxy, "http://u:pw@proxy.test:3128");
+	expect_error("[platform]\nproxy = http://u:hunter2@proxy.test\n", 2,
+	             "proxy: the proxy's port is required");
+	ck_assert_ptr_null(strstr(err, "hunter2"));
+	expect_error("[platform]\nproxy = https://u:hunter2@p:1\n", 2,
+	             "scheme is not http://");
+	ck_assert_ptr_null(strstr(err, "hunter2"));
+}
+END_TEST
+
+/* certFile and keyFile: a missing file is an error with its line; one
+ * without the other is refused once all files are read. */
+START_TEST(test_client_cert_paths)
+{
+	char text[PATH_MAX + 64];
+
+	expect_error("[platform]\ncertFile = no-such.pem\n", 2, "certFile \"");
+	ck_assert_ptr_nonnull(strstr(err, "No such file or directory"));
+	snprintf(text, sizeof(text),
+	         "[platform]\nurl = wss://h/\nkeyFile = %s\n",
+	         write_file("k.pem", "not a key"));
+	config_free(&cfg);
+	ck_assert_int_eq(config_init(&cfg), 0);
+	ck_assert_int_eq(load_str(text), 0);
+	ck_assert_int_eq(config_finish(&cfg, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "[platform] keyFile without certFile: a client "
+	                      "certificate needs both");
+}
+END_TEST
+
 /* config_load_buffer() reads text as config_load_file() reads a file. */
 START_TEST(test_load_buffer)
 {
@@ -906,6 +946,8 @@ int main(void)
 	tcase_add_test(nonreg, test_fifo_ca_file);
 	tcase_add_test(nonreg, test_config_file_size);
 	tcase_add_test(nonreg, test_load_buffer);
+	tcase_add_test(nonreg, test_proxy);
+	tcase_add_test(nonreg, test_client_cert_paths);
 	suite_add_tcase(s, nonreg);
 	return check_run(s);
 }

@@ -484,6 +484,105 @@ START_TEST(test_reload_new_url_reconnects)
 }
 END_TEST
 
+/*
+ * TLS only where it is used: a ws:// configuration makes a transport
+ * without it; a REDIRECT to wss:// makes one with it before that connect;
+ * a reload that keeps the URL keeps it, one back to ws:// drops it.
+ */
+START_TEST(test_tls_only_for_wss)
+{
+	struct wire_msg redirect = {.topic = WIRE_TOPIC_CONNECTION,
+	                            .action = WIRE_CONN_REDIRECT,
+	                            .url = "wss://secure.test/deepstream"};
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted;
+
+	ck_assert(!fake.tls);
+	ck_assert_uint_eq(fake.transports_made, 1);
+	ck_assert_int_eq(upstream_start(up), 0);
+	wait_connects(1);
+	fake_open();
+	fake_receive(&redirect);
+	wait_connects(2);
+	ck_assert_str_eq(fake.last_url, "wss://secure.test/deepstream");
+	ck_assert(fake.tls);
+	ck_assert_uint_eq(fake.transports_made, 2);
+
+	/* Another option changes: the TLS transport stays. */
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup(cfg.url);
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 50;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert_uint_eq(fake.transports_made, 2);
+	/* A proxy: a new transport (still with TLS) and a fresh connect. */
+	fresh.proxy = strdup("http://u:pw@proxy.test:3128");
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	ck_assert_uint_eq(fake.transports_made, 3);
+	ck_assert(fake.tls);
+	ck_assert_str_eq(fake.last_proxy, "proxy.test:3128");
+	/* Another ws:// URL, no proxy: TLS is dropped. */
+	free(fresh.url);
+	fresh.url = strdup("ws://other.test/deepstream");
+	free(fresh.proxy);
+	fresh.proxy = NULL;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	ck_assert_uint_eq(fake.transports_made, 4);
+	ck_assert(!fake.tls);
+	ck_assert_str_eq(fake.last_proxy, "");
+	config_free(&fresh);
+}
+END_TEST
+
+/* A renewed client certificate under the same names (other bytes, so
+ * another digest) is taken up by a reload: a new transport, a fresh
+ * connect.  The same bytes change nothing. */
+START_TEST(test_reload_renewed_certificate)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup(cfg.url);
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 100;
+	fresh.cert_file = strdup("/etc/dsd/client.pem");
+	fresh.key_file = strdup("/etc/dsd/client.key");
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	ck_assert_uint_eq(fake.transports_made, 2);
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert_uint_eq(fake.transports_made, 2);
+	fresh.client_cert_digest[0] ^= 1;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	ck_assert_uint_eq(fake.transports_made, 3);
+	/* One fresh connect per restart. */
+	wait_connects(3);
+	config_free(&fresh);
+}
+END_TEST
+
 START_TEST(test_reload_refused_changes_nothing)
 {
 	struct dsd_config fresh;
@@ -542,6 +641,8 @@ int main(void)
 	tcase_add_test(tc, test_unsubscribe_last_app);
 	tcase_add_test(tc, test_reload_new_url_reconnects);
 	tcase_add_test(tc, test_reload_refused_changes_nothing);
+	tcase_add_test(tc, test_tls_only_for_wss);
+	tcase_add_test(tc, test_reload_renewed_certificate);
 	tcase_add_test(tc, test_platform_acks_and_denial);
 	suite_add_tcase(s, tc);
 	return check_run(s);

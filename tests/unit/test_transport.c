@@ -218,6 +218,7 @@ static struct rec *rec_new(size_t max_message, size_t max_backlog,
                            const char *ca_file)
 {
 	struct transport_config cfg = {
+	        .tls = true,
 	        .ca_file = ca_file,
 	        .max_message = max_message,
 	        .max_send_backlog = max_backlog,
@@ -439,6 +440,31 @@ START_TEST(test_refused)
 }
 END_TEST
 
+/*
+ * Made without tls (a ws:// configuration), a transport works for ws://,
+ * refuses wss:// at once, and ignores $http_proxy (lws would otherwise
+ * send every connect to the proxy it names).
+ */
+START_TEST(test_plain_only)
+{
+	struct transport_config cfg = {.tls = false};
+	struct rec *r;
+
+	setenv("http_proxy", "127.0.0.1:1", 1);
+	r = rec_new_cfg(&cfg);
+	unsetenv("http_proxy");
+	ck_assert(!transport_has_tls(r->t));
+	ck_assert_int_eq(transport_connect(r->t, "wss://127.0.0.1:1/", 1),
+	                 -EPROTONOSUPPORT);
+	set_url(plain.port);
+	connect_open(r, 2);
+	ck_assert_int_eq(send_str(r, 2, "plain"), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= 1, 5000));
+	ck_assert_uint_eq(r->msg_len[0], 5);
+	rec_free(r);
+}
+END_TEST
+
 START_TEST(test_bad_url)
 {
 	struct rec *r = rec_new(0, 0, NULL);
@@ -634,7 +660,8 @@ END_TEST
 
 START_TEST(test_missing_ca_file)
 {
-	struct transport_config cfg = {.ca_file = "/nonexistent/ca.pem"};
+	struct transport_config cfg = {.tls = true,
+	                               .ca_file = "/nonexistent/ca.pem"};
 	struct event_base *base = event_base_new();
 	struct transport *t = NULL;
 
@@ -783,6 +810,7 @@ int main(void)
 	tcase_add_test(tc, test_server_close);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_bad_url);
+	tcase_add_test(tc, test_plain_only);
 	tcase_add_test(tc, test_silent_listener);
 	tcase_add_test(tc, test_reconnect);
 	tcase_add_test(tc, test_supersede_pending);

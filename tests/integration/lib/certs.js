@@ -50,6 +50,7 @@ function makeCerts() {
     caFile: ca.cert,
     caKeyFile: ca.key,
     otherCaFile: other.cert,
+    otherCaKeyFile: other.key,
     certFile: serverCert,
     keyFile: serverKey,
     // The form startProxy({tls}) wants.
@@ -59,4 +60,23 @@ function makeCerts() {
   };
 }
 
-module.exports = { makeCerts };
+/*
+ * A client certificate (clientAuth) for name, signed by certs' test CA or,
+ * with other: true, by the unrelated one; {certFile, keyFile} in certs.dir.
+ */
+function makeClientCert(certs, name, { other = false } = {}) {
+  const { dir } = certs;
+  const key = path.join(dir, `${name}.key`);
+  const csr = path.join(dir, `${name}.csr`);
+  const cert = path.join(dir, `${name}.pem`);
+  const ext = path.join(dir, `${name}.ext`);
+  fs.writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', csr, '-subj', `/CN=${name}`], dir);
+  openssl(['x509', '-req', '-in', csr, '-CA', other ? certs.otherCaFile : certs.caFile,
+    '-CAkey', other ? certs.otherCaKeyFile : certs.caKeyFile, '-CAcreateserial',
+    '-out', cert, '-days', '2', '-extfile', ext], dir);
+  return { certFile: cert, keyFile: key };
+}
+
+module.exports = { makeCerts, makeClientCert, openssl };

@@ -52,6 +52,9 @@ function configIni(o, socketPath) {
     url: o.url,
     auth: o.auth,
     caFile: o.caFile,
+    certFile: o.certFile,
+    keyFile: o.keyFile,
+    proxy: o.proxy,
     reconnectIntervalIncrement: o.reconnectIntervalIncrement,
     maxReconnectInterval: o.maxReconnectInterval,
     maxReconnectAttempts: o.maxReconnectAttempts,
@@ -138,7 +141,8 @@ function startWatch(dsctl, socket) {
 }
 
 /*
- * opts: url, auth (object), caFile, reconnectIntervalIncrement,
+ * opts: url, auth (object), caFile, certFile, keyFile, proxy,
+ * env (more environment variables for dsd), reconnectIntervalIncrement,
  * maxReconnectInterval, maxReconnectAttempts, heartbeatInterval,
  * restartAfterError, queue {maxMessages, maxBytes, overflow}, ipc {extra
  * [ipc] keys}, extra (raw INI text appended), startTimeoutMs (10000),
@@ -159,9 +163,10 @@ async function startDsd(opts = {}) {
   const logFd = fs.openSync(logFile, 'a');
   const wrap = wrapper();
   const argv = ['-f', '-v', '-c', configFile];
+  const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(o.env || {}) } };
   const child = track(wrap.length
-    ? spawn(wrap[0], [...wrap.slice(1), bins.dsd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(bins.dsd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    ? spawn(wrap[0], [...wrap.slice(1), bins.dsd, ...argv], spawnOpts)
+    : spawn(bins.dsd, argv, spawnOpts));
   const collect = (stream, tag) => {
     readline.createInterface({ input: stream }).on('line', (line) => {
       lines.push(line);
