@@ -58,6 +58,7 @@ void config_free(struct dsd_config *c)
 	free(c->ca_file);
 	free(c->socket_path);
 	free(c->queue_spool);
+	free(c->metrics_listen);
 	free(c->socket_group.name);
 	free(c->admin_group.name);
 	config_acl_clear(&c->acl_emit);

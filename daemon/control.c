@@ -132,11 +132,12 @@ static void deny(struct control *ctl, struct dsd_client *c,
 typedef void (*handler_fn)(struct control *ctl, struct dsd_client *c,
                            const struct ipc_msg *m);
 
-static void do_status(struct control *ctl, struct dsd_client *c,
-                      const struct ipc_msg *m)
+void control_status_sources(const struct control *ctl,
+                            struct status_sources *ret)
 {
 	const struct control_counters *cc = &ctl->count;
-	struct status_sources src = {
+
+	*ret = (struct status_sources){
 	        .cfg = ctl->cfg,
 	        .up = ctl->up,
 	        .ps = ctl->ps,
@@ -146,9 +147,18 @@ static void do_status(struct control *ctl, struct dsd_client *c,
 	        .clients_refused = cc->clients_refused,
 	        .requests_denied = cc->requests_denied,
 	};
+}
+
+static void do_status(struct control *ctl, struct dsd_client *c,
+                      const struct ipc_msg *m)
+{
+	struct status_sources src;
 	struct ipc_msg r = {
 	        .type = IPC_STATUS_REPLY, .has_id = true, .id = m->id};
-	char *json = status_json(&src);
+	char *json;
+
+	control_status_sources(ctl, &src);
+	json = status_json(&src);
 
 	if (json == NULL) {
 		ipc_client_reply_error(c->ipc, m->id, -ENOMEM, "out of memory");

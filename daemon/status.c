@@ -3,6 +3,7 @@
  * (the auth data) never appear in it.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -13,6 +14,7 @@
 #include "ipc_server.h"
 #include "pubsub.h"
 #include "pubsub_spool.h"
+#include "procstat.h"
 #include "pubsub_subs.h"
 #include "sendq.h"
 #include "status.h"
@@ -54,7 +56,58 @@ static json_t *spool_status(const struct pubsub *ps)
 	                 (json_int_t)si.bytes);
 }
 
+/* State changes by the state entered: {"OPEN": n, ...}, every state. */
+static json_t *transitions_to(const struct conn *c)
+{
+	json_t *o = json_object();
+
+	for (int s = 0; o != NULL && s < CONN_STATE_COUNT; s++)
+		json_object_set_new(
+		        o, conn_state_name((enum conn_state)s),
+		        json_integer((json_int_t)c->count.entered[s]));
+	return o;
+}
+
+/* dsd's own resource use; a figure /proc did not give is left out. */
+static json_t *process_status(void)
+{
+	struct procstat p;
+	json_t *o = json_object();
+
+	procstat_read(&p);
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
+	if (p.cpu_seconds >= 0)
+		json_object_set_new(o, "cpuSeconds", json_real(p.cpu_seconds));
+	if (p.resident_bytes >= 0)
+		json_object_set_new(o, "residentBytes",
+		                    json_integer(p.resident_bytes));
+	if (p.virtual_bytes >= 0)
+		json_object_set_new(o, "virtualBytes",
+		                    json_integer(p.virtual_bytes));
+	if (p.open_fds >= 0)
+		json_object_set_new(o, "openFds", json_integer(p.open_fds));
+	if (p.max_fds >= 0)
+		json_object_set_new(o, "maxFds", json_integer(p.max_fds));
+	if (p.start_time >= 0)
+		json_object_set_new(o, "startTime", json_real(p.start_time));
+	return o;
+}
+
 char *status_json(const struct status_sources *src)
+{
+	json_t *o = status_object(src);
+	char *text;
+
+	if (o == NULL)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+json_t *status_object(const struct status_sources *src)
 {
 	const struct conn *c = upstream_conn(src->up);
 	const struct pubsub_counters *pc = pubsub_get_counters(src->ps);
@@ -65,7 +118,6 @@ char *status_json(const struct status_sources *src)
 	struct subs_stats ss;
 	struct ipc_server_stats is;
 	json_t *o;
-	char *text;
 
 	sendq_get_stats(pubsub_store(src->ps), &qs);
 	subs_get_stats(pubsub_registry(src->ps), &ss);
@@ -144,7 +196,8 @@ char *status_json(const struct status_sources *src)
 	/* clang-format on */
 	if (o == NULL)
 		return NULL;
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return text;
+	json_object_set_new(json_object_get(o, "connection"), "transitionsTo",
+	                    transitions_to(c));
+	json_object_set_new(o, "process", process_status());
+	return o;
 }

@@ -27,5 +27,9 @@ struct status_sources {
 
 /* A malloc'd JSON object text, or NULL (out of memory). */
 char *status_json(const struct status_sources *src);
+/* The same document as a jansson object (the caller's reference), or NULL:
+ * the metrics are rendered from it (metrics.c). */
+struct json_t;
+struct json_t *status_object(const struct status_sources *src);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "dsctl.h"
 #include "dsipc.h"
+#include "metrics.h"
 
 #define REQUEST_TIMEOUT_MS 10000
 
@@ -28,6 +29,8 @@ static const char usage_text[] =
         "  status [--json]                   connection state and counters\n"
         "  watch [--json]                    current state, then every "
         "change\n"
+        "  metrics                           the status in Prometheus' "
+        "text format\n"
         "  pause | resume | reload           control the connection\n"
         "  emit NAME [JSON]                  emit an event\n"
         "  subscribe [--json] [-n COUNT] NAME...\n"
@@ -147,6 +150,29 @@ static int cmd_status(dsipc *c, bool json)
 	}
 	json_decref(v);
 	free(text);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+/* The status, rendered as the HTTP listener renders it (metrics.c). */
+static int cmd_metrics(dsipc *c)
+{
+	char *text = NULL, *out;
+	json_t *v;
+	int r;
+
+	r = dsipc_status_json(c, REQUEST_TIMEOUT_MS, &text);
+	if (r < 0)
+		return fail(c, "metrics", r);
+	v = json_loads(text, 0, NULL);
+	free(text);
+	out = v ? metrics_render(v, NULL) : NULL;
+	json_decref(v);
+	if (out == NULL) {
+		fprintf(stderr, "dsctl: metrics: dsd sent no JSON object\n");
+		return EXIT_FAILED;
+	}
+	fputs(out, stdout);
+	free(out);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
 }
 
@@ -399,7 +425,7 @@ int main(int argc, char **argv)
 			return usage(r > 0 ? stdout : stderr,
 			             r > 0 ? EXIT_OK : EXIT_USAGE);
 	} else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0 ||
-	           strcmp(cmd, "reload") == 0) {
+	           strcmp(cmd, "reload") == 0 || strcmp(cmd, "metrics") == 0) {
 		if (nargs != 1)
 			return usage(stderr, EXIT_USAGE);
 	} else if (strcmp(cmd, "emit") == 0) {
@@ -426,6 +452,8 @@ int main(int argc, char **argv)
 		r = cmd_status(c, json);
 	else if (strcmp(cmd, "watch") == 0)
 		r = cmd_watch(c, json);
+	else if (strcmp(cmd, "metrics") == 0)
+		r = cmd_metrics(c);
 	else if (strcmp(cmd, "emit") == 0)
 		r = cmd_emit(c, args[optind],
 		             optind + 1 < nargs ? args[optind + 1] : NULL);
