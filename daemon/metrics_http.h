@@ -4,7 +4,7 @@
  * text metrics.c renders, and nothing else.
  *
  * Bounded, because it listens on a TCP port: GET only (anything else gets
- * 405 or 501), /metrics only (404), no request body, request line and
+ * 501), /metrics only (404), no request body, request line and
  * headers at most METRICS_HTTP_MAX_HEADERS bytes, and a connection that
  * is idle, slow to send its request or slow to read the answer is closed
  * after METRICS_HTTP_TIMEOUT seconds.  It has no authentication: bind it
