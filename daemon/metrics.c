@@ -203,7 +203,7 @@ static const struct plain {
         {"dsd_emits_rejected_total", COUNTER, "emits.rejected", 1,
          "Emits refused because the queue was full (overflow = reject)."},
         {"dsd_emits_denied_total", COUNTER, "emits.denied", 1,
-         "Emits refused by the access policy or a per-user quota."},
+         "Emits the platform refused (no permission)."},
         {"dsd_events_received_total", COUNTER, "events.received", 1,
          "Events received from the platform."},
         {"dsd_events_delivered_total", COUNTER, "events.delivered", 1,

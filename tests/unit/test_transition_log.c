@@ -163,11 +163,21 @@ START_TEST(test_open_pause_reject)
 }
 END_TEST
 
-/* Every state has its own ID, 32 lower-case hex digits. */
+/* Every state has its own ID, 32 lower-case hex digits, listed in dsd(8)
+ * as "- STATE: ID". */
 START_TEST(test_message_ids)
 {
+	FILE *f = fopen(MAN_DSD8, "r");
+	static char man[256 * 1024];
+	size_t len;
+
+	ck_assert_ptr_nonnull(f);
+	len = fread(man, 1, sizeof(man) - 1, f);
+	fclose(f);
+	man[len] = '\0';
 	for (int s = 0; s < CONN_STATE_COUNT; s++) {
 		const char *id = transition_message_id((enum conn_state)s);
+		char line[128];
 
 		ck_assert_ptr_nonnull(id);
 		ck_assert_uint_eq(strlen(id), 32);
@@ -175,6 +185,10 @@ START_TEST(test_message_ids)
 		for (int t = 0; t < s; t++)
 			ck_assert_str_ne(
 			        id, transition_message_id((enum conn_state)t));
+		snprintf(line, sizeof(line), "\t- %s: %s\n",
+		         conn_state_name((enum conn_state)s), id);
+		ck_assert_msg(strstr(man, line) != NULL, "dsd(8) lacks %s",
+		              line);
 	}
 	ck_assert_ptr_null(transition_message_id(CONN_STATE_COUNT));
 }
