@@ -132,6 +132,25 @@ static void deny(struct control *ctl, struct dsd_client *c,
 typedef void (*handler_fn)(struct control *ctl, struct dsd_client *c,
                            const struct ipc_msg *m);
 
+/* status_sources.client_of: a linear search, fine for the few top apps
+ * of a status request. */
+static bool client_of(uint32_t id, uid_t *ret_uid, pid_t *ret_pid,
+                      const void *userdata)
+{
+	const struct control *ctl = userdata;
+	const struct dsd_client *dc;
+
+	TAILQ_FOREACH(dc, &ctl->clients, entry)
+	{
+		if (dc->id == id) {
+			*ret_uid = dc->peer.uid;
+			*ret_pid = dc->peer.pid;
+			return true;
+		}
+	}
+	return false;
+}
+
 void control_status_sources(const struct control *ctl,
                             struct status_sources *ret)
 {
@@ -146,6 +165,8 @@ void control_status_sources(const struct control *ctl,
 	        .clients_dropped = cc->clients_dropped,
 	        .clients_refused = cc->clients_refused,
 	        .requests_denied = cc->requests_denied,
+	        .client_of = client_of,
+	        .client_userdata = ctl,
 	};
 }
 

@@ -319,9 +319,9 @@ static void render_spool_failed(struct out *o, const json_t *st)
 
 /*
  * The local clients holding the most in the write queue (queue.topApps:
- * at most a handful, so the label's cardinality stays bounded).  The
- * label is the client number dsd gives each local connection, as
- * `dsctl status` shows it.
+ * at most a handful, so the number of series stays bounded).  Labels:
+ * client, the number dsd gives each local connection (as in the log);
+ * uid and comm (the program's name) while it is connected, else empty.
  */
 static void render_top_apps(struct out *o, const json_t *st)
 {
@@ -330,10 +330,10 @@ static void render_top_apps(struct out *o, const json_t *st)
 	} fam[] = {
 	        {"dsd_queue_app_messages", "messages",
 	         "Emits in the write queue of one of the local clients "
-	         "holding the most (label client)."},
+	         "holding the most."},
 	        {"dsd_queue_app_bytes", "bytes",
 	         "Bytes in the write queue of one of the local clients "
-	         "holding the most (label client)."},
+	         "holding the most."},
 	};
 	const json_t *apps = at(st, "queue.topApps");
 
@@ -347,15 +347,23 @@ static void render_top_apps(struct out *o, const json_t *st)
 		json_array_foreach(apps, i, a)
 		{
 			const json_t *id = json_object_get(a, "client");
+			const json_t *uid = json_object_get(a, "uid");
+			const char *comm =
+			        json_string_value(json_object_get(a, "comm"));
 			const json_t *v = json_object_get(a, fam[f].field);
-			char num[24];
+			char num[24], unum[24] = "";
+			const char *kv[] = {"client", num,    "uid",
+			                    unum,     "comm", comm ? comm : ""};
 
 			if (!json_is_integer(id) || !json_is_integer(v))
 				continue;
 			snprintf(num, sizeof(num), "%lld",
 			         (long long)json_integer_value(id));
-			labelled(o, fam[f].name, "client", num,
-			         (double)json_integer_value(v));
+			if (json_is_integer(uid))
+				snprintf(unum, sizeof(unum), "%lld",
+				         (long long)json_integer_value(uid));
+			sample(o, fam[f].name, 3, kv,
+			       (double)json_integer_value(v));
 		}
 	}
 }

@@ -99,3 +99,22 @@ void procstat_read(struct procstat *ret)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		ret->max_fds = (int64_t)rl.rlim_cur;
 }
+
+bool procstat_comm(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+	bool ok;
+
+	if (pid <= 0 || len == 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = '\0';
+	return ok;
+}

@@ -7,7 +7,10 @@
 #ifndef DSD_PROCSTAT_H
 #define DSD_PROCSTAT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct procstat {
 	double cpu_seconds;     /* user + system */
@@ -20,5 +23,9 @@ struct procstat {
 
 /* Fills every field it can read; the others are -1. */
 void procstat_read(struct procstat *ret);
+
+/* The command name of process pid (/proc/PID/comm, at most 15 bytes, as
+ * the process set it) into buf; false when it cannot be read. */
+bool procstat_comm(pid_t pid, char *buf, size_t len);
 
 #endif

@@ -27,19 +27,40 @@ static json_t *attempts_max(const struct dsd_config *cfg)
 	return json_integer(cfg->max_reconnect_attempts);
 }
 
-/* The apps holding the most in the store: [{client, messages, bytes}]. */
-static json_t *top_apps(const struct pubsub *ps)
+/* Who client id is, while it is connected: uid, pid and comm. */
+static void add_client(json_t *app, const struct status_sources *src,
+                       uint32_t id)
+{
+	uid_t uid;
+	pid_t pid;
+	char comm[64];
+
+	if (app == NULL || src->client_of == NULL ||
+	    !src->client_of(id, &uid, &pid, src->client_userdata))
+		return;
+	json_object_set_new(app, "uid", json_integer((json_int_t)uid));
+	json_object_set_new(app, "pid", json_integer((json_int_t)pid));
+	if (procstat_comm(pid, comm, sizeof(comm)))
+		json_object_set_new(app, "comm", json_string(comm));
+}
+
+/* The apps holding the most in the store: [{client, messages, bytes}],
+ * with uid, pid and comm of those still connected. */
+static json_t *top_apps(const struct status_sources *src)
 {
 	struct sendq_talker t[TOP_APPS];
-	size_t n = sendq_top(pubsub_store(ps), t, TOP_APPS);
+	size_t n = sendq_top(pubsub_store(src->ps), t, TOP_APPS);
 	json_t *a = json_array();
 
-	for (size_t i = 0; a != NULL && i < n; i++)
-		json_array_append_new(
-		        a, json_pack("{s:I, s:I, s:I}", "client",
-		                     (json_int_t)t[i].id, "messages",
-		                     (json_int_t)t[i].messages, "bytes",
-		                     (json_int_t)t[i].bytes));
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		json_t *app = json_pack("{s:I, s:I, s:I}", "client",
+		                        (json_int_t)t[i].id, "messages",
+		                        (json_int_t)t[i].messages, "bytes",
+		                        (json_int_t)t[i].bytes);
+
+		add_client(app, src, t[i].id);
+		json_array_append_new(a, app);
+	}
 	return a;
 }
 
@@ -177,7 +198,7 @@ json_t *status_object(const struct status_sources *src)
 	        "maxBytes", (json_int_t)src->cfg->queue_max_bytes,
 	        "overflow", src->cfg->queue_overflow == QUEUE_OVERFLOW_DROP_OLDEST
 	                            ? "drop-oldest" : "reject",
-	        "topApps", top_apps(src->ps),
+	        "topApps", top_apps(src),
 	        "spool", spool_status(src->ps),
 	        "emits",
 	        "accepted", (json_int_t)qs.pushed,

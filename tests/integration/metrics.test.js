@@ -8,12 +8,14 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const path = require('node:path');
 const http = require('node:http');
 const net = require('node:net');
 const { execFile, spawn } = require('node:child_process');
 
 const js = require('./lib/jsclient');
-const { startDsd, binaries } = require('./lib/dsd');
+const { startDsd, binaries, buildDir } = require('./lib/dsd');
+const { runTool } = require('./lib/run');
 const { track } = require('./lib/children');
 const { freePort, waitUntil } = require('./lib/util');
 const { scope } = require('./lib/scope');
@@ -168,15 +170,30 @@ test('the HTTP scrape and dsctl metrics pass promtool and follow state and count
   assert.deepEqual(apps.map(([, v]) => v), [1], body);
   p = await promtool(body);
   assert.equal(p.code, 0, `promtool while OFFLINE with a queue:\n${p.out}\n${body}`);
+  // That app has gone: its uid and name are unknown. One still connected
+  // is labelled with both.
+  assert.match(apps[0][0], /,uid="",comm=""}$/);
+  const steady = runTool(later, path.join(buildDir(), 'tests', 'dsipc-load'),
+    ['-s', d.socket, 'steady', 'metrics/steady', '1', '200', '60000']);
+  const uid = process.getuid();
+  const mine = await waitUntil(async () => {
+    const found = [...parse((await scrape()).body)].find(([k, v]) =>
+      k.startsWith('dsd_queue_app_messages{') && k.endsWith(`,uid="${uid}",comm="dsipc-load"}`) && v > 0);
+    return found;
+  }, { what: 'the steady app in dsd_queue_app_messages', detail: () => steady.stderr });
+  assert.match(mine[0], /^dsd_queue_app_messages\{client="\d+",/);
+  steady.child.kill('SIGTERM');
+  await steady.exited;
 
   e = await d.dsctl('resume');
   assert.equal(e.code, 0, e.stderr);
   await d.waitState('OPEN');
   await got.waitFor(4);
+  await waitUntil(async () => parse((await scrape()).body).get('dsd_queue_messages') === 0,
+    { what: 'the queue to drain after resume' });
   m = parse((await scrape()).body);
   assert.equal(m.get('dsd_connection_state{state="OPEN"}'), 1);
   assert.equal(m.get('dsd_connection_transitions_total{state="OPEN"}'), 2);
-  assert.equal(m.get('dsd_queue_messages'), 0);
 });
 
 test('the listener serves GET /metrics and nothing else', async () => {

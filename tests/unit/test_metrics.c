@@ -17,6 +17,7 @@
  * reads), with a URL that needs every escape. */
 static json_t *sample_status(const char *url)
 {
+	json_t *app;
 	json_t *st = json_pack(
 	        "{s:s, s:s, s:n, s:n, s:I, s:s, s:s, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I,"
@@ -63,6 +64,12 @@ static json_t *sample_status(const char *url)
 	        (json_int_t)1024, "startTime", 1796033749.5);
 
 	ck_assert_ptr_nonnull(st);
+	/* The first top app is still connected: its uid and program name
+	 * (which the program chose: escaped like any label value). */
+	app = json_array_get(
+	        json_object_get(json_object_get(st, "queue"), "topApps"), 0);
+	json_object_set_new(app, "uid", json_integer(1000));
+	json_object_set_new(app, "comm", json_string("pub\"x"));
 	return st;
 }
 
@@ -196,8 +203,11 @@ START_TEST(test_values)
 	ck_assert(has_line(text, "dsd_connection_losses_total 1"));
 	ck_assert(has_line(text, "dsd_queue_messages 7"));
 	ck_assert(has_line(text, "dsd_queue_bytes 700"));
-	ck_assert(has_line(text, "dsd_queue_app_messages{client=\"4\"} 5"));
-	ck_assert(has_line(text, "dsd_queue_app_bytes{client=\"9\"} 200"));
+	ck_assert(has_line(text, "dsd_queue_app_messages{client=\"4\","
+	                         "uid=\"1000\",comm=\"pub\\\"x\"} 5"));
+	/* A client gone: its emits stay, its uid and name are unknown. */
+	ck_assert(has_line(text, "dsd_queue_app_bytes{client=\"9\",uid=\"\","
+	                         "comm=\"\"} 200"));
 	ck_assert(has_line(text, "dsd_emits_queued_total 7"));
 	ck_assert(has_line(text, "dsd_emits_resent_total 1"));
 	ck_assert(has_line(text, "dsd_events_delivered_total 6"));
