@@ -68,7 +68,15 @@ async function startJournalDsd(t) {
   });
   const stderr = () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '');
   await waitUntil(() => fs.existsSync(socket), { what: 'the socket of dsd', detail: stderr });
-  return { child, socket, stderr, url: `ws://127.0.0.1:${port}/deepstream` };
+  // SIGTERM; a clean exit, and no sanitizer report (the suite also runs
+  // under ASan + UBSan).
+  const stop = async () => {
+    process.kill(child.pid, 'SIGTERM');
+    const r = await waitExit(child, 5000, 'dsd to exit');
+    assert.doesNotMatch(stderr(), /Sanitizer|runtime error:/);
+    assert.deepEqual(r, { code: 0, signal: null }, stderr());
+  };
+  return { child, socket, stderr, stop, url: `ws://127.0.0.1:${port}/deepstream` };
 }
 
 function dsctl(socket, ...args) {
@@ -115,6 +123,12 @@ test('state transitions are journal entries with DSD_* fields and a MESSAGE_ID',
   assert.equal(off[0].DSD_PREVIOUS_STATE, 'ERROR');
   // Sent natively, so not a second time through the stream.
   assert.doesNotMatch(d.stderr(), /-> OFFLINE/);
+  await d.stop();
+  const closed = await waitUntil(() => {
+    const e = journalEntries([pid, 'DSD_STATE=CLOSED']);
+    return e.length > 0 && e;
+  }, { timeoutMs: 10000, what: 'the CLOSED entry in the journal' });
+  assert.equal(closed[0].DSD_PREVIOUS_STATE, 'OFFLINE');
 });
 
 test('without a journald, a journal stream still gets every line', async (t) => {
@@ -131,4 +145,6 @@ test('without a journald, a journal stream still gets every line', async (t) => 
   await waitUntil(() => /^<6>ERROR -> OFFLINE: /m.test(d.stderr()),
     { what: 'the OFFLINE line on stderr', detail: d.stderr });
   assert.match(d.stderr(), /^<3>[A-Z_]+ -> ERROR: .*\(transient; /m);
+  await d.stop();
+  assert.match(d.stderr(), /^<6>OFFLINE -> CLOSED: /m);
 });
