@@ -40,12 +40,14 @@ static const json_t *at(const json_t *o, const char *path)
 	return o;
 }
 
-static bool number(const json_t *v, double scale, double *ret)
+/* The number at v divided by div (1000: milliseconds to seconds; a
+ * division, as 0.001 is not exact in binary). */
+static bool number(const json_t *v, double div, double *ret)
 {
 	if (json_is_integer(v))
-		*ret = (double)json_integer_value(v) * scale;
+		*ret = (double)json_integer_value(v) / div;
 	else if (json_is_real(v))
-		*ret = json_real_value(v) * scale;
+		*ret = json_real_value(v) / div;
 	else
 		return false;
 	return true;
@@ -125,10 +127,10 @@ static const struct plain {
 	const char *name;
 	enum kind kind;
 	const char *path;
-	double scale; /* to the base unit */
+	double div; /* to the base unit: 1, or 1000 for milliseconds */
 	const char *help;
 } plain[] = {
-        {"dsd_connection_state_seconds", GAUGE, "sinceMs", 0.001,
+        {"dsd_connection_state_seconds", GAUGE, "sinceMs", 1000,
          "Time since the connection entered its current state."},
         {"dsd_connection_attempt", GAUGE, "attempt", 1,
          "Connection attempts since the connection was last up."},
@@ -208,7 +210,7 @@ static const struct plain {
          "Events received from the platform."},
         {"dsd_events_delivered_total", COUNTER, "events.delivered", 1,
          "Events handed to local subscribers (one per subscriber)."},
-        {"process_cpu_seconds_total", COUNTER, "process.cpuSeconds", 1,
+        {"process_cpu_seconds_total", COUNTER, "process.cpuMs", 1000,
          "Total user and system CPU time spent in seconds."},
         {"process_resident_memory_bytes", GAUGE, "process.residentBytes", 1,
          "Resident memory size in bytes."},
@@ -218,7 +220,7 @@ static const struct plain {
          "Number of open file descriptors."},
         {"process_max_fds", GAUGE, "process.maxFds", 1,
          "Maximum number of open file descriptors."},
-        {"process_start_time_seconds", GAUGE, "process.startTime", 1,
+        {"process_start_time_seconds", GAUGE, "process.startTime", 1000,
          "Start time of the process since unix epoch in seconds."},
 };
 
@@ -226,7 +228,7 @@ static void render_plain(struct out *o, const json_t *st, const struct plain *p)
 {
 	double v;
 
-	if (!number(at(st, p->path), p->scale, &v))
+	if (!number(at(st, p->path), p->div, &v))
 		return;
 	header(o, p->name, p->kind, p->help);
 	fprintf(o->f, "%s ", p->name);

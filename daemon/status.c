@@ -99,8 +99,11 @@ static json_t *process_status(void)
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
+	/* Milliseconds, as every time in the status. */
 	if (p.cpu_seconds >= 0)
-		json_object_set_new(o, "cpuSeconds", json_real(p.cpu_seconds));
+		json_object_set_new(
+		        o, "cpuMs",
+		        json_integer((json_int_t)(p.cpu_seconds * 1000 + 0.5)));
 	if (p.resident_bytes >= 0)
 		json_object_set_new(o, "residentBytes",
 		                    json_integer(p.resident_bytes));
@@ -112,7 +115,9 @@ static json_t *process_status(void)
 	if (p.max_fds >= 0)
 		json_object_set_new(o, "maxFds", json_integer(p.max_fds));
 	if (p.start_time >= 0)
-		json_object_set_new(o, "startTime", json_real(p.start_time));
+		json_object_set_new(
+		        o, "startTime",
+		        json_integer((json_int_t)(p.start_time * 1000 + 0.5)));
 	return o;
 }
 

@@ -28,7 +28,7 @@ static json_t *sample_status(const char *url)
 	        "    s:[{s:I, s:I, s:I}, {s:I, s:I, s:I}], s:n},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I},"
-	        " s:{s:I, s:f, s:I, s:I, s:I, s:I, s:f}}",
+	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 	        "state", "OFFLINE", "reason", "paused", "errorCause",
 	        "errorKind", "sinceMs", (json_int_t)1500, "url", url,
 	        "configuredUrl", "ws://a/ds", "attempt", (json_int_t)0,
@@ -58,10 +58,11 @@ static json_t *sample_status(const char *url)
 	        (json_int_t)1, "requeued", (json_int_t)1, "dropped",
 	        (json_int_t)0, "rejected", (json_int_t)0, "denied",
 	        (json_int_t)0, "events", "received", (json_int_t)3, "delivered",
-	        (json_int_t)6, "process", "pid", (json_int_t)42, "cpuSeconds",
-	        0.1, "residentBytes", (json_int_t)1000000, "virtualBytes",
-	        (json_int_t)2000000, "openFds", (json_int_t)9, "maxFds",
-	        (json_int_t)1024, "startTime", 1796033749.5);
+	        (json_int_t)6, "process", "pid", (json_int_t)42, "cpuMs",
+	        (json_int_t)100, "residentBytes", (json_int_t)1000000,
+	        "virtualBytes", (json_int_t)2000000, "openFds", (json_int_t)9,
+	        "maxFds", (json_int_t)1024, "startTime",
+	        (json_int_t)1796033749500);
 
 	ck_assert_ptr_nonnull(st);
 	/* The first top app is still connected: its uid and program name
