@@ -375,7 +375,8 @@ static int make_parts(struct dsd *d)
 
 /* ---- metrics ---- */
 
-static char *render_metrics(size_t *ret_len, void *userdata)
+static char *render_metrics(enum metrics_format format, size_t *ret_len,
+                            void *userdata)
 {
 	struct dsd *d = userdata;
 	struct status_sources src;
@@ -384,7 +385,7 @@ static char *render_metrics(size_t *ret_len, void *userdata)
 
 	control_status_sources(d->ctl, &src);
 	st = status_object(&src);
-	text = st ? metrics_render(st, ret_len) : NULL;
+	text = st ? metrics_render_as(st, format, ret_len) : NULL;
 	json_decref(st);
 	return text;
 }

@@ -14,10 +14,12 @@
 
 #include "metrics.h"
 
-enum kind { GAUGE, COUNTER };
+/* INFO: a gauge that is always 1 and carries labels (name ends in _info). */
+enum kind { GAUGE, COUNTER, INFO };
 
 struct out {
 	FILE *f;
+	bool om; /* OpenMetrics 1.0.0 rather than the text format 0.0.4 */
 };
 
 /* "a.b.c" in the document, or NULL. */
@@ -53,11 +55,24 @@ static bool number(const json_t *v, double div, double *ret)
 	return true;
 }
 
+/*
+ * HELP and TYPE.  The text format names a family like its samples and
+ * has no info type; OpenMetrics names a counter's family without _total
+ * and an info's without _info (the samples keep them), and has both.
+ */
 static void header(struct out *o, const char *name, enum kind k,
                    const char *help)
 {
-	fprintf(o->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-	        k == COUNTER ? "counter" : "gauge");
+	static const char *const type[] = {
+	        [GAUGE] = "gauge", [COUNTER] = "counter", [INFO] = "info"};
+	int n = (int)strlen(name);
+
+	if (o->om && k == COUNTER)
+		n -= (int)strlen("_total");
+	else if (o->om && k == INFO)
+		n -= (int)strlen("_info");
+	fprintf(o->f, "# HELP %.*s %s\n# TYPE %.*s %s\n", n, name, help, n,
+	        name, type[o->om || k != INFO ? k : GAUGE]);
 }
 
 /* The shortest of %.15g .. %.17g that reads back as v (0.1, not
@@ -193,7 +208,7 @@ static const struct plain {
         {"dsd_emits_sent_total", COUNTER, "emits.sent", 1,
          "Emits written to the platform (the first time)."},
         {"dsd_emits_queued_total", COUNTER, "emits.queued", 1,
-         "Emits answered \"queued\" (the platform was not reachable)."},
+         "Emits answered queued (the platform was not reachable)."},
         {"dsd_emits_confirmed_total", COUNTER, "emits.confirmed", 1,
          "Emits the platform confirmed."},
         {"dsd_emits_resent_total", COUNTER, "emits.resent", 1,
@@ -284,7 +299,7 @@ static void render_error(struct out *o, const json_t *st)
 
 	if (cause == NULL)
 		return;
-	header(o, "dsd_connection_error_info", GAUGE,
+	header(o, "dsd_connection_error_info", INFO,
 	       "Present while the connection is in ERROR: its cause and kind.");
 	sample(o, "dsd_connection_error_info", 2, kv, 1);
 }
@@ -302,7 +317,7 @@ static void render_platform(struct out *o, const json_t *st)
 
 	if (url == NULL)
 		return;
-	header(o, "dsd_platform_info", GAUGE,
+	header(o, "dsd_platform_info", INFO,
 	       "The platform URL in use (label url) and the configured one.");
 	sample(o, "dsd_platform_info", 2, kv, 1);
 }
@@ -372,7 +387,13 @@ static void render_top_apps(struct out *o, const json_t *st)
 
 char *metrics_render(const json_t *status, size_t *ret_len)
 {
-	struct out o = {0};
+	return metrics_render_as(status, METRICS_TEXT, ret_len);
+}
+
+char *metrics_render_as(const json_t *status, enum metrics_format format,
+                        size_t *ret_len)
+{
+	struct out o = {.om = format == METRICS_OPENMETRICS};
 	char *text = NULL;
 	size_t len = 0;
 
@@ -389,6 +410,8 @@ char *metrics_render(const json_t *status, size_t *ret_len)
 		render_plain(&o, status, &plain[i]);
 	render_spool_failed(&o, status);
 	render_top_apps(&o, status);
+	if (o.om)
+		fputs("# EOF\n", o.f);
 	if (ferror(o.f)) {
 		fclose(o.f);
 		free(text);

@@ -5,6 +5,9 @@
  * object with this one function, so the two outputs cannot drift apart
  * from each other or from `dsctl status --json`.
  *
+ * The HTTP listener serves OpenMetrics to a scraper that asks for it
+ * (Prometheus does), the text format to everyone else.
+ *
  * Pure: no I/O, no clock.  Names follow Prometheus' conventions: the
  * dsd_ prefix, counters end in _total, base units (seconds, bytes), and
  * the process_* names of the official client libraries for the process's
@@ -19,6 +22,15 @@
 #include <jansson.h>
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_OPENMETRICS_CONTENT_TYPE                                       \
+	"application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+enum metrics_format {
+	METRICS_TEXT,        /* Prometheus' text format 0.0.4 */
+	METRICS_OPENMETRICS, /* OpenMetrics 1.0.0: the same figures, counter
+	                        and info families named without _total and
+	                        _info, an info type, "# EOF" at the end */
+};
 
 /*
  * Renders status (an object as status_object() builds it) into a malloc'd
@@ -26,5 +38,8 @@
  * when out of memory or when status is not an object.
  */
 char *metrics_render(const json_t *status, size_t *ret_len);
+/* The same in either format. */
+char *metrics_render_as(const json_t *status, enum metrics_format format,
+                        size_t *ret_len);
 
 #endif

@@ -29,6 +29,14 @@ static void on_request(struct evhttp_request *req, void *userdata)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *accept = evhttp_find_header(
+	        evhttp_request_get_input_headers(req), "Accept");
+	/* Prometheus lists OpenMetrics first; anyone else gets the text
+	 * format, which every Prometheus-compatible scraper reads. */
+	enum metrics_format fmt =
+	        accept && strstr(accept, "application/openmetrics-text")
+	                ? METRICS_OPENMETRICS
+	                : METRICS_TEXT;
 	struct evbuffer *body;
 	size_t len = 0;
 	char *text;
@@ -38,7 +46,7 @@ static void on_request(struct evhttp_request *req, void *userdata)
 		evhttp_send_error(req, HTTP_NOTFOUND, "only /metrics is here");
 		return;
 	}
-	text = m->render(&len, m->userdata);
+	text = m->render(fmt, &len, m->userdata);
 	body = evbuffer_new();
 	if (text == NULL || body == NULL || evbuffer_add(body, text, len) < 0) {
 		free(text);
@@ -48,7 +56,10 @@ static void on_request(struct evhttp_request *req, void *userdata)
 		return;
 	}
 	free(text);
-	evhttp_add_header(h, "Content-Type", METRICS_CONTENT_TYPE);
+	evhttp_add_header(h, "Content-Type",
+	                  fmt == METRICS_OPENMETRICS
+	                          ? METRICS_OPENMETRICS_CONTENT_TYPE
+	                          : METRICS_CONTENT_TYPE);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(req, HTTP_OK, "OK", body);
 	evbuffer_free(body);

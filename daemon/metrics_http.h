@@ -15,15 +15,18 @@
 
 #include <stddef.h>
 
+#include "metrics.h"
+
 struct event_base;
 struct metrics_http;
 
 #define METRICS_HTTP_MAX_HEADERS 8192
 #define METRICS_HTTP_TIMEOUT     10
 
-/* Returns the current metrics text (malloc'd; *ret_len its length) or
- * NULL when out of memory. */
-typedef char *(*metrics_http_render_fn)(size_t *ret_len, void *userdata);
+/* Returns the current metrics text in format (malloc'd; *ret_len its
+ * length) or NULL when out of memory. */
+typedef char *(*metrics_http_render_fn)(enum metrics_format format,
+                                        size_t *ret_len, void *userdata);
 
 /*
  * Listens on listen ("HOST:PORT", "[IPv6]:PORT"; as config_parse_listen()

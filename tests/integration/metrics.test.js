@@ -17,11 +17,12 @@ const js = require('./lib/jsclient');
 const { startDsd, binaries, buildDir } = require('./lib/dsd');
 const { runTool } = require('./lib/run');
 const { track } = require('./lib/children');
-const { freePort, waitUntil } = require('./lib/util');
+const { freePort, waitUntil, waitExit, makeTempDir } = require('./lib/util');
 const { scope } = require('./lib/scope');
 
 const { later, server, dsd } = scope();
 const PROMTOOL = process.env.DSD_PROMTOOL || '/usr/bin/promtool';
+const PROMETHEUS = process.env.DSD_PROMETHEUS || '/usr/bin/prometheus';
 
 function promtool(text) {
   return new Promise((resolve) => {
@@ -82,8 +83,10 @@ const EXPECTED = [
   'dsd_queue_app_messages', 'dsd_queue_app_bytes',
 ];
 
-test('promtool is installed', () => {
-  assert.ok(fs.existsSync(PROMTOOL), `${PROMTOOL} is missing: install Debian's prometheus package (tools/bootstrap)`);
+test('promtool and prometheus are installed', () => {
+  for (const bin of [PROMTOOL, PROMETHEUS]) {
+    assert.ok(fs.existsSync(bin), `${bin} is missing: install Debian's prometheus package (tools/bootstrap)`);
+  }
 });
 
 test('the HTTP scrape and dsctl metrics pass promtool and follow state and counters', async () => {
@@ -237,4 +240,68 @@ test('an address that cannot be bound stops dsd at start', async () => {
   await assert.rejects(
     startDsd({ url: s.url, extra: `[metrics]\nlisten = 127.0.0.1:${port}` }),
     /cannot serve metrics on 127\.0\.0\.1:\d+: Address already in use/);
+});
+
+// GET on Prometheus' HTTP API; resolves the parsed "data".
+async function promApi(port, what) {
+  const r = await request(port, { path: `/api/v1/${what}` });
+  assert.equal(r.status, 200, r.body);
+  const j = JSON.parse(r.body);
+  assert.equal(j.status, 'success', r.body);
+  return j.data;
+}
+
+test('a real Prometheus server scrapes dsd (OpenMetrics) and sees the state', async () => {
+  const s = await server({ auth: 'open' });
+  const port = await freePort();
+  const d = await dsd({ url: s.url, extra: `[metrics]\nlisten = 127.0.0.1:${port}` });
+  await d.waitState('OPEN');
+
+  // What a scraper that asks for OpenMetrics gets.
+  const om = await request(port, { headers: { Accept: 'application/openmetrics-text; version=1.0.0' } });
+  assert.equal(om.status, 200);
+  assert.match(om.headers['content-type'], /^application\/openmetrics-text; version=1\.0\.0/);
+  assert.match(om.body, /\n# EOF\n$/);
+  assert.match(om.body, /^# TYPE dsd_platform info$/m);
+
+  const dir = makeTempDir('prometheus');
+  const web = await freePort();
+  fs.writeFileSync(path.join(dir, 'prometheus.yml'), [
+    'global:', '  scrape_interval: 1s', '  scrape_timeout: 1s',
+    'scrape_configs:', '  - job_name: dsd', '    static_configs:', `      - targets: ['127.0.0.1:${port}']`, '',
+  ].join('\n'));
+  const prom = runTool(later, PROMETHEUS, [`--config.file=${path.join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${web}`]);
+  later(async () => {
+    if (prom.child.exitCode === null) prom.child.kill('SIGTERM');
+    await waitExit(prom.child, 10000).catch(() => {});
+  });
+
+  // The target is up, without a scrape error...
+  let targets;
+  await waitUntil(async () => {
+    targets = await promApi(web, 'targets').catch(() => null);
+    const t = targets && targets.activeTargets.find((a) => a.labels.job === 'dsd');
+    return t && t.health === 'up' && t.lastError === '';
+  }, { timeoutMs: 30000, intervalMs: 200, what: 'Prometheus to scrape dsd',
+    detail: () => `targets: ${JSON.stringify(targets)}\nprometheus: ${prom.stderr.slice(-2000)}` });
+  // ...read as OpenMetrics: only there is the platform an info family.
+  await waitUntil(async () => {
+    const md = await promApi(web, 'metadata?metric=dsd_platform');
+    return md.dsd_platform && md.dsd_platform[0].type === 'info';
+  }, { timeoutMs: 10000, intervalMs: 200, what: 'the info metadata of dsd_platform' });
+
+  // The state as Prometheus stored it, and a pause seen by the next scrapes.
+  const value = async (q) => {
+    const r = await promApi(web, `query?query=${encodeURIComponent(q)}`);
+    return r.result.length ? Number(r.result[0].value[1]) : undefined;
+  };
+  assert.equal(await value('dsd_connection_state{state="OPEN"}'), 1);
+  assert.equal(await value(`dsd_platform_info{url="${s.url}"}`), 1);
+  const e = await d.dsctl('pause');
+  assert.equal(e.code, 0, e.stderr);
+  await waitUntil(async () => (await value('dsd_connection_state{state="OFFLINE"}')) === 1,
+    { timeoutMs: 15000, intervalMs: 200, what: 'Prometheus to see OFFLINE' });
+  assert.equal(await value('dsd_connection_state{state="OPEN"}'), 0);
+  assert.equal(await value('dsd_connection_transitions_total{state="OFFLINE"}'), 1);
 });

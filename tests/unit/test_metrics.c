@@ -262,6 +262,45 @@ START_TEST(test_error_and_spool)
 }
 END_TEST
 
+/* OpenMetrics: counter and info families named without their suffix,
+ * the info type, "# EOF" last; the samples as in the text format. */
+START_TEST(test_openmetrics)
+{
+	json_t *st = sample_status("ws://a/ds");
+	char *om = metrics_render_as(st, METRICS_OPENMETRICS, NULL);
+	char *text = metrics_render(st, NULL);
+	size_t n;
+
+	json_decref(st);
+	ck_assert_ptr_nonnull(om);
+	ck_assert_ptr_nonnull(text);
+	n = strlen(om);
+	ck_assert_uint_gt(n, 6);
+	ck_assert_str_eq(om + n - 6, "# EOF\n");
+	ck_assert_ptr_null(strstr(text, "# EOF"));
+	ck_assert(has_line(om, "# TYPE dsd_emits_sent counter"));
+	ck_assert(has_line(om, "# HELP dsd_emits_sent Emits written to the "
+	                       "platform (the first time)."));
+	ck_assert(has_line(om, "dsd_emits_sent_total 5"));
+	ck_assert(has_line(om, "# TYPE dsd_platform info"));
+	ck_assert(has_line(om, "dsd_platform_info{url=\"ws://a/ds\","
+	                       "configured_url=\"ws://a/ds\"} 1"));
+	ck_assert(has_line(om, "# TYPE dsd_queue_bytes gauge"));
+	ck_assert(has_line(om, "# TYPE dsd_connection_transitions counter"));
+	ck_assert(has_line(om, "# TYPE process_cpu_seconds counter"));
+	/* The text format: families named like their samples, no info. */
+	ck_assert(has_line(text, "# TYPE dsd_emits_sent_total counter"));
+	ck_assert(has_line(text, "# TYPE dsd_platform_info gauge"));
+	/* No help text needs escaping in either format. */
+	for (const char *p = text; (p = strstr(p, "# HELP ")) != NULL; p++)
+		ck_assert_msg(memchr(p, '"', strcspn(p, "\n")) == NULL &&
+		                      memchr(p, '\\', strcspn(p, "\n")) == NULL,
+		              "a quote or backslash in %.60s", p);
+	free(om);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_not_an_object)
 {
 	json_t *a = json_array();
@@ -282,6 +321,7 @@ int main(void)
 	tcase_add_test(tc, test_values);
 	tcase_add_test(tc, test_absent_figures_left_out);
 	tcase_add_test(tc, test_error_and_spool);
+	tcase_add_test(tc, test_openmetrics);
 	tcase_add_test(tc, test_not_an_object);
 	suite_add_tcase(s, tc);
 	return check_run(s);
