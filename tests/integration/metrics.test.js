@@ -231,6 +231,21 @@ test('the listener serves GET /metrics and nothing else', async () => {
   assert.ok(idle >= 8000 && idle < 20000, `idle connection closed after ${idle} ms`);
 });
 
+test('[metrics] listen changes only on restart: a reload warns and keeps the listener', async () => {
+  const s = await server({ auth: 'open' });
+  const port = await freePort();
+  const d = await dsd({ url: s.url, extra: `[metrics]\nlisten = 127.0.0.1:${port}` });
+  const other = await freePort();
+  const conf = fs.readFileSync(d.configFile, 'utf8');
+  fs.writeFileSync(d.configFile, conf.replace(`listen = 127.0.0.1:${port}`, `listen = 127.0.0.1:${other}`));
+  const r = await d.dsctl('reload');
+  assert.equal(r.code, 0, r.stderr);
+  await waitUntil(() => d.lines.some((l) => /\[metrics\] listen changes only on restart/.test(l)),
+    { what: 'the reload warning', detail: () => d.logTail() });
+  assert.equal((await request(port)).status, 200);
+  await assert.rejects(request(other), /ECONNREFUSED/);
+});
+
 test('an address that cannot be bound stops dsd at start', async () => {
   const s = await server({ auth: 'open' });
   const taken = net.createServer();
