@@ -71,6 +71,7 @@ void config_free(struct dsd_config *c)
 	free(c->proxy);
 	free(c->socket_path);
 	free(c->queue_spool);
+	free(c->metrics_listen);
 	free(c->socket_group.name);
 	free(c->admin_group.name);
 	config_acl_clear(&c->acl_emit);

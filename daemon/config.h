@@ -129,6 +129,8 @@ struct dsd_config {
 	/* [acl] */
 	struct config_acl acl_emit;
 	struct config_acl acl_subscribe;
+	/* [metrics] */
+	char *metrics_listen; /* HOST:PORT; NULL (default): no listener */
 };
 
 /*

@@ -92,7 +92,8 @@ static int parse_spool(struct parser *, const struct config_item *,
 	X(queue, spoolSync, config_parse_spool_sync, queue_spool_sync, 0, 0)   \
 	X(queue, weights, config_parse_weights, queue_weights, 1, 64)          \
 	X(acl, emit, config_parse_acl, acl_emit, 0, 0)                         \
-	X(acl, subscribe, config_parse_acl, acl_subscribe, 0, 0)
+	X(acl, subscribe, config_parse_acl, acl_subscribe, 0, 0)               \
+	X(metrics, listen, config_parse_listen, metrics_listen, 0, 0)
 
 #define X_ITEM(sec, key, fn, field, lo, hi)                                    \
 	{#sec, #key, fn, offsetof(struct dsd_config, field), lo, hi},

@@ -78,6 +78,10 @@ int config_parse_overflow(struct parser *p, const struct config_item *it,
 int config_parse_spool_sync(struct parser *p, const struct config_item *it,
                             const char *value, struct dsd_config *c);
 
+/* [metrics] listen: HOST:PORT or [IPv6]:PORT, a port from 1 to 65535. */
+int config_parse_listen(struct parser *p, const struct config_item *it,
+                        const char *value, struct dsd_config *c);
+
 /* config_access.c: [ipc] socketGroup/adminGroup and [acl] (an ACL is
  * freed by config_acl_clear(), config.h). */
 int config_parse_group(struct parser *p, const struct config_item *it,

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include <event2/util.h>
+
 #include "config_parser.h"
 #include "spool.h"
 #include "url.h"
@@ -141,4 +143,27 @@ int config_parse_spool_sync(struct parser *p, const struct config_item *it,
 		return config_perr(p, "%s: \"%s\" is not normal, full or off",
 		                   it->key, config_quote(value, q, sizeof(q)));
 	return 0;
+}
+
+int config_parse_listen(struct parser *p, const struct config_item *it,
+                        const char *value, struct dsd_config *c)
+{
+	struct sockaddr_storage ss = {0};
+	int len = (int)sizeof(ss);
+	char q[256];
+	uint16_t port = 0;
+
+	if (evutil_parse_sockaddr_port(value, (struct sockaddr *)&ss, &len) < 0)
+		return config_perr(p,
+		                   "%s: \"%s\" is not HOST:PORT (an IP address "
+		                   "and a port; [IPv6]:PORT)",
+		                   it->key, config_quote(value, q, sizeof(q)));
+	if (ss.ss_family == AF_INET)
+		port = ((struct sockaddr_in *)&ss)->sin_port;
+	else if (ss.ss_family == AF_INET6)
+		port = ((struct sockaddr_in6 *)&ss)->sin6_port;
+	if (port == 0)
+		return config_perr(p, "%s: \"%s\" has no port (1..65535)",
+		                   it->key, config_quote(value, q, sizeof(q)));
+	return config_set_string(p, config_field(c, it), value);
 }

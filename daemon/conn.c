@@ -222,6 +222,7 @@ static void enter(struct conn *c, uint64_t now, enum conn_state to,
 	c->state = to;
 	c->since = now;
 	c->count.transitions++;
+	c->count.entered[to]++;
 	if (to != CONN_ERROR)
 		c->error_cause = CONN_ERR_NONE;
 	if (out->n < CONN_MAX_ACTIONS) {

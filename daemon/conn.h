@@ -165,6 +165,8 @@ struct conn_counters {
 	uint64_t frames_in;   /* frames received */
 	uint64_t pings;       /* PINGs sent */
 	uint64_t transitions; /* state changes */
+	/* state changes by the state entered (for the metrics) */
+	uint64_t entered[CONN_STATE_COUNT];
 };
 
 /* Public so it can live on the stack or inside the root object; treat the

@@ -132,11 +132,31 @@ static void deny(struct control *ctl, struct dsd_client *c,
 typedef void (*handler_fn)(struct control *ctl, struct dsd_client *c,
                            const struct ipc_msg *m);
 
-static void do_status(struct control *ctl, struct dsd_client *c,
-                      const struct ipc_msg *m)
+/* status_sources.client_of: a linear search, fine for the few top apps
+ * of a status request. */
+static bool client_of(uint32_t id, uid_t *ret_uid, pid_t *ret_pid,
+                      const void *userdata)
+{
+	const struct control *ctl = userdata;
+	const struct dsd_client *dc;
+
+	TAILQ_FOREACH(dc, &ctl->clients, entry)
+	{
+		if (dc->id == id) {
+			*ret_uid = dc->peer.uid;
+			*ret_pid = dc->peer.pid;
+			return true;
+		}
+	}
+	return false;
+}
+
+void control_status_sources(const struct control *ctl,
+                            struct status_sources *ret)
 {
 	const struct control_counters *cc = &ctl->count;
-	struct status_sources src = {
+
+	*ret = (struct status_sources){
 	        .cfg = ctl->cfg,
 	        .up = ctl->up,
 	        .ps = ctl->ps,
@@ -145,10 +165,21 @@ static void do_status(struct control *ctl, struct dsd_client *c,
 	        .clients_dropped = cc->clients_dropped,
 	        .clients_refused = cc->clients_refused,
 	        .requests_denied = cc->requests_denied,
+	        .client_of = client_of,
+	        .client_userdata = ctl,
 	};
+}
+
+static void do_status(struct control *ctl, struct dsd_client *c,
+                      const struct ipc_msg *m)
+{
+	struct status_sources src;
 	struct ipc_msg r = {
 	        .type = IPC_STATUS_REPLY, .has_id = true, .id = m->id};
-	char *json = status_json(&src);
+	char *json;
+
+	control_status_sources(ctl, &src);
+	json = status_json(&src);
 
 	if (json == NULL) {
 		ipc_client_reply_error(c->ipc, m->id, -ENOMEM, "out of memory");

@@ -59,5 +59,9 @@ void control_rejected(const struct ipc_peer *peer, const char *reason,
 void control_broadcast_state(struct control *ctl, enum conn_state state,
                              const char *reason, uint64_t at_mono);
 const struct control_counters *control_get_counters(const struct control *ctl);
+/* Where the status document's figures come from (for status.c). */
+struct status_sources;
+void control_status_sources(const struct control *ctl,
+                            struct status_sources *ret);
 
 #endif

@@ -19,11 +19,14 @@
 #include "dsd.h"
 #include "ipc_server.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "pubsub.h"
 #include "pubsub_spool.h"
 #include "pubsub_subs.h"
 #include "reload.h"
 #include "sendq.h"
+#include "status.h"
 #include "upstream.h"
 
 /* ---- systemd ---- */
@@ -370,6 +373,41 @@ static int make_parts(struct dsd *d)
 	return apply_socket_group(d);
 }
 
+/* ---- metrics ---- */
+
+static char *render_metrics(enum metrics_format format, size_t *ret_len,
+                            void *userdata)
+{
+	struct dsd *d = userdata;
+	struct status_sources src;
+	json_t *st;
+	char *text;
+
+	control_status_sources(d->ctl, &src);
+	st = status_object(&src);
+	text = st ? metrics_render_as(st, format, ret_len) : NULL;
+	json_decref(st);
+	return text;
+}
+
+/* [metrics] listen: asked for and not possible is an error at start. */
+static int start_metrics(struct dsd *d)
+{
+	int r;
+
+	if (d->cfg.metrics_listen == NULL)
+		return 0;
+	r = metrics_http_new(d->base, d->cfg.metrics_listen, render_metrics, d,
+	                     &d->metrics);
+	if (r < 0) {
+		log_err("cannot serve metrics on %s: %s", d->cfg.metrics_listen,
+		        strerror(-r));
+		return r;
+	}
+	log_info("metrics on http://%s/metrics", d->cfg.metrics_listen);
+	return 0;
+}
+
 /* ---- life cycle ---- */
 
 int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
@@ -401,6 +439,8 @@ int dsd_new(const char *config_path, struct dsd_config *cfg, int passed_fd,
 		goto fail;
 	}
 	r = make_parts(d);
+	if (r == 0)
+		r = start_metrics(d);
 	if (r < 0)
 		goto fail;
 	r = setup_watchdog(d);
@@ -441,6 +481,7 @@ void dsd_free(struct dsd *d)
 	 * (pubsub) are given back while every part still stands.  Then the
 	 * transport (in upstream): its thread must be gone before the loop,
 	 * and no callback comes from it after that. */
+	metrics_http_free(d->metrics);
 	ipc_server_free(d->ipc);
 	upstream_free(d->up);
 	control_free(d->ctl);

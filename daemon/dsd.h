@@ -32,6 +32,7 @@ struct control;
 struct event;
 struct event_base;
 struct ipc_server;
+struct metrics_http;
 struct pubsub;
 struct upstream;
 
@@ -46,6 +47,7 @@ struct dsd {
 	struct control *ctl;
 	struct ipc_server *ipc;
 	struct access_usage *usage; /* clients, subscriptions, queue per uid */
+	struct metrics_http *metrics; /* [metrics] listen, or NULL */
 
 	struct event *notify_timer; /* coalesces STATUS= updates */
 	struct event *sig_term, *sig_int, *sig_hup;

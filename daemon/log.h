@@ -13,6 +13,12 @@
  * log_escape() so that what they contained stays visible.
  *
  * Levels are syslog's (LOG_ERR .. LOG_DEBUG from <syslog.h>).
+ *
+ * Lines with structured fields (log_fields(): the connection's state
+ * transitions) go to the journal natively under systemd, one entry with
+ * MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER=dsd and the fields, so that
+ * `journalctl DSD_STATE=ERROR` finds them; on the console they are plain
+ * lines.
  */
 #ifndef DSD_LOG_H
 #define DSD_LOG_H
@@ -112,5 +118,40 @@ bool log_ratelimit_ok(struct log_ratelimit *rl, uint64_t now_ms,
 void log_full_ratelimited(struct log_ratelimit *rl, uint64_t now_ms, int level,
                           const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+
+/* One structured journal field: name is upper case ([A-Z0-9_], not
+ * starting with '_'), value any text. */
+struct log_field {
+	const char *name;
+	const char *value;
+};
+
+#define LOG_FIELDS_MAX 16
+
+/*
+ * log_full() with fields (at most LOG_FIELDS_MAX; more are dropped).
+ * Under the journal target the message and the fields are one native
+ * journal entry (sd_journal_sendv); should that fail, or on the console,
+ * the message is written as log_full() writes it, without the fields.
+ */
+void log_fields(int level, const struct log_field *f, size_t n, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+
+/* log_fields() behind a rate limiter, as log_full_ratelimited(). */
+void log_fields_ratelimited(struct log_ratelimit *rl, uint64_t now_ms,
+                            int level, const struct log_field *f, size_t n,
+                            const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
+
+/*
+ * For the tests: every line that would be written (log_full(),
+ * log_fields(), at an enabled level) goes to sink instead, with its
+ * fields (none for a plain line), until log_set_sink(NULL, NULL).  Set it
+ * while no other thread logs.
+ */
+typedef void (*log_sink_fn)(int level, const char *msg,
+                            const struct log_field *f, size_t n,
+                            void *userdata);
+void log_set_sink(log_sink_fn sink, void *userdata);
 
 #endif

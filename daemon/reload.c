@@ -52,6 +52,12 @@ static void keep_restart_only(struct dsd_config *fresh, struct dsd_config *cur)
 	fresh->queue_spool = cur->queue_spool;
 	cur->queue_spool = NULL;
 	fresh->queue_spool_sync = cur->queue_spool_sync;
+	/* The metrics listener is bound once, at start, like the socket. */
+	if (str_differs(fresh->metrics_listen, cur->metrics_listen))
+		log_warn("reload: [metrics] listen changes only on restart");
+	free(fresh->metrics_listen);
+	fresh->metrics_listen = cur->metrics_listen;
+	cur->metrics_listen = NULL;
 }
 
 int reload_config(const char *path, const struct reload_targets *t, char *err,

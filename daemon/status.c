@@ -3,6 +3,7 @@
  * (the auth data) never appear in it.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -11,6 +12,7 @@
 #include "clock.h"
 #include "config.h"
 #include "ipc_server.h"
+#include "procstat.h"
 #include "pubsub.h"
 #include "pubsub_spool.h"
 #include "pubsub_subs.h"
@@ -25,19 +27,40 @@ static json_t *attempts_max(const struct dsd_config *cfg)
 	return json_integer(cfg->max_reconnect_attempts);
 }
 
-/* The apps holding the most in the store: [{client, messages, bytes}]. */
-static json_t *top_apps(const struct pubsub *ps)
+/* Who client id is, while it is connected: uid, pid and comm. */
+static void add_client(json_t *app, const struct status_sources *src,
+                       uint32_t id)
+{
+	uid_t uid;
+	pid_t pid;
+	char comm[64];
+
+	if (app == NULL || src->client_of == NULL ||
+	    !src->client_of(id, &uid, &pid, src->client_userdata))
+		return;
+	json_object_set_new(app, "uid", json_integer((json_int_t)uid));
+	json_object_set_new(app, "pid", json_integer((json_int_t)pid));
+	if (procstat_comm(pid, comm, sizeof(comm)))
+		json_object_set_new(app, "comm", json_string(comm));
+}
+
+/* The apps holding the most in the store: [{client, messages, bytes}],
+ * with uid, pid and comm of those still connected. */
+static json_t *top_apps(const struct status_sources *src)
 {
 	struct sendq_talker t[TOP_APPS];
-	size_t n = sendq_top(pubsub_store(ps), t, TOP_APPS);
+	size_t n = sendq_top(pubsub_store(src->ps), t, TOP_APPS);
 	json_t *a = json_array();
 
-	for (size_t i = 0; a != NULL && i < n; i++)
-		json_array_append_new(
-		        a, json_pack("{s:I, s:I, s:I}", "client",
-		                     (json_int_t)t[i].id, "messages",
-		                     (json_int_t)t[i].messages, "bytes",
-		                     (json_int_t)t[i].bytes));
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		json_t *app = json_pack("{s:I, s:I, s:I}", "client",
+		                        (json_int_t)t[i].id, "messages",
+		                        (json_int_t)t[i].messages, "bytes",
+		                        (json_int_t)t[i].bytes);
+
+		add_client(app, src, t[i].id);
+		json_array_append_new(a, app);
+	}
 	return a;
 }
 
@@ -54,7 +77,63 @@ static json_t *spool_status(const struct pubsub *ps)
 	                 (json_int_t)si.bytes);
 }
 
+/* State changes by the state entered: {"OPEN": n, ...}, every state. */
+static json_t *transitions_to(const struct conn *c)
+{
+	json_t *o = json_object();
+
+	for (int s = 0; o != NULL && s < CONN_STATE_COUNT; s++)
+		json_object_set_new(
+		        o, conn_state_name((enum conn_state)s),
+		        json_integer((json_int_t)c->count.entered[s]));
+	return o;
+}
+
+/* dsd's own resource use; a figure /proc did not give is left out. */
+static json_t *process_status(void)
+{
+	struct procstat p;
+	json_t *o = json_object();
+
+	procstat_read(&p);
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
+	/* Milliseconds, as every time in the status. */
+	if (p.cpu_seconds >= 0)
+		json_object_set_new(
+		        o, "cpuMs",
+		        json_integer((json_int_t)(p.cpu_seconds * 1000 + 0.5)));
+	if (p.resident_bytes >= 0)
+		json_object_set_new(o, "residentBytes",
+		                    json_integer(p.resident_bytes));
+	if (p.virtual_bytes >= 0)
+		json_object_set_new(o, "virtualBytes",
+		                    json_integer(p.virtual_bytes));
+	if (p.open_fds >= 0)
+		json_object_set_new(o, "openFds", json_integer(p.open_fds));
+	if (p.max_fds >= 0)
+		json_object_set_new(o, "maxFds", json_integer(p.max_fds));
+	if (p.start_time >= 0)
+		json_object_set_new(
+		        o, "startTime",
+		        json_integer((json_int_t)(p.start_time * 1000 + 0.5)));
+	return o;
+}
+
 char *status_json(const struct status_sources *src)
+{
+	json_t *o = status_object(src);
+	char *text;
+
+	if (o == NULL)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+json_t *status_object(const struct status_sources *src)
 {
 	const struct conn *c = upstream_conn(src->up);
 	const struct pubsub_counters *pc = pubsub_get_counters(src->ps);
@@ -65,7 +144,6 @@ char *status_json(const struct status_sources *src)
 	struct subs_stats ss;
 	struct ipc_server_stats is;
 	json_t *o;
-	char *text;
 
 	sendq_get_stats(pubsub_store(src->ps), &qs);
 	subs_get_stats(pubsub_registry(src->ps), &ss);
@@ -125,7 +203,7 @@ char *status_json(const struct status_sources *src)
 	        "maxBytes", (json_int_t)src->cfg->queue_max_bytes,
 	        "overflow", src->cfg->queue_overflow == QUEUE_OVERFLOW_DROP_OLDEST
 	                            ? "drop-oldest" : "reject",
-	        "topApps", top_apps(src->ps),
+	        "topApps", top_apps(src),
 	        "spool", spool_status(src->ps),
 	        "emits",
 	        "accepted", (json_int_t)qs.pushed,
@@ -144,7 +222,8 @@ char *status_json(const struct status_sources *src)
 	/* clang-format on */
 	if (o == NULL)
 		return NULL;
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return text;
+	json_object_set_new(json_object_get(o, "connection"), "transitionsTo",
+	                    transitions_to(c));
+	json_object_set_new(o, "process", process_status());
+	return o;
 }

@@ -6,7 +6,9 @@
 #ifndef DSD_STATUS_H
 #define DSD_STATUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct dsd_config;
 struct ipc_server;
@@ -23,9 +25,18 @@ struct status_sources {
 	uint64_t clients_dropped;
 	uint64_t clients_refused;
 	uint64_t requests_denied;
+	/* Who local client id is (queue.topApps shows it), or false when it
+	 * is gone; NULL: only the ids are shown. */
+	bool (*client_of)(uint32_t id, uid_t *ret_uid, pid_t *ret_pid,
+	                  const void *userdata);
+	const void *client_userdata;
 };
 
 /* A malloc'd JSON object text, or NULL (out of memory). */
 char *status_json(const struct status_sources *src);
+/* The same document as a jansson object (the caller's reference), or NULL:
+ * the metrics are rendered from it (metrics.c). */
+struct json_t;
+struct json_t *status_object(const struct status_sources *src);
 
 #endif

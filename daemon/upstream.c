@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "proxy_url.h"
+#include "transition_log.h"
 #include "upstream.h"
 #include "url.h"
 #include "wire.h"
@@ -248,13 +249,10 @@ static void log_error(struct upstream *u, const struct conn_action *a,
 	if (next >= 0)
 		snprintf(then, sizeof(then), "a fresh instance in %lld ms",
 		         (long long)next);
-	if (kind == CONN_ERROR_TRANSIENT)
-		log_full_ratelimited(&u->error_log, now, LOG_ERR,
-		                     "%s -> ERROR: %s (transient; %s)",
-		                     conn_state_name(a->from), a->reason, then);
-	else
-		log_err("%s -> ERROR: %s (permanent; %s)",
-		        conn_state_name(a->from), a->reason, then);
+	transition_log(a, conn_current_url(&u->conn), LOG_ERR,
+	               kind == CONN_ERROR_TRANSIENT ? &u->error_log : NULL, now,
+	               "%s -> ERROR: %s (%s; %s)", conn_state_name(a->from),
+	               a->reason, conn_error_kind_name(kind), then);
 }
 
 /*
@@ -265,20 +263,24 @@ static void log_error(struct upstream *u, const struct conn_action *a,
  */
 static void log_transition(struct upstream *u, const struct conn_action *a)
 {
-	const char *from = conn_state_name(a->from);
-	const char *to = conn_state_name(a->to);
+	const char *url = conn_current_url(&u->conn);
 	uint64_t now = clock_mono_ms();
+	int level = LOG_INFO;
+	struct log_ratelimit *rl = &u->state_log;
 
-	if (a->to == CONN_ERROR)
+	if (a->to == CONN_ERROR) {
 		log_error(u, a, now);
-	else if (a->to == CONN_OFFLINE || a->to == CONN_CLOSED)
-		log_info("%s -> %s: %s", from, to, a->reason);
-	else if (a->to == CONN_RECONNECTING && a->from == CONN_OPEN)
-		log_full_ratelimited(&u->loss_log, now, LOG_WARNING,
-		                     "%s -> %s: %s", from, to, a->reason);
-	else
-		log_full_ratelimited(&u->state_log, now, LOG_INFO,
-		                     "%s -> %s: %s", from, to, a->reason);
+		return;
+	}
+	if (a->to == CONN_OFFLINE || a->to == CONN_CLOSED) {
+		rl = NULL;
+	} else if (a->to == CONN_RECONNECTING && a->from == CONN_OPEN) {
+		level = LOG_WARNING;
+		rl = &u->loss_log;
+	}
+	transition_log(a, url, level, rl, now, "%s -> %s: %s",
+	               conn_state_name(a->from), conn_state_name(a->to),
+	               a->reason);
 }
 
 static int swap_transport(struct upstream *u, const struct net_opts *net);

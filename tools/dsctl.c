@@ -18,6 +18,7 @@
 
 #include "dsctl.h"
 #include "dsipc.h"
+#include "metrics.h"
 
 /* Each command's synopsis and its help (`dsctl COMMAND --help`). */
 struct command_help {
@@ -34,6 +35,10 @@ static const struct command_help commands[] = {
         {"watch", "watch [--json]", "current state, then every change",
          "Print the current state, then every change, until interrupted.\n"
          "  --json  one JSON object a line: state, reason, at (unix ms)\n"},
+        {"metrics", "metrics", "the status in Prometheus' text format",
+         "Print dsd's figures in the Prometheus text format, as its\n"
+         "[metrics] listener serves them (for node_exporter's textfile\n"
+         "collector).\n"},
         {"pause", "pause", "close the connection until resume",
          "Close the platform connection and stay OFFLINE until resume.\n"},
         {"resume", "resume", "connect again now",
@@ -228,6 +233,29 @@ static int cmd_status(dsipc *c, bool json)
 }
 
 #define STATE_WIDTH (sizeof("AWAITING_AUTHENTICATION") - 1)
+
+/* The status, rendered as the HTTP listener renders it (metrics.c). */
+static int cmd_metrics(dsipc *c)
+{
+	char *text = NULL, *out;
+	json_t *v;
+	int r;
+
+	r = dsipc_status_json(c, DSCTL_REQUEST_TIMEOUT_MS, &text);
+	if (r < 0)
+		return fail(c, "metrics", r);
+	v = json_loads(text, 0, NULL);
+	free(text);
+	out = v ? metrics_render(v, NULL) : NULL;
+	json_decref(v);
+	if (out == NULL) {
+		fprintf(stderr, "dsctl: metrics: dsd sent no JSON object\n");
+		return EXIT_FAILED;
+	}
+	fputs(out, stdout);
+	free(out);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
+}
 
 static void on_state(dsipc *c, const char *state, const char *reason,
                      int64_t at, void *userdata)
@@ -579,6 +607,8 @@ int main(int argc, char **argv)
 		r = cmd_status(c, x.json);
 	else if (strcmp(h->name, "watch") == 0)
 		r = cmd_watch(c, x.json);
+	else if (strcmp(h->name, "metrics") == 0)
+		r = cmd_metrics(c);
 	else if (strcmp(h->name, "subscribe") == 0)
 		r = cmd_subscribe(c, &sub, args + optind, nargs - optind);
 	else

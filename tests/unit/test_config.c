@@ -195,6 +195,23 @@ START_TEST(test_spool_keys)
 }
 END_TEST
 
+/* [metrics] listen: an IP address and a port, nothing else. */
+START_TEST(test_metrics_listen)
+{
+	ck_assert_ptr_null(cfg.metrics_listen);
+	ck_assert_int_eq(load_str("[metrics]\nlisten = 127.0.0.1:9477\n"), 0);
+	ck_assert_str_eq(cfg.metrics_listen, "127.0.0.1:9477");
+	ck_assert_int_eq(load_str("[metrics]\nlisten = [::1]:9477\n"), 0);
+	ck_assert_str_eq(cfg.metrics_listen, "[::1]:9477");
+	expect_error("[metrics]\nlisten = localhost:9477\n", 2,
+	             "is not HOST:PORT");
+	expect_error("[metrics]\nlisten = 127.0.0.1\n", 2, "has no port");
+	expect_error("[metrics]\nlisten = 127.0.0.1:0\n", 2, "listen: ");
+	expect_error("[metrics]\nlisten = 127.0.0.1:65536\n", 2,
+	             "is not HOST:PORT");
+}
+END_TEST
+
 START_TEST(test_keys_list)
 {
 	static const char *const want[] = {
@@ -231,6 +248,7 @@ START_TEST(test_keys_list)
 	        "queue.weights",
 	        "acl.emit",
 	        "acl.subscribe",
+	        "metrics.listen",
 	};
 	const char *const *k = config_keys();
 	size_t i;
@@ -919,6 +937,7 @@ int main(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_keys_list);
+	tcase_add_test(tc, test_metrics_listen);
 	tcase_add_test(tc, test_spool_keys);
 	tcase_add_test(tc, test_syntax);
 	tcase_add_test(tc, test_line_length);
