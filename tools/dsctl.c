@@ -243,7 +243,7 @@ static int cmd_metrics(dsipc *c)
 
 	r = dsipc_status_json(c, DSCTL_REQUEST_TIMEOUT_MS, &text);
 	if (r < 0)
-		return fail(c, "metrics", r);
+		return dsctl_fail(c, "metrics", r);
 	v = json_loads(text, 0, NULL);
 	free(text);
 	out = v ? metrics_render(v, NULL) : NULL;
