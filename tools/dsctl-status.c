@@ -93,6 +93,7 @@ enum kind {
 	K_PLAIN,    /* as it comes */
 	K_DURATION, /* milliseconds */
 	K_BYTES,
+	K_COUNTS, /* an object of NAME: count, on one line, zeros left out */
 };
 
 struct label {
@@ -114,6 +115,7 @@ static const struct label labels[] = {
         {"connection.framesIn", "Frames received", K_PLAIN, NULL},
         {"connection.pings", "Pings sent", K_PLAIN, NULL},
         {"connection.transitions", "State changes", K_PLAIN, NULL},
+        {"connection.transitionsTo", "Entered", K_COUNTS, NULL},
 
         {"clients", "Local clients", K_PLAIN, NULL},
         {"clients.connected", "Connected", K_PLAIN, NULL},
@@ -164,6 +166,15 @@ static const struct label labels[] = {
         {"events", "Events", K_PLAIN, NULL},
         {"events.received", "From the platform", K_PLAIN, NULL},
         {"events.delivered", "Delivered locally", K_PLAIN, NULL},
+
+        {"process", "Process", K_PLAIN, NULL},
+        {"process.pid", "PID", K_PLAIN, NULL},
+        {"process.cpuMs", "CPU time", K_DURATION, NULL},
+        {"process.residentBytes", "Resident memory", K_BYTES, NULL},
+        {"process.virtualBytes", "Virtual memory", K_BYTES, NULL},
+        {"process.openFds", "Open files", K_PLAIN, NULL},
+        {"process.maxFds", "Open files limit", K_PLAIN, NULL},
+        {"process.startTime", "Started", K_PLAIN, NULL},
 };
 
 static const struct label *find_label(const char *section, const char *key)
@@ -230,7 +241,8 @@ static bool looks_like_time(const char *key, json_t *v)
 		return false;
 	return strcmp(key, "at") == 0 || strstr(key, "since") ||
 	       (n > 3 && strcmp(key + n - 3, "_at") == 0) ||
-	       (n > 2 && strcmp(key + n - 2, "At") == 0);
+	       (n > 2 && strcmp(key + n - 2, "At") == 0) ||
+	       (n > 4 && strcmp(key + n - 4, "Time") == 0);
 }
 
 static void print_scalar(FILE *f, const char *key, enum kind kind, json_t *v)
@@ -290,6 +302,22 @@ static void print_value(FILE *f, int indent, const char *section,
 			fprintf(f, "%*s%-*s %s\n", indent, "",
 			        LABEL_WIDTH - indent, label, l->if_null);
 		return; /* null says "not applicable" */
+	}
+	if (l && l->kind == K_COUNTS && json_is_object(v)) {
+		const char *k, *sep = "";
+		json_t *x;
+
+		fprintf(f, "%*s%-*s ", indent, "", LABEL_WIDTH - indent, label);
+		json_object_foreach(v, k, x)
+		{
+			if (json_is_integer(x) && json_integer_value(x) == 0)
+				continue;
+			fprintf(f, "%s%s ", sep, k);
+			print_scalar(f, k, K_PLAIN, x);
+			sep = ", ";
+		}
+		fputs(*sep ? "\n" : "none\n", f);
+		return;
 	}
 	if (json_is_object(v) && json_object_size(v) > 0) {
 		const char *k;
