@@ -59,17 +59,6 @@ static int attach_slot(struct pubsub *p, struct dsd_client *c)
 
 /* ---- fan-out ---- */
 
-void ps_send_event(struct pubsub *p, struct dsd_client *c, const char *name,
-                   const char *data)
-{
-	struct ipc_msg m = {.type = IPC_EVENT, .name = name, .data = data};
-
-	if (data != NULL)
-		m.data_len = strlen(data);
-	if (ipc_client_send(c->ipc, &m) == 0)
-		p->count.events_delivered++;
-}
-
 void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
                     const char *reason)
 {
@@ -78,6 +67,34 @@ void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
 
 	(void)p;
 	ipc_client_send(c->ipc, &m);
+}
+
+static void send_encoded(struct pubsub *p, struct dsd_client *c,
+                         const char *name, const char *data)
+{
+	(void)name;
+	(void)data;
+	if (ipc_client_send_frame(c->ipc, p->fanout.data, p->fanout.len) == 0)
+		p->count.events_delivered++;
+}
+
+void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
+{
+	struct ipc_msg m = {.type = IPC_EVENT, .name = name, .data = data};
+
+	if (subs_subscribers(p->subs, name, &(size_t){0}) == NULL)
+		return;
+	if (data != NULL)
+		m.data_len = strlen(data);
+	if (p->fanout.limit == 0)
+		ipc_buf_init(&p->fanout, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+	p->fanout.len = 0;
+	if (ipc_encode(&p->fanout, &m) < 0)
+		return;
+	ps_for_each_subscriber(p, name, send_encoded, NULL);
+	/* A big event's buffer is not kept. */
+	if (p->fanout.cap > 64 * 1024)
+		ipc_buf_free(&p->fanout);
 }
 
 /* Calls fn for every local subscriber of name.  fn may drop a slow client,

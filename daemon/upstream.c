@@ -469,7 +469,9 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	else if (in.frame == CONN_FRAME_AUTH_FAILED && m->data != NULL)
 		in.text = log_escape(m->data, strlen(m->data), text,
 		                     sizeof(text));
-	if (in.frame == CONN_FRAME_OTHER)
+	/* Events are counted (status), not logged: a line per event would
+	 * cost more than delivering it. */
+	if (in.frame == CONN_FRAME_OTHER && m->topic != WIRE_TOPIC_EVENT)
 		log_debug("platform: %s %s", wire_topic_name(m->topic),
 		          wire_action_name(m->topic, m->action));
 	upstream_feed(u, &in);
