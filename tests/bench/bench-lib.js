@@ -54,8 +54,10 @@ function cpuMs(pid) {
 }
 
 // A driver run to completion: its stdout lines, exit code and exit time.
-function runTool(bin, args, timeoutMs) {
-  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+// With stdin, go() writes a line to it.  A driver that stays after its
+// JSON line (js-peer.js) is stopped with stop().
+function runTool(bin, args, timeoutMs, { stdin = false } = {}) {
+  const child = track(spawn(bin, args, { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] }));
   const lines = [];
   let stderr = '';
   readline.createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
@@ -65,9 +67,21 @@ function runTool(bin, args, timeoutMs) {
   const done = new Promise((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
   const name = path.basename(bin);
+  const json = () => {
+    const last = lines[lines.length - 1];
+    return last && last[0] === '{' ? JSON.parse(last) : null;
+  };
   return {
     pid: child.pid,
     lines,
+    go: () => child.stdin.write('go\n'),
+    // The JSON line of a driver that stays (js-peer.js).
+    json: (ms = 120000) =>
+      waitUntil(json, { timeoutMs: ms, intervalMs: 5, what: `${name} result`, detail: () => stderr }),
+    stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return done;
+    },
     ready: (ms = 60000) =>
       waitUntil(() => lines.includes('ready'), {
         timeoutMs: ms,
