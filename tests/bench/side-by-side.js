@@ -448,30 +448,34 @@ const ratio = (a, b) => (a && b && b.median ? (a.median / b.median).toFixed(2) :
 
 function report(f) {
   const rows = [['figure', 'dsd median (min..max)', 'JS direct median (min..max)', 'dsd/JS']];
-  const row = (label, fig) => rows.push([label, spread(fig.dsd), spread(fig.js), ratio(fig.dsd, fig.js)]);
-  row('publish 64 B, events/s', f.publish64.eventsPerSec);
-  row('CPU per 10k 64-B events, ms (dsd vs JS publisher)', f.publish64.cpuMsPer10k);
-  row('publish 1 KiB, events/s', f.publish1k.eventsPerSec);
-  row('CPU per 10k 1-KiB events, ms', f.publish1k.cpuMsPer10k);
-  row('round trip p50, us', f.rtt.p50Us);
-  row('round trip p99, us', f.rtt.p99Us);
-  row('round trip max, us', f.rtt.maxUs);
-  row('CPU per round trip, us', f.rtt.cpuUsPerRtt);
-  row('idle RSS, KiB', f.idle.rssKiB);
-  row('idle PSS, KiB', f.idle.pssKiB);
-  row('100 subscribers: server CPU, ms', f.many.serverCpuMs);
-  row('100 subscribers: server RSS, KiB', f.many.serverRssKiB);
-  row('100 subscribers: client-side RSS, KiB', f.many.clientRssKiB);
-  row('100 subscribers: deliveries/s', f.many.deliveredPerSec);
-  for (const k of Object.keys(f.fanout)) {
+  const row = (label, fig) => {
+    if (fig) rows.push([label, spread(fig.dsd), spread(fig.js), ratio(fig.dsd, fig.js)]);
+  };
+  const none = {};
+  const { publish64 = none, publish1k = none, rtt = none, idle = none, many = none, flush = none, queue = none } = f;
+  row('publish 64 B, events/s', publish64.eventsPerSec);
+  row('CPU per 10k 64-B events, ms (dsd vs JS publisher)', publish64.cpuMsPer10k);
+  row('publish 1 KiB, events/s', publish1k.eventsPerSec);
+  row('CPU per 10k 1-KiB events, ms', publish1k.cpuMsPer10k);
+  row('round trip p50, us', rtt.p50Us);
+  row('round trip p99, us', rtt.p99Us);
+  row('round trip max, us', rtt.maxUs);
+  row('CPU per round trip, us', rtt.cpuUsPerRtt);
+  row('idle RSS, KiB', idle.rssKiB);
+  row('idle PSS, KiB', idle.pssKiB);
+  row('100 subscribers: server CPU, ms', many.serverCpuMs);
+  row('100 subscribers: server RSS, KiB', many.serverRssKiB);
+  row('100 subscribers: client-side RSS, KiB', many.clientRssKiB);
+  row('100 subscribers: deliveries/s', many.deliveredPerSec);
+  for (const k of Object.keys(f.fanout || {})) {
     const x = f.fanout[k];
     row(`fan-out to ${k} (${x.readers.dsd.median} readers): deliveries/s`, x.deliveredPerSec);
     row(`fan-out to ${k}: dsd CPU per 10k deliveries, ms`, x.cpuMsPer10kDelivered);
   }
-  row(`flush of ${fmt(SIZES.flush)} queued: events/s`, f.flush.eventsPerSec);
-  row(`flush of ${fmt(SIZES.flush)} queued: dsd CPU per 10k, ms`, f.flush.cpuMsPer10k);
-  row(`${fmt(SIZES.queued)} queued 100-B emits: RSS per message, B`, f.queue.rssPerMessage);
-  row('  of which overhead (RSS less frame bytes), B', f.queue.overheadPerMessage);
+  row(`flush of ${fmt(SIZES.flush)} queued: events/s`, flush.eventsPerSec);
+  row(`flush of ${fmt(SIZES.flush)} queued: dsd CPU per 10k, ms`, flush.cpuMsPer10k);
+  row(`${fmt(SIZES.queued)} queued 100-B emits: RSS per message, B`, queue.rssPerMessage);
+  row('  of which overhead (RSS less frame bytes), B', queue.overheadPerMessage);
   rows.push(['ingest ceiling to a trivial sink', f.ingestCeiling ? JSON.stringify(f.ingestCeiling) : 'not measured (TODO)', '', '']);
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`).join('\n');
@@ -525,15 +529,22 @@ async function main() {
     buildDir: buildDir(),
     sizes: SIZES,
   };
-  f.publish64 = await pair('publish 64 B', () => publishDsd(SIZES.pub64, 64), () => publishJs(SIZES.pub64, 64));
-  f.publish1k = await pair('publish 1 KiB', () => publishDsd(SIZES.pub1k, 1024), () => publishJs(SIZES.pub1k, 1024));
-  f.rtt = await pair('round trip', () => rttDsd(SIZES.rtt), () => rttJs(SIZES.rtt));
-  f.idle = await pair('idle', idleDsd, idleJs);
-  f.many = await pair('100 subscribers', () => manyDsd(SIZES.sub100), () => manyJs(SIZES.sub100));
-  f.fanout = {};
-  for (const k of [1, 100, 1000]) f.fanout[k] = await pair(`fan-out to ${k}`, () => fanout(k));
-  f.flush = await pair('flush', () => queued(SIZES.flush, 30, true));
-  f.queue = await pair('queued memory', () => queued(SIZES.queued, 100, false));
+  // BENCH_ONLY=publish,rtt,idle,many,fanout,flush,queue picks scenarios.
+  const only = (process.env.BENCH_ONLY || '').split(',').filter(Boolean);
+  const want = (k) => only.length === 0 || only.includes(k);
+  if (want('publish')) {
+    f.publish64 = await pair('publish 64 B', () => publishDsd(SIZES.pub64, 64), () => publishJs(SIZES.pub64, 64));
+    f.publish1k = await pair('publish 1 KiB', () => publishDsd(SIZES.pub1k, 1024), () => publishJs(SIZES.pub1k, 1024));
+  }
+  if (want('rtt')) f.rtt = await pair('round trip', () => rttDsd(SIZES.rtt), () => rttJs(SIZES.rtt));
+  if (want('idle')) f.idle = await pair('idle', idleDsd, idleJs);
+  if (want('many')) f.many = await pair('100 subscribers', () => manyDsd(SIZES.sub100), () => manyJs(SIZES.sub100));
+  if (want('fanout')) {
+    f.fanout = {};
+    for (const k of [1, 100, 1000]) f.fanout[k] = await pair(`fan-out to ${k}`, () => fanout(k));
+  }
+  if (want('flush')) f.flush = await pair('flush', () => queued(SIZES.flush, 30, true));
+  if (want('queue')) f.queue = await pair('queued memory', () => queued(SIZES.queued, 100, false));
   f.ingestCeiling = await ingestCeiling();
   f.machine.loadavgAfter = os.loadavg();
   f.elapsedMs = Math.round(performance.now() - started);
