@@ -8,7 +8,7 @@
  * at its head is the one whose turn it is.
  *
  * The header is kept small, since a store can hold a million messages
- * (docs/fairness.md has the figures): 32 bytes, plus 8 for a spool id when
+ * (the benchmark queues 1,000,000): 32 bytes, plus 8 for a spool id when
  * there is one.  Both lists are singly linked (every operation is at the
  * head or the tail; requeue walks the in-flight list front to back), and
  * a message in flight has no number of its own: the list holds a run of

@@ -65,7 +65,7 @@ function runTool(bin, args, timeoutMs, { stdin = false } = {}) {
     stderr += b;
   });
   const done = new Promise((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
+    child.once('close', (code, signal) => resolve({ code, signal, at: performance.now() })));
   const name = path.basename(bin);
   const json = () => {
     const last = lines[lines.length - 1];

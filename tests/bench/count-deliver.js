@@ -15,7 +15,8 @@
  *
  *   DSD_BUILD_DIR=build-release node tests/bench/count-deliver.js [N]
  *
- * N defaults to 20,000.  COUNT_KEEP=1 keeps the dumps (for
+ * N defaults to 20,000.  COUNT_SUBSCRIBERS=1000 counts fan-out instead:
+ * instructions per delivery with 1,000 local subscribers.  COUNT_KEEP=1 keeps the dumps (for
  * callgrind_annotate); COUNT_VERBOSE=1 runs dsd with -v, to see what the
  * debug log costs.
  *
@@ -35,7 +36,11 @@ const { runTool } = require(path.join(__dirname, 'bench-lib'));
 const { sleep, waitUntil } = require(path.join(lib, 'util'));
 
 const N = Number(process.argv[2] || process.env.COUNT_EVENTS || 20000);
-const WARMUP = 1000;
+// COUNT_SUBSCRIBERS=K: K local subscribers (over up to 8 reader
+// processes); the figure is then per delivery (events x K).
+const K = Number(process.env.COUNT_SUBSCRIBERS || 1);
+const PROCS = K === 1 ? 1 : Math.min(8, Math.ceil(K / 125));
+const WARMUP = K === 1 ? 1000 : 20;
 const NAME = 'count/deliver';
 
 // The total of a callgrind dump ("totals: <Ir>" or "summary: <Ir>").
@@ -65,34 +70,42 @@ async function main() {
       url: s.url,
       verbose: process.env.COUNT_VERBOSE === '1', // -v only to show what it cost
       startTimeoutMs: 60000,
-      ipc: { clientBuffer: 64 * 1024 * 1024 },
+      // 1,000 clients hold 64 KiB of input buffer each: room for them all.
+      ipc: { clientBuffer: 64 * 1024 * 1024, clientBufferTotal: 1024 * 1024 * 1024 },
       wrapper: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${out}.%p`, '--dump-instr=no'],
     });
     await d.waitState('OPEN', 60000);
     pub = await js.connect(s.url, { auth: { username: 'count-pub' } });
     const load = path.join(buildDir(), 'tests', 'dsipc-load');
-    const sub = runTool(load, ['-s', d.socket, 'subscribe', NAME, '1', String(WARMUP + N), '600000'], 620000);
-    await sub.ready(60000);
+    const subs = [];
+    for (let i = 0; i < PROCS; i++) {
+      const share = Math.floor(K / PROCS) + (i < K % PROCS ? 1 : 0);
+      subs.push(runTool(load, ['-s', d.socket, 'subscribe', NAME, String(share), String(WARMUP + N), '600000'], 620000));
+    }
+    for (const sub of subs) await sub.ready(120000);
     await waitUntil(async () => (await d.status()).subscriptions.acked === 1, {
       timeoutMs: 30000, intervalMs: 50, what: 'the subscription acked upstream' });
     await emitMany(pub, 0, WARMUP);
-    await waitUntil(async () => (await d.status()).events.delivered >= WARMUP, {
+    await waitUntil(async () => (await d.status()).events.delivered >= WARMUP * K, {
       timeoutMs: 60000, intervalMs: 100, what: 'the warm-up events delivered' });
     await sleep(200);
     execFileSync('callgrind_control', ['-z', String(d.pid)], { stdio: 'ignore' });
     await emitMany(pub, WARMUP, N);
-    const r = await sub.result();
+    const rs = [];
+    for (const sub of subs) rs.push(await sub.result());
     execFileSync('callgrind_control', ['-d', String(d.pid)], { stdio: 'ignore' });
-    if (r.min !== WARMUP + N || !r.inOrder) throw new Error(`events lost or reordered: ${JSON.stringify(r)}`);
+    if (rs.some((r) => r.min !== WARMUP + N || !r.inOrder)) {
+      throw new Error(`events lost or reordered: ${JSON.stringify(rs)}`);
+    }
     await sleep(200);
     // The dump after zeroing is the second file of this pid (".1").
     const dumps = fs.readdirSync(outDir).filter((f) => /\.\d+\.\d+$/.test(f)).sort();
     if (dumps.length === 0) throw new Error(`no callgrind dump in ${outDir}`);
     const ir = totalIr(path.join(outDir, dumps[dumps.length - 1]));
-    const per = Math.round(ir / N);
-    console.log(`dsd: ${per.toLocaleString('en-US')} instructions per event delivered to 1 local subscriber ` +
-      `(${ir.toLocaleString('en-US')} for ${N.toLocaleString('en-US')} events, all threads, callgrind)`);
-    console.log(JSON.stringify({ events: N, warmup: WARMUP, instructions: ir, perEvent: per }));
+    const per = Math.round(ir / (N * K));
+    console.log(`dsd: ${per.toLocaleString('en-US')} instructions per event delivered to each of ${K} local ` +
+      `subscriber(s) (${ir.toLocaleString('en-US')} for ${N.toLocaleString('en-US')} events, all threads, callgrind)`);
+    console.log(JSON.stringify({ events: N, subscribers: K, warmup: WARMUP, instructions: ir, perDelivery: per }));
     if (process.env.COUNT_KEEP === '1') console.log(`dumps kept in ${outDir} (callgrind_annotate FILE)`);
     else cleanup = () => fs.rmSync(outDir, { recursive: true, force: true });
   } finally {

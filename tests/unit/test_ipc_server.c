@@ -787,6 +787,35 @@ START_TEST(test_slow_reader)
 }
 END_TEST
 
+/* Output waits for the end of the loop iteration (ipc_server.c), but a
+ * burst bigger than the client's limit that its socket takes is no slow
+ * reader: the buffer is written out before the limit is judged. */
+START_TEST(test_burst_the_socket_takes)
+{
+	struct ipc_server_limits lim = {.client_out_limit = 32 * 1024};
+	struct ipc_msg burst = {.type = IPC_UNSUBSCRIBE,
+	                        .has_id = true,
+	                        .id = 40, /* 40 x 2 KiB: over 32 KiB */
+	                        .name = "f"};
+	struct ipc_msg m;
+	struct tcli *t;
+
+	ck_assert_int_eq(start_server(&lim), 0);
+	t = cli_hello();
+	cli_send(t, &burst);
+	wait_for(&seen.requests, 1);
+	ck_assert_int_eq(seen.flood_result, 0);
+	for (int k = 0; k < 40; k++) {
+		expect(t, IPC_EVENT, -1, &m);
+		ck_assert_uint_eq(m.data_len, 2048);
+		ipc_msg_clear(&m);
+	}
+	status_roundtrip(t, 2);
+	ck_assert_int_eq(seen.disconnected, 0);
+	cli_free(t);
+}
+END_TEST
+
 /* An app that writes its requests and closes at once, without reading a
  * reply: every request it wrote is still handled, although the first reply
  * already meets a closed socket (EPIPE). */
@@ -1074,6 +1103,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_admit);
 	tcase_add_test(tc, test_hello_timeout);
 	tcase_add_test(tc, test_slow_reader);
+	tcase_add_test(tc, test_burst_the_socket_takes);
 	tcase_add_test(tc, test_requests_after_peer_closed);
 	tcase_add_test(tc, test_total_budget_drops_heaviest);
 	tcase_add_test(tc, test_close_inside_callback);
