@@ -15,6 +15,7 @@
 #include "client.h"
 #include "clock.h"
 #include "config.h"
+#include "event_frame.h"
 #include "ipc_server.h"
 #include "ipcproto.h"
 #include "json_check.h"
@@ -80,16 +81,13 @@ static void send_encoded(struct pubsub *p, struct dsd_client *c,
 
 void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
 {
-	struct ipc_msg m = {.type = IPC_EVENT, .name = name, .data = data};
-
 	if (subs_subscribers(p->subs, name, &(size_t){0}) == NULL)
 		return;
-	if (data != NULL)
-		m.data_len = strlen(data);
 	if (p->fanout.limit == 0)
 		ipc_buf_init(&p->fanout, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 	p->fanout.len = 0;
-	if (ipc_encode(&p->fanout, &m) < 0)
+	if (event_frame_encode(&p->fanout, name, data,
+	                       data ? strlen(data) : 0) < 0)
 		return;
 	ps_for_each_subscriber(p, name, send_encoded, NULL);
 	/* A big event's buffer is not kept. */
