@@ -478,7 +478,9 @@ function report(f) {
   row('  of which overhead (RSS less frame bytes), B', queue.overheadPerMessage);
   rows.push(['ingest ceiling to a trivial sink', f.ingestCeiling ? JSON.stringify(f.ingestCeiling) : 'not measured (TODO)', '', '']);
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`).join('\n');
+  const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
+  const rule = `|${w.map((n, i) => (i === 0 ? '-'.repeat(n + 2) : `${'-'.repeat(n + 1)}:`)).join('|')}|`;
+  return [line(rows[0]), rule, ...rows.slice(1).map(line)].join('\n');
 }
 
 function gitRevision() {
