@@ -400,9 +400,12 @@ static int dec_build(int topic, const struct dec_src *src,
 		size += src->names[i].len + 1;
 	}
 
-	d = calloc(1, size);
+	/* Every byte after msg is written below (pointers, then texts with
+	 * their NULs): only msg needs clearing. */
+	d = malloc(size);
 	if (!d)
 		return -ENOMEM;
+	d->msg = (struct wire_msg){0};
 	d->msg.topic = topic;
 	d->msg.action = src->action;
 	d->msg.has_is_ack = src->has_is_ack;
