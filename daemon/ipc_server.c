@@ -19,6 +19,15 @@
  * - A peer that closes its end right after writing is still heard out:
  *   when a reply cannot be written (EPIPE), its output is dropped but its
  *   input is read to the end of file, so an app's last emits are not lost.
+ * - Output is written once per loop iteration, not once per message: a
+ *   message is appended to the client's buffer and the client put on the
+ *   server's pending list; one event, run after the current callbacks,
+ *   flushes every pending client with one send() each.  A burst of replies
+ *   or of fan-out deliveries so costs one system call per client.  So
+ *   that deferring changes no limit, a client whose buffer would pass its
+ *   bound, or all clients' buffers the total, is flushed first and only
+ *   then judged, as if each message had been written at once; a buffer
+ *   past FLUSH_AT is flushed at once.
  * - No logging here: reasons go to the callbacks, the daemon logs them.
  */
 #include <errno.h>
@@ -49,9 +58,10 @@
  * single request waiting for milliseconds (docs/fairness.md).
  */
 #define DISPATCH_BUDGET 64
-/* Idle buffers bigger than this are given back. */
-#define KEEP_CAP     (64 * 1024)
-#define ACCEPT_BURST 16
+#define ACCEPT_BURST    16
+/* Output this big is written at once instead of at the end of the loop
+ * iteration: buffers stay small while a burst is being answered. */
+#define FLUSH_AT     (64 * 1024)
 #define REASON_MAX   160
 #define NAME_MAX_LEN 128
 
@@ -76,6 +86,8 @@ struct ipc_client {
 	bool closing;
 	bool out_broken; /* the peer cannot read any more: output dropped */
 	bool backlog;    /* requests left in `in` after its last turn */
+	bool pending;    /* on srv->pending: output to write this iteration */
+	TAILQ_ENTRY(ipc_client) pending_entry;
 	enum ipc_close_reason why;
 	uint64_t held;    /* in.cap + out.cap, as counted in srv->held */
 	uint64_t stalled; /* when its output last stopped draining (srv->seq),
@@ -93,6 +105,8 @@ struct ipc_server {
 	struct event *accept_ev;
 	struct event *retry_ev; /* accept paused after EMFILE and friends */
 	struct event *reap_ev;
+	struct event *flush_ev; /* writes the pending clients' output */
+	TAILQ_HEAD(, ipc_client) pending;
 	struct ipc_server_limits lim;
 	struct ipc_server_callbacks cb;
 	void *userdata;
@@ -112,9 +126,12 @@ static void close_why(struct ipc_client *c, enum ipc_close_reason why,
 
 /* ---- memory ---- */
 
+/* An empty buffer goes: thousands of quiet clients must not each keep
+ * what one burst needed (64 KiB a client once exhausted the total budget
+ * with a thousand clients, and the slowest healthy one was dropped). */
 static void shrink(struct ipc_buf *b)
 {
-	if (b->len == 0 && b->cap > KEEP_CAP)
+	if (b->len == 0 && b->cap > 0)
 		ipc_buf_free(b);
 }
 
@@ -170,9 +187,15 @@ static void drop_over_budget(struct ipc_client *c)
 	close_why(c, IPC_CLOSE_OVER_BUDGET, "%s", why);
 }
 
-/* Drops the heaviest clients until all of them together fit again. */
+static void flush_pending(struct ipc_server *s);
+
+/* Drops the heaviest clients until all of them together fit again.  Output
+ * not yet written only because writes wait for the end of the loop
+ * iteration is written first: only what the sockets refuse counts. */
 static void enforce_budget(struct ipc_server *s)
 {
+	if (s->held > s->lim.total_buffer_limit)
+		flush_pending(s);
 	while (s->held > s->lim.total_buffer_limit) {
 		struct ipc_client *c = slowest(s);
 
@@ -238,16 +261,80 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 	flush(arg);
 }
 
-int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
+static void unpend(struct ipc_client *c)
 {
-	bool backlog = c->out.len > 0;
+	if (!c->pending)
+		return;
+	c->pending = false;
+	TAILQ_REMOVE(&c->srv->pending, c, pending_entry);
+}
+
+/* Writes the output of every client that has some waiting for the end of
+ * the loop iteration. */
+static void flush_pending(struct ipc_server *s)
+{
+	struct ipc_client *c;
+
+	while ((c = TAILQ_FIRST(&s->pending)) != NULL) {
+		unpend(c);
+		if (!c->closing)
+			flush(c);
+	}
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush_pending(arg);
+}
+
+/* c's output grew: written at the end of this loop iteration, or now when
+ * it is big.  A stalled client (EV_WRITE armed) waits for its socket,
+ * which keeps the order. */
+static void schedule(struct ipc_client *c)
+{
+	struct ipc_server *s = c->srv;
+
+	if (c->stalled)
+		return;
+	if (c->out.len >= FLUSH_AT) {
+		unpend(c);
+		flush(c);
+		return;
+	}
+	if (c->pending)
+		return;
+	c->pending = true;
+	if (TAILQ_EMPTY(&s->pending))
+		event_active(s->flush_ev, 0, 0);
+	TAILQ_INSERT_TAIL(&s->pending, c, pending_entry);
+}
+
+/* Appends one message with put (an encoder, or a copy of a frame encoded
+ * already).  A buffer that would pass its bound is written out first if
+ * it only waited for the end of the loop iteration: the client is a slow
+ * reader only when its socket does not take the backlog. */
+static int append(struct ipc_client *c,
+                  int (*put)(struct ipc_buf *b, const void *arg),
+                  const void *arg)
+{
 	int r;
 
 	if (c->closing)
 		return -ENOTCONN;
 	if (c->out_broken)
 		return 0;
-	r = ipc_encode(&c->out, m);
+	r = put(&c->out, arg);
+	if (r == -ENOBUFS && c->pending) {
+		unpend(c);
+		flush(c);
+		if (c->closing)
+			return -ENOTCONN;
+		if (c->out_broken)
+			return 0;
+		r = put(&c->out, arg);
+	}
 	if (r == -ENOBUFS) {
 		/* Nothing more of it will be read: do not flush it at close. */
 		c->out.len = 0;
@@ -262,10 +349,43 @@ int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
 	enforce_budget(c->srv);
 	if (c->closing)
 		return -ENOBUFS;
-	/* With a backlog EV_WRITE is armed already and keeps the order. */
-	if (!backlog)
-		flush(c);
+	schedule(c);
 	return 0;
+}
+
+static int put_msg(struct ipc_buf *b, const void *arg)
+{
+	return ipc_encode(b, arg);
+}
+
+struct frame {
+	const uint8_t *data;
+	size_t len;
+};
+
+static int put_frame(struct ipc_buf *b, const void *arg)
+{
+	const struct frame *f = arg;
+	int r = ipc_buf_reserve(b, f->len);
+
+	if (r < 0)
+		return r;
+	memcpy(b->data + b->len, f->data, f->len);
+	b->len += f->len;
+	return 0;
+}
+
+int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m)
+{
+	return append(c, put_msg, m);
+}
+
+int ipc_client_send_frame(struct ipc_client *c, const uint8_t *frame,
+                          size_t len)
+{
+	struct frame f = {.data = frame, .len = len};
+
+	return append(c, put_frame, &f);
 }
 
 int ipc_client_reply_ok(struct ipc_client *c, uint32_t id)
@@ -320,6 +440,7 @@ static void close_why(struct ipc_client *c, enum ipc_close_reason why,
 	shrink(&c->out);
 	event_del(c->rev);
 	event_del(c->wev);
+	unpend(c);
 	LIST_REMOVE(c, entry);
 	s->nlive--;
 	account(c);
@@ -515,6 +636,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		close_input_error(c, r);
 		return;
 	}
+	if (!c->backlog)
+		ipc_reader_trim(&c->in); /* as shrink(): nothing kept idle */
 	account(c);
 }
 
@@ -602,6 +725,7 @@ static void admit(struct ipc_server *s, struct ipc_client *c,
 	r = s->cb.admit(c, peer, why, sizeof(why), s->userdata);
 	if (r >= 0)
 		return;
+	unpend(c);
 	LIST_REMOVE(c, entry);
 	s->nlive--;
 	c->fd = -1; /* reject() says why, then closes it */
@@ -681,6 +805,7 @@ int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
 	s->cb = *cb;
 	s->userdata = userdata;
 	s->next_id = 1;
+	TAILQ_INIT(&s->pending);
 	if (lim)
 		s->lim = *lim;
 	if (!s->lim.max_clients)
@@ -706,7 +831,8 @@ int ipc_server_new(struct event_base *base, const char *path, int passed_fd,
 	        event_new(base, s->fd, EV_READ | EV_PERSIST, on_accept, s);
 	s->retry_ev = evtimer_new(base, on_retry, s);
 	s->reap_ev = event_new(base, -1, 0, on_reap, s);
-	if (!s->accept_ev || !s->retry_ev || !s->reap_ev ||
+	s->flush_ev = event_new(base, -1, 0, on_flush, s);
+	if (!s->accept_ev || !s->retry_ev || !s->reap_ev || !s->flush_ev ||
 	    event_add(s->accept_ev, NULL) < 0) {
 		r = -ENOMEM;
 		goto fail;
@@ -735,6 +861,8 @@ void ipc_server_free(struct ipc_server *s)
 		event_free(s->retry_ev);
 	if (s->reap_ev)
 		event_free(s->reap_ev);
+	if (s->flush_ev)
+		event_free(s->flush_ev);
 	ipc_listen_close(&s->listener, s->path);
 	free(s->path);
 	free(s->name);

@@ -151,8 +151,11 @@ void ipc_server_get_stats(const struct ipc_server *s,
                           struct ipc_server_stats *ret);
 
 /*
- * Queues one message for the client (encoded now) and writes what the
- * socket takes without blocking; the rest goes out when it is writable.
+ * Queues one message for the client (encoded now); it is written at the
+ * end of the current loop iteration together with everything else queued
+ * for the client meanwhile (at once when the output passes 64 KiB), as much
+ * as the socket takes without blocking; the rest goes out when it is
+ * writable.
  * Returns 0, -ENOTCONN when the client is closing, -ENOBUFS when the
  * client's output would pass client_out_limit, or when all clients' buffers
  * together would pass total_buffer_limit and this client is the slowest
@@ -164,6 +167,13 @@ void ipc_server_get_stats(const struct ipc_server *s,
  * is still handled; what is sent to it meanwhile is dropped and 0 returned.
  */
 int ipc_client_send(struct ipc_client *c, const struct ipc_msg *m);
+/*
+ * The same for a frame encoded already (header included, as ipc_encode()
+ * writes it): copied into the client's output.  For fan-out, where one
+ * event goes to many clients: encode once, send the bytes to each.
+ */
+int ipc_client_send_frame(struct ipc_client *c, const uint8_t *frame,
+                          size_t len);
 /* Answers request id with OK, or with ERROR {code, text}; what
  * ipc_client_send() returns. */
 int ipc_client_reply_ok(struct ipc_client *c, uint32_t id);

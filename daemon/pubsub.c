@@ -191,6 +191,7 @@ void pubsub_free(struct pubsub *p)
 	sendq_free(p->store);
 	subs_free(p->subs);
 	free(p->slots);
+	ipc_buf_free(&p->fanout);
 	if (p->subs_flush)
 		event_free(p->subs_flush);
 	if (p->fence_ev)
@@ -331,7 +332,7 @@ int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
 		r = IPC_EMIT_QUEUED;
 		p->count.emits_queued++;
 	}
-	ps_for_each_subscriber(p, name, ps_send_event, data);
+	ps_fan_out_event(p, name, data);
 	return r;
 }
 

@@ -15,6 +15,7 @@
 #include "client.h"
 #include "clock.h"
 #include "config.h"
+#include "event_frame.h"
 #include "ipc_server.h"
 #include "ipcproto.h"
 #include "json_check.h"
@@ -59,17 +60,6 @@ static int attach_slot(struct pubsub *p, struct dsd_client *c)
 
 /* ---- fan-out ---- */
 
-void ps_send_event(struct pubsub *p, struct dsd_client *c, const char *name,
-                   const char *data)
-{
-	struct ipc_msg m = {.type = IPC_EVENT, .name = name, .data = data};
-
-	if (data != NULL)
-		m.data_len = strlen(data);
-	if (ipc_client_send(c->ipc, &m) == 0)
-		p->count.events_delivered++;
-}
-
 void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
                     const char *reason)
 {
@@ -78,6 +68,44 @@ void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
 
 	(void)p;
 	ipc_client_send(c->ipc, &m);
+}
+
+void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
+{
+	const uint32_t *ids;
+	uint32_t copy[64];
+	uint32_t *list = copy;
+	size_t n;
+
+	ids = subs_subscribers(p->subs, name, &n);
+	if (n == 0)
+		return;
+	if (p->fanout.limit == 0)
+		ipc_buf_init(&p->fanout, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+	p->fanout.len = 0;
+	if (event_frame_encode(&p->fanout, name, data,
+	                       data ? strlen(data) : 0) < 0)
+		return;
+	/* A send may drop a slow client, which changes the registry: walk a
+	 * copy. */
+	if (n > sizeof(copy) / sizeof(copy[0])) {
+		list = malloc(n * sizeof(*list));
+		if (list == NULL)
+			return;
+	}
+	memcpy(list, ids, n * sizeof(*list));
+	for (size_t i = 0; i < n; i++) {
+		struct dsd_client *c = client_by_slot(p, list[i]);
+
+		if (c != NULL && ipc_client_send_frame(c->ipc, p->fanout.data,
+		                                       p->fanout.len) == 0)
+			p->count.events_delivered++;
+	}
+	if (list != copy)
+		free(list);
+	/* A big event's buffer is not kept. */
+	if (p->fanout.cap > 64 * 1024)
+		ipc_buf_free(&p->fanout);
 }
 
 /* Calls fn for every local subscriber of name.  fn may drop a slow client,

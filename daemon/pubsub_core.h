@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "ipcproto.h"
 #include "pubsub_types.h"
 #include "sendq.h"
 #include "subs.h"
@@ -112,6 +113,9 @@ struct pubsub {
 
 	struct pubsub_counters count;
 	struct log_ratelimit queue_log, deny_log;
+	/* The EVENT frame of the event being fanned out: encoded once, its
+	 * bytes copied to every subscriber. */
+	struct ipc_buf fanout;
 };
 
 typedef void (*subscriber_fn)(struct pubsub *p, struct dsd_client *c,
@@ -122,10 +126,11 @@ void ps_refuse(struct pubsub_refusal *why, bool quota, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 int ps_check_name(struct dsd_client *c, struct pubsub *p, const char *name,
                   struct pubsub_refusal *why);
-void ps_send_event(struct pubsub *p, struct dsd_client *c, const char *name,
-                   const char *data);
 void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
                     const char *reason);
+/* Sends EVENT {name, data} to every local subscriber of name: encoded
+ * once, the same bytes for all of them. */
+void ps_fan_out_event(struct pubsub *p, const char *name, const char *data);
 /* Calls fn for every local subscriber of name (walking a copy: fn may
  * drop a slow client). */
 void ps_for_each_subscriber(struct pubsub *p, const char *name,

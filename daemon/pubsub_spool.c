@@ -285,7 +285,7 @@ static void settle(struct pubsub *p, struct pending *e, int r)
 			code = IPC_EMIT_QUEUED;
 			p->count.emits_queued++;
 		}
-		ps_for_each_subscriber(p, e->name, ps_send_event, e->data);
+		ps_fan_out_event(p, e->name, e->data);
 		reply_emit(e->c, e->reply_id, code);
 	}
 	if (e->release_app)

@@ -221,7 +221,7 @@ void pubsub_platform_event(struct pubsub *p, const struct wire_msg *m)
 		if (m->name == NULL)
 			return;
 		p->count.events_received++;
-		ps_for_each_subscriber(p, m->name, ps_send_event, m->data);
+		ps_fan_out_event(p, m->name, m->data);
 		return;
 	case WIRE_EVENT_SUBSCRIBE:
 	case WIRE_EVENT_UNSUBSCRIBE:

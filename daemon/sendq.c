@@ -6,8 +6,17 @@
  * list (hand-off order) while written and unconfirmed.  Apps with queued
  * messages are on the active ring that deficit round robin walks: the app
  * at its head is the one whose turn it is.
+ *
+ * The header is kept small, since a store can hold a million messages
+ * (the benchmark queues 1,000,000): 32 bytes, plus 8 for a spool id when
+ * there is one.  Both lists are singly linked (every operation is at the
+ * head or the tail; requeue walks the in-flight list front to back), and
+ * a message in flight has no number of its own: the list holds a run of
+ * consecutive numbers, the last one next_seq - 1.  What the caller sees
+ * (struct sendq_msg) is filled in from the header on demand.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -16,21 +25,33 @@
 
 #define DEFAULT_QUANTUM 1024
 
-struct msg {
-	TAILQ_ENTRY(msg) entry; /* on app->fifo or q->in_flight */
-	struct sendq_app *app;
-	uint64_t seq; /* while in flight */
-	bool handed_before;
-	struct sendq_msg pub; /* pub.data points at bytes */
-	uint8_t bytes[];
+enum {
+	M_WANT_REPLY = 1 << 0,
+	M_MAYBE_SENT = 1 << 1,
+	M_HANDED_BEFORE = 1 << 2, /* written once already: a resend next */
+	M_SPOOL = 1 << 3,         /* bytes start with the spool id */
 };
 
-TAILQ_HEAD(msg_list, msg);
+struct msg {
+	struct msg *next; /* on app->fifo or q->in_flight */
+	struct sendq_app *app;
+	uint32_t len;
+	uint32_t tag;
+	uint32_t reply_id;
+	uint32_t flags;
+	uint8_t bytes[]; /* [spool id, 8 bytes,] then the message */
+};
+
+struct msg_list {
+	struct msg *head, *tail;
+};
 
 struct sendq_app {
 	TAILQ_ENTRY(sendq_app) ring; /* on its ring while it has queued */
 	LIST_ENTRY(sendq_app) all;
 	struct msg_list fifo;
+	struct msg_list requeued;       /* sendq_requeue()'s, for a moment */
+	struct sendq_app *requeue_next; /* the apps that have some */
 	struct sendq *q;
 	uint32_t id;
 	void *owner;
@@ -53,10 +74,70 @@ struct sendq {
 	LIST_HEAD(, sendq_app) apps;
 	struct msg_list in_flight;
 	struct msg *peeked;
+	struct sendq_msg view; /* what sendq_peek() returns */
 	uint64_t next_seq;
 	size_t napps;
 	struct sendq_stats st; /* st.apps: apps holding anything */
 };
+
+/* ---- messages and their lists ---- */
+
+static const uint8_t *msg_data(const struct msg *m)
+{
+	return m->bytes + (m->flags & M_SPOOL ? sizeof(uint64_t) : 0);
+}
+
+/* The caller's view of m. */
+static struct sendq_msg view_of(const struct msg *m)
+{
+	struct sendq_msg v = {
+	        .data = msg_data(m),
+	        .len = m->len,
+	        .tag = m->tag,
+	        .reply_id = m->reply_id,
+	        .want_reply = m->flags & M_WANT_REPLY,
+	        .maybe_sent = m->flags & M_MAYBE_SENT,
+	};
+
+	if (m->flags & M_SPOOL)
+		memcpy(&v.spool_id, m->bytes, sizeof(v.spool_id));
+	return v;
+}
+
+static void list_push_tail(struct msg_list *l, struct msg *m)
+{
+	m->next = NULL;
+	if (l->tail)
+		l->tail->next = m;
+	else
+		l->head = m;
+	l->tail = m;
+}
+
+static struct msg *list_pop_head(struct msg_list *l)
+{
+	struct msg *m = l->head;
+
+	if (m == NULL)
+		return NULL;
+	l->head = m->next;
+	if (l->head == NULL)
+		l->tail = NULL;
+	m->next = NULL;
+	return m;
+}
+
+/* Puts all of from before the messages of to; from ends empty. */
+static void list_prepend(struct msg_list *to, struct msg_list *from)
+{
+	if (from->head == NULL)
+		return;
+	from->tail->next = to->head;
+	if (to->tail == NULL)
+		to->tail = from->tail;
+	to->head = from->head;
+	from->head = from->tail = NULL;
+}
 
 static void fix_limits(struct sendq_limits *l)
 {
@@ -86,7 +167,6 @@ int sendq_new(const struct sendq_limits *lim, const struct sendq_callbacks *cb,
 	TAILQ_INIT(&q->active);
 	TAILQ_INIT(&q->first);
 	LIST_INIT(&q->apps);
-	TAILQ_INIT(&q->in_flight);
 	q->next_seq = 1;
 	*ret = q;
 	return 0;
@@ -96,10 +176,8 @@ static void free_list(struct msg_list *l)
 {
 	struct msg *m;
 
-	while ((m = TAILQ_FIRST(l)) != NULL) {
-		TAILQ_REMOVE(l, m, entry);
+	while ((m = list_pop_head(l)) != NULL)
 		free(m);
-	}
 }
 
 void sendq_free(struct sendq *q)
@@ -138,7 +216,6 @@ struct sendq_app *sendq_app_new(struct sendq *q, uint32_t id, void *owner)
 	a->id = id;
 	a->owner = owner;
 	a->weight = 1;
-	TAILQ_INIT(&a->fifo);
 	LIST_INSERT_HEAD(&q->apps, a, all);
 	q->napps++;
 	return a;
@@ -223,24 +300,25 @@ void sendq_app_set_first(struct sendq *q, struct sendq_app *a)
 /* Evicts a's oldest queued message (drop-oldest); false if none. */
 static bool evict_oldest(struct sendq *q, struct sendq_app *a)
 {
-	struct msg *m = TAILQ_FIRST(&a->fifo);
+	struct msg *m = list_pop_head(&a->fifo);
+	struct sendq_msg v;
 
 	if (m == NULL)
 		return false;
 	if (q->peeked == m)
 		q->peeked = NULL;
-	TAILQ_REMOVE(&a->fifo, m, entry);
 	a->queued--;
-	a->queued_bytes -= m->pub.len;
+	a->queued_bytes -= m->len;
 	q->st.queued--;
-	q->st.queued_bytes -= m->pub.len;
+	q->st.queued_bytes -= m->len;
 	q->st.dropped++;
 	if (a->queued + a->in_flight == 0)
 		q->st.apps--;
-	if (TAILQ_EMPTY(&a->fifo))
+	if (a->fifo.head == NULL)
 		deactivate(q, a);
+	v = view_of(m);
 	if (q->cb.dropped)
-		q->cb.dropped(a->owner, &m->pub, q->userdata);
+		q->cb.dropped(a->owner, &v, q->userdata);
 	free(m);
 	return true;
 }
@@ -304,16 +382,18 @@ int sendq_push(struct sendq *q, struct sendq_app *a, const void *data,
                size_t len, const struct sendq_msg *meta, unsigned *ret_dropped)
 {
 	unsigned dropped = 0;
+	size_t extra = meta && meta->spool_id ? sizeof(uint64_t) : 0;
 	struct msg *m;
 	int r;
 
 	if (ret_dropped)
 		*ret_dropped = 0;
-	if (len > q->lim.max_app_bytes || len > q->lim.max_bytes) {
+	if (len > q->lim.max_app_bytes || len > q->lim.max_bytes ||
+	    len > UINT32_MAX) {
 		q->st.rejected++;
 		return -EMSGSIZE;
 	}
-	m = malloc(sizeof(*m) + len);
+	m = malloc(sizeof(*m) + extra + len);
 	if (m == NULL)
 		return -ENOMEM;
 	r = make_room(q, a, len, &dropped);
@@ -324,14 +404,21 @@ int sendq_push(struct sendq *q, struct sendq_app *a, const void *data,
 		q->st.rejected++;
 		return r;
 	}
-	memcpy(m->bytes, data, len);
-	m->app = a;
-	m->seq = 0;
-	m->pub = meta ? *meta : (struct sendq_msg){0};
-	m->handed_before = m->pub.maybe_sent;
-	m->pub.data = m->bytes;
-	m->pub.len = len;
-	TAILQ_INSERT_TAIL(&a->fifo, m, entry);
+	*m = (struct msg){.app = a, .len = (uint32_t)len};
+	if (meta) {
+		m->tag = meta->tag;
+		m->reply_id = meta->reply_id;
+		if (meta->want_reply)
+			m->flags |= M_WANT_REPLY;
+		if (meta->maybe_sent)
+			m->flags |= M_MAYBE_SENT | M_HANDED_BEFORE;
+		if (extra) {
+			m->flags |= M_SPOOL;
+			memcpy(m->bytes, &meta->spool_id, sizeof(uint64_t));
+		}
+	}
+	memcpy(m->bytes + extra, data, len);
+	list_push_tail(&a->fifo, m);
 	if (a->queued + a->in_flight == 0)
 		q->st.apps++;
 	a->queued++;
@@ -352,20 +439,21 @@ const struct sendq_msg *sendq_peek(struct sendq *q)
 	struct app_ring *r;
 
 	if (q->peeked)
-		return &q->peeked->pub;
+		return &q->view;
 	/* Apps marked first (emits restored from before a restart: older
 	 * than anything accepted since) go before every other. */
 	r = TAILQ_EMPTY(&q->first) ? &q->active : &q->first;
 	while ((a = TAILQ_FIRST(r)) != NULL) {
-		struct msg *m = TAILQ_FIRST(&a->fifo);
+		struct msg *m = a->fifo.head;
 
 		if (!a->in_turn) {
 			a->in_turn = true;
 			a->deficit += (uint64_t)q->lim.quantum * a->weight;
 		}
-		if (m->pub.len <= a->deficit) {
+		if (m->len <= a->deficit) {
 			q->peeked = m;
-			return &m->pub;
+			q->view = view_of(m);
+			return &q->view;
 		}
 		/* Its turn is over: the rest waits for the next round. */
 		a->in_turn = false;
@@ -385,11 +473,12 @@ const struct sendq_msg *sendq_peek_idle(struct sendq *q, size_t max_len)
 		return NULL;
 	TAILQ_FOREACH(a, &q->active, ring)
 	{
-		struct msg *m = TAILQ_FIRST(&a->fifo);
+		struct msg *m = a->fifo.head;
 
-		if (a->in_flight == 0 && m->pub.len <= max_len) {
+		if (a->in_flight == 0 && m->len <= max_len) {
 			q->peeked = m;
-			return &m->pub;
+			q->view = view_of(m);
+			return &q->view;
 		}
 	}
 	return NULL;
@@ -404,27 +493,26 @@ uint64_t sendq_hand(struct sendq *q)
 		return 0;
 	q->peeked = NULL;
 	a = m->app;
-	TAILQ_REMOVE(&a->fifo, m, entry);
+	(void)list_pop_head(&a->fifo); /* m: the peeked one is the head */
 	/* A message taken through sendq_peek_idle() may exceed the deficit:
 	 * the app's turn is simply used up. */
-	a->deficit = a->deficit > m->pub.len ? a->deficit - m->pub.len : 0;
+	a->deficit = a->deficit > m->len ? a->deficit - m->len : 0;
 	a->queued--;
-	a->queued_bytes -= m->pub.len;
+	a->queued_bytes -= m->len;
 	a->in_flight++;
-	a->in_flight_bytes += m->pub.len;
+	a->in_flight_bytes += m->len;
 	q->st.queued--;
-	q->st.queued_bytes -= m->pub.len;
+	q->st.queued_bytes -= m->len;
 	q->st.in_flight++;
-	q->st.in_flight_bytes += m->pub.len;
+	q->st.in_flight_bytes += m->len;
 	q->st.handed++;
-	if (m->handed_before)
+	if (m->flags & M_HANDED_BEFORE)
 		q->st.resent++;
-	m->handed_before = true;
-	m->seq = q->next_seq++;
-	TAILQ_INSERT_TAIL(&q->in_flight, m, entry);
-	if (TAILQ_EMPTY(&a->fifo))
+	m->flags |= M_HANDED_BEFORE;
+	list_push_tail(&q->in_flight, m);
+	if (a->fifo.head == NULL)
 		deactivate(q, a);
-	return m->seq;
+	return q->next_seq++;
 }
 
 uint64_t sendq_next_seq(const struct sendq *q)
@@ -434,22 +522,25 @@ uint64_t sendq_next_seq(const struct sendq *q)
 
 size_t sendq_confirm(struct sendq *q, uint64_t seq)
 {
-	struct msg *m;
 	size_t n = 0;
 
-	while ((m = TAILQ_FIRST(&q->in_flight)) != NULL && m->seq <= seq) {
+	/* The in-flight list holds the numbers next_seq - in_flight up to
+	 * next_seq - 1, oldest first. */
+	while (q->st.in_flight > 0 && q->next_seq - q->st.in_flight <= seq) {
+		struct msg *m = list_pop_head(&q->in_flight);
 		struct sendq_app *a = m->app;
+		struct sendq_msg v;
 
-		TAILQ_REMOVE(&q->in_flight, m, entry);
 		a->in_flight--;
-		a->in_flight_bytes -= m->pub.len;
+		a->in_flight_bytes -= m->len;
 		q->st.in_flight--;
-		q->st.in_flight_bytes -= m->pub.len;
+		q->st.in_flight_bytes -= m->len;
 		q->st.confirmed++;
 		if (a->queued + a->in_flight == 0)
 			q->st.apps--;
+		v = view_of(m);
 		if (q->cb.confirmed)
-			q->cb.confirmed(a->owner, &m->pub, q->userdata);
+			q->cb.confirmed(a->owner, &v, q->userdata);
 		free(m);
 		maybe_free_app(q, a);
 		n++;
@@ -459,31 +550,42 @@ size_t sendq_confirm(struct sendq *q, uint64_t seq)
 
 size_t sendq_requeue(struct sendq *q)
 {
+	struct sendq_app *apps = NULL, *a;
 	struct msg *m;
 	size_t n = 0;
 
 	q->peeked = NULL;
-	/* Newest first, each to the head of its FIFO: per-app order holds,
-	 * and the app of the oldest lands at the head of the ring. */
-	while ((m = TAILQ_LAST(&q->in_flight, msg_list)) != NULL) {
-		struct sendq_app *a = m->app;
-
-		TAILQ_REMOVE(&q->in_flight, m, entry);
-		TAILQ_INSERT_HEAD(&a->fifo, m, entry);
+	/* Oldest first, each to its app's side list, in order; the apps in
+	 * the order their oldest message was handed, last first. */
+	while ((m = list_pop_head(&q->in_flight)) != NULL) {
+		a = m->app;
+		if (a->requeued.head == NULL) {
+			a->requeue_next = apps;
+			apps = a;
+		}
+		list_push_tail(&a->requeued, m);
 		a->in_flight--;
-		a->in_flight_bytes -= m->pub.len;
+		a->in_flight_bytes -= m->len;
 		a->queued++;
-		a->queued_bytes += m->pub.len;
+		a->queued_bytes += m->len;
 		q->st.in_flight--;
-		q->st.in_flight_bytes -= m->pub.len;
+		q->st.in_flight_bytes -= m->len;
 		q->st.queued++;
-		q->st.queued_bytes += m->pub.len;
+		q->st.queued_bytes += m->len;
+		n++;
+	}
+	/* Each side list goes before its app's FIFO: per-app order holds.
+	 * Each app goes to the head of the ring, the app of the oldest
+	 * message last, so that it is first. */
+	while ((a = apps) != NULL) {
+		apps = a->requeue_next;
+		a->requeue_next = NULL;
+		list_prepend(&a->fifo, &a->requeued);
 		if (a->active) {
 			TAILQ_REMOVE(ring_of(q, a), a, ring);
 			a->active = false;
 		}
 		activate(q, a, true);
-		n++;
 	}
 	return n;
 }

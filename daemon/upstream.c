@@ -52,6 +52,7 @@ struct upstream {
 
 	struct conn conn;
 	struct event *timer; /* armed to conn_deadline() */
+	uint64_t armed_at;   /* the deadline it is armed for, 0: none */
 	struct transport *transport;
 	uint32_t ready_gen;    /* generation whose handshake is done (OPEN) */
 	bool flushing_blocked; /* the transport said -ENOBUFS: wait for
@@ -381,10 +382,12 @@ int upstream_feed(struct upstream *u, const struct conn_input *in)
 static void on_timer(evutil_socket_t fd, short what, void *userdata)
 {
 	struct conn_input in = {.kind = CONN_IN_TIMER};
+	struct upstream *u = userdata;
 
 	(void)fd;
 	(void)what;
-	upstream_feed(userdata, &in);
+	u->armed_at = 0;
+	upstream_feed(u, &in);
 }
 
 static void arm_timer(struct upstream *u)
@@ -396,8 +399,16 @@ static void arm_timer(struct upstream *u)
 
 	if (deadline == CONN_NO_DEADLINE) {
 		evtimer_del(u->timer);
+		u->armed_at = 0;
 		return;
 	}
+	/* Every frame received moves the heartbeat deadline later: a timer
+	 * armed for an earlier moment is left as it is (firing early does
+	 * nothing but arm it again), which spares a timer-heap update per
+	 * frame. */
+	if (u->armed_at != 0 && deadline >= u->armed_at)
+		return;
+	u->armed_at = deadline;
 	wait = deadline > now ? deadline - now : 0;
 	tv.tv_sec = (time_t)(wait / 1000);
 	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
@@ -514,7 +525,9 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	else if (in.frame == CONN_FRAME_AUTH_FAILED && m->data != NULL)
 		in.text = log_escape(m->data, strlen(m->data), text,
 		                     sizeof(text));
-	if (in.frame == CONN_FRAME_OTHER)
+	/* Events are counted (status), not logged: a line per event would
+	 * cost more than delivering it. */
+	if (in.frame == CONN_FRAME_OTHER && m->topic != WIRE_TOPIC_EVENT)
 		log_debug("platform: %s %s", wire_topic_name(m->topic),
 		          wire_action_name(m->topic, m->action));
 	upstream_feed(u, &in);

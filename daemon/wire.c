@@ -400,9 +400,12 @@ static int dec_build(int topic, const struct dec_src *src,
 		size += src->names[i].len + 1;
 	}
 
-	d = calloc(1, size);
+	/* Every byte after msg is written below (pointers, then texts with
+	 * their NULs): only msg needs clearing. */
+	d = malloc(size);
 	if (!d)
 		return -ENOMEM;
+	d->msg = (struct wire_msg){0};
 	d->msg.topic = topic;
 	d->msg.action = src->action;
 	d->msg.has_is_ack = src->has_is_ack;
@@ -513,6 +516,77 @@ static void dec_fill(int topic, const ProtobufCMessage *pb, struct dec_src *src)
 	}
 }
 
+/*
+ * The frame the platform sends most, an EVENT with only action, name and
+ * data (each at most once, fields 1, 6, 2 of EventMessage), read straight
+ * from the bytes without protobuf-c's two unpacks and their allocations.
+ * Anything else (another topic, another field, a repeated one, a value
+ * protobuf-c would read differently) returns 0: the caller decodes it the
+ * general way, so this path only ever agrees with that one.
+ */
+static int fast_event(const uint8_t *p, size_t len, struct wire_decoded **ret)
+{
+	ProtobufCBinaryData data = {0}, name = {0};
+	const uint8_t *in = NULL;
+	size_t in_len = 0, i = 0, n;
+	uint64_t v, l;
+	bool topic = false, action = false;
+	struct dec_src src = {0};
+
+	/* outer: topic = 4 (field 2, varint), message (field 3, bytes) */
+	while (i < len) {
+		uint8_t key = p[i++];
+
+		if (key == 0x10 && !topic) {
+			if (i >= len || p[i] != WIRE_TOPIC_EVENT)
+				return 0;
+			i++;
+			topic = true;
+		} else if (key == 0x1a && in == NULL) {
+			n = varint_read(p + i, len - i, &l);
+			if (n == 0 || l > len - i - n)
+				return 0;
+			in = p + i + n;
+			in_len = (size_t)l;
+			i += n + (size_t)l;
+		} else
+			return 0;
+	}
+	if (!topic || in == NULL)
+		return 0;
+	for (i = 0; i < in_len;) {
+		uint8_t key = in[i++];
+		ProtobufCBinaryData *t;
+
+		if (key == 0x08 && !action) {
+			n = varint_read(in + i, in_len - i, &v);
+			if (n == 0 || v > INT32_MAX)
+				return 0;
+			src.action = (int)v;
+			action = true;
+			i += n;
+			continue;
+		}
+		if (key == 0x12 && data.data == NULL)
+			t = &data;
+		else if (key == 0x32 && name.data == NULL)
+			t = &name;
+		else
+			return 0;
+		n = varint_read(in + i, in_len - i, &l);
+		if (n == 0 || l > in_len - i - n)
+			return 0;
+		t->data = (uint8_t *)(in + i + n);
+		t->len = (size_t)l;
+		i += n + (size_t)l;
+	}
+	if (data.data)
+		src.text[T_DATA] = &data;
+	if (name.data)
+		src.text[T_NAME] = &name;
+	return dec_build(WIRE_TOPIC_EVENT, &src, ret) < 0 ? -EBADMSG : 1;
+}
+
 int wire_decode(const uint8_t *buf, size_t len, struct wire_decoded **ret)
 {
 	static const uint8_t empty[1];
@@ -529,6 +603,9 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_decoded **ret)
 	n = varint_read(buf, len, &body_len);
 	if (n == 0 || body_len != len - n)
 		return -EBADMSG;
+	r = fast_event(buf + n, len - n, ret);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	/* protobuf-c returns NULL for bad input and for a failed allocation
 	 * alike; bad input is by far the likelier. */
 	outer = deepstream__message__unpack(NULL, len - n, buf + n);

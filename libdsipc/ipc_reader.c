@@ -84,3 +84,11 @@ int ipc_reader_next(struct ipc_reader *r, struct ipc_msg *ret)
 	r->off += flen;
 	return 1;
 }
+
+void ipc_reader_trim(struct ipc_reader *r)
+{
+	if (r->len != r->off)
+		return;
+	free(r->buf);
+	*r = (struct ipc_reader)IPC_READER_INIT;
+}

@@ -56,6 +56,9 @@ void ipc_reader_wrote(struct ipc_reader *r, size_t n);
 int ipc_reader_next(struct ipc_reader *r, struct ipc_msg *ret);
 
 /* Bytes of memory held now, for accounting. */
+/* Nothing unread: the buffer goes, whatever its size (for a server that
+ * keeps many quiet peers). */
+void ipc_reader_trim(struct ipc_reader *r);
 static inline size_t ipc_reader_capacity(const struct ipc_reader *r)
 {
 	return r->cap;

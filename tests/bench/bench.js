@@ -59,6 +59,7 @@ const RTT = path.join(buildDir(), 'tests', 'bench', 'dsipc-rtt');
 // Room for the largest queue and for the fan-out bursts: the figures are
 // about speed, not about the default limits.
 const DSD_OPTS = {
+  verbose: false, // a debug line costs more than much of what is measured
   queue: { maxMessages: Math.max(200000, 2 * SIZES.queued), maxBytes: 1024 * 1024 * 1024 },
   // Raised with the per-client one: 100 subscribers read by one process
   // lag behind together, and the budget would drop the slowest.

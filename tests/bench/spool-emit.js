@@ -45,7 +45,7 @@ function load(d, ...args) {
 async function one(s, mode) {
   const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || '/var/tmp', 'dsd-spool-bench-'));
   const extra = mode === 'memory' ? '' : `[queue]\nspool = ${path.join(dir, 'spool.db')}\nspoolSync = ${mode}\n`;
-  const d = await startDsd({ url: s.url, queue: { maxMessages: 10 * COUNT }, extra });
+  const d = await startDsd({ url: s.url, verbose: false, queue: { maxMessages: 10 * COUNT }, extra });
   const c = await js.connect(s.url, { auth: { username: 'js' } });
   try {
     const sub = await c.subscribe(`bench-${mode}`);

@@ -595,6 +595,27 @@ START_TEST(test_turns_between_clients)
 }
 END_TEST
 
+/* Quiet clients hold no buffers: a thousand of them once held 64 KiB
+ * each and exhausted the total budget. */
+START_TEST(test_quiet_clients_hold_nothing)
+{
+	struct ipc_server_stats st = {0};
+	struct tcli *t[8];
+
+	ck_assert_int_eq(start_server(NULL), 0);
+	for (int i = 0; i < 8; i++) {
+		t[i] = cli_hello();
+		status_roundtrip(t[i], 100 + i);
+	}
+	pump(20);
+	ipc_server_get_stats(srv, &st);
+	ck_assert_uint_eq(st.clients, 8);
+	ck_assert_uint_eq(st.buffered, 0);
+	for (int i = 0; i < 8; i++)
+		cli_free(t[i]);
+}
+END_TEST
+
 START_TEST(test_garbage_closes_only_that_client)
 {
 	/* a well-framed body that is not msgpack we accept */
@@ -823,6 +844,35 @@ START_TEST(test_slow_reader)
 	expect_eof(slow);
 	cli_free(slow);
 	cli_free(fast);
+}
+END_TEST
+
+/* Output waits for the end of the loop iteration (ipc_server.c), but a
+ * burst bigger than the client's limit that its socket takes is no slow
+ * reader: the buffer is written out before the limit is judged. */
+START_TEST(test_burst_the_socket_takes)
+{
+	struct ipc_server_limits lim = {.client_out_limit = 32 * 1024};
+	struct ipc_msg burst = {.type = IPC_UNSUBSCRIBE,
+	                        .has_id = true,
+	                        .id = 40, /* 40 x 2 KiB: over 32 KiB */
+	                        .name = "f"};
+	struct ipc_msg m;
+	struct tcli *t;
+
+	ck_assert_int_eq(start_server(&lim), 0);
+	t = cli_hello();
+	cli_send(t, &burst);
+	wait_for(&seen.requests, 1);
+	ck_assert_int_eq(seen.flood_result, 0);
+	for (int k = 0; k < 40; k++) {
+		expect(t, IPC_EVENT, -1, &m);
+		ck_assert_uint_eq(m.data_len, 2048);
+		ipc_msg_clear(&m);
+	}
+	status_roundtrip(t, 2);
+	ck_assert_int_eq(seen.disconnected, 0);
+	cli_free(t);
 }
 END_TEST
 
@@ -1107,6 +1157,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_dispatch_and_replies);
 	tcase_add_test(tc, test_pipelined_and_fragmented);
 	tcase_add_test(tc, test_turns_between_clients);
+	tcase_add_test(tc, test_quiet_clients_hold_nothing);
 	tcase_add_test(tc, test_garbage_closes_only_that_client);
 	tcase_add_test(tc, test_oversize_header);
 	tcase_add_test(tc, test_max_frame_request);
@@ -1114,6 +1165,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_admit);
 	tcase_add_test(tc, test_hello_timeout);
 	tcase_add_test(tc, test_slow_reader);
+	tcase_add_test(tc, test_burst_the_socket_takes);
 	tcase_add_test(tc, test_requests_after_peer_closed);
 	tcase_add_test(tc, test_total_budget_drops_heaviest);
 	tcase_add_test(tc, test_close_inside_callback);

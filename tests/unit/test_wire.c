@@ -745,6 +745,36 @@ START_TEST(test_lenient)
 	want = (struct wire_msg){.topic = WIRE_TOPIC_CONNECTION,
 	                         .action = WIRE_CONN_PONG};
 	assert_decodes_to(buf, n, &want);
+
+	/* EVENT EMIT frames take a short cut (wire.c, fast_event); what it
+	 * does not take goes the general way, with the same result. */
+	n = unhex("0e 10 04 1a 0a 08 02 32 01 61 12 03 7b 7d 20", buf,
+	          sizeof(buf));
+	buf[0] = (uint8_t)(n - 1);
+	buf[4] = (uint8_t)(n - 5);
+	want = (struct wire_msg){.topic = WIRE_TOPIC_EVENT,
+	                         .action = WIRE_EVENT_EMIT,
+	                         .data = "{} ",
+	                         .name = "a"};
+	assert_decodes_to(buf, n, &want);
+	/* name twice: the last one */
+	n = unhex("0e 10 04 1a 0a 08 02 32 01 61 32 01 62 12 00", buf,
+	          sizeof(buf));
+	buf[0] = (uint8_t)(n - 1);
+	buf[4] = (uint8_t)(n - 5);
+	want.name = "b";
+	want.data = "";
+	assert_decodes_to(buf, n, &want);
+	/* topic twice: the last one */
+	n = unhex("08 10 04 1a 02 08 02 10 02", buf, sizeof(buf));
+	want = (struct wire_msg){.topic = WIRE_TOPIC_CONNECTION,
+	                         .action = WIRE_CONN_PING};
+	assert_decodes_to(buf, n, &want);
+	/* a name with a NUL or bad UTF-8, either way: rejected */
+	assert_hex_rejected("0a 10 04 1a 06 08 02 32 02 61 00");
+	assert_hex_rejected("0a 10 04 1a 06 08 02 32 02 c3 28");
+	/* a length past the inner message */
+	assert_hex_rejected("08 10 04 1a 04 08 02 32 05");
 }
 END_TEST
 
