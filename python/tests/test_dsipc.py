@@ -213,3 +213,31 @@ def test_asyncio_connect_fails_without_dsd():
         await c.close()
 
     asyncio.run(main())
+
+
+def test_pip_install_next_to_the_library(tmp_path):
+    """`pip install ./python` builds (nothing to compile), and the
+    installed package finds libdsipc the way an installed system would
+    (find_library; here through LD_LIBRARY_PATH) without $DSIPC_LIBRARY."""
+    import shutil
+    import subprocess
+    import sys
+
+    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode:
+        pytest.skip(f"no pip for {sys.executable}")
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    copy = tmp_path / "python"
+    # a copy: pip builds in the tree it is given
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation",
+                        "--no-deps", "--no-index", "--target", str(target), str(copy)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("DSIPC_LIBRARY", "PYTHONPATH")}
+    env["LD_LIBRARY_PATH"] = os.path.dirname(os.environ["DSIPC_LIBRARY"])
+    env["PYTHONPATH"] = str(target)
+    r = subprocess.run([sys.executable, "-c", "import dsipc; print(dsipc.__file__, dsipc.library_version())"],
+                       capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(str(target)) and "(1, " in r.stdout
