@@ -13,8 +13,10 @@
  *    no global initialisation.  One handle must not be used from two threads
  *    at once; separate handles are independent.
  *
- * Loop integration: poll dsipc_get_fd() for dsipc_get_events() and call
- * dsipc_process() when it is ready, or use the blocking helpers
+ * Loop integration: poll dsipc_get_fd() for dsipc_get_events(), at most
+ * for dsipc_get_timeout(), and call dsipc_process() when it is ready or
+ * the time is up (ask for the fd again after: reconnecting changes it);
+ * or use the blocking helpers
  * (dsipc_wait(), dsipc_wait_event(), the *_sync control calls), or the
  * header-only libevent adapter in <dsipc-libevent.h>.
  *
