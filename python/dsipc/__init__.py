@@ -331,9 +331,12 @@ class Client:
         return cls(code, f"{what}: {msg}" if what else msg)
 
     def _check(self, r, what, cls=None):
-        self._reraise()
         if r < 0:
-            raise self._error(r, what, cls)
+            # The library's failure first; a callback's exception from the
+            # same call rides along as its cause.
+            e, self._exc = self._exc, None
+            raise self._error(r, what, cls) from e
+        self._reraise()
         return r
 
     def _reraise(self):
@@ -656,9 +659,14 @@ class AsyncClient:
     def _ready(self):
         try:
             self.client.process()
-        except BaseException as e:
-            self._stop(e)
-            return
+        except Exception as e:
+            c = self.client
+            if isinstance(e, Error) and (c._h is None or c.link == Link.DOWN):
+                self._stop(e)  # the link ended for good
+                return
+            # from a callback of the program's: not the end of the link
+            self._loop.call_exception_handler({
+                "message": "exception in a dsipc callback", "exception": e})
         self._sync()
 
     def _stop(self, exc):

@@ -241,3 +241,45 @@ def test_pip_install_next_to_the_library(tmp_path):
                        capture_output=True, text=True, env=env, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(str(target)) and "(1, " in r.stdout
+
+
+def test_asyncio_gives_up(platform):
+    """Without dsd for give_up seconds, an async iterator ends with
+    GaveUp, and an emit waiting for dsd's answer fails; a callback's own
+    exception does not end the client."""
+
+    async def main():
+        async with dsipc.AsyncClient(platform.socket, give_up=0.5, reconnect_min=0.05) as c:
+            seen = []
+
+            def bad(link, err):
+                seen.append(link)
+                if link != dsipc.Link.UP:
+                    raise RuntimeError("a callback's own error")
+
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(lambda loop, ctx: seen.append(ctx["exception"]))
+            c.watch_link(bad)
+            sub = c.subscribe("py/gone")
+            await asyncio.to_thread(platform.cmd, "stop")
+            try:
+                pending = asyncio.ensure_future(c.emit("py/gone", 1))
+                with pytest.raises(dsipc.GaveUp):
+                    async for _ in sub:
+                        pass
+                with pytest.raises(dsipc.Error):
+                    await pending
+                assert any(isinstance(x, RuntimeError) for x in seen)
+                assert dsipc.Link.WAITING in seen
+            finally:
+                await asyncio.to_thread(platform.cmd, "start")
+
+    asyncio.run(main())
+    # give_up without dsd at all: connect() fails with GaveUp
+    async def fails():
+        c = dsipc.AsyncClient("/nonexistent/dsd.sock", give_up=0.2)
+        with pytest.raises(dsipc.GaveUp):
+            await c.connect()
+        await c.close()
+
+    asyncio.run(fails())
