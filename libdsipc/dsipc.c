@@ -430,6 +430,8 @@ static int process_io(dsipc *c)
 	int r;
 
 	r = dsipc_link_tick(c);
+	if (c->free_pending)
+		return -ECANCELED; /* a link callback freed the handle */
 	if (r < 0 || c->fd < 0)
 		return r;
 	r = dsipc_flush_output(c);
