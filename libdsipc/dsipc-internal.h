@@ -4,7 +4,11 @@
  *                   slots and state;
  *  dsipc-slot.c     registrations: subscriptions and state watches;
  *  dsipc-request.c  requests with replies: emit, control, the blocking
- *                   helpers, and the local validation of names and JSON.
+ *                   helpers, and the local validation of names and JSON;
+ *  dsipc-link.c     the link to dsd: non-blocking connect, HELLO,
+ *                   reconnection on a schedule, the emit buffer;
+ *  backoff.c        the reconnection schedule and the buffer's bound
+ *                   (pure: no clock, no I/O).
  */
 #ifndef DSIPC_INTERNAL_H
 #define DSIPC_INTERNAL_H
@@ -15,6 +19,7 @@
 
 #include "dsipc.h"
 #include "ipc_reader.h"
+#include "backoff.h"
 #include "ipcproto.h"
 
 _Static_assert(DSIPC_MAX_NAME == IPC_MAX_NAME, "name limits differ");
@@ -28,6 +33,7 @@ _Static_assert(DSIPC_MAX_DATA == IPC_MAX_DATA, "data limits differ");
 enum slot_kind {
 	SLOT_STATE,
 	SLOT_EVENT,
+	SLOT_LINK,
 };
 
 struct dsipc_slot {
@@ -39,6 +45,7 @@ struct dsipc_slot {
 	char *name;    /* SLOT_EVENT */
 	dsipc_state_cb state_cb;
 	dsipc_event_cb event_cb;
+	dsipc_link_cb link_cb;
 	void *userdata;
 };
 
@@ -61,20 +68,32 @@ struct req {
 	struct waiter *w; /* a blocking caller, or NULL */
 	bool confirm;     /* an EMIT that asked for EMIT_CONFIRMED */
 	bool abandoned;   /* its blocking caller gave up: drop the reply */
-};
-
-enum hello_state {
-	HELLO_NONE,
-	HELLO_WAITING,
+	/* An emit kept for resending (reconnection on, or made while
+	 * connecting): its whole frame, id included. */
+	uint8_t *frame;
+	size_t frame_len;
+	bool held; /* refused by a stopping dsd: resent after reconnecting */
 };
 
 struct dsipc {
 	int fd;
 	bool connected; /* HELLO answered */
-	enum hello_state hello;
-	bool hello_done;
-	int hello_error;
-	int64_t hello_version;
+
+	/* the link (dsipc-link.c) */
+	enum dsipc_link link;
+	char *path;       /* of the last connect */
+	bool blocking;    /* inside dsipc_connect(): no retries */
+	int64_t deadline; /* HELLO's (CONNECTING) or the next try's */
+	int64_t lost_at;  /* when the link went down (giving up) */
+	unsigned attempt; /* tries since it went down */
+	int link_error;   /* why it last went down or failed */
+	int report_error; /* returned once by dsipc_process() when DOWN */
+	uint32_t seed;    /* jitter */
+	bool reconnect;
+	struct backoff backoff;
+	struct req *buf, *buf_tail; /* emits not yet given to dsd */
+	struct buffer_bound bound;
+	struct buffer_use used;
 
 	struct ipc_buf out;
 	struct ipc_reader in;
@@ -108,6 +127,11 @@ struct dsipc {
 
 /* dsipc.c */
 int dsipc_queue_msg(dsipc *c, const struct ipc_msg *m);
+int dsipc_queue_frame(dsipc *c, const uint8_t *frame, size_t len);
+void dsipc_reset_connection(dsipc *c);
+int dsipc_flush_output(dsipc *c);
+void dsipc_notify_events(dsipc *c);
+int64_t dsipc_now_ms(void);
 int dsipc_process_io(dsipc *c);
 int dsipc_leave(dsipc *c, int r);
 void dsipc_set_last_error(dsipc *c, const char *fmt, ...)
@@ -117,6 +141,22 @@ void dsipc_call_error(dsipc *c, const char *name, int code, const char *msg);
 
 /* dsipc-slot.c */
 int dsipc_resend_registrations(dsipc *c);
+void dsipc_call_link(dsipc *c, int link, int error);
+
+/* dsipc-link.c */
+int dsipc_link_start(dsipc *c, const char *path, bool blocking);
+void dsipc_link_hello(dsipc *c, const struct ipc_msg *m);
+/* The link is lost: returns 0 when the library will try again, else
+ * error. */
+int dsipc_link_lost(dsipc *c, int error);
+/* Timers: a HELLO overdue, a try due.  0, or the error when giving up. */
+int dsipc_link_tick(dsipc *c);
+/* ms until dsipc_link_tick() has work, -1 none. */
+int dsipc_link_timeout(dsipc *c);
+/* Emits from the buffer into the output, as room allows. */
+int dsipc_link_pump(dsipc *c);
+bool dsipc_link_buffering(dsipc *c);
+void dsipc_link_free(dsipc *c);
 
 /* dsipc-request.c */
 int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
@@ -125,6 +165,12 @@ int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
 void dsipc_handle_reply(dsipc *c, const struct ipc_msg *m);
 void dsipc_fail_requests(dsipc *c, int error);
 void dsipc_free_requests(dsipc *c);
+void dsipc_req_free(struct req *q);
+/* Ends one request that will get no reply (error < 0). */
+void dsipc_req_fail(dsipc *c, struct req *q, int error);
+int dsipc_send_emit(dsipc *c, const char *name, const char *data,
+                    dsipc_emit_cb cb, void *userdata, struct waiter *w,
+                    bool keep_name, bool *ret_buffered);
 /* Processes until *done, the timeout (-1: none) or an error; signals give
  * -EINTR when intr, else the wait goes on. */
 int dsipc_wait_until(dsipc *c, const bool *done, int timeout_ms, bool intr);

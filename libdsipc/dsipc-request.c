@@ -18,9 +18,10 @@
 
 /* -- pending requests -- */
 
-static void req_free(struct req *q)
+void dsipc_req_free(struct req *q)
 {
 	free(q->name);
+	free(q->frame);
 	free(q);
 }
 
@@ -63,7 +64,7 @@ int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
 	}
 	r = dsipc_queue_msg(c, &m);
 	if (r < 0) {
-		req_free(q);
+		dsipc_req_free(q);
 		return r;
 	}
 	if (c->reqs_tail)
@@ -72,6 +73,104 @@ int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
 		c->reqs = q;
 	c->reqs_tail = q;
 	c->n_reqs++;
+	return 0;
+}
+
+/*
+ * An emit that may have to be sent again (reconnection on) or later (the
+ * link is not up): encoded once, its frame kept until dsd answers.  Emits
+ * go through the buffer whenever it holds any, so they keep their order.
+ */
+int dsipc_send_emit(dsipc *c, const char *name, const char *data,
+                    dsipc_emit_cb cb, void *userdata, struct waiter *w,
+                    bool keep_name, bool *ret_buffered)
+{
+	struct ipc_msg m = {.type = IPC_EMIT, .has_id = true};
+	struct ipc_buf b;
+	struct req *q;
+	int r;
+
+	if (c->link == DSIPC_LINK_UP && !c->reconnect && !c->buf) {
+		*ret_buffered = false;
+		return dsipc_send_request(c, IPC_EMIT, name, data, cb, userdata,
+		                          w, keep_name);
+	}
+	if (c->link == DSIPC_LINK_DOWN)
+		return -ENOTCONN;
+	if (c->link != DSIPC_LINK_UP && c->bound.max_emits == 0)
+		return -ENOTCONN;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	if (keep_name && name) {
+		q->name = strdup(name);
+		if (!q->name) {
+			free(q);
+			return -ENOMEM;
+		}
+	}
+	q->id = c->next_id;
+	q->type = IPC_EMIT;
+	q->emit_cb = cb;
+	q->userdata = userdata;
+	q->w = w;
+	m.id = q->id;
+	m.name = name;
+	m.data = data;
+	m.data_len = data ? strlen(data) : 0;
+	if (w && w->want_confirm) {
+		m.has_code = true;
+		m.code = IPC_EMIT_WANT_CONFIRM;
+	}
+	ipc_buf_init(&b, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+	r = ipc_encode(&b, &m);
+	if (r < 0) {
+		ipc_buf_free(&b);
+		dsipc_req_free(q);
+		return r;
+	}
+	q->frame = b.data;
+	q->frame_len = b.len;
+	if (c->link == DSIPC_LINK_UP && !c->buf &&
+	    c->n_reqs < DSIPC_MAX_PENDING) {
+		r = dsipc_queue_frame(c, q->frame, q->frame_len);
+		if (r < 0) {
+			dsipc_req_free(q);
+			return r;
+		}
+		(void)dsipc_flush_output(c);
+		if (c->out.len > 0)
+			dsipc_notify_events(c);
+		if (c->reqs_tail)
+			c->reqs_tail->next = q;
+		else
+			c->reqs = q;
+		c->reqs_tail = q;
+		c->n_reqs++;
+		*ret_buffered = false;
+	} else {
+		r = buffer_admit(&c->bound, &c->used, q->frame_len);
+		if (r < 0) {
+			dsipc_set_last_error(
+			        c,
+			        "dsd is away and the emit buffer is "
+			        "full (%u emits, %zu bytes)",
+			        c->used.emits, c->used.bytes);
+			dsipc_req_free(q);
+			return r;
+		}
+		if (c->buf_tail)
+			c->buf_tail->next = q;
+		else
+			c->buf = q;
+		c->buf_tail = q;
+		c->used.emits++;
+		c->used.bytes += q->frame_len;
+		*ret_buffered = c->link != DSIPC_LINK_UP;
+	}
+	c->next_id++;
+	if (c->next_id == 0)
+		c->next_id = 1;
 	return 0;
 }
 
@@ -100,6 +199,9 @@ static struct req *req_find(dsipc *c, uint32_t id)
 	for (q = c->reqs; q; q = q->next)
 		if (q->id == id)
 			return q;
+	for (q = c->buf; q; q = q->next)
+		if (q->id == id)
+			return q;
 	return NULL;
 }
 
@@ -110,13 +212,21 @@ void dsipc_handle_reply(dsipc *c, const struct ipc_msg *m)
 
 	if (!m->has_id)
 		return;
-	q = req_take(c, m->id);
-	if (!q)
+	q = req_find(c, m->id);
+	if (!q || q->held)
 		return;
+	if (m->type == IPC_ERROR && dsipc_errno_of(m) == -ESHUTDOWN &&
+	    c->reconnect && q->frame) {
+		/* dsd is stopping: this one goes to the next dsd, in
+		 * order, when the link is lost. */
+		q->held = true;
+		return;
+	}
+	q = req_take(c, m->id);
 	if (q->abandoned) {
 		/* Its caller already returned -ETIMEDOUT (or the like): a late
 		 * refusal is no news for the error callback. */
-		req_free(q);
+		dsipc_req_free(q);
 		return;
 	}
 	if (m->type == IPC_ERROR)
@@ -141,7 +251,25 @@ void dsipc_handle_reply(dsipc *c, const struct ipc_msg *m)
 		 * failed UNSUBSCRIBE has no one left to tell. */
 		dsipc_call_error(c, q->name, result, m->text);
 	}
-	req_free(q);
+	dsipc_req_free(q);
+}
+
+void dsipc_req_fail(dsipc *c, struct req *q, int error)
+{
+	if (q->w) {
+		q->w->done = true;
+		q->w->result = error;
+	} else if (q->abandoned || c->free_pending) {
+		/* nobody to tell */
+	} else if (q->emit_cb) {
+		c->depth++;
+		q->emit_cb(c, error, "", q->userdata);
+		c->depth--;
+	} else if (q->type == IPC_EMIT) {
+		/* A plain emit that dsd may never have seen: never silent. */
+		dsipc_call_error(c, q->name, error, "the link to dsd was lost");
+	}
+	dsipc_req_free(q);
 }
 
 void dsipc_fail_requests(dsipc *c, int error)
@@ -153,15 +281,8 @@ void dsipc_fail_requests(dsipc *c, int error)
 	c->n_reqs = 0;
 	for (; q; q = next) {
 		next = q->next;
-		if (q->w) {
-			q->w->done = true;
-			q->w->result = error;
-		} else if (q->emit_cb && !c->free_pending) {
-			c->depth++;
-			q->emit_cb(c, error, "", q->userdata);
-			c->depth--;
-		}
-		req_free(q);
+		q->next = NULL;
+		dsipc_req_fail(c, q, error);
 	}
 }
 
@@ -171,7 +292,7 @@ void dsipc_free_requests(dsipc *c)
 
 	for (q = c->reqs; q; q = next) {
 		next = q->next;
-		req_free(q);
+		dsipc_req_free(q);
 	}
 	c->reqs = c->reqs_tail = NULL;
 	c->n_reqs = 0;
@@ -179,44 +300,41 @@ void dsipc_free_requests(dsipc *c)
 
 /* -- waiting -- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int dsipc_wait_until(dsipc *c, const bool *done, int timeout_ms, bool intr)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : dsipc_now_ms() + timeout_ms;
 
 	for (;;) {
-		struct pollfd p;
-		int r, left = -1;
+		struct pollfd p = {.fd = -1};
+		int r, left = -1, link;
 
 		if (done && *done)
 			return 0;
 		if (c->free_pending)
 			return -ECANCELED;
-		if (c->fd < 0)
-			return -ENOTCONN;
+		/* Waiting for the next try to reconnect is waiting too. */
+		if (c->fd < 0 && c->link != DSIPC_LINK_WAITING)
+			return dsipc_process_io(c);
 		if (deadline >= 0) {
-			int64_t d = deadline - now_ms();
+			int64_t d = deadline - dsipc_now_ms();
 			if (d <= 0)
 				return done ? -ETIMEDOUT : 0;
 			left = d > 1000000 ? 1000000 : (int)d;
 		}
-		p.fd = c->fd;
-		p.events = (short)dsipc_get_events(c);
-		p.revents = 0;
-		r = poll(&p, 1, left);
+		link = dsipc_link_timeout(c);
+		if (link >= 0 && (left < 0 || link < left))
+			left = link;
+		if (c->fd >= 0) {
+			p.fd = c->fd;
+			p.events = (short)dsipc_get_events(c);
+		}
+		r = poll(&p, c->fd >= 0 ? 1 : 0, left);
 		if (r < 0) {
 			if (errno == EINTR && !intr)
 				continue;
 			return -errno;
 		}
-		if (r == 0)
+		if (r == 0 && dsipc_link_timeout(c) != 0)
 			continue;
 		r = dsipc_process_io(c);
 		if (r < 0)
@@ -238,9 +356,15 @@ static int request_sync(dsipc *c, int type, const char *name, const char *data,
                         int timeout_ms, struct waiter *w)
 {
 	uint32_t id = c->next_id;
+	bool buffered = false;
 	int r;
 
-	r = dsipc_send_request(c, type, name, data, NULL, NULL, w, false);
+	if (type == IPC_EMIT)
+		r = dsipc_send_emit(c, name, data, NULL, NULL, w, false,
+		                    &buffered);
+	else
+		r = dsipc_send_request(c, type, name, data, NULL, NULL, w,
+		                       false);
 	if (r < 0)
 		return r;
 	r = dsipc_wait_until(c, &w->done, timeout_ms, false);
@@ -367,7 +491,7 @@ static int check_emit(dsipc *c, const char *name, const char *json)
 	r = check_json(c, json);
 	if (r < 0)
 		return r;
-	return c->connected ? 0 : -ENOTCONN;
+	return c->connected || dsipc_link_buffering(c) ? 0 : -ENOTCONN;
 }
 
 /* -- emit -- */
@@ -381,6 +505,7 @@ DSIPC_EXPORT int dsipc_emit(dsipc *c, const char *name, const char *json)
 DSIPC_EXPORT int dsipc_emit_async(dsipc *c, const char *name, const char *json,
                                   dsipc_emit_cb cb, void *userdata)
 {
+	bool buffered;
 	int r;
 
 	if (!c)
@@ -392,8 +517,8 @@ DSIPC_EXPORT int dsipc_emit_async(dsipc *c, const char *name, const char *json,
 		return r;
 	/* Without a callback the name is kept, so a refusal reaching the
 	 * error callback can say which event it was. */
-	return dsipc_send_request(c, IPC_EMIT, name, json, cb, userdata, NULL,
-	                          !cb);
+	return dsipc_send_emit(c, name, json, cb, userdata, NULL, !cb,
+	                       &buffered);
 }
 
 DSIPC_EXPORT int dsipc_emit_sync(dsipc *c, const char *name, const char *json,
@@ -401,7 +526,7 @@ DSIPC_EXPORT int dsipc_emit_sync(dsipc *c, const char *name, const char *json,
 {
 	struct waiter w = {.want_confirm = true};
 	dsipc_emit_result res;
-	int64_t start = now_ms(), left = -1;
+	int64_t start = dsipc_now_ms(), left = -1;
 	int r;
 
 	if (!c)
@@ -411,6 +536,18 @@ DSIPC_EXPORT int dsipc_emit_sync(dsipc *c, const char *name, const char *json,
 	r = check_emit(c, name, json);
 	if (r < 0)
 		return r;
+	if (!c->connected) {
+		/* dsd is away: kept in the buffer, and its outcome (should
+		 * dsd refuse it) goes to the error callback, as for
+		 * dsipc_emit(). */
+		bool buffered;
+
+		r = dsipc_send_emit(c, name, json, NULL, NULL, NULL, true,
+		                    &buffered);
+		if (r == 0 && ret)
+			*ret = DSIPC_EMIT_BUFFERED;
+		return r;
+	}
 	/* Armed before the request: the confirmation may come in the same
 	 * read as the reply. */
 	c->confirm_id = c->next_id;
@@ -421,7 +558,7 @@ DSIPC_EXPORT int dsipc_emit_sync(dsipc *c, const char *name, const char *json,
 	res = w.code == IPC_EMIT_QUEUED ? DSIPC_EMIT_QUEUED : DSIPC_EMIT_SENT;
 	if (r == 0 && res == DSIPC_EMIT_SENT && !c->confirmed) {
 		if (timeout_ms >= 0) {
-			left = timeout_ms - (now_ms() - start);
+			left = timeout_ms - (dsipc_now_ms() - start);
 			if (left < 0)
 				left = 0;
 		}

@@ -30,7 +30,7 @@ int dsipc_resend_registrations(dsipc *c)
 	int r;
 
 	for (s = c->slots; s; s = s->next) {
-		if (s->removed)
+		if (s->removed || s->kind == SLOT_LINK)
 			continue;
 		if (s->kind == SLOT_STATE) {
 			want_state = true;
@@ -202,6 +202,55 @@ DSIPC_EXPORT dsipc_slot *dsipc_slot_free(dsipc_slot *s)
 	if (c->depth == 0 && !c->free_pending)
 		(void)dsipc_leave(c, 0);
 	return NULL;
+}
+
+void dsipc_call_link(dsipc *c, int link, int error)
+{
+	struct dsipc_slot *s, *last = c->slots_tail;
+
+	/* Slots added by the callbacks below do not see this change. */
+	for (s = c->slots; s; s = s->next) {
+		if (s->kind == SLOT_LINK && !s->removed) {
+			c->depth++;
+			s->link_cb(c, link, error, s->userdata);
+			c->depth--;
+			if (c->free_pending)
+				return;
+		}
+		if (s == last)
+			break;
+	}
+}
+
+DSIPC_EXPORT int dsipc_watch_link(dsipc *c, dsipc_link_cb cb, void *userdata,
+                                  dsipc_slot **ret_slot)
+{
+	struct dsipc_slot *s;
+
+	if (!c || !cb)
+		return -EINVAL;
+	if (c->free_pending)
+		return -ECANCELED;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->c = c;
+	s->kind = SLOT_LINK;
+	s->link_cb = cb;
+	s->userdata = userdata;
+	/* Floating while the first callback runs (see dsipc_watch_state()). */
+	s->floating = true;
+	slot_link(c, s);
+	c->depth++;
+	cb(c, c->link, c->link == DSIPC_LINK_UP ? 0 : c->link_error, userdata);
+	c->depth--;
+	if (c->free_pending)
+		return dsipc_leave(c, -ECANCELED);
+	if (ret_slot) {
+		s->floating = false;
+		*ret_slot = s;
+	}
+	return dsipc_leave(c, 0);
 }
 
 DSIPC_EXPORT int dsipc_get_state(dsipc *c, const char **ret_state,

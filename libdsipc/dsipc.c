@@ -16,8 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dsipc-internal.h"
@@ -37,18 +36,32 @@ DSIPC_EXPORT int dsipc_new(dsipc **ret)
 		return -ENOMEM;
 	c->fd = -1;
 	c->next_id = 1;
+	c->bound.max_emits = DSIPC_BUFFER_EMITS;
+	c->bound.max_bytes = DSIPC_BUFFER_BYTES;
+	c->backoff.min_ms = DSIPC_RECONNECT_MIN_MS;
+	c->backoff.max_ms = DSIPC_RECONNECT_MAX_MS;
+	c->backoff.give_up_ms = -1;
+	c->seed = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)c ^
+	          (uint32_t)dsipc_now_ms();
 	ipc_buf_init(&c->out, DSIPC_MAX_OUTPUT);
 	*ret = c;
 	return 0;
 }
 
-static void reset_connection(dsipc *c)
+int64_t dsipc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void dsipc_reset_connection(dsipc *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	c->connected = false;
-	c->hello = HELLO_NONE;
 	c->watch_sent = false;
 	ipc_reader_free(&c->in);
 	ipc_buf_free(&c->out);
@@ -65,9 +78,10 @@ static void really_free(dsipc *c)
 {
 	struct dsipc_slot *s, *next;
 
-	reset_connection(c);
+	dsipc_reset_connection(c);
 	ipc_buf_free(&c->out);
 	dsipc_free_requests(c);
+	dsipc_link_free(c);
 	for (s = c->slots; s; s = next) {
 		next = s->next;
 		if (s->floating || s->removed) {
@@ -173,7 +187,7 @@ void dsipc_call_error(dsipc *c, const char *name, int code, const char *msg)
 
 /* -- output -- */
 
-static int flush_output(dsipc *c)
+int dsipc_flush_output(dsipc *c)
 {
 	while (c->out.len > 0) {
 		ssize_t n = send(c->fd, c->out.data, c->out.len,
@@ -204,10 +218,31 @@ int dsipc_queue_msg(dsipc *c, const struct ipc_msg *m)
 	 * progress.  A failure here is left for dsipc_process() to find, so
 	 * the connection is only ever torn down in one place.
 	 */
-	(void)flush_output(c);
+	(void)dsipc_flush_output(c);
 	if (c->out.len > 0 && c->events_cb)
 		c->events_cb(c, POLLIN | POLLOUT, c->events_userdata);
 	return 0;
+}
+
+/* Appends an encoded frame; the caller flushes. */
+int dsipc_queue_frame(dsipc *c, const uint8_t *frame, size_t len)
+{
+	int r;
+
+	if (c->fd < 0)
+		return -ENOTCONN;
+	r = ipc_buf_reserve(&c->out, len);
+	if (r < 0)
+		return r;
+	memcpy(c->out.data + c->out.len, frame, len);
+	c->out.len += len;
+	return 0;
+}
+
+void dsipc_notify_events(dsipc *c)
+{
+	if (c->events_cb)
+		c->events_cb(c, dsipc_get_events(c), c->events_userdata);
 }
 
 /* -- dispatch -- */
@@ -277,22 +312,16 @@ static void dispatch(dsipc *c, const struct ipc_msg *m)
 		return;
 	switch (m->type) {
 	case IPC_HELLO_OK:
-		if (c->hello == HELLO_WAITING) {
-			c->hello_version = m->has_code ? m->code : -1;
-			c->hello_done = true;
-		}
+		if (c->link == DSIPC_LINK_CONNECTING)
+			dsipc_link_hello(c, m);
 		break;
 	case IPC_OK:
 	case IPC_ERROR:
 	case IPC_STATUS_REPLY:
 	case IPC_EMIT_REPLY:
 		if (m->type == IPC_ERROR && !m->has_id &&
-		    c->hello == HELLO_WAITING) {
-			/* The daemon refused our HELLO. */
-			c->hello_error = dsipc_errno_of(m);
-			if (m->text)
-				dsipc_set_last_error(c, "%s", m->text);
-			c->hello_done = true;
+		    c->link == DSIPC_LINK_CONNECTING) {
+			dsipc_link_hello(c, m);
 			break;
 		}
 		if (m->type == IPC_ERROR && !m->has_id) {
@@ -372,21 +401,40 @@ static int read_and_dispatch(dsipc *c)
 	return 0;
 }
 
-/* Closes the connection and fails what waited on it. */
-static int connection_lost(dsipc *c, int error)
+/* After the socket went away inside dispatching: what the caller hears. */
+static int after_close(dsipc *c, int r)
 {
-	reset_connection(c);
-	dsipc_fail_requests(c, error);
-	return error;
+	if (c->link != DSIPC_LINK_DOWN)
+		return 0; /* trying again */
+	if (c->report_error) {
+		r = c->report_error;
+		c->report_error = 0;
+	}
+	return r;
 }
+
+static int process_io(dsipc *c);
 
 int dsipc_process_io(dsipc *c)
 {
+	int r = process_io(c);
+
+	/* A failure is reported once, by the call that met it. */
+	if (r < 0 && r == c->report_error)
+		c->report_error = 0;
+	return r;
+}
+
+static int process_io(dsipc *c)
+{
 	int r;
 
-	if (c->fd < 0)
-		return -ENOTCONN;
-	r = flush_output(c);
+	r = dsipc_link_tick(c);
+	if (c->free_pending)
+		return -ECANCELED; /* a link callback freed the handle */
+	if (r < 0 || c->fd < 0)
+		return r;
+	r = dsipc_flush_output(c);
 	if (r < 0) {
 		/* dsd may have said why before it closed (a refused HELLO,
 		 * "too many clients"): take that in before giving up. */
@@ -395,17 +443,19 @@ int dsipc_process_io(dsipc *c)
 		if (rr == -ECANCELED)
 			return rr;
 		if (c->fd < 0)
-			return r;
-		return connection_lost(c, r == -EPIPE ? -ECONNRESET : r);
+			return after_close(c, r);
+		return dsipc_link_lost(c, r == -EPIPE ? -ECONNRESET : r);
 	}
 	r = read_and_dispatch(c);
 	if (r == -ECANCELED)
 		return r;
 	if (r < 0)
-		return c->fd >= 0 ? connection_lost(c, r) : r;
-	r = flush_output(c);
+		return c->fd >= 0 ? dsipc_link_lost(c, r) : after_close(c, r);
+	r = dsipc_link_pump(c);
+	if (r == 0)
+		r = dsipc_flush_output(c);
 	if (r < 0)
-		return connection_lost(c, r == -EPIPE ? -ECONNRESET : r);
+		return dsipc_link_lost(c, r == -EPIPE ? -ECONNRESET : r);
 	return 0;
 }
 
@@ -457,114 +507,40 @@ DSIPC_EXPORT int dsipc_is_connected(dsipc *c)
 
 /* -- connecting -- */
 
-static int open_socket(const char *path, int *ret_fd)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct timeval tv = {
-	        .tv_sec = DSIPC_HELLO_TIMEOUT_MS / 1000,
-	        .tv_usec = DSIPC_HELLO_TIMEOUT_MS % 1000 * 1000,
-	};
-	int fd, flags;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/*
-	 * A local connect waits only while the listener's backlog is full
-	 * (dsd hung or swamped), and then without end unless the socket has
-	 * a send timeout: bound it like the HELLO wait.  It then fails with
-	 * EAGAIN.
-	 */
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = errno == EAGAIN ? -ETIMEDOUT : -errno;
-		close(fd);
-		return r;
-	}
-	tv.tv_sec = tv.tv_usec = 0;
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
-}
-
-#define STR_(x) #x
-#define STR(x)  STR_(x)
-
-static int hello(dsipc *c)
-{
-	struct ipc_msg m = {
-	        .type = IPC_HELLO,
-	        .has_code = true,
-	        .code = IPC_PROTOCOL_VERSION,
-	        .text = "libdsipc/" STR(DSIPC_VERSION_MAJOR) "." STR(
-	                DSIPC_VERSION_MINOR) "." STR(DSIPC_VERSION_PATCH),
-	};
-	int r;
-
-	c->hello = HELLO_WAITING;
-	c->hello_done = false;
-	c->hello_error = 0;
-	r = dsipc_queue_msg(c, &m);
-	if (r < 0)
-		return r;
-	r = dsipc_wait_until(c, &c->hello_done, DSIPC_HELLO_TIMEOUT_MS, false);
-	if (r < 0 && !c->hello_done) {
-		if (r == -ETIMEDOUT)
-			dsipc_set_last_error(c, "dsd did not answer HELLO");
-		return r;
-	}
-	c->hello = HELLO_NONE;
-	if (c->hello_error < 0)
-		return c->hello_error;
-	if (c->hello_version != IPC_PROTOCOL_VERSION) {
-		dsipc_set_last_error(c,
-		                     "dsd speaks protocol version %lld, this "
-		                     "library %d",
-		                     (long long)c->hello_version,
-		                     IPC_PROTOCOL_VERSION);
-		return -EPROTONOSUPPORT;
-	}
-	return 0;
-}
-
 DSIPC_EXPORT int dsipc_connect(dsipc *c, const char *path)
 {
-	int fd = -1, r;
+	int r;
 
 	if (!c)
 		return -EINVAL;
 	if (c->free_pending)
 		return -ECANCELED;
-	if (c->fd >= 0)
-		return -EISCONN;
-	if (!path) {
-		path = getenv("DSD_SOCKET");
-		if (!path || !*path)
-			path = DSIPC_DEFAULT_SOCKET;
-	}
-	r = open_socket(path, &fd);
-	if (r < 0) {
-		dsipc_set_last_error(c, "cannot connect to %s: %s", path,
-		                     strerror(-r));
+	r = dsipc_link_start(c, path, true);
+	if (r == -EISCONN || r == -EALREADY || r == -ENOMEM) {
+		c->blocking = false;
 		return r;
 	}
-	reset_connection(c);
-	c->fd = fd;
-	r = hello(c);
-	if (r == 0) {
-		c->connected = true;
-		r = dsipc_resend_registrations(c);
+	/* HELLO's own deadline (dsipc_link_tick()) ends the wait. */
+	while (r == 0 && c->link == DSIPC_LINK_CONNECTING && !c->free_pending) {
+		struct pollfd p = {.fd = c->fd,
+		                   .events = (short)dsipc_get_events(c)};
+
+		if (poll(&p, 1, dsipc_link_timeout(c)) < 0 && errno != EINTR)
+			r = -errno;
+		else
+			r = dsipc_process_io(c);
 	}
-	if (r < 0 && r != -ECANCELED)
-		reset_connection(c);
+	if (r < 0 && c->link == DSIPC_LINK_CONNECTING && !c->free_pending)
+		(void)dsipc_link_lost(c, r);
+	if (c->free_pending)
+		r = -ECANCELED;
+	c->blocking = false;
+	if (r != -ECANCELED)
+		r = c->link == DSIPC_LINK_UP ? 0 : c->link_error;
 	return dsipc_leave(c, r);
+}
+
+DSIPC_EXPORT int dsipc_version(void)
+{
+	return DSIPC_VERSION;
 }

@@ -13,8 +13,10 @@
  *    no global initialisation.  One handle must not be used from two threads
  *    at once; separate handles are independent.
  *
- * Loop integration: poll dsipc_get_fd() for dsipc_get_events() and call
- * dsipc_process() when it is ready, or use the blocking helpers
+ * Loop integration: poll dsipc_get_fd() for dsipc_get_events(), at most
+ * for dsipc_get_timeout(), and call dsipc_process() when it is ready or
+ * the time is up (ask for the fd again after: reconnecting changes it);
+ * or use the blocking helpers
  * (dsipc_wait(), dsipc_wait_event(), the *_sync control calls), or the
  * header-only libevent adapter in <dsipc-libevent.h>.
  *
@@ -26,6 +28,7 @@
 #ifndef DSIPC_H
 #define DSIPC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -58,7 +61,28 @@ typedef enum dsipc_emit_result {
 	DSIPC_EMIT_SENT = 0,   /* written to the platform, not yet confirmed */
 	DSIPC_EMIT_QUEUED = 1, /* dsd is offline: queued until it is back */
 	DSIPC_EMIT_CONFIRMED = 2, /* the platform has it (dsipc_emit_sync()) */
+	/* dsd is away: kept in this process's buffer until the library is
+	 * connected again (since 1.1, only while connecting or reconnecting) */
+	DSIPC_EMIT_BUFFERED = 3,
 } dsipc_emit_result;
+
+/*
+ * The link between this handle and dsd (since 1.1), apart from dsd's own
+ * link to the platform (dsipc_watch_state()).
+ */
+typedef enum dsipc_link {
+	DSIPC_LINK_DOWN = 0,       /* not connected and not trying */
+	DSIPC_LINK_CONNECTING = 1, /* socket open, waiting for dsd's HELLO */
+	DSIPC_LINK_UP = 2,         /* connected: requests go to dsd */
+	DSIPC_LINK_WAITING = 3,    /* lost or refused: the next try is due at
+	                              dsipc_get_timeout() */
+} dsipc_link;
+
+/* Defaults of dsipc_set_reconnect() and dsipc_set_buffer(). */
+#define DSIPC_RECONNECT_MIN_MS 100
+#define DSIPC_RECONNECT_MAX_MS 5000
+#define DSIPC_BUFFER_EMITS     10000
+#define DSIPC_BUFFER_BYTES     (8 * 1024 * 1024)
 
 /* Connection state of dsd towards the platform ("OPEN", "RECONNECTING"...).
  * reason is never NULL (may be empty); at_unix_ms is when it changed. */
@@ -86,10 +110,16 @@ typedef void (*dsipc_emit_cb)(dsipc *c, int result, const char *msg,
                               void *userdata);
 /*
  * Called when dsipc_get_events() may have changed outside dsipc_process()
- * (output was queued and could not be written at once).  Meant for loop
- * adapters; must not call back into the library.
+ * (output was queued and could not be written at once), and whenever the
+ * socket changes (connecting, lost, reconnected).  Meant for loop adapters;
+ * must not call back into the library except the dsipc_get_* getters.
  */
 typedef void (*dsipc_events_cb)(dsipc *c, int events, void *userdata);
+/*
+ * A change of the link to dsd: link is the new dsipc_link, error why it went
+ * down or could not be made (a negative errno; 0 when nothing failed).
+ */
+typedef void (*dsipc_link_cb)(dsipc *c, int link, int error, void *userdata);
 
 /* -- lifetime -- */
 DSIPC_EXPORT int dsipc_new(dsipc **ret);
@@ -108,9 +138,55 @@ DSIPC_EXPORT dsipc *dsipc_free(dsipc *c);
  */
 DSIPC_EXPORT int dsipc_connect(dsipc *c, const char *path);
 DSIPC_EXPORT int dsipc_is_connected(dsipc *c);
+/*
+ * Since 1.1.  Starts connecting and returns at once: the socket is opened
+ * (a local connect does not wait), HELLO is queued, and dsipc_process()
+ * finishes the handshake when dsd answers (DSIPC_LINK_UP) or fails it after
+ * a few seconds.  Subscriptions, state watches and emits made meanwhile are
+ * sent once it is up (emits are kept in the buffer of dsipc_set_buffer()).
+ * Without reconnection a failure is returned (at once, or by
+ * dsipc_process()); with it, the library tries again on its schedule.
+ * -EISCONN when connected or already connecting.
+ */
+DSIPC_EXPORT int dsipc_connect_async(dsipc *c, const char *path);
+/*
+ * Since 1.1.  Opt-in automatic reconnection: after the link to dsd is lost
+ * (or a dsipc_connect_async() attempt fails), try again after min_ms, then
+ * twice as long each time up to max_ms (each delay drawn between half and
+ * all of it); the first try after a loss is immediate.  Subscriptions and
+ * state watches are made again, emits made meanwhile are buffered and sent
+ * in order, and emits dsd had not answered (or refused because it was
+ * stopping) are sent again: delivery stays at least once.  give_up_ms: how
+ * long the link may stay down before the library gives up (-1: never);
+ * then buffered emits fail, the link is DSIPC_LINK_DOWN and
+ * dsipc_process() returns the last error once.  min_ms 0 turns it off.
+ * Opt-in because it changes what dsipc_process() returns on a loss (0
+ * instead of -ECONNRESET) and moves the socket (see dsipc_get_fd()).
+ */
+DSIPC_EXPORT int dsipc_set_reconnect(dsipc *c, int min_ms, int max_ms,
+                                     int give_up_ms);
+/*
+ * Since 1.1.  Bounds the emits kept while the link is not up (default
+ * DSIPC_BUFFER_EMITS, DSIPC_BUFFER_BYTES as encoded).  An emit that does
+ * not fit is refused with -ENOBUFS and a message, never dropped later.
+ * max_emits 0: no buffer (emits fail with -ENOTCONN while away).
+ */
+DSIPC_EXPORT int dsipc_set_buffer(dsipc *c, unsigned max_emits,
+                                  size_t max_bytes);
+/* Since 1.1.  Emits held in the buffer, not yet given to dsd. */
+DSIPC_EXPORT int dsipc_get_buffered(dsipc *c);
+/* Since 1.1.  The current dsipc_link. */
+DSIPC_EXPORT int dsipc_get_link(dsipc *c);
+/*
+ * Since 1.1.  Calls cb with the current link at once (from inside this
+ * call), then on every change.  Same slot rules as dsipc_watch_state().
+ */
+DSIPC_EXPORT int dsipc_watch_link(dsipc *c, dsipc_link_cb cb, void *userdata,
+                                  dsipc_slot **ret_slot);
 
 /* -- loop integration -- */
-/* The socket, or -ENOTCONN. */
+/* The socket, or -ENOTCONN.  It changes when the library reconnects: ask
+ * again after every dsipc_process() (and in the dsipc_events_cb). */
 DSIPC_EXPORT int dsipc_get_fd(dsipc *c);
 /* POLLIN, plus POLLOUT while output is pending; 0 when not connected. */
 DSIPC_EXPORT int dsipc_get_events(dsipc *c);
@@ -125,6 +201,12 @@ DSIPC_EXPORT int dsipc_process(dsipc *c);
 /* Lets a loop adapter learn that POLLOUT is wanted (see dsipc_events_cb). */
 DSIPC_EXPORT void dsipc_set_events_cb(dsipc *c, dsipc_events_cb cb,
                                       void *userdata);
+/*
+ * Since 1.1.  In *ret_ms, how long a loop may wait before it must call
+ * dsipc_process() even if the socket stays quiet (a HELLO that must not
+ * wait for ever, the next reconnection attempt): 0 now, -1 no deadline.
+ */
+DSIPC_EXPORT int dsipc_get_timeout(dsipc *c, int *ret_ms);
 
 /* -- blocking helpers -- */
 /*
@@ -200,6 +282,9 @@ DSIPC_EXPORT int dsipc_status_json(dsipc *c, int timeout_ms, char **ret_json);
 DSIPC_EXPORT int dsipc_pause(dsipc *c, int timeout_ms);
 DSIPC_EXPORT int dsipc_resume(dsipc *c, int timeout_ms);
 DSIPC_EXPORT int dsipc_reload(dsipc *c, int timeout_ms);
+
+/* Since 1.1.  The library's version at run time, as DSIPC_VERSION. */
+DSIPC_EXPORT int dsipc_version(void);
 
 /* The message of the last failure (the daemon's, or the local validation's);
  * "" when none.  Borrowed until the next call. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check-run.h"
@@ -76,7 +77,8 @@ static int srv_recv(int fd, struct ipc_msg *ret, int timeout_ms)
 	r = ipc_decode(frame, sizeof(hdr) + len, ret);
 	free(frame);
 	ck_assert_int_eq(r, 0);
-	ck_assert_int_eq(ipc_msg_check(ret, IPC_DIR_C2S), 0);
+	ck_assert_msg(ipc_msg_check(ret, IPC_DIR_C2S) == 0, "bad %s",
+	              ipc_type_name(ret->type));
 	return 0;
 }
 
@@ -314,7 +316,10 @@ START_TEST(test_hello)
 
 	ck_assert_int_eq(f.hello_type, IPC_HELLO);
 	ck_assert_int_eq(f.hello_code, IPC_PROTOCOL_VERSION);
-	ck_assert_str_eq(f.hello_client, "libdsipc/1.0.0");
+	ck_assert_str_eq(f.hello_client, "libdsipc/" LIBDSIPC_VERSION_STR);
+	/* header, library and meson's version agree */
+	ck_assert_int_eq(dsipc_version(), DSIPC_VERSION);
+	ck_assert_int_eq(DSIPC_VERSION, 10100);
 	ck_assert(dsipc_is_connected(c));
 	ck_assert_int_ge(dsipc_get_fd(c), 0);
 	ck_assert_int_eq(dsipc_get_events(c), POLLIN);
@@ -1029,6 +1034,68 @@ START_TEST(test_libevent_adapter)
 }
 END_TEST
 
+/* One turn of the loop, never longer than 50 ms (a broken adapter that
+ * waits on nothing must fail the test, not hang it). */
+static void loop_once(struct event_base *base)
+{
+	struct timeval tv = {0, 50000};
+
+	event_base_loopexit(base, &tv);
+	event_base_loop(base, EVLOOP_ONCE);
+}
+
+/* With reconnection on, the adapter moves to the new socket by itself:
+ * the subscription delivers again, closed_cb is not called. */
+START_TEST(test_libevent_follows_reconnect)
+{
+	struct event_base *base = event_base_new();
+	struct dsipc_libevent *a;
+	struct rec got = {0};
+	int closed = 0, k;
+	struct fake f;
+	struct ipc_msg m;
+	dsipc *c;
+	struct ipc_msg ev = {
+	        .type = IPC_EVENT, .name = "x", .data = "6", .data_len = 1};
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	ck_assert_int_eq(dsipc_set_reconnect(c, 10, 20, -1), 0);
+	ck_assert_int_eq(fake_connect(&f, c), 0);
+	ck_assert_int_eq(dsipc_libevent_attach(c, base, on_closed, &closed, &a),
+	                 0);
+	ck_assert_int_eq(dsipc_subscribe(c, "x", rec_event, &got, NULL), 0);
+	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
+	ipc_msg_clear(&m);
+	close(f.sfd);
+	f.sfd = -1;
+	/* the fake answers the next HELLO from a thread */
+	ck_assert_int_eq(pthread_create(&f.th, NULL, accept_hello, &f), 0);
+	for (k = 0; k < 50 && dsipc_is_connected(c); k++)
+		loop_once(base);
+	ck_assert(!dsipc_is_connected(c));
+	for (k = 0; k < 100 && !dsipc_is_connected(c); k++)
+		loop_once(base);
+	if (!dsipc_is_connected(c))
+		shutdown(f.lfd, SHUT_RDWR); /* ends the fake's accept() */
+	pthread_join(f.th, NULL);
+	ck_assert(dsipc_is_connected(c));
+	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
+	ck_assert_str_eq(m.name, "x");
+	ipc_msg_clear(&m);
+	srv_send(f.sfd, &ev);
+	for (k = 0; k < 50 && got.calls == 0; k++)
+		loop_once(base);
+	ck_assert_int_eq(got.calls, 1);
+	ck_assert_str_eq(got.json, "6");
+	ck_assert_int_eq(closed, 0);
+	dsipc_libevent_detach(a);
+	dsipc_free(c);
+	event_base_free(base);
+	fake_close(&f);
+}
+END_TEST
+
 /* A callback may detach the adapter (and then free the handle). */
 struct detacher {
 	struct dsipc_libevent *a;
@@ -1203,6 +1270,400 @@ START_TEST(test_input_buffer_shrinks)
 }
 END_TEST
 
+/* -- the link to dsd: non-blocking connect, reconnection, the buffer -- */
+
+struct links {
+	int n;
+	int link[32];
+	int error[32];
+};
+
+static void rec_link(dsipc *c, int link, int error, void *ud)
+{
+	struct links *l = ud;
+
+	(void)c;
+	if (l->n < 32) {
+		l->link[l->n] = link;
+		l->error[l->n] = error;
+	}
+	l->n++;
+}
+
+/* The fake takes the next connection and answers its HELLO. */
+static void fake_accept(struct fake *f)
+{
+	struct ipc_msg m;
+	struct ipc_msg ok = {.type = IPC_HELLO_OK,
+	                     .has_code = true,
+	                     .code = IPC_PROTOCOL_VERSION};
+	struct pollfd p = {.fd = f->lfd, .events = POLLIN};
+
+	ck_assert_int_eq(poll(&p, 1, 2000), 1);
+	if (f->sfd >= 0)
+		close(f->sfd);
+	f->sfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(f->sfd, 0);
+	srv_expect(f->sfd, IPC_HELLO, &m);
+	ipc_msg_clear(&m);
+	srv_send(f->sfd, &ok);
+}
+
+/* Runs the library as an event loop would, until pred(c) or 3 s. */
+static void loop_until(dsipc *c, bool (*pred)(dsipc *c))
+{
+	for (int k = 0; k < 3000 && !pred(c); k++) {
+		struct pollfd p = {.fd = dsipc_get_fd(c),
+		                   .events = (short)dsipc_get_events(c)};
+		int t = -1;
+
+		ck_assert_int_eq(dsipc_get_timeout(c, &t), 0);
+		poll(&p, p.fd >= 0 ? 1 : 0, t < 0 || t > 1 ? 1 : t);
+		ck_assert_int_eq(dsipc_process(c), 0);
+	}
+	ck_assert(pred(c));
+}
+
+static bool is_up(dsipc *c)
+{
+	return dsipc_get_link(c) == DSIPC_LINK_UP;
+}
+
+static bool is_connecting(dsipc *c)
+{
+	return dsipc_get_link(c) == DSIPC_LINK_CONNECTING;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void expect_emit(int fd, const char *name, const char *data,
+                        uint32_t *ret_id)
+{
+	struct ipc_msg m;
+
+	srv_expect(fd, IPC_EMIT, &m);
+	ck_assert_str_eq(m.name, name);
+	ck_assert_uint_eq(m.data_len, strlen(data));
+	ck_assert(memcmp(m.data, data, m.data_len) == 0);
+	*ret_id = m.id;
+	ipc_msg_clear(&m);
+}
+
+static void reply_emit(int fd, uint32_t id, int64_t code)
+{
+	struct ipc_msg r = {.type = IPC_EMIT_REPLY,
+	                    .has_id = true,
+	                    .id = id,
+	                    .has_code = true,
+	                    .code = code};
+	srv_send(fd, &r);
+}
+
+/* dsipc_connect_async() does not wait for HELLO; what is made meanwhile is
+ * sent once dsd answered: registrations first, then the emits in order. */
+START_TEST(test_connect_async)
+{
+	struct fake f;
+	struct links l = {0};
+	struct rec e1 = {0}, ev = {0};
+	struct ipc_msg m;
+	uint32_t id1, id2;
+	dsipc *c;
+	int t = -2;
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	ck_assert_int_eq(dsipc_watch_link(c, rec_link, &l, NULL), 0);
+	ck_assert_int_eq(l.n, 1);
+	ck_assert_int_eq(l.link[0], DSIPC_LINK_DOWN);
+	ck_assert_int_eq(dsipc_get_timeout(c, &t), 0);
+	ck_assert_int_eq(t, -1);
+	/* nobody accepts yet: it returns at once all the same */
+	ck_assert_int_eq(dsipc_connect_async(c, f.path), 0);
+	ck_assert_int_eq(dsipc_connect_async(c, f.path), -EISCONN);
+	ck_assert_int_eq(dsipc_get_link(c), DSIPC_LINK_CONNECTING);
+	ck_assert_int_eq(l.link[l.n - 1], DSIPC_LINK_CONNECTING);
+	ck_assert(!dsipc_is_connected(c));
+	ck_assert_int_ge(dsipc_get_fd(c), 0);
+	ck_assert_int_eq(dsipc_get_timeout(c, &t), 0);
+	ck_assert_int_gt(t, 0);
+	ck_assert_int_le(t, DSIPC_HELLO_TIMEOUT_MS);
+	ck_assert_int_eq(dsipc_emit_async(c, "a", "1", rec_emit, &e1), 0);
+	ck_assert_int_eq(dsipc_emit(c, "a", "2"), 0);
+	ck_assert_int_eq(dsipc_get_buffered(c), 2);
+	ck_assert_int_eq(dsipc_subscribe(c, "x", rec_event, &ev, NULL), 0);
+	/* control requests need dsd */
+	ck_assert_int_eq(dsipc_pause(c, 100), -ENOTCONN);
+
+	fake_accept(&f);
+	loop_until(c, is_up);
+	ck_assert_int_eq(l.link[l.n - 1], DSIPC_LINK_UP);
+	ck_assert_int_eq(dsipc_get_timeout(c, &t), 0);
+	ck_assert_int_eq(t, -1);
+	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
+	ck_assert_str_eq(m.name, "x");
+	ipc_msg_clear(&m);
+	expect_emit(f.sfd, "a", "1", &id1);
+	expect_emit(f.sfd, "a", "2", &id2);
+	ck_assert_int_eq(dsipc_get_buffered(c), 0);
+	reply_emit(f.sfd, id1, IPC_EMIT_SENT);
+	reply_emit(f.sfd, id2, IPC_EMIT_SENT);
+	ck_assert_int_eq(pump(c), 0);
+	ck_assert_int_eq(e1.calls, 1);
+	ck_assert_int_eq(e1.code, DSIPC_EMIT_SENT);
+	dsipc_free(c);
+	fake_close(&f);
+}
+END_TEST
+
+/* Without reconnection, an async connect that cannot be made fails. */
+START_TEST(test_connect_async_fails)
+{
+	struct fake f;
+	dsipc *c;
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	unlink(f.path);
+	ck_assert_int_eq(dsipc_connect_async(c, f.path), -ENOENT);
+	ck_assert_int_eq(dsipc_get_link(c), DSIPC_LINK_DOWN);
+	ck_assert_int_eq(dsipc_emit(c, "a", NULL), -ENOTCONN);
+	ck_assert_int_eq(dsipc_process(c), -ENOTCONN);
+	dsipc_free(c);
+	fake_close(&f);
+}
+END_TEST
+
+static void answer_shutdown(int fd, uint32_t id)
+{
+	struct ipc_msg e = {.type = IPC_ERROR,
+	                    .has_id = true,
+	                    .id = id,
+	                    .has_code = true,
+	                    .code = -ESHUTDOWN,
+	                    .text = "dsd is stopping: no more emits"};
+	srv_send(fd, &e);
+}
+
+/*
+ * dsd goes away: the library tries again by itself, subscribes again,
+ * and sends again, in order and with their ids, the emits dsd never
+ * answered or refused because it was stopping, then those made while
+ * it was away; each callback hears dsd's answer once.
+ */
+START_TEST(test_reconnect_resends)
+{
+	struct fake f;
+	struct links l = {0};
+	struct rec e1 = {0}, e2 = {0}, e3 = {0}, errs = {0}, ev = {0};
+	dsipc_emit_result how = DSIPC_EMIT_SENT;
+	struct ipc_msg m;
+	uint32_t id1, id2, id3, id4, again;
+	dsipc *c;
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	ck_assert_int_eq(dsipc_set_reconnect(c, 20, 40, -1), 0);
+	dsipc_set_error_cb(c, rec_error, &errs);
+	ck_assert_int_eq(fake_connect(&f, c), 0);
+	ck_assert_int_eq(dsipc_watch_link(c, rec_link, &l, NULL), 0);
+	ck_assert_int_eq(dsipc_subscribe(c, "x", rec_event, &ev, NULL), 0);
+	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
+	ipc_msg_clear(&m);
+	ck_assert_int_eq(dsipc_emit_async(c, "a", "1", rec_emit, &e1), 0);
+	ck_assert_int_eq(dsipc_emit_async(c, "a", "2", rec_emit, &e2), 0);
+	expect_emit(f.sfd, "a", "1", &id1);
+	expect_emit(f.sfd, "a", "2", &id2);
+	/* 1 unanswered; 2 refused by a stopping dsd; then dsd is gone */
+	answer_shutdown(f.sfd, id2);
+	ck_assert_int_eq(pump(c), 0);
+	ck_assert_int_eq(e2.calls, 0);
+	close(f.sfd);
+	f.sfd = -1;
+	ck_assert_int_eq(pump(c), 0); /* not an error: it will try again */
+	ck_assert_int_eq(e1.calls, 0);
+	ck_assert_int_eq(e2.calls, 0);
+	ck_assert_int_eq(errs.calls, 0);
+	ck_assert_int_ne(dsipc_get_link(c), DSIPC_LINK_UP);
+	ck_assert_int_eq(dsipc_get_buffered(c), 2);
+	/* made while away: buffered, and said so */
+	ck_assert_int_eq(dsipc_emit_async(c, "a", "3", rec_emit, &e3), 0);
+	ck_assert_int_eq(dsipc_emit_sync(c, "a", "4", 1000, &how), 0);
+	ck_assert_int_eq(how, DSIPC_EMIT_BUFFERED);
+	ck_assert_int_eq(dsipc_get_buffered(c), 4);
+
+	loop_until(c, is_connecting);
+	fake_accept(&f);
+	loop_until(c, is_up);
+	srv_expect(f.sfd, IPC_SUBSCRIBE, &m);
+	ck_assert_str_eq(m.name, "x");
+	ipc_msg_clear(&m);
+	expect_emit(f.sfd, "a", "1", &again);
+	ck_assert_uint_eq(again, id1);
+	expect_emit(f.sfd, "a", "2", &again);
+	ck_assert_uint_eq(again, id2);
+	expect_emit(f.sfd, "a", "3", &id3);
+	expect_emit(f.sfd, "a", "4", &id4);
+	srv_quiet(f.sfd);
+	reply_emit(f.sfd, id1, IPC_EMIT_SENT);
+	reply_emit(f.sfd, id2, IPC_EMIT_QUEUED);
+	reply_emit(f.sfd, id3, IPC_EMIT_SENT);
+	reply_emit(f.sfd, id4, IPC_EMIT_SENT);
+	ck_assert_int_eq(pump(c), 0);
+	ck_assert_int_eq(e1.calls, 1);
+	ck_assert_int_eq(e1.code, DSIPC_EMIT_SENT);
+	ck_assert_int_eq(e2.calls, 1);
+	ck_assert_int_eq(e2.code, DSIPC_EMIT_QUEUED);
+	ck_assert_int_eq(e3.calls, 1);
+	ck_assert_int_eq(errs.calls, 0);
+	/* the link went UP, WAITING (why), ..., UP */
+	ck_assert_int_eq(l.link[0], DSIPC_LINK_UP);
+	ck_assert_int_eq(l.link[1], DSIPC_LINK_WAITING);
+	ck_assert_int_eq(l.error[1], -ECONNRESET);
+	ck_assert_int_eq(l.link[l.n - 1], DSIPC_LINK_UP);
+	dsipc_free(c);
+	fake_close(&f);
+}
+END_TEST
+
+/* The buffer is bounded: past it an emit is refused at once, with a
+ * message; what it holds is kept. */
+START_TEST(test_buffer_full)
+{
+	struct fake f;
+	dsipc *c;
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	unlink(f.path);
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	ck_assert_int_eq(dsipc_set_reconnect(c, 1000, 1000, -1), 0);
+	ck_assert_int_eq(dsipc_set_buffer(c, 2, 1024), 0);
+	/* dsd is not there: with reconnection that is no failure */
+	ck_assert_int_eq(dsipc_connect_async(c, f.path), 0);
+	ck_assert_int_eq(dsipc_get_link(c), DSIPC_LINK_WAITING);
+	ck_assert_int_eq(dsipc_get_fd(c), -ENOTCONN);
+	ck_assert_int_eq(dsipc_emit(c, "a", "1"), 0);
+	ck_assert_int_eq(dsipc_emit(c, "a", "2"), 0);
+	ck_assert_int_eq(dsipc_emit(c, "a", "3"), -ENOBUFS);
+	ck_assert_ptr_nonnull(strstr(dsipc_last_error(c), "buffer is full"));
+	ck_assert_int_eq(dsipc_get_buffered(c), 2);
+	/* by bytes too */
+	ck_assert_int_eq(dsipc_set_buffer(c, 100, 1024), 0);
+	ck_assert_int_eq(dsipc_emit(c, "a",
+	                            "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                            "\""),
+	                 -ENOBUFS);
+	ck_assert_int_eq(dsipc_get_buffered(c), 2);
+	/* no buffer: emits while away fail as in 1.0 */
+	ck_assert_int_eq(dsipc_set_buffer(c, 0, 0), 0);
+	ck_assert_int_eq(dsipc_emit(c, "a", "4"), -ENOTCONN);
+	dsipc_free(c);
+	fake_close(&f);
+}
+END_TEST
+
+/* After give_up_ms of failed tries the library gives up: what it held
+ * fails (each to its callback), dsipc_wait() returns the error once. */
+START_TEST(test_give_up)
+{
+	struct fake f;
+	struct links l = {0};
+	struct rec e1 = {0}, errs = {0};
+	int64_t t0;
+	dsipc *c;
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	unlink(f.path);
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	ck_assert_int_eq(dsipc_set_reconnect(c, 10, 20, 150), 0);
+	dsipc_set_error_cb(c, rec_error, &errs);
+	ck_assert_int_eq(dsipc_watch_link(c, rec_link, &l, NULL), 0);
+	ck_assert_int_eq(dsipc_connect_async(c, f.path), 0);
+	ck_assert_int_eq(dsipc_emit_async(c, "a", "1", rec_emit, &e1), 0);
+	ck_assert_int_eq(dsipc_emit(c, "b", "2"), 0);
+	t0 = mono_ms();
+	ck_assert_int_eq(dsipc_wait(c, 5000), -ENOENT);
+	ck_assert_int_ge(mono_ms() - t0, 140);
+	ck_assert_int_lt(mono_ms() - t0, 3000);
+	ck_assert_ptr_nonnull(strstr(dsipc_last_error(c), "gave up"));
+	ck_assert_int_eq(e1.calls, 1);
+	ck_assert_int_eq(e1.code, -ENOENT);
+	ck_assert_int_eq(errs.calls, 1);
+	ck_assert_str_eq(errs.name, "b");
+	ck_assert_int_eq(l.link[l.n - 1], DSIPC_LINK_DOWN);
+	ck_assert_int_gt(l.n, 4); /* several tries */
+	ck_assert_int_eq(dsipc_get_buffered(c), 0);
+	ck_assert_int_eq(dsipc_process(c), -ENOTCONN);
+	ck_assert_int_eq(dsipc_emit(c, "a", "3"), -ENOTCONN);
+	dsipc_free(c);
+	fake_close(&f);
+}
+END_TEST
+
+/* Freeing the handle from the link callback while it reconnects. */
+static void free_on_waiting(dsipc *c, int link, int error, void *ud)
+{
+	(void)error;
+	(void)ud;
+	if (link == DSIPC_LINK_WAITING)
+		dsipc_free(c);
+}
+
+START_TEST(test_free_in_link_callback)
+{
+	struct fake f;
+	dsipc *c = NULL;
+
+	fake_listen(&f, IPC_PROTOCOL_VERSION);
+	ck_assert_int_eq(dsipc_new(&c), 0);
+	ck_assert_int_eq(dsipc_set_reconnect(c, 10, 10, -1), 0);
+	ck_assert_int_eq(fake_connect(&f, c), 0);
+	ck_assert_int_eq(dsipc_emit(c, "a", "1"), 0);
+	ck_assert_int_eq(dsipc_watch_link(c, free_on_waiting, NULL, NULL), 0);
+	close(f.sfd);
+	f.sfd = -1;
+	ck_assert_int_eq(pump(c), -ECANCELED);
+	fake_close(&f);
+}
+END_TEST
+
 static Suite *libdsipc_suite(void)
 {
 	Suite *s = suite_create("libdsipc");
@@ -1231,6 +1692,13 @@ static Suite *libdsipc_suite(void)
 	tcase_add_test(t, test_connect_backlog_full);
 	tcase_add_test(t, test_late_reply_dropped);
 	tcase_add_test(t, test_input_buffer_shrinks);
+	tcase_add_test(t, test_connect_async);
+	tcase_add_test(t, test_connect_async_fails);
+	tcase_add_test(t, test_reconnect_resends);
+	tcase_add_test(t, test_buffer_full);
+	tcase_add_test(t, test_give_up);
+	tcase_add_test(t, test_free_in_link_callback);
+	tcase_add_test(t, test_libevent_follows_reconnect);
 	suite_add_tcase(s, t);
 	return s;
 }
