@@ -23,7 +23,9 @@ struct dsd_client {
 	uint32_t slot; /* subscriber id in subs.c, UINT32_MAX until needed */
 	bool watching; /* gets IPC_STATE on every transition */
 	struct sendq_app *store_app; /* its emits in pubsub's store */
+	bool paced; /* its input waits until its backlog drains (pubsub) */
 	TAILQ_ENTRY(dsd_client) entry;
+	TAILQ_ENTRY(dsd_client) paced_entry;
 };
 
 TAILQ_HEAD(dsd_client_list, dsd_client);

@@ -86,6 +86,7 @@ struct ipc_client {
 	bool closing;
 	bool out_broken; /* the peer cannot read any more: output dropped */
 	bool backlog;    /* requests left in `in` after its last turn */
+	bool input_held; /* ipc_client_hold_input(): not read or served */
 	bool pending;    /* on srv->pending: output to write this iteration */
 	TAILQ_ENTRY(ipc_client) pending_entry;
 	enum ipc_close_reason why;
@@ -613,7 +614,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	int r = 0;
 
 	(void)what;
-	if (c->closing)
+	if (c->closing || c->input_held)
 		return;
 	/* With requests left from its last turn, the socket waits: what is
 	 * buffered is served first, and the buffer does not grow. */
@@ -623,6 +624,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	while (!c->closing && (r = ipc_reader_next(&c->in, &m)) == 1) {
 		dispatch(c, &m);
 		ipc_msg_clear(&m);
+		if (c->input_held) {
+			c->backlog = true; /* served on release */
+			break;
+		}
 		if (--budget == 0) {
 			/* Its turn is over: back after the others ready now. */
 			c->backlog = true;
@@ -639,6 +644,21 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (!c->backlog)
 		ipc_reader_trim(&c->in); /* as shrink(): nothing kept idle */
 	account(c);
+}
+
+void ipc_client_hold_input(struct ipc_client *c, bool hold)
+{
+	if (c == NULL || c->closing || c->input_held == hold)
+		return;
+	c->input_held = hold;
+	if (hold) {
+		event_del(c->rev);
+		return;
+	}
+	event_add(c->rev, NULL);
+	/* What it sent meanwhile may all be in its buffer already. */
+	c->backlog = true;
+	event_active(c->rev, EV_READ, 0);
 }
 
 /* ---- accepting ---- */

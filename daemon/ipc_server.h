@@ -186,6 +186,10 @@ int ipc_client_reply_error(struct ipc_client *c, uint32_t id, int code,
  * no-op.  reason (copied) is handed to the disconnected callback.
  */
 void ipc_client_close(struct ipc_client *c, const char *reason);
+/* hold: read no more requests from c (the one being served is finished),
+ * so that its socket fills and its writes wait in its own process; the
+ * others go on.  !hold: serve it again, what it sent meanwhile first. */
+void ipc_client_hold_input(struct ipc_client *c, bool hold);
 
 void ipc_client_set_data(struct ipc_client *c, void *p);
 void *ipc_client_get_data(const struct ipc_client *c);

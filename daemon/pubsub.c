@@ -139,6 +139,7 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
 		return -ENOMEM;
 	p->cfg = cfg;
 	p->up = up;
+	TAILQ_INIT(&p->paced);
 	p->usage = usage;
 	p->cb = *cb;
 	p->userdata = userdata;
@@ -274,6 +275,8 @@ void pubsub_connection_lost(struct pubsub *p)
 	 * order, on the next connection (the only source of duplicates). */
 	n = sendq_requeue(p->store);
 	p->count.emits_requeued += n;
+	/* Not OPEN: the queue takes what it may, nobody waits to be read. */
+	ps_unpace(p, true);
 	if (n > 0)
 		log_info("%zu emits not confirmed when the connection was lost "
 		         "will be written again",
@@ -333,6 +336,7 @@ int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
 		p->count.emits_queued++;
 	}
 	ps_fan_out_event(p, name, data);
+	ps_pace(p, c);
 	return r;
 }
 
@@ -341,6 +345,10 @@ void pubsub_client_gone(struct pubsub *p, struct dsd_client *c)
 	struct pending *last = NULL;
 	int n;
 
+	if (c->paced) {
+		TAILQ_REMOVE(&p->paced, c, paced_entry);
+		c->paced = false;
+	}
 	/* Its emits in the spool batch are settled without it; its store
 	 * app is released after the last of them. */
 	for (size_t i = 0; i < p->n_pending; i++) {
@@ -374,4 +382,6 @@ void pubsub_close(struct pubsub *p)
 	/* What joined the batch is answered before the loop ends. */
 	ps_commit_batch(p);
 	p->closed = true;
+	/* What paced apps sent is refused now, not left unanswered. */
+	ps_unpace(p, true);
 }

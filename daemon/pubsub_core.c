@@ -183,7 +183,42 @@ void ps_flush_store(struct pubsub *p)
 	 * nothing else to do: one PING for a whole burst. */
 	if (wrote)
 		event_active(p->fence_ev, 0, 0);
+	if (!TAILQ_EMPTY(&p->paced))
+		ps_unpace(p, false);
 	p->cb.queue_changed(p->userdata);
+}
+
+static bool over_pace(const struct sendq_app *a, size_t messages,
+                      uint64_t bytes)
+{
+	return sendq_app_queued(a) >= messages ||
+	       sendq_app_queued_bytes(a) >= bytes;
+}
+
+void ps_pace(struct pubsub *p, struct dsd_client *c)
+{
+	if (c->paced || c->store_app == NULL || !upstream_is_open(p->up) ||
+	    !over_pace(c->store_app, PACE_MESSAGES, PACE_BYTES))
+		return;
+	c->paced = true;
+	TAILQ_INSERT_TAIL(&p->paced, c, paced_entry);
+	ipc_client_hold_input(c->ipc, true);
+}
+
+void ps_unpace(struct pubsub *p, bool all)
+{
+	struct dsd_client *c, *next;
+	bool open = upstream_is_open(p->up);
+
+	for (c = TAILQ_FIRST(&p->paced); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, paced_entry);
+		if (!all && open &&
+		    over_pace(c->store_app, PACE_MESSAGES / 2, PACE_BYTES / 2))
+			continue;
+		TAILQ_REMOVE(&p->paced, c, paced_entry);
+		c->paced = false;
+		ipc_client_hold_input(c->ipc, false);
+	}
 }
 
 int ps_check_name(struct dsd_client *c, struct pubsub *p, const char *name,

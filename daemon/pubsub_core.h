@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "client.h"
 #include "log.h"
 #include "ipcproto.h"
 #include "pubsub_types.h"
@@ -46,6 +47,18 @@ struct wire_msg;
  * at most one such message per app.
  */
 #define RESERVE_BYTES 1024
+/*
+ * Pacing: while the connection is OPEN, an app with this many emits (or
+ * bytes) queued and not yet written is read no further until its queue
+ * is down to half.  Its socket fills and its writes wait in its own
+ * process: dsd then ingests a flood only as fast as the platform drains
+ * it, instead of spending the CPU the platform and the other apps need on
+ * buffering thousands of emits ahead (docs/fairness.md).  Several windows
+ * deep, so the pipe never runs dry.  While not OPEN nobody is paced: the
+ * queue takes what it may, as configured.
+ */
+#define PACE_MESSAGES (8 * WINDOW_MESSAGES)
+#define PACE_BYTES    (8 * WINDOW_BYTES)
 /* subs.c's table of names; a per-uid share is half of it by default. */
 #define MAX_NAMES 65536
 /*
@@ -111,6 +124,7 @@ struct pubsub {
 	size_t n_removals, cap_removals;
 	struct log_ratelimit spool_log;
 
+	struct dsd_client_list paced; /* input held: backlog over PACE_* */
 	struct pubsub_counters count;
 	struct log_ratelimit queue_log, deny_log;
 	/* The EVENT frame of the event being fanned out: encoded once, its
@@ -137,6 +151,11 @@ void ps_for_each_subscriber(struct pubsub *p, const char *name,
                             subscriber_fn fn, const char *text);
 /* Writes what the window and the connection take, fairly across apps. */
 void ps_flush_store(struct pubsub *p);
+/* c's input is held while its backlog is over PACE_* and the connection
+ * is OPEN. */
+void ps_pace(struct pubsub *p, struct dsd_client *c);
+/* Serves again every paced app whose backlog drained (all: every one). */
+void ps_unpace(struct pubsub *p, bool all);
 int ps_reserve_share(struct pubsub *p, struct dsd_client *c, size_t len,
                      struct pubsub_refusal *why);
 void ps_give_back_share(struct pubsub *p, uid_t uid, size_t len);

@@ -250,6 +250,11 @@ size_t sendq_app_queued(const struct sendq_app *a)
 	return a->queued;
 }
 
+uint64_t sendq_app_queued_bytes(const struct sendq_app *a)
+{
+	return a->queued_bytes;
+}
+
 static struct app_ring *ring_of(struct sendq *q, const struct sendq_app *a)
 {
 	return a->first ? &q->first : &q->active;

@@ -126,6 +126,7 @@ size_t sendq_in_flight(const struct sendq *q, uint64_t *ret_bytes);
 size_t sendq_held(const struct sendq *q);           /* queued + in flight */
 size_t sendq_app_depth(const struct sendq_app *a);  /* queued + in flight */
 size_t sendq_app_queued(const struct sendq_app *a); /* not yet written */
+uint64_t sendq_app_queued_bytes(const struct sendq_app *a);
 
 /* The n apps with the most bytes held, most first: ids and bytes. */
 struct sendq_talker {

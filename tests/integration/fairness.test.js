@@ -69,9 +69,10 @@ test('a flooding app does not delay a steady one', { timeout: 170e3 }, async () 
   sub = latencyOf(s.url, 'fair/tick');
   await sub.ready();
   const flood = runTool(later, LOAD, ['-s', d.socket, 'emit', 'fair/flood', String(FLOOD)]);
-  // B starts once A's backlog has built up.
-  await waitUntil(async () => (await d.status()).queue.messages > 10000, {
-    timeoutMs: 20000, what: 'the flood to back up in dsd' });
+  // B starts once A's flood is well under way (dsd paces A: its backlog in
+  // dsd stays at about 1,024 emits, the rest waits in A's own socket).
+  await waitUntil(async () => (await d.status()).emits.accepted > 20000, {
+    timeoutMs: 20000, what: 'the flood to be under way' });
   const during = await d.status();
   b = await runTool(later, LOAD, ['-s', d.socket, 'tick', 'fair/tick', '10', String(TICKS)]).result();
   assert.equal(b.refused, 0, JSON.stringify(b));

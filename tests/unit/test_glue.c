@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "config.h"
 #include "fake_transport.h"
+#include "pubsub_core.h" /* PACE_MESSAGES */
 #include "glue_wiring.h"
 #include "ipcproto.h"
 #include "pubsub.h"
@@ -379,6 +380,37 @@ START_TEST(test_light_app_does_not_wait_for_the_window)
 }
 END_TEST
 
+/* Pacing: while OPEN, an app whose backlog passes PACE_MESSAGES is paced
+ * (its input held) until its backlog is down to half; not while the
+ * connection is down, where the queue takes what it may. */
+START_TEST(test_flooding_app_is_paced_while_open)
+{
+	int i, pongs = 0;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	for (i = 1; !app.paced && i <= 5000; i++)
+		emit(i);
+	ck_assert(app.paced);
+	/* the window is written, the rest waits: exactly the pace */
+	ck_assert_uint_eq(store_stats().queued, PACE_MESSAGES);
+	while (app.paced && pongs++ < 100)
+		pong();
+	ck_assert(!app.paced);
+	ck_assert_uint_le(store_stats().queued, PACE_MESSAGES / 2);
+	/* paced again, then the connection goes: nobody is paced */
+	for (; !app.paced && i <= 10000; i++)
+		emit(i);
+	ck_assert(app.paced);
+	fake_close("gone");
+	pump();
+	ck_assert(!app.paced);
+	for (int k = 0; k < 2 * PACE_MESSAGES; k++)
+		emit(i++);
+	ck_assert(!app.paced);
+}
+END_TEST
+
 START_TEST(test_backpressure_keeps_order)
 {
 	ck_assert_int_eq(upstream_start(up), 0);
@@ -636,6 +668,7 @@ int main(void)
 	tcase_add_test(tc, test_stale_pong_confirms_nothing);
 	tcase_add_test(tc, test_window_bounds_what_is_unconfirmed);
 	tcase_add_test(tc, test_light_app_does_not_wait_for_the_window);
+	tcase_add_test(tc, test_flooding_app_is_paced_while_open);
 	tcase_add_test(tc, test_backpressure_keeps_order);
 	tcase_add_test(tc, test_failed_subscribe_batch_is_rebuilt);
 	tcase_add_test(tc, test_unsubscribe_last_app);

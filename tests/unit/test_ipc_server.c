@@ -40,7 +40,8 @@ struct seen {
 	struct ipc_client *held; /* a request answered later */
 	uint32_t held_id;
 	char connected_name[64];
-	int status_at; /* requests served before the last STATUS */
+	int status_at;            /* requests served before the last STATUS */
+	struct ipc_client *paced; /* input held by a RESUME request */
 };
 
 static struct event_base *base;
@@ -64,6 +65,13 @@ static void on_request(struct ipc_client *c, const struct ipc_msg *m,
 		         ipc_server_client_count(srv));
 		r.type = IPC_STATUS_REPLY;
 		r.text = json;
+		ck_assert_int_eq(ipc_client_send(c, &r), 0);
+		break;
+	case IPC_RESUME:
+		/* holds the client's input: the requests after it wait */
+		ipc_client_hold_input(c, true);
+		seen.paced = c;
+		r.type = IPC_OK;
 		ck_assert_int_eq(ipc_client_send(c, &r), 0);
 		break;
 	case IPC_RELOAD:
@@ -616,6 +624,42 @@ START_TEST(test_quiet_clients_hold_nothing)
 }
 END_TEST
 
+/* A held client's next requests wait, the others are served; released,
+ * what it sent meanwhile is served in order. */
+START_TEST(test_hold_input)
+{
+	struct ipc_buf b;
+	struct ipc_msg m;
+	struct tcli *t, *other;
+
+	ck_assert_int_eq(start_server(NULL), 0);
+	t = cli_hello();
+	other = cli_hello();
+	ipc_buf_init(&b, 1 << 16);
+	m = (struct ipc_msg){.type = IPC_RESUME, .has_id = true, .id = 1};
+	ck_assert_int_eq(ipc_encode(&b, &m), 0);
+	for (uint32_t id = 2; id <= 4; id++) {
+		m = (struct ipc_msg){
+		        .type = IPC_PAUSE, .has_id = true, .id = id};
+		ck_assert_int_eq(ipc_encode(&b, &m), 0);
+	}
+	cli_write(t, b.data, b.len);
+	expect(t, IPC_OK, 1, &m);
+	ipc_msg_clear(&m);
+	ck_assert_ptr_nonnull(seen.paced);
+	ck_assert_int_eq(cli_recv(t, &m, 100), -ETIMEDOUT);
+	status_roundtrip(other, 9);
+	ipc_client_hold_input(seen.paced, false);
+	for (uint32_t id = 2; id <= 4; id++) {
+		expect(t, IPC_OK, id, &m);
+		ipc_msg_clear(&m);
+	}
+	ipc_buf_free(&b);
+	cli_free(other);
+	cli_free(t);
+}
+END_TEST
+
 START_TEST(test_garbage_closes_only_that_client)
 {
 	/* a well-framed body that is not msgpack we accept */
@@ -1158,6 +1202,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_pipelined_and_fragmented);
 	tcase_add_test(tc, test_turns_between_clients);
 	tcase_add_test(tc, test_quiet_clients_hold_nothing);
+	tcase_add_test(tc, test_hold_input);
 	tcase_add_test(tc, test_garbage_closes_only_that_client);
 	tcase_add_test(tc, test_oversize_header);
 	tcase_add_test(tc, test_max_frame_request);
