@@ -156,9 +156,10 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
 	p->subs_flush = event_new(base, -1, 0, ps_on_subs_flush, p);
 	p->fence_ev = event_new(base, -1, 0, on_fence, p);
 	p->commit_ev = event_new(base, -1, 0, ps_on_commit, p);
+	p->pace_ev = event_new(base, -1, 0, ps_on_pace_check, p);
 	p->pending = calloc(PENDING_MAX, sizeof(*p->pending));
 	if (p->slots == NULL || p->subs_flush == NULL || p->fence_ev == NULL ||
-	    p->commit_ev == NULL || p->pending == NULL) {
+	    p->commit_ev == NULL || p->pace_ev == NULL || p->pending == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -189,6 +190,8 @@ void pubsub_free(struct pubsub *p)
 	free(p->removals);
 	if (p->commit_ev)
 		event_free(p->commit_ev);
+	if (p->pace_ev)
+		event_free(p->pace_ev);
 	sendq_free(p->store);
 	subs_free(p->subs);
 	free(p->slots);
@@ -252,6 +255,8 @@ static void on_fence(evutil_socket_t fd, short what, void *userdata)
 void pubsub_confirmed(struct pubsub *p, uint64_t seq)
 {
 	if (sendq_confirm(p->store, seq) > 0) {
+		p->confirmations++;
+		p->drain_stalled = false;
 		ps_flush_removals(p);
 		ps_flush_store(p);
 	}
@@ -277,6 +282,7 @@ void pubsub_connection_lost(struct pubsub *p)
 	p->count.emits_requeued += n;
 	/* Not OPEN: the queue takes what it may, nobody waits to be read. */
 	ps_unpace(p, true);
+	p->drain_stalled = false;
 	if (n > 0)
 		log_info("%zu emits not confirmed when the connection was lost "
 		         "will be written again",

@@ -195,14 +195,42 @@ static bool over_pace(const struct sendq_app *a, size_t messages,
 	       sendq_app_queued_bytes(a) >= bytes;
 }
 
+static void arm_pace_check(struct pubsub *p)
+{
+	struct timeval tv = {.tv_sec = PACE_STALL_MS / 1000,
+	                     .tv_usec = (PACE_STALL_MS % 1000) * 1000};
+
+	p->pace_mark = p->confirmations;
+	event_add(p->pace_ev, &tv);
+}
+
 void ps_pace(struct pubsub *p, struct dsd_client *c)
 {
-	if (c->paced || c->store_app == NULL || !upstream_is_open(p->up) ||
+	if (c->paced || c->store_app == NULL || p->drain_stalled ||
+	    !upstream_is_open(p->up) ||
 	    !over_pace(c->store_app, PACE_MESSAGES, PACE_BYTES))
 		return;
 	c->paced = true;
 	TAILQ_INSERT_TAIL(&p->paced, c, paced_entry);
 	ipc_client_hold_input(c->ipc, true);
+	if (!event_pending(p->pace_ev, EV_TIMEOUT, NULL))
+		arm_pace_check(p);
+}
+
+void ps_on_pace_check(evutil_socket_t fd, short what, void *userdata)
+{
+	struct pubsub *p = userdata;
+
+	(void)fd;
+	(void)what;
+	if (TAILQ_EMPTY(&p->paced))
+		return;
+	if (p->confirmations == p->pace_mark) {
+		p->drain_stalled = true;
+		ps_unpace(p, true);
+		return;
+	}
+	arm_pace_check(p);
 }
 
 void ps_unpace(struct pubsub *p, bool all)

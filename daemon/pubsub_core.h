@@ -59,6 +59,11 @@ struct wire_msg;
  */
 #define PACE_MESSAGES (8 * WINDOW_MESSAGES)
 #define PACE_BYTES    (8 * WINDOW_BYTES)
+/* Pacing follows a draining link only: when the platform confirmed
+ * nothing for this long, the link is stalled (heartbeats will tell), the
+ * paced apps are served again and their emits queue up as they would
+ * while not OPEN, until the next confirmation. */
+#define PACE_STALL_MS 250
 /* subs.c's table of names; a per-uid share is half of it by default. */
 #define MAX_NAMES 65536
 /*
@@ -125,6 +130,10 @@ struct pubsub {
 	struct log_ratelimit spool_log;
 
 	struct dsd_client_list paced; /* input held: backlog over PACE_* */
+	struct event *pace_ev;        /* checks that the link drains */
+	uint64_t confirmations;       /* PONGs that confirmed something */
+	uint64_t pace_mark;           /* confirmations when pace_ev was set */
+	bool drain_stalled; /* nothing confirmed for PACE_STALL_MS: no pacing */
 	struct pubsub_counters count;
 	struct log_ratelimit queue_log, deny_log;
 	/* The EVENT frame of the event being fanned out: encoded once, its
@@ -156,6 +165,8 @@ void ps_flush_store(struct pubsub *p);
 void ps_pace(struct pubsub *p, struct dsd_client *c);
 /* Serves again every paced app whose backlog drained (all: every one). */
 void ps_unpace(struct pubsub *p, bool all);
+/* pace_ev's callback. */
+void ps_on_pace_check(evutil_socket_t fd, short what, void *userdata);
 int ps_reserve_share(struct pubsub *p, struct dsd_client *c, size_t len,
                      struct pubsub_refusal *why);
 void ps_give_back_share(struct pubsub *p, uid_t uid, size_t len);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -398,7 +399,25 @@ START_TEST(test_flooding_app_is_paced_while_open)
 		pong();
 	ck_assert(!app.paced);
 	ck_assert_uint_le(store_stats().queued, PACE_MESSAGES / 2);
-	/* paced again, then the connection goes: nobody is paced */
+	/* paced again; the platform confirms nothing for PACE_STALL_MS: the
+	 * link is stalled, its emits queue up as they would while not OPEN */
+	for (; !app.paced && i <= 10000; i++)
+		emit(i);
+	ck_assert(app.paced);
+	/* (the check runs every PACE_STALL_MS: noticed within two) */
+	for (int k = 0; k < 2; k++) {
+		usleep((PACE_STALL_MS + 50) * 1000);
+		pump();
+	}
+	ck_assert(!app.paced);
+	for (int k = 0; k < 2 * PACE_MESSAGES; k++)
+		emit(i++);
+	ck_assert(!app.paced);
+	/* a confirmation: the link drains again, and pacing is back */
+	pong();
+	emit(i++);
+	ck_assert(app.paced);
+	/* the connection goes: nobody is paced */
 	for (; !app.paced && i <= 10000; i++)
 		emit(i);
 	ck_assert(app.paced);
