@@ -282,8 +282,8 @@ static int enc_sizes(const struct wire_msg *m, const struct enc *e,
 
 int wire_encoded_size(const struct wire_msg *m, size_t *ret_size)
 {
-	struct enc e;
-	struct enc_sizes s;
+	struct enc e = {0};
+	struct enc_sizes s = {0};
 	int r;
 
 	r = enc_prepare(m, &e);
@@ -299,8 +299,8 @@ int wire_encoded_size(const struct wire_msg *m, size_t *ret_size)
 int wire_encode(const struct wire_msg *m, uint8_t *out, size_t cap,
                 size_t *ret_len)
 {
-	struct enc e;
-	struct enc_sizes s;
+	struct enc e = {0};
+	struct enc_sizes s = {0};
 	size_t n = 0;
 	int r;
 
