@@ -162,10 +162,10 @@ if [ "${SKIP_RATE:-0}" != 1 ]; then
 	start_dsd
 	blocks=0
 	for size in 64 1024; do
-		emit 20000 64 >/dev/null # warm-up, not a whole block
+		emit "$rate_count" "$size" # warm-up block, not counted
 		blocks=$((blocks + 1))
-		emit $((rate_count - 20000)) 64
 		wait_blocks "$blocks"
+		wait_confirmed
 		for rep in 1 2 3; do
 			c0=$(cpu_ns)
 			emit "$rate_count" "$size"
