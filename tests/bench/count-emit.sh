@@ -176,7 +176,7 @@ if [ "${SKIP_RATE:-0}" != 1 ]; then
 			us=$(grep block_us "$sink_out" | sed -n "${blocks}p" | sed 's/.*"block_us":\([0-9]*\).*/\1/')
 			printf 'ingest %4s B, run %d: %7d events/s at the sink   dsd CPU %5.2f us/emit\n' \
 				"$size" "$rep" $((rate_count * 1000000 / us)) \
-				"$(echo "($c1 - $c0) / 1000 / $rate_count" | bc -l)"
+				"$(awk -v a="$c0" -v b="$c1" -v n="$rate_count" 'BEGIN {print (b - a) / 1000 / n}')"
 		done
 	done
 	stop_all
@@ -193,6 +193,6 @@ if [ "${SKIP_LOW:-0}" != 1 ]; then
 	wait_confirmed
 	c1=$(cpu_ns)
 	printf 'low rate (1 emit/ms, each with its own PING/PONG): dsd CPU %.1f us/emit\n' \
-		"$(echo "($c1 - $c0) / 1000 / $low_count" | bc -l)"
+		"$(awk -v a="$c0" -v b="$c1" -v n="$low_count" 'BEGIN {print (b - a) / 1000 / n}')"
 	stop_all
 fi
