@@ -24,9 +24,11 @@ struct bridge {
 	size_t low_water;
 	int efd;
 	struct event *ev;
+	struct event *wake_ev; /* runs wake_other once the callback returns */
 
 	/* Main thread only. */
 	bool dispatching, freeing;
+	bool wake_pending; /* wake_ev is active */
 
 	pthread_mutex_t lock;
 	/* Under lock (bridge_out_bytes() reads out.bytes without). */
@@ -112,6 +114,8 @@ static void bridge_release(struct bridge *b)
 	free_list(b->stale.head, b->ops.free_out);
 	if (b->ev)
 		event_free(b->ev);
+	if (b->wake_ev)
+		event_free(b->wake_ev);
 	if (b->efd >= 0)
 		close(b->efd);
 	pthread_mutex_destroy(&b->lock);
@@ -153,6 +157,17 @@ static void on_wakeup(evutil_socket_t fd, short what, void *arg)
 		bridge_release(b);
 }
 
+/* Main thread: the wakeup that bridge_out_push() put off. */
+static void on_wake_other(evutil_socket_t fd, short what, void *arg)
+{
+	struct bridge *b = arg;
+
+	(void)fd;
+	(void)what;
+	b->wake_pending = false;
+	b->ops.wake_other(b->userdata);
+}
+
 int bridge_new(struct event_base *base, const struct bridge_ops *ops,
                void *userdata, size_t low_water, struct bridge **ret)
 {
@@ -181,6 +196,13 @@ int bridge_new(struct event_base *base, const struct bridge_ops *ops,
 	if (!b->ev || event_add(b->ev, NULL) < 0) {
 		r = -ENOMEM;
 		goto fail;
+	}
+	if (ops->wake_other) {
+		b->wake_ev = event_new(base, -1, 0, on_wake_other, b);
+		if (!b->wake_ev) {
+			r = -ENOMEM;
+			goto fail;
+		}
 	}
 	*ret = b;
 	return 0;
@@ -217,9 +239,15 @@ int bridge_out_push(struct bridge *b, struct bridge_item *it, size_t limit)
 		return -ENOBUFS;
 	/* One wakeup per batch: the other side takes items until the queue
 	 * is empty (or asks to be called again), so a queue that was not
-	 * empty has a wakeup on its way already. */
-	if (was_empty && b->ops.wake_other)
-		b->ops.wake_other(b->userdata);
+	 * empty has a wakeup on its way already.  And the wakeup waits until
+	 * the running callback returns: the other thread would otherwise take
+	 * the first item at once and leave the queue empty for the second, so
+	 * a burst of pushes (the emits of one socket read) would cost a
+	 * wakeup each.  A wakeup still pending covers every later push. */
+	if (was_empty && b->ops.wake_other && !b->wake_pending) {
+		b->wake_pending = true;
+		event_active(b->wake_ev, 0, 0);
+	}
 	return 0;
 }
 

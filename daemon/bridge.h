@@ -5,9 +5,11 @@
  *
  * Two queues of caller-owned items, each under the bridge's one mutex:
  *
- *   out (main -> other)  bridge_out_push() appends and then calls the
- *                        wake_other hook (outside the lock); the other
- *                        thread takes items with bridge_out_pop().
+ *   out (main -> other)  bridge_out_push() appends; when the queue was
+ *                        empty it has the libevent loop call the
+ *                        wake_other hook once the running callback
+ *                        returns (one wakeup for a burst of pushes); the
+ *                        other thread takes items with bridge_out_pop().
  *
  *   in  (other -> main)  bridge_in_post() appends and, only when the queue
  *                        was empty, writes an eventfd that a libevent event
@@ -65,8 +67,9 @@ struct bridge_ops {
 	/* Main thread, after the items of the same wakeup: see flow control
 	 * above.  Optional. */
 	void (*drained)(uint64_t epoch, void *userdata);
-	/* Main thread, after each successful push, without the lock: make
-	 * the other thread look at the out queue.  Optional. */
+	/* Main thread, from the loop, without the lock, after a push found
+	 * the out queue empty (once for all the pushes made before it runs):
+	 * make the other thread look at the out queue.  Optional. */
 	void (*wake_other)(void *userdata);
 	/* Free an item of the in queue, of the out queue or stale list.
 	 * Called without the lock.  Required. */

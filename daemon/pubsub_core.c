@@ -265,19 +265,16 @@ int ps_check_name(struct dsd_client *c, struct pubsub *p, const char *name,
 }
 
 /* Encodes the EMIT frame into a malloc'd buffer, checked against what the
- * platform takes. */
+ * platform takes.  One pass over data (json_check(), which checks its
+ * UTF-8 too) and one copy into the frame (wire_emit_write()): name and
+ * data came through the IPC decoder, which refuses invalid UTF-8 and NUL. */
 int ps_encode_emit(const char *name, const char *data, size_t data_len,
                    uint8_t **ret_buf, size_t *ret_len,
                    struct pubsub_refusal *why)
 {
-	struct wire_msg w = {.topic = WIRE_TOPIC_EVENT,
-	                     .action = WIRE_EVENT_EMIT,
-	                     .name = name,
-	                     .data = data};
 	char err[200];
-	size_t size;
+	size_t size, name_len = strlen(name);
 	uint8_t *buf;
-	int r;
 
 	if (data != NULL && data_len > IPC_MAX_DATA) {
 		ps_refuse(why, false,
@@ -288,10 +285,7 @@ int ps_encode_emit(const char *name, const char *data, size_t data_len,
 		ps_refuse(why, false, "invalid JSON data: %s", err);
 		return -EINVAL;
 	}
-	if (wire_encoded_size(&w, &size) < 0) {
-		ps_refuse(why, false, "cannot encode the event");
-		return -EINVAL;
-	}
+	size = wire_emit_size(name_len, data, data_len);
 	/* The whole frame must fit the platform's maxMessageSize (1 MiB by
 	 * default), or the server closes the connection on it. */
 	if (size > PLATFORM_MAX_MESSAGE) {
@@ -305,12 +299,7 @@ int ps_encode_emit(const char *name, const char *data, size_t data_len,
 		ps_refuse(why, false, "out of memory");
 		return -ENOMEM;
 	}
-	r = wire_encode(&w, buf, size, ret_len);
-	if (r < 0) {
-		free(buf);
-		ps_refuse(why, false, "cannot encode the event");
-		return r;
-	}
+	*ret_len = wire_emit_write(name, name_len, data, data_len, buf);
 	*ret_buf = buf;
 	return 0;
 }

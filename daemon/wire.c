@@ -282,8 +282,8 @@ static int enc_sizes(const struct wire_msg *m, const struct enc *e,
 
 int wire_encoded_size(const struct wire_msg *m, size_t *ret_size)
 {
-	struct enc e;
-	struct enc_sizes s;
+	struct enc e = {0};
+	struct enc_sizes s = {0};
 	int r;
 
 	r = enc_prepare(m, &e);
@@ -299,8 +299,8 @@ int wire_encoded_size(const struct wire_msg *m, size_t *ret_size)
 int wire_encode(const struct wire_msg *m, uint8_t *out, size_t cap,
                 size_t *ret_len)
 {
-	struct enc e;
-	struct enc_sizes s;
+	struct enc e = {0};
+	struct enc_sizes s = {0};
 	size_t n = 0;
 	int r;
 
@@ -324,6 +324,55 @@ int wire_encode(const struct wire_msg *m, uint8_t *out, size_t cap,
 out:
 	free(e.names);
 	return r;
+}
+
+/* EventMessage: action (field 1, varint), data (2), name (6), both
+ * length-delimited: the order protobuf-c writes them in. */
+#define TAG_EV_ACTION 0x08
+#define TAG_EV_DATA   0x12
+#define TAG_EV_NAME   0x32
+
+static size_t emit_inner_size(size_t name_len, const char *data,
+                              size_t data_len)
+{
+	size_t n = 2 + 1 + varint_size(name_len) + name_len;
+
+	if (data != NULL)
+		n += 1 + varint_size(data_len) + data_len;
+	return n;
+}
+
+size_t wire_emit_size(size_t name_len, const char *data, size_t data_len)
+{
+	size_t inner = emit_inner_size(name_len, data, data_len);
+	size_t outer = 2 + 1 + varint_size(inner) + inner;
+
+	return varint_size(outer) + outer;
+}
+
+size_t wire_emit_write(const char *name, size_t name_len, const char *data,
+                       size_t data_len, uint8_t *out)
+{
+	size_t inner = emit_inner_size(name_len, data, data_len);
+	size_t n;
+
+	n = varint_write(2 + 1 + varint_size(inner) + inner, out);
+	out[n++] = TAG_TOPIC;
+	out[n++] = WIRE_TOPIC_EVENT;
+	out[n++] = TAG_MESSAGE;
+	n += varint_write(inner, out + n);
+	out[n++] = TAG_EV_ACTION;
+	out[n++] = WIRE_EVENT_EMIT;
+	if (data != NULL) {
+		out[n++] = TAG_EV_DATA;
+		n += varint_write(data_len, out + n);
+		memcpy(out + n, data, data_len);
+		n += data_len;
+	}
+	out[n++] = TAG_EV_NAME;
+	n += varint_write(name_len, out + n);
+	memcpy(out + n, name, name_len);
+	return n + name_len;
 }
 
 /* ------------------------------------------------------------------ */

@@ -155,6 +155,18 @@ int wire_encoded_size(const struct wire_msg *m, size_t *ret_size);
 int wire_encode(const struct wire_msg *m, uint8_t *out, size_t cap,
                 size_t *ret_len);
 
+/*
+ * The hot path of every local emit: an EVENT EMIT of name (name_len bytes)
+ * and data (data_len bytes; data NULL: no data field), byte for byte what
+ * wire_encode() writes for it, without protobuf-c and without checking the
+ * text again: the caller has (the IPC decoder refuses invalid UTF-8 and
+ * NUL in both, json_check() validates data).  wire_emit_size() is the
+ * exact length wire_emit_write() writes; out must hold that many bytes.
+ */
+size_t wire_emit_size(size_t name_len, const char *data, size_t data_len);
+size_t wire_emit_write(const char *name, size_t name_len, const char *data,
+                       size_t data_len, uint8_t *out);
+
 /* A decoded message: one heap block holding the view and its strings. */
 struct wire_decoded;
 

@@ -19,7 +19,10 @@
  * the upgrade gets neither CONNECTION_ERROR nor CLIENT_CLOSED).
  *
  * Writing: only in CLIENT_WRITEABLE, frames of the link's own epoch
- * (bridge_out_pop()), as long as the pipe is not choked.
+ * (bridge_out_pop()).  dsd frames them itself (ws_frame.c) into one
+ * buffer, up to WRITE_BATCH bytes, and hands the buffer to lws as raw
+ * bytes: one send() for many frames instead of one per frame, each with
+ * its own read of /dev/urandom (docs/libwebsockets.md, section 5).
  *
  * Closing: an established link is closed only from CLIENT_WRITEABLE
  * (lws_close_reason + return -1); closing inside CLIENT_RECEIVE in the
@@ -33,13 +36,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/random.h>
+
 #include "log.h"
 #include "url.h"
+#include "ws_frame.h"
 #include "ws_thread.h"
 
 /* Seconds an established connection gets to finish its close handshake
  * (or to drain a choked socket) before lws drops it. */
 #define CLOSE_GRACE_SECS 5
+
+/* Bytes of frames gathered for one write (a bigger frame goes alone), and
+ * so the most lws sends in one send() (the protocol's tx_packet_size);
+ * lws keeps what the socket does not take and sends it first. */
+#define WRITE_BATCH (64 * 1024)
+/* Masks fetched from the kernel at once: 4 bytes per frame. */
+#define MASK_POOL 256
 
 struct ws_link {
 	struct ws_link *next;
@@ -67,6 +80,10 @@ struct ws_link {
 	char reason[WS_REASON_MAX]; /* first reason wins */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
+	uint8_t *tx; /* LWS_PRE bytes, then frames gathered for one write */
+	size_t tx_cap;
+	uint8_t masks[MASK_POOL];
+	size_t mask_used; /* MASK_POOL: the pool is spent */
 };
 
 /* Where lws's log lines go.  Runs on the lws thread; log.h is thread-safe. */
@@ -153,6 +170,7 @@ void ws_link_free(struct ws_link *wl)
 	free(wl->opened_ev);
 	free(wl->closed_ev);
 	free(wl->rx);
+	free(wl->tx);
 	free(wl);
 }
 
@@ -299,12 +317,79 @@ static void reconcile(struct ws_thread *w)
 		maybe_stopped(w);
 }
 
-static int on_writeable(struct ws_thread *w, struct ws_link *wl)
+/* The next frame mask: unpredictable, as RFC 6455 asks of a client,
+ * from the kernel's generator MASK_POOL / 4 frames at a time. */
+static const uint8_t *next_mask(struct ws_link *wl)
+{
+	if (wl->mask_used == MASK_POOL) {
+		if (getrandom(wl->masks, MASK_POOL, 0) != MASK_POOL)
+			return NULL;
+		wl->mask_used = 0;
+	}
+	wl->mask_used += 4;
+	return wl->masks + wl->mask_used - 4;
+}
+
+/* Room for len bytes of frames after the LWS_PRE headroom. */
+static int tx_reserve(struct ws_link *wl, size_t len)
+{
+	uint8_t *p;
+	size_t cap = wl->tx_cap ? wl->tx_cap : LWS_PRE + WRITE_BATCH;
+
+	if (LWS_PRE + len <= wl->tx_cap)
+		return 0;
+	while (cap < LWS_PRE + len)
+		cap *= 2;
+	p = realloc(wl->tx, cap);
+	if (!p)
+		return -ENOMEM;
+	wl->tx = p;
+	wl->tx_cap = cap;
+	return 0;
+}
+
+/* Gathers the waiting frames into one buffer and writes it.  Returns the
+ * bytes written (0: nothing waited), or -1 with the reason set. */
+static int write_batch(struct ws_thread *w, struct ws_link *wl, bool *ret_more)
 {
 	struct bridge_item *it;
+	const uint8_t *mask;
 	struct frame *f;
-	bool more;
-	int n;
+	size_t len = 0;
+	bool more = false;
+
+	while (len < WRITE_BATCH) {
+		it = bridge_out_pop(w->bridge, wl->epoch, &more);
+		if (!it)
+			break;
+		f = bridge_entry(it, struct frame, item);
+		mask = next_mask(wl);
+		if (!mask || tx_reserve(wl, len + ws_frame_size(it->len)) < 0) {
+			free(f);
+			set_reason(wl, mask ? "out of memory" : "no random");
+			return -1;
+		}
+		len += ws_frame_write(wl->tx + LWS_PRE + len, f->buf + LWS_PRE,
+		                      it->len, mask);
+		free(f);
+		if (!more)
+			break;
+	}
+	*ret_more = more;
+	if (len == 0)
+		return 0;
+	/* Framed already: lws only sends the bytes (and keeps what the socket
+	 * does not take, ahead of anything written later). */
+	if (lws_write(wl->wsi, wl->tx + LWS_PRE, len, LWS_WRITE_RAW) < 0) {
+		set_reason(wl, "write failed");
+		return -1;
+	}
+	return (int)len;
+}
+
+static int on_writeable(struct ws_thread *w, struct ws_link *wl)
+{
+	bool more = false;
 
 	if (wl->closing) {
 		/* A close frame carries at most 123 bytes of reason. */
@@ -313,24 +398,17 @@ static int on_writeable(struct ws_thread *w, struct ws_link *wl)
 		                 strnlen(wl->reason, 123));
 		return -1;
 	}
-	for (;;) {
-		it = bridge_out_pop(w->bridge, wl->epoch, &more);
-		if (!it)
-			break;
-		f = bridge_entry(it, struct frame, item);
-		n = lws_write(wl->wsi, f->buf + LWS_PRE, f->item.len,
-		              LWS_WRITE_BINARY);
-		free(f);
-		if (n < 0) {
-			set_reason(wl, "write failed");
+	do {
+		if (write_batch(w, wl, &more) < 0)
 			return -1;
-		}
-		if (!more)
-			break;
-		if (lws_send_pipe_choked(wl->wsi)) {
-			lws_callback_on_writable(wl->wsi);
-			break;
-		}
+	} while (more && !lws_send_pipe_choked(wl->wsi));
+	if (more)
+		lws_callback_on_writable(wl->wsi);
+	/* A frame far over the batch size grew the buffer: give it back. */
+	if (wl->tx_cap > 4 * (LWS_PRE + WRITE_BATCH)) {
+		free(wl->tx);
+		wl->tx = NULL;
+		wl->tx_cap = 0;
 	}
 	return 0;
 }
@@ -585,7 +663,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 const struct lws_protocols ws_protocols[] = {
-        {"dsd-transport", callback, 0, 0, 0, NULL, 0},
+        {"dsd-transport", callback, 0, 0, 0, NULL, WRITE_BATCH},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -617,6 +695,7 @@ int ws_link_new(const char *url, uint32_t gen, uint64_t epoch,
 		return -ENOMEM;
 	wl->epoch = epoch;
 	wl->gen = gen;
+	wl->mask_used = MASK_POOL; /* fetched at the first frame */
 	wl->tls = u.tls;
 	wl->port = u.port;
 	memcpy(wl->host, u.host, sizeof(wl->host));

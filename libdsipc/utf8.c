@@ -1,4 +1,5 @@
 #include <stdint.h>
+#include <string.h>
 
 #include "utf8.h"
 
@@ -13,7 +14,17 @@ bool utf8_valid(const void *p, size_t len)
 		size_t more;
 
 		if (b < 0x80) {
+			uint64_t w;
+
 			i++;
+			/* ASCII runs (most event data) eight bytes at a time.
+			 */
+			while (len - i >= 8) {
+				memcpy(&w, s + i, 8);
+				if (w & 0x8080808080808080ull)
+					break;
+				i += 8;
+			}
 			continue;
 		}
 		if ((b & 0xe0) == 0xc0) {

@@ -196,6 +196,8 @@ START_TEST(test_out_in_order)
 		        bridge_out_push(m.b, &titem_new(i, 1, 10, false)->item,
 		                        SIZE_MAX),
 		        0);
+	ck_assert_uint_eq(m.wakes_other, 0); /* once the loop runs */
+	run_ready(&m);
 	ck_assert_uint_eq(m.wakes_other, 1);
 	ck_assert_uint_eq(bridge_out_bytes(m.b), 30);
 	ck_assert(bridge_out_pending(m.b));
@@ -214,7 +216,21 @@ START_TEST(test_out_in_order)
 	ck_assert_int_eq(bridge_out_push(m.b, &titem_new(3, 1, 10, false)->item,
 	                                 SIZE_MAX),
 	                 0);
+	run_ready(&m);
 	ck_assert_uint_eq(m.wakes_other, 2);
+	/* a push while a wakeup is pending adds none, even when the queue
+	 * was emptied in between */
+	titem_free(bridge_out_pop(m.b, 1, &more));
+	ck_assert_int_eq(bridge_out_push(m.b, &titem_new(4, 1, 10, false)->item,
+	                                 SIZE_MAX),
+	                 0);
+	titem_free(bridge_out_pop(m.b, 1, &more));
+	ck_assert_int_eq(bridge_out_push(m.b, &titem_new(5, 1, 10, false)->item,
+	                                 SIZE_MAX),
+	                 0);
+	run_ready(&m);
+	ck_assert_uint_eq(m.wakes_other, 3);
+	titem_free(bridge_out_pop(m.b, 1, &more));
 	teardown_main(&m);
 }
 END_TEST
@@ -331,8 +347,8 @@ START_TEST(test_drained)
 	        bridge_out_push(m.b, &titem_new(1, 4, 8, false)->item, 16), 0);
 	extra = titem_new(2, 4, 1, false);
 	ck_assert_int_eq(bridge_out_push(m.b, &extra->item, 16), -ENOBUFS);
-	ck_assert_uint_eq(m.wakes_other, 1); /* one batch, none refused */
 	run_ready(&m);
+	ck_assert_uint_eq(m.wakes_other, 1); /* one batch, none refused */
 	ck_assert_uint_eq(m.drained, 0);
 
 	titem_free(bridge_out_pop(m.b, 4, &more)); /* 8 bytes left <= 10 */

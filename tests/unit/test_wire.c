@@ -553,6 +553,49 @@ START_TEST(test_big_emit)
 }
 END_TEST
 
+/* The hot-path EMIT encoder writes what wire_encode() writes, across the
+ * varint boundaries of both strings and of the frame. */
+START_TEST(test_emit_fast_path)
+{
+	static const size_t sizes[] = {0,     1,     2,     125,    126,
+	                               127,   128,   129,   16370,  16383,
+	                               16384, 16385, 20000, 100000, 2097152};
+	static const size_t names[] = {1, 7, 127, 128, 1024};
+	char *data = malloc(2097152 + 3), name[1025];
+	uint8_t *a = malloc(2097152 + 2048), *b = malloc(2097152 + 2048);
+
+	ck_assert(data != NULL && a != NULL && b != NULL);
+	memset(name, 'n', sizeof(name));
+	for (size_t ni = 0; ni < N_ELEMS(names); ni++) {
+		for (size_t di = 0; di <= N_ELEMS(sizes); di++) {
+			/* di == N_ELEMS(sizes): no data at all */
+			bool none = di == N_ELEMS(sizes);
+			size_t dl = none ? 0 : sizes[di], size = 0, len = 0;
+			struct wire_msg m = {.topic = WIRE_TOPIC_EVENT,
+			                     .action = WIRE_EVENT_EMIT,
+			                     .name = name,
+			                     .data = none ? NULL : data};
+
+			memset(data, 'x', dl);
+			data[dl] = '\0';
+			name[names[ni]] = '\0';
+			ck_assert_int_eq(wire_encoded_size(&m, &size), 0);
+			ck_assert_uint_eq(wire_emit_size(names[ni], m.data, dl),
+			                  size);
+			ck_assert_int_eq(wire_encode(&m, a, size, &len), 0);
+			ck_assert_uint_eq(
+			        wire_emit_write(name, names[ni], m.data, dl, b),
+			        len);
+			ck_assert_mem_eq(a, b, len);
+			name[names[ni]] = 'n';
+		}
+	}
+	free(data);
+	free(a);
+	free(b);
+}
+END_TEST
+
 START_TEST(test_encode_errors)
 {
 	static const char *const with_null[] = {"a", NULL};
@@ -946,6 +989,7 @@ static Suite *wire_suite(void)
 	t = tcase_create("round trips");
 	tcase_add_test(t, test_round_trips);
 	tcase_add_test(t, test_big_emit);
+	tcase_add_test(t, test_emit_fast_path);
 	tcase_add_test(t, test_encode_errors);
 	tcase_add_test(t, test_names);
 	suite_add_tcase(s, t);
