@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/random.h>
+#include <unistd.h>
+
 #include <event2/event.h>
 
 #include "clock.h"
@@ -56,6 +59,9 @@ struct upstream {
 	char *auth_json;
 	char *ca_file;
 	unsigned fd_limit;
+	/* The listed URL of the last attempt, to log a switch of node. */
+	char last_node[CONN_URL_MAX];
+	uint64_t jitter_state; /* xorshift64 for reconnectJitter */
 
 	/* Repeated failures are logged a few times per window, then summed;
 	 * so is what the platform can repeat at will: per-frame warnings,
@@ -265,11 +271,35 @@ static void log_transition(struct upstream *u, const struct conn_action *a)
 		                     "%s -> %s: %s", from, to, a->reason);
 }
 
+/* Says which node dsd moves to and why: the last failure of the one it
+ * leaves.  Rate limited with the reconnect messages. */
+static void log_node_switch(struct upstream *u)
+{
+	const char *node = conn_configured_url(&u->conn);
+	int was;
+
+	if (strcmp(node, u->last_node) == 0)
+		return;
+	was = conn_find_url(&u->conn, u->last_node);
+	if (u->last_node[0] != '\0')
+		log_full_ratelimited(
+		        &u->reconnect_log, clock_mono_ms(), LOG_NOTICE,
+		        "switching to platform node %s (left %s: %s)", node,
+		        u->last_node,
+		        was >= 0 && conn_url_status_at(&u->conn, (unsigned)was)
+		                                ->failed
+		                ? conn_url_status_at(&u->conn, (unsigned)was)
+		                          ->failure
+		                : "no longer listed");
+	snprintf(u->last_node, sizeof(u->last_node), "%s", node);
+}
+
 static void connect_now(struct upstream *u, uint32_t gen)
 {
 	const char *url = conn_current_url(&u->conn);
 	int r;
 
+	log_node_switch(u);
 	log_debug("connecting to %s (attempt %u)", url, conn_attempt(&u->conn));
 	r = transport_connect(u->transport, url, gen);
 	if (r < 0) {
@@ -491,7 +521,21 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 
 /* ---- set-up ---- */
 
-static void options_of(const struct dsd_config *cfg, struct conn_options *ret)
+/* xorshift64: the jitter needs spread, not secrecy. */
+static uint32_t jitter_random(void *userdata)
+{
+	struct upstream *u = userdata;
+	uint64_t x = u->jitter_state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	u->jitter_state = x;
+	return (uint32_t)(x >> 32);
+}
+
+static void options_of(struct upstream *u, const struct dsd_config *cfg,
+                       struct conn_options *ret)
 {
 	*ret = (struct conn_options){
 	        .url = cfg->url,
@@ -504,6 +548,9 @@ static void options_of(const struct dsd_config *cfg, struct conn_options *ret)
 	        /* Before authentication the server answers no PING, so a
 	         * handshake deadline stands in for the heartbeat check. */
 	        .handshake_timeout = 2 * cfg->heartbeat_interval,
+	        .reconnect_jitter = cfg->reconnect_jitter,
+	        .random = jitter_random,
+	        .random_userdata = u,
 	};
 }
 
@@ -560,7 +607,12 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 	/* Five whole reconnects (six state changes each) a minute. */
 	u->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
 	u->error_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
-	options_of(cfg, &co);
+	/* Machines that lost the same node must not draw the same waits. */
+	if (getrandom(&u->jitter_state, sizeof(u->jitter_state),
+	              GRND_NONBLOCK) != sizeof(u->jitter_state))
+		u->jitter_state = clock_mono_ms() ^ ((uint64_t)getpid() << 32);
+	u->jitter_state |= 1; /* xorshift never leaves 0 */
+	options_of(u, cfg, &co);
 	r = conn_init(&u->conn, &co);
 	if (r < 0)
 		goto fail;
@@ -668,7 +720,7 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 	int r;
 
 	*ret_restart = false;
-	options_of(fresh, &co);
+	options_of(u, fresh, &co);
 	/* Checked on the side first: a refused reload changes nothing. */
 	if (conn_init(&scratch, &co) < 0) {
 		snprintf(err, errlen,
@@ -689,7 +741,9 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 			return r;
 		}
 	}
-	again = str_differs(fresh->url, conn_configured_url(&u->conn)) ||
+	/* A new list that still has the node dsd is on keeps the connection;
+	 * conn_set_options() keeps its place in the list. */
+	again = conn_find_url(&scratch, conn_configured_url(&u->conn)) < 0 ||
 	        str_differs(auth, u->auth_json) || str_differs(ca, u->ca_file);
 	conn_set_options(&u->conn, &co);
 	if (u->auth_json)
