@@ -81,6 +81,7 @@ struct dsd_config {
 	uint32_t heartbeat_interval;           /* ms, default 30000 */
 	uint32_t restart_after_error; /* ms, default 60000; 0 = never */
 	uint32_t reconnect_jitter;    /* percent, default 0 */
+	bool follow_network;          /* rtnetlink (netwatch.c), default true */
 	/* [ipc] */
 	char *socket_path;                     /* default /run/dsd/dsd.sock */
 	uint32_t max_clients;                  /* default 4096 */

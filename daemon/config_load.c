@@ -61,6 +61,7 @@ static int parse_spool(struct parser *, const struct config_item *,
 	  restart_after_error, 100, MS_DAY)                                    \
 	X(platform, reconnectJitter, config_parse_u32, reconnect_jitter, 0,    \
 	  100)                                                                 \
+	X(platform, followNetwork, config_parse_bool, follow_network, 0, 0)    \
 	X(ipc, socket, config_parse_socket, socket_path, 0, 0)                 \
 	X(ipc, maxClients, config_parse_u32, max_clients, 1, 1024 * 1024)      \
 	X(ipc, maxSubscriptionsPerClient, config_parse_u32,                    \

@@ -77,6 +77,24 @@ int config_parse_u64(struct parser *p, const struct config_item *it,
 	return 0;
 }
 
+int config_parse_bool(struct parser *p, const struct config_item *it,
+                      const char *value, struct dsd_config *c)
+{
+	static const char *const yes[] = {"yes", "true", "on"};
+	static const char *const no[] = {"no", "false", "off"};
+	char q[128];
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+			*(bool *)config_field(c, it) =
+			        strcmp(value, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return config_perr(p, "%s: \"%s\" is not yes or no", it->key,
+	                   config_quote(value, q, sizeof(q)));
+}
+
 /*
  * One or more URLs separated by spaces or tabs (the nodes of a cluster),
  * each checked on its own so that the error names the one at fault.

@@ -21,6 +21,12 @@
  *    deadline) lasts one reconnect step, then the fresh instance starts; a
  *    permanent one (REJECT, credentials, auth data, a redirect loop) lasts
  *    restartAfterError, or until the operator acts when that is 0.
+ *  - the network (netwatch.c) may say that the route to the platform went
+ *    away: a connection, or an attempt under way, is dropped at once
+ *    rather than two heartbeats later, and the next attempt waits at least
+ *    one reconnect step.  When a route is back, a pending attempt is made
+ *    at once, at most one such early attempt per reconnect step, so a
+ *    flapping link cannot make dsd hammer the platform.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -714,6 +720,71 @@ static bool is_final(const struct conn *c)
 	return c->closed;
 }
 
+/* No usable route: what is under way cannot succeed.  Not the node's
+ * fault, so the URL stays; the next attempt waits at least one step (it
+ * would fail at once) unless the route comes back first. */
+static void on_net_down(struct conn *c, uint64_t now, const char *why,
+                        struct conn_result *out)
+{
+	uint64_t wait;
+
+	c->net_down = true;
+	if (c->sock == CONN_SOCKET_NONE || c->state == CONN_OFFLINE ||
+	    c->state == CONN_ERROR)
+		return;
+	drop_socket(c, out);
+	c->auth_refused = false;
+	c->redirects = 0;
+	use_listed_url(c);
+	if (c->state == CONN_OPEN) {
+		c->count.losses++;
+		check_held(c, now);
+	}
+	wait = conn_backoff(&c->opt, c->attempt + 1);
+	if (wait < conn_backoff(&c->opt, 2))
+		wait = conn_backoff(&c->opt, 2);
+	set_reason(c, "network: %s%s", why, "; waiting for a route");
+	enter(c, now, CONN_RECONNECTING, out);
+	c->retry_at = now + jittered(c, wait);
+}
+
+/* A usable route again: the attempt waiting out its backoff is made now,
+ * and a transient ERROR ends now; at most once per reconnect step. */
+static void on_net_up(struct conn *c, uint64_t now, const char *why,
+                      struct conn_result *out)
+{
+	uint64_t step = conn_backoff(&c->opt, 2);
+	uint64_t allowed = c->net_retried ? c->net_retry_at + step : 0;
+	bool waiting =
+	        c->state == CONN_RECONNECTING && c->sock == CONN_SOCKET_NONE;
+	bool transient =
+	        c->state == CONN_ERROR &&
+	        conn_error_kind_of(c->error_cause) == CONN_ERROR_TRANSIENT;
+
+	c->net_down = false;
+	if (!waiting && !transient)
+		return;
+	if (now < allowed) {
+		/* Too soon after the last one: as soon as allowed instead (a
+		 * transient ERROR ends within one step anyway). */
+		if (waiting && c->retry_at > allowed)
+			c->retry_at = allowed;
+		return;
+	}
+	c->net_retried = true;
+	c->net_retry_at = now;
+	if (transient) {
+		char text[CONN_REASON_MAX];
+
+		snprintf(text, sizeof(text), "network: %s; fresh instance now",
+		         why);
+		fresh_instance(c, now, text, out);
+		return;
+	}
+	set_reason(c, "network: %s%s", why, "; attempt now");
+	connect_now(c, now, out);
+}
+
 int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
                 struct conn_result *out)
 {
@@ -788,6 +859,19 @@ int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
 		fresh_instance(c, now,
 		               in->text ? in->text : "fresh instance requested",
 		               out);
+		return 0;
+	case CONN_IN_NET_DOWN:
+	case CONN_IN_NET_UP:
+		if (is_final(c) || !c->started) {
+			c->net_down = in->kind == CONN_IN_NET_DOWN;
+			return 0;
+		}
+		if (in->kind == CONN_IN_NET_DOWN)
+			on_net_down(c, now, in->text ? in->text : "no route",
+			            out);
+		else
+			on_net_up(c, now, in->text ? in->text : "route back",
+			          out);
 		return 0;
 	case CONN_IN_CLOSE:
 		if (is_final(c))

@@ -128,6 +128,8 @@ enum conn_input_kind {
 	CONN_IN_RESUME,        /* operator: leave OFFLINE / ERROR */
 	CONN_IN_RESTART,       /* a fresh instance (new URL or credentials) */
 	CONN_IN_CLOSE,         /* deliberate close: CLOSED, final */
+	CONN_IN_NET_DOWN,      /* text: no usable route to the platform */
+	CONN_IN_NET_UP,        /* text: a usable route to it again */
 };
 
 /* What a received frame means to the connection. */
@@ -228,6 +230,9 @@ struct conn {
 	uint64_t last_rx;
 	uint64_t error_at;
 	enum conn_error_cause error_cause; /* CONN_ERR_NONE unless ERROR */
+	bool net_down;                     /* the last network news: no route */
+	bool net_retried;                  /* net_retry_at holds a time */
+	uint64_t net_retry_at; /* the last attempt the network asked for */
 	struct conn_counters count;
 };
 

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "netwatch.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -62,12 +63,13 @@ struct upstream {
 	/* The listed URL of the last attempt, to log a switch of node. */
 	char last_node[CONN_URL_MAX];
 	uint64_t jitter_state; /* xorshift64 for reconnectJitter */
+	struct netwatch *net;  /* NULL: followNetwork off, or unavailable */
 
 	/* Repeated failures are logged a few times per window, then summed;
 	 * so is what the platform can repeat at will: per-frame warnings,
 	 * the loss of OPEN, a transient ERROR, the other state changes. */
 	struct log_ratelimit reconnect_log, frame_log, loss_log, state_log;
-	struct log_ratelimit error_log;
+	struct log_ratelimit error_log, net_log;
 };
 
 static void arm_timer(struct upstream *u);
@@ -300,6 +302,7 @@ static void connect_now(struct upstream *u, uint32_t gen)
 	int r;
 
 	log_node_switch(u);
+	netwatch_set_target(u->net, url);
 	log_debug("connecting to %s (attempt %u)", url, conn_attempt(&u->conn));
 	r = transport_connect(u->transport, url, gen);
 	if (r < 0) {
@@ -519,6 +522,44 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	wire_decoded_free(dec);
 }
 
+/* ---- the network (netwatch.c) ---- */
+
+static void on_net_changed(bool routable, const char *why, void *userdata)
+{
+	struct upstream *u = userdata;
+	struct conn_input in = {
+	        .kind = routable ? CONN_IN_NET_UP : CONN_IN_NET_DOWN,
+	        .text = why,
+	};
+
+	log_full_ratelimited(&u->net_log, clock_mono_ms(), LOG_NOTICE,
+	                     "network: %s", why);
+	upstream_feed(u, &in);
+}
+
+/* followNetwork on: a watcher, unless the kernel will not give us one
+ * (then dsd goes on as if it were off, and says so). */
+static void follow_network(struct upstream *u, bool on)
+{
+	static const struct netwatch_callbacks cb = {.changed = on_net_changed};
+	int r;
+
+	if (!on) {
+		netwatch_free(u->net);
+		u->net = NULL;
+		return;
+	}
+	if (u->net != NULL)
+		return;
+	r = netwatch_new(u->base, &cb, u, &u->net);
+	if (r < 0) {
+		log_warn("cannot follow the network (rtnetlink): %s",
+		         strerror(-r));
+		return;
+	}
+	netwatch_set_target(u->net, conn_current_url(&u->conn));
+}
+
 /* ---- set-up ---- */
 
 /* xorshift64: the jitter needs spread, not secrecy. */
@@ -607,6 +648,7 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 	/* Five whole reconnects (six state changes each) a minute. */
 	u->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
 	u->error_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
+	u->net_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 10);
 	/* Machines that lost the same node must not draw the same waits. */
 	if (getrandom(&u->jitter_state, sizeof(u->jitter_state),
 	              GRND_NONBLOCK) != sizeof(u->jitter_state))
@@ -629,6 +671,7 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 	r = make_transport(u, u->ca_file, &u->transport);
 	if (r < 0)
 		goto fail;
+	follow_network(u, cfg->follow_network);
 	*ret = u;
 	return 0;
 fail:
@@ -642,6 +685,7 @@ void upstream_free(struct upstream *u)
 		return;
 	/* The transport first: its thread must be gone before the loop. */
 	transport_free(u->transport);
+	netwatch_free(u->net);
 	if (u->timer)
 		event_free(u->timer);
 	if (u->auth_json)
@@ -755,6 +799,7 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 	if (again)
 		restart(u, "configuration reloaded with a new URL, "
 		           "credentials or CA");
+	follow_network(u, fresh->follow_network);
 	/* New intervals (restartAfterError, ...) move the deadline now. */
 	arm_timer(u);
 	*ret_restart = again;

@@ -208,6 +208,7 @@ START_TEST(test_keys_list)
 	        "platform.heartbeatInterval",
 	        "platform.restartAfterError",
 	        "platform.reconnectJitter",
+	        "platform.followNetwork",
 	        "ipc.socket",
 	        "ipc.maxClients",
 	        "ipc.maxSubscriptionsPerClient",
@@ -268,6 +269,11 @@ START_TEST(test_syntax)
 	                 0);
 	ck_assert_str_eq(cfg.url, "ws://a:1  ws://ab:1\twss://[::1]/x");
 	ck_assert_uint_eq(cfg.reconnect_jitter, 25);
+	ck_assert(cfg.follow_network);
+	ck_assert_int_eq(load_str("[platform]\nurl = ws://a\nfollowNetwork = "
+	                          "off\n"),
+	                 0);
+	ck_assert(!cfg.follow_network);
 	/* A prefix of another URL is not the same URL. */
 	ck_assert_int_eq(load_str("[platform]\nurl = ws://ab ws://a\n"), 0);
 	/* Values are literal: quotes stay (and make this url invalid). */
@@ -344,6 +350,8 @@ static const struct {
          "ws://15 ws://16 ws://17\n",
          2, "url: more than 16 URLs"},
         {"[platform]\nreconnectJitter = 101\n", 2, "out of range 0..100"},
+        {"[platform]\nfollowNetwork = maybe\n", 2,
+         "followNetwork: \"maybe\" is not yes or no"},
         {"[ipc]\nmaxClients = 12x\n", 2, "invalid number \"12x\""},
         {"[ipc]\nmaxClients = -1\n", 2, "invalid number \"-1\""},
         {"[ipc]\nmaxClients = +1\n", 2, "invalid number \"+1\""},

@@ -3,7 +3,8 @@
  * cluster), driven with a fake clock: which URL each attempt dials, that
  * the reconnect schedule and maxReconnectAttempts count over the whole
  * list, what is noted per URL, redirects, ERRORs, pause/resume, a changed
- * list, and the reconnect jitter with an injected random source.
+ * list, the reconnect jitter with an injected random source, and what
+ * news from the network (netwatch: route gone, route back) does.
  */
 #include <check.h>
 #include <errno.h>
@@ -452,6 +453,163 @@ START_TEST(test_jitter_spreads_each_wait)
 }
 END_TEST
 
+/* ---- the network: no route, a route again ---- */
+
+static int net(struct world *w, enum conn_input_kind kind, const char *why)
+{
+	return feed(w, kind, CONN_FRAME_OTHER, why);
+}
+
+static const char *acts(const struct world *w)
+{
+	static char buf[CONN_MAX_ACTIONS + 1];
+	static const char letters[] = {
+	        [CONN_ACT_CONNECT] = 'C',        [CONN_ACT_DISCONNECT] = 'D',
+	        [CONN_ACT_SEND_CHALLENGE] = 'H', [CONN_ACT_SEND_AUTH] = 'A',
+	        [CONN_ACT_SEND_PING] = 'P',      [CONN_ACT_STATE] = 'S',
+	};
+	unsigned i;
+
+	for (i = 0; i < w->r.n; i++)
+		buf[i] = letters[w->r.act[i].kind];
+	buf[i] = '\0';
+	return buf;
+}
+
+/* OPEN, then the route goes: left at once, the node kept, no attempt
+ * until the route is back (or one step passed). */
+START_TEST(test_net_down_leaves_open_at_once)
+{
+	struct world w;
+
+	world_init(&w, ABC, 5);
+	ck_assert_int_eq(net(&w, CONN_IN_NET_DOWN, "x"), 0); /* not started */
+	ck_assert_uint_eq(w.r.n, 0);
+	input(&w, CONN_IN_START);
+	open_held(&w);
+	ck_assert_int_eq(net(&w, CONN_IN_NET_DOWN, "link eth0 down"), 0);
+	ck_assert_str_eq(acts(&w), "DS");
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	ck_assert_str_eq(conn_reason(&w.c),
+	                 "network: link eth0 down; waiting for a route");
+	ck_assert_uint_eq(conn_deadline(&w.c), w.now + INC);
+	ck_assert_str_eq(conn_configured_url(&w.c), A);
+	ck_assert(!conn_url_status_at(&w.c, 0)->failed);
+	ck_assert_uint_eq(w.c.count.losses, 1);
+	/* Repeated news changes nothing. */
+	net(&w, CONN_IN_NET_DOWN, "route removed");
+	ck_assert_uint_eq(w.r.n, 0);
+	/* The route is back 30 ms later: the attempt now, to the same node. */
+	w.now += 30;
+	net(&w, CONN_IN_NET_UP, "route added");
+	ck_assert_str_eq(acts(&w), "C");
+	ck_assert_str_eq(conn_current_url(&w.c), A);
+	ck_assert_str_eq(conn_reason(&w.c),
+	                 "network: route added; attempt now");
+	ck_assert_uint_eq(conn_attempt(&w.c), 1);
+	authenticate(&w);
+	/* A route appearing while OPEN means nothing. */
+	net(&w, CONN_IN_NET_UP, "route added");
+	ck_assert_uint_eq(w.r.n, 0);
+}
+END_TEST
+
+/* A route gone during the handshake drops the attempt too. */
+START_TEST(test_net_down_during_handshake)
+{
+	struct world w;
+
+	world_init(&w, ABC, 5);
+	input(&w, CONN_IN_START);
+	input(&w, CONN_IN_SOCKET_OPEN);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_CHALLENGING);
+	net(&w, CONN_IN_NET_DOWN, "no route");
+	ck_assert_str_eq(acts(&w), "DS");
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_RECONNECTING);
+	/* attempt 1 stays counted: the next is attempt 2, after INC. */
+	ck_assert_uint_eq(conn_deadline(&w.c), w.now + INC);
+	fire(&w);
+	ck_assert(connected(&w));
+	ck_assert_uint_eq(conn_attempt(&w.c), 2);
+}
+END_TEST
+
+/* A flapping link gets at most one early attempt per reconnect step. */
+START_TEST(test_net_up_is_rate_limited)
+{
+	struct world w;
+	uint64_t first;
+
+	world_init(&w, A, CONN_ATTEMPTS_INFINITE);
+	input(&w, CONN_IN_START);
+	open_held(&w);
+	net(&w, CONN_IN_NET_DOWN, "down");
+	w.now += 10;
+	net(&w, CONN_IN_NET_UP, "up");
+	ck_assert_str_eq(acts(&w), "C");
+	first = w.now;
+	/* It fails (the link flapped again): attempt 2 due after INC. */
+	w.now += 5;
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_uint_eq(conn_deadline(&w.c), w.now + INC);
+	net(&w, CONN_IN_NET_DOWN, "down");
+	ck_assert_uint_eq(w.r.n, 0);
+	w.now += 10;
+	net(&w, CONN_IN_NET_UP, "up");
+	ck_assert_str_eq(acts(&w), ""); /* too soon after the first */
+	ck_assert_uint_eq(conn_deadline(&w.c), first + INC);
+	/* Up again once a step has passed since the first: at once. */
+	w.now = first + INC;
+	net(&w, CONN_IN_NET_UP, "up");
+	ck_assert_str_eq(acts(&w), "C");
+	/* A long backoff is cut short to the rate limit, never made longer. */
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	input(&w, CONN_IN_NET_UP);
+	ck_assert_uint_eq(w.r.n, 0);
+	ck_assert_uint_le(conn_deadline(&w.c), w.now + INC);
+}
+END_TEST
+
+/* ERROR: a transient one ends when a route is back; a permanent one does
+ * not, nor does OFFLINE. */
+START_TEST(test_net_up_and_errors)
+{
+	struct world w;
+
+	world_init(&w, A, 2);
+	input(&w, CONN_IN_START);
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	fire(&w);
+	input(&w, CONN_IN_SOCKET_CLOSED);
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_GAVE_UP);
+	net(&w, CONN_IN_NET_DOWN, "down");
+	ck_assert_uint_eq(w.r.n, 0);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	w.now += 1;
+	net(&w, CONN_IN_NET_UP, "route added");
+	ck_assert_str_eq(acts(&w), "SC");
+	ck_assert_ptr_nonnull(strstr(conn_reason(&w.c), "fresh instance now"));
+	/* Permanent: only restartAfterError or the operator end it. */
+	input(&w, CONN_IN_SOCKET_OPEN);
+	feed(&w, CONN_IN_FRAME, CONN_FRAME_REJECT, NULL);
+	ck_assert_int_eq(conn_error_cause(&w.c), CONN_ERR_REJECTED);
+	w.now += 2 * INC;
+	net(&w, CONN_IN_NET_UP, "up");
+	ck_assert_uint_eq(w.r.n, 0);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_ERROR);
+	/* OFFLINE stays OFFLINE. */
+	input(&w, CONN_IN_RESUME);
+	ck_assert_int_eq(input(&w, CONN_IN_PAUSE), 0);
+	net(&w, CONN_IN_NET_DOWN, "down");
+	net(&w, CONN_IN_NET_UP, "up");
+	ck_assert_uint_eq(w.r.n, 0);
+	ck_assert_int_eq(conn_get_state(&w.c), CONN_OFFLINE);
+	input(&w, CONN_IN_CLOSE);
+	ck_assert_int_eq(net(&w, CONN_IN_NET_UP, "up"), 0);
+	ck_assert_uint_eq(w.r.n, 0);
+}
+END_TEST
+
 static Suite *conn_urls_suite(void)
 {
 	Suite *s = suite_create("conn_urls");
@@ -469,6 +627,10 @@ static Suite *conn_urls_suite(void)
 	tcase_add_test(tc, test_jitter_needs_a_source_and_a_range);
 	tcase_add_test(tc, test_jitter_zero_keeps_the_schedule_exact);
 	tcase_add_test(tc, test_jitter_spreads_each_wait);
+	tcase_add_test(tc, test_net_down_leaves_open_at_once);
+	tcase_add_test(tc, test_net_down_during_handshake);
+	tcase_add_test(tc, test_net_up_is_rate_limited);
+	tcase_add_test(tc, test_net_up_and_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
