@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -270,6 +271,35 @@ static bool check_one(int family, const unsigned char *addr, const char *what,
 	return true;
 }
 
+/* Is any link but loopback up with a carrier?  Its name into ret. */
+static bool other_link_running(char *ret, size_t len)
+{
+	struct if_nameindex *all = if_nameindex(), *i;
+	bool found = false;
+	int fd;
+
+	if (all == NULL)
+		return true; /* cannot tell: do not claim an outage */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	for (i = all; fd >= 0 && !found && i->if_index != 0; i++) {
+		struct ifreq ifr = {0};
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->if_name);
+		if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ||
+		    (ifr.ifr_flags & IFF_LOOPBACK) ||
+		    !(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_RUNNING))
+			continue;
+		snprintf(ret, len, "link %s is up", i->if_name);
+		found = true;
+	}
+	if (fd < 0)
+		found = true;
+	else
+		close(fd);
+	if_freenameindex(all);
+	return found;
+}
+
 bool netwatch_check(struct netwatch *w, char *why, size_t whylen)
 {
 	static const unsigned char probe4[4] = {192, 0, 2, 1};
@@ -279,11 +309,18 @@ bool netwatch_check(struct netwatch *w, char *why, size_t whylen)
 
 	if (w->family != AF_UNSPEC)
 		return check_one(w->family, w->addr, w->host, why, whylen);
-	/* A name: any default route of either family will do. */
+	/* A name: any default route of either family will do, and so will
+	 * any running link but loopback (a VPN may carry the platform
+	 * without a default route): only a machine cut off from everything
+	 * is judged unreachable. */
 	if (check_one(AF_INET, probe4, "the IPv4 default", why, whylen))
 		return true;
 	if (check_one(AF_INET6, probe6, "the IPv6 default", why6, sizeof(why6)))
 		return snprintf(why, whylen, "%s", why6), true;
+	if (other_link_running(why6, sizeof(why6)))
+		return snprintf(why, whylen, "no default route, but %s", why6),
+		       true;
+	snprintf(why, whylen, "no default route and no link up but loopback");
 	return false;
 }
 
@@ -402,6 +439,11 @@ void netwatch_set_target(struct netwatch *w, const char *url)
 	if (w == NULL || url_parse(url, &u, NULL) < 0)
 		return;
 	snprintf(w->host, sizeof(w->host), "%s", u.host);
+	/* Never looked up in DNS: the loopback address (RFC 6761). */
+	if (strcasecmp(u.host, "localhost") == 0 ||
+	    (strlen(u.host) > 10 &&
+	     strcasecmp(u.host + strlen(u.host) - 10, ".localhost") == 0))
+		snprintf(u.host, sizeof(u.host), "127.0.0.1");
 	if (inet_pton(AF_INET, u.host, w->addr) == 1)
 		w->family = AF_INET;
 	else if (inet_pton(AF_INET6, u.host, w->addr) == 1)

@@ -6,9 +6,12 @@
  * After a burst of messages has settled (NETWATCH_SETTLE_MS), it asks the
  * kernel for the route to the platform's address (RTM_GETROUTE) and checks
  * that the interface it leaves by is up and running (has a carrier).  For a
- * URL whose host is a name rather than an address it asks for the route to
- * a documentation address of each family instead (192.0.2.1,
- * 2001:db8::1): that is, whether the machine has a default route at all.
+ * URL whose host is a name rather than an address (dsd does not know its
+ * address: libwebsockets resolves it) it asks for the route to a
+ * documentation address of each family instead (192.0.2.1, 2001:db8::1),
+ * that is, whether the machine has a default route, and failing that
+ * whether any link but loopback is up: only a machine cut off from
+ * everything is judged unreachable.  "localhost" is 127.0.0.1.
  * The owner hears only changes: "routable" or "not routable", and why.
  *
  * The parsing is split from the sockets so that the unit tests can feed it

@@ -218,6 +218,10 @@ START_TEST(test_loopback_is_routable)
 	netwatch_set_target(w, "ws://127.0.0.1:6020/deepstream");
 	ck_assert_msg(netwatch_check(w, why, sizeof(why)), "%s", why);
 	ck_assert_str_eq(why, "route to 127.0.0.1");
+	/* localhost is never looked up: it is loopback. */
+	netwatch_set_target(w, "ws://LocalHost:6020");
+	ck_assert_msg(netwatch_check(w, why, sizeof(why)), "%s", why);
+	ck_assert_str_eq(why, "route to LocalHost");
 	netwatch_free(w);
 	event_base_free(base);
 }
