@@ -181,7 +181,7 @@ static int route_to(int family, const unsigned char *addr, int *ret_oif)
 	} ans;
 	size_t alen = family == AF_INET ? 4 : 16;
 	struct rtattr *rta;
-	struct timeval tv = {.tv_sec = 0, .tv_usec = 300000};
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	bool routable = false;
 	ssize_t n;
