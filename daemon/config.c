@@ -34,6 +34,7 @@ int config_init(struct dsd_config *c)
 	        .max_reconnect_attempts = 5,
 	        .heartbeat_interval = 30000,
 	        .restart_after_error = 60000,
+	        .follow_network = true,
 	        .max_clients = 4096,
 	        .max_subscriptions_per_client = 1024,
 	        .client_buffer = 8 * MIB,

@@ -84,7 +84,7 @@ struct config_acl {
 
 struct dsd_config {
 	/* [platform] */
-	char *url;       /* required; ws:// or wss:// */
+	char *url; /* required; ws:// or wss://, several separated by blanks */
 	char *auth_json; /* validated JSON object; "{}" default */
 	char *auth_file; /* where auth_json came from, if a file */
 	char *ca_file;
@@ -102,6 +102,8 @@ struct dsd_config {
 	uint32_t max_reconnect_attempts;       /* default 5; CONFIG_INFINITE */
 	uint32_t heartbeat_interval;           /* ms, default 30000 */
 	uint32_t restart_after_error; /* ms, default 60000; 0 = never */
+	uint32_t reconnect_jitter;    /* percent, default 0 */
+	bool follow_network;          /* rtnetlink (netwatch.c), default true */
 	/* [ipc] */
 	char *socket_path;                     /* default /run/dsd/dsd.sock */
 	uint32_t max_clients;                  /* default 4096 */

@@ -62,6 +62,9 @@ static int parse_spool(struct parser *, const struct config_item *,
 	  100, MS_HOUR)                                                        \
 	X(platform, restartAfterError, config_parse_u32_or_never,              \
 	  restart_after_error, 100, MS_DAY)                                    \
+	X(platform, reconnectJitter, config_parse_u32, reconnect_jitter, 0,    \
+	  100)                                                                 \
+	X(platform, followNetwork, config_parse_bool, follow_network, 0, 0)    \
 	X(ipc, socket, config_parse_socket, socket_path, 0, 0)                 \
 	X(ipc, maxClients, config_parse_u32, max_clients, 1, 1024 * 1024)      \
 	X(ipc, maxSubscriptionsPerClient, config_parse_u32,                    \

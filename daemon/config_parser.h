@@ -68,6 +68,9 @@ int config_parse_u32_or_infinity(struct parser *p, const struct config_item *it,
                                  const char *value, struct dsd_config *c);
 int config_parse_u64(struct parser *p, const struct config_item *it,
                      const char *value, struct dsd_config *c);
+/* yes/no, true/false, on/off. */
+int config_parse_bool(struct parser *p, const struct config_item *it,
+                      const char *value, struct dsd_config *c);
 int config_parse_url(struct parser *p, const struct config_item *it,
                      const char *value, struct dsd_config *c);
 int config_parse_socket(struct parser *p, const struct config_item *it,

@@ -13,6 +13,7 @@
 
 #include "config_parser.h"
 #include "spool.h"
+#include "conn.h"
 #include "url.h"
 
 static int parse_number(struct parser *p, const struct config_item *it,
@@ -78,16 +79,66 @@ int config_parse_u64(struct parser *p, const struct config_item *it,
 	return 0;
 }
 
+int config_parse_bool(struct parser *p, const struct config_item *it,
+                      const char *value, struct dsd_config *c)
+{
+	static const char *const yes[] = {"yes", "true", "on"};
+	static const char *const no[] = {"no", "false", "off"};
+	char q[128];
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+			*(bool *)config_field(c, it) =
+			        strcmp(value, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return config_perr(p, "%s: \"%s\" is not yes or no", it->key,
+	                   config_quote(value, q, sizeof(q)));
+}
+
+/*
+ * One or more URLs separated by spaces or tabs (the nodes of a cluster),
+ * each checked on its own so that the error names the one at fault.
+ */
 int config_parse_url(struct parser *p, const struct config_item *it,
                      const char *value, struct dsd_config *c)
 {
+	char one[CONFIG_LINE_MAX];
+	const char *seen[CONN_URLS_MAX];
+	const char *s = value;
+	unsigned n = 0;
 	struct url u;
 	const char *why;
 	char q[256];
 
-	if (url_parse(value, &u, &why) < 0)
-		return config_perr(p, "%s: invalid URL \"%s\": %s", it->key,
-		                   config_quote(value, q, sizeof(q)), why);
+	while (*s != '\0') {
+		size_t len = strcspn(s, " \t");
+
+		if (len == 0) {
+			s++;
+			continue;
+		}
+		memcpy(one, s, len);
+		one[len] = '\0';
+		if (url_parse(one, &u, &why) < 0)
+			return config_perr(
+			        p, "%s: invalid URL \"%s\": %s", it->key,
+			        config_quote(one, q, sizeof(q)), why);
+		for (unsigned i = 0; i < n; i++)
+			if (strncmp(seen[i], s, len) == 0 &&
+			    (seen[i][len] == '\0' || seen[i][len] == ' ' ||
+			     seen[i][len] == '\t'))
+				return config_perr(
+				        p, "%s: \"%s\" is listed twice",
+				        it->key,
+				        config_quote(one, q, sizeof(q)));
+		if (n == CONN_URLS_MAX)
+			return config_perr(p, "%s: more than %d URLs", it->key,
+			                   CONN_URLS_MAX);
+		seen[n++] = s;
+		s += len;
+	}
 	return config_set_string(p, config_field(c, it), value);
 }
 

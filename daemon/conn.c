@@ -21,6 +21,12 @@
  *    deadline) lasts one reconnect step, then the fresh instance starts; a
  *    permanent one (REJECT, credentials, auth data, a redirect loop) lasts
  *    restartAfterError, or until the operator acts when that is 0.
+ *  - the network (netwatch.c) may say that the route to the platform went
+ *    away: a connection, or an attempt under way, is dropped at once
+ *    rather than two heartbeats later, and the next attempt waits at least
+ *    one reconnect step.  When a route is back, a pending attempt is made
+ *    at once, at most one such early attempt per reconnect step, so a
+ *    flapping link cannot make dsd hammer the platform.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -126,15 +132,85 @@ static int copy_url(char *dst, const char *src)
 	return 0;
 }
 
+/* The URL list of the options, split into the list of c. */
+struct url_list {
+	char text[CONN_URL_LIST_MAX];
+	uint16_t off[CONN_URLS_MAX];
+	unsigned count;
+};
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+static int split_urls(const char *s, struct url_list *ret)
+{
+	size_t at = 0;
+
+	ret->count = 0;
+	if (s == NULL)
+		return -EINVAL;
+	while (*s != '\0') {
+		size_t n = 0;
+
+		while (is_blank(*s))
+			s++;
+		if (*s == '\0')
+			break;
+		while (s[n] != '\0' && !is_blank(s[n]))
+			n++;
+		if (ret->count == CONN_URLS_MAX || n >= CONN_URL_MAX ||
+		    at + n + 1 > sizeof(ret->text))
+			return -EINVAL;
+		ret->off[ret->count++] = (uint16_t)at;
+		memcpy(ret->text + at, s, n);
+		ret->text[at + n] = '\0';
+		at += n + 1;
+		s += n;
+	}
+	return ret->count == 0 ? -EINVAL : 0;
+}
+
+int conn_find_url(const struct conn *c, const char *url)
+{
+	for (unsigned i = 0; i < c->url_count; i++)
+		if (strcmp(conn_url_at(c, i), url) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
 int conn_set_options(struct conn *c, const struct conn_options *opt)
 {
+	struct conn_url_status kept[CONN_URLS_MAX];
+	char was[CONN_URL_MAX] = "";
+	struct url_list l;
+	unsigned index = 0;
+
 	if (opt->heartbeat_interval == 0 || opt->handshake_timeout == 0 ||
-	    opt->max_reconnect_attempts == 0)
+	    opt->max_reconnect_attempts == 0 || opt->reconnect_jitter > 100 ||
+	    (opt->reconnect_jitter > 0 && opt->random == NULL))
 		return -EINVAL;
-	if (copy_url(c->configured_url, opt->url) < 0)
+	if (split_urls(opt->url, &l) < 0)
 		return -EINVAL;
+	if (c->url_count > 0)
+		snprintf(was, sizeof(was), "%s", conn_configured_url(c));
+	/* What is known of a URL stays with it wherever it moved. */
+	for (unsigned i = 0; i < l.count; i++) {
+		int old = conn_find_url(c, l.text + l.off[i]);
+
+		kept[i] = old >= 0 ? c->url_status[old]
+		                   : (struct conn_url_status){0};
+		if (old >= 0 && strcmp(l.text + l.off[i], was) == 0)
+			index = i;
+	}
+	memcpy(c->url_list, l.text, sizeof(l.text));
+	memcpy(c->url_off, l.off, sizeof(l.off));
+	memcpy(c->url_status, kept, sizeof(kept));
+	c->url_count = l.count;
+	c->url_index = index;
 	c->opt = *opt;
-	c->opt.url = c->configured_url;
+	c->opt.url = NULL; /* the list above is the copy */
 	return 0;
 }
 
@@ -143,7 +219,8 @@ int conn_init(struct conn *c, const struct conn_options *opt)
 	memset(c, 0, sizeof(*c));
 	if (conn_set_options(c, opt) < 0)
 		return -EINVAL;
-	memcpy(c->current_url, c->configured_url, sizeof(c->current_url));
+	snprintf(c->current_url, sizeof(c->current_url), "%s",
+	         conn_configured_url(c));
 	c->state = CONN_CLOSED;
 	snprintf(c->reason, sizeof(c->reason), "not started");
 	return 0;
@@ -263,15 +340,69 @@ static bool attempts_exhausted(const struct conn *c)
 	       c->attempt >= c->opt.max_reconnect_attempts;
 }
 
+static void use_listed_url(struct conn *c)
+{
+	snprintf(c->current_url, sizeof(c->current_url), "%s",
+	         conn_configured_url(c));
+}
+
+/* The attempt at the current URL failed, or its connection was lost: what
+ * happened is noted against it, and the next attempt goes to the next URL
+ * of the list. */
+static void url_failed(struct conn *c, uint64_t now, const char *why)
+{
+	struct conn_url_status *st = &c->url_status[c->url_index];
+
+	st->failed = true;
+	st->failed_at = now;
+	st->failures++;
+	snprintf(st->failure, sizeof(st->failure), "%s", why);
+	c->url_index = (c->url_index + 1) % c->url_count;
+	c->redirects = 0;
+	use_listed_url(c);
+}
+
 /* The reason is set already; the cause decides what ends the ERROR. */
-static void go_error(struct conn *c, uint64_t now, enum conn_error_cause cause,
-                     struct conn_result *out)
+static void enter_error(struct conn *c, uint64_t now,
+                        enum conn_error_cause cause, struct conn_result *out)
 {
 	drop_socket(c, out);
 	c->error_at = now;
 	c->error_cause = cause;
 	c->auth_refused = false;
 	enter(c, now, CONN_ERROR, out);
+}
+
+/* An ERROR caused by the current URL (its platform node said no, or went
+ * silent): the fresh instance that ends it starts at the next URL. */
+static void go_error(struct conn *c, uint64_t now, enum conn_error_cause cause,
+                     struct conn_result *out)
+{
+	url_failed(c, now, c->reason);
+	enter_error(c, now, cause, out);
+}
+
+/*
+ * The wait before the next attempt, spread by reconnectJitter percent: a
+ * wait w becomes one of w - j% .. w + j%, and the "at once" of a first
+ * reconnect one of 0 .. j% of reconnectIntervalIncrement, so a fleet that
+ * lost the same node does not come back to the next one in step.
+ */
+static uint64_t jittered(const struct conn *c, uint64_t wait)
+{
+	uint64_t spread;
+	uint32_t r;
+
+	if (c->opt.reconnect_jitter == 0 || c->opt.random == NULL)
+		return wait;
+	r = c->opt.random(c->opt.random_userdata);
+	if (wait == 0) {
+		spread = (uint64_t)c->opt.reconnect_interval_increment *
+		         c->opt.reconnect_jitter / 100;
+		return r % (spread + 1);
+	}
+	spread = wait * c->opt.reconnect_jitter / 100;
+	return wait - spread + r % (2 * spread + 1);
 }
 
 /* When the fresh instance that ends this ERROR starts, or
@@ -288,7 +419,7 @@ static uint64_t error_ends_at(const struct conn *c)
 static void schedule_attempt(struct conn *c, uint64_t now,
                              struct conn_result *out)
 {
-	uint64_t wait = conn_backoff(&c->opt, c->attempt + 1);
+	uint64_t wait = jittered(c, conn_backoff(&c->opt, c->attempt + 1));
 
 	enter(c, now, CONN_RECONNECTING, out);
 	if (wait == 0)
@@ -317,19 +448,22 @@ static void attempt_over(struct conn *c, uint64_t now, const char *why,
 {
 	char attempts[32];
 	char lost[CONN_REASON_MAX];
+	char next[CONN_URL_MAX + 16] = "";
 	/* Waiting with refused credentials: the platform's last word on this
 	 * attempt was no. */
 	bool refused = c->auth_refused;
 
+	if (c->url_count > 1)
+		snprintf(next, sizeof(next), "; next %s",
+		         conn_url_at(c, (c->url_index + 1) % c->url_count));
 	drop_socket(c, out);
 	c->auth_refused = false;
-	c->redirects = 0;
-	memcpy(c->current_url, c->configured_url, sizeof(c->current_url));
+	url_failed(c, now, why);
 	if (c->state == CONN_OPEN) {
 		c->count.losses++;
 		check_held(c, now);
 		if (c->held) {
-			set_reason(c, "connection lost: %s%s", why, NULL);
+			set_reason(c, "connection lost: %s%s", why, next);
 			schedule_attempt(c, now, out);
 			return;
 		}
@@ -348,12 +482,12 @@ static void attempt_over(struct conn *c, uint64_t now, const char *why,
 		                  "the credentials refused: %s"
 		                : "gave up after %s unsuccessful attempts: %s",
 		        attempts, why);
-		go_error(c, now,
-		         refused ? CONN_ERR_CREDENTIALS : CONN_ERR_GAVE_UP,
-		         out);
+		enter_error(c, now,
+		            refused ? CONN_ERR_CREDENTIALS : CONN_ERR_GAVE_UP,
+		            out);
 		return;
 	}
-	set_reason(c, "attempt failed: %s%s", why, NULL);
+	set_reason(c, "attempt failed: %s%s", why, next);
 	schedule_attempt(c, now, out);
 }
 
@@ -365,7 +499,7 @@ static void fresh_instance(struct conn *c, uint64_t now, const char *why,
 	c->attempt = 0;
 	c->redirects = 0;
 	c->auth_refused = false;
-	memcpy(c->current_url, c->configured_url, sizeof(c->current_url));
+	use_listed_url(c);
 	set_reason(c, "%s%s", why, NULL);
 	enter(c, now, CONN_RECONNECTING, out);
 	connect_now(c, now, out);
@@ -587,6 +721,71 @@ static bool is_final(const struct conn *c)
 	return c->closed;
 }
 
+/* No usable route: what is under way cannot succeed.  Not the node's
+ * fault, so the URL stays; the next attempt waits at least one step (it
+ * would fail at once) unless the route comes back first. */
+static void on_net_down(struct conn *c, uint64_t now, const char *why,
+                        struct conn_result *out)
+{
+	uint64_t wait;
+
+	c->net_down = true;
+	if (c->sock == CONN_SOCKET_NONE || c->state == CONN_OFFLINE ||
+	    c->state == CONN_ERROR)
+		return;
+	drop_socket(c, out);
+	c->auth_refused = false;
+	c->redirects = 0;
+	use_listed_url(c);
+	if (c->state == CONN_OPEN) {
+		c->count.losses++;
+		check_held(c, now);
+	}
+	wait = conn_backoff(&c->opt, c->attempt + 1);
+	if (wait < conn_backoff(&c->opt, 2))
+		wait = conn_backoff(&c->opt, 2);
+	set_reason(c, "network: %s%s", why, "; waiting for a route");
+	enter(c, now, CONN_RECONNECTING, out);
+	c->retry_at = now + jittered(c, wait);
+}
+
+/* A usable route again: the attempt waiting out its backoff is made now,
+ * and a transient ERROR ends now; at most once per reconnect step. */
+static void on_net_up(struct conn *c, uint64_t now, const char *why,
+                      struct conn_result *out)
+{
+	uint64_t step = conn_backoff(&c->opt, 2);
+	uint64_t allowed = c->net_retried ? c->net_retry_at + step : 0;
+	bool waiting =
+	        c->state == CONN_RECONNECTING && c->sock == CONN_SOCKET_NONE;
+	bool transient =
+	        c->state == CONN_ERROR &&
+	        conn_error_kind_of(c->error_cause) == CONN_ERROR_TRANSIENT;
+
+	c->net_down = false;
+	if (!waiting && !transient)
+		return;
+	if (now < allowed) {
+		/* Too soon after the last one: as soon as allowed instead (a
+		 * transient ERROR ends within one step anyway). */
+		if (waiting && c->retry_at > allowed)
+			c->retry_at = allowed;
+		return;
+	}
+	c->net_retried = true;
+	c->net_retry_at = now;
+	if (transient) {
+		char text[CONN_REASON_MAX];
+
+		snprintf(text, sizeof(text), "network: %s; fresh instance now",
+		         why);
+		fresh_instance(c, now, text, out);
+		return;
+	}
+	set_reason(c, "network: %s%s", why, "; attempt now");
+	connect_now(c, now, out);
+}
+
 int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
                 struct conn_result *out)
 {
@@ -598,6 +797,7 @@ int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
 			return -EALREADY;
 		c->started = true;
 		c->since = now;
+		use_listed_url(c); /* the options may have changed since */
 		set_reason(c, "connecting to %s%s", c->current_url, NULL);
 		connect_now(c, now, out);
 		return 0;
@@ -660,6 +860,19 @@ int conn_handle(struct conn *c, uint64_t now, const struct conn_input *in,
 		fresh_instance(c, now,
 		               in->text ? in->text : "fresh instance requested",
 		               out);
+		return 0;
+	case CONN_IN_NET_DOWN:
+	case CONN_IN_NET_UP:
+		if (is_final(c) || !c->started) {
+			c->net_down = in->kind == CONN_IN_NET_DOWN;
+			return 0;
+		}
+		if (in->kind == CONN_IN_NET_DOWN)
+			on_net_down(c, now, in->text ? in->text : "no route",
+			            out);
+		else
+			on_net_up(c, now, in->text ? in->text : "route back",
+			          out);
 		return 0;
 	case CONN_IN_CLOSE:
 		if (is_final(c))

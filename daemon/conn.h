@@ -9,6 +9,12 @@
  * one deadline at which it wants a CONN_IN_TIMER.  The caller keeps a single
  * timer armed to conn_deadline().
  *
+ * The platform may be several URLs (the nodes of a cluster): every attempt
+ * goes to one of them, and an attempt that failed, or a connection that was
+ * lost, moves on to the next one in the list (wrapping round), so the first
+ * reconnect after losing a node already dials another.  The reconnect
+ * schedule and maxReconnectAttempts count attempts over the whole list.
+ *
  * Sockets are identified by a generation number: every CONN_ACT_CONNECT
  * carries a fresh one and socket inputs of any other generation are stale
  * and ignored, so events of a socket we already gave up on cannot disturb
@@ -38,8 +44,14 @@ enum conn_state {
 #define CONN_ATTEMPTS_INFINITE UINT32_MAX
 #define CONN_NO_DEADLINE       UINT64_MAX
 /* Room for any URL url_parse() accepts (host 255, path 1023, ...). */
-#define CONN_URL_MAX    1536
-#define CONN_REASON_MAX 512
+#define CONN_URL_MAX 1536
+/* The URL list: at most this many URLs, this long altogether (one config
+ * line). */
+#define CONN_URLS_MAX     16
+#define CONN_URL_LIST_MAX 4096
+/* What is kept of the last failure of each URL (for people). */
+#define CONN_FAILURE_MAX 256
+#define CONN_REASON_MAX  512
 /* Consecutive REDIRECTs followed before giving up (a redirect loop). */
 #define CONN_MAX_REDIRECTS 5
 /*
@@ -85,14 +97,25 @@ enum conn_error_kind {
 	CONN_ERROR_PERMANENT, /* it cannot: restartAfterError or the operator */
 };
 
+/*
+ * A source of random numbers for the reconnect jitter, so that tests can
+ * inject their own; any uint32_t, uniformly.
+ */
+typedef uint32_t (*conn_random_fn)(void *userdata);
+
 struct conn_options {
-	const char *url;                       /* the configured URL */
+	const char *url; /* the configured URLs, separated by spaces or tabs */
 	uint32_t reconnect_interval_increment; /* ms */
 	uint32_t max_reconnect_interval;       /* ms */
 	uint32_t max_reconnect_attempts;       /* or CONN_ATTEMPTS_INFINITE */
 	uint32_t heartbeat_interval;           /* ms */
 	uint32_t restart_after_error; /* ms, 0 = wait for the operator */
 	uint32_t handshake_timeout;   /* ms, socket connect to OPEN */
+	/* Percent (0..100) by which each reconnect wait is spread; 0 keeps
+	 * the schedule exact.  random is required when it is not 0. */
+	uint32_t reconnect_jitter;
+	conn_random_fn random;
+	void *random_userdata;
 };
 
 enum conn_input_kind {
@@ -105,6 +128,8 @@ enum conn_input_kind {
 	CONN_IN_RESUME,        /* operator: leave OFFLINE / ERROR */
 	CONN_IN_RESTART,       /* a fresh instance (new URL or credentials) */
 	CONN_IN_CLOSE,         /* deliberate close: CLOSED, final */
+	CONN_IN_NET_DOWN,      /* text: no usable route to the platform */
+	CONN_IN_NET_UP,        /* text: a usable route to it again */
 };
 
 /* What a received frame means to the connection. */
@@ -169,12 +194,25 @@ struct conn_counters {
 	uint64_t entered[CONN_STATE_COUNT];
 };
 
+/* What is known of one URL of the list. */
+struct conn_url_status {
+	bool failed;        /* an attempt at it failed, or it was lost */
+	uint64_t failed_at; /* when, last */
+	uint64_t failures;  /* how often */
+	char failure[CONN_FAILURE_MAX]; /* why, last */
+};
+
 /* Public so it can live on the stack or inside the root object; treat the
  * fields as private and use the accessors. */
 struct conn {
 	struct conn_options opt;
-	char configured_url[CONN_URL_MAX];
-	char current_url[CONN_URL_MAX];
+	/* The URL list, each NUL-terminated, starting at url_off[i]. */
+	char url_list[CONN_URL_LIST_MAX];
+	uint16_t url_off[CONN_URLS_MAX];
+	unsigned url_count;
+	unsigned url_index; /* the URL of the current (or next) attempt */
+	struct conn_url_status url_status[CONN_URLS_MAX];
+	char current_url[CONN_URL_MAX]; /* url_index's, or a redirect's */
 	enum conn_state state;
 	bool started;
 	bool closed; /* deliberately closed: final */
@@ -194,13 +232,21 @@ struct conn {
 	uint64_t last_rx;
 	uint64_t error_at;
 	enum conn_error_cause error_cause; /* CONN_ERR_NONE unless ERROR */
+	bool net_down;                     /* the last network news: no route */
+	bool net_retried;                  /* net_retry_at holds a time */
+	uint64_t net_retry_at; /* the last attempt the network asked for */
 	struct conn_counters count;
 };
 
-/* Returns -EINVAL for an unusable option (no URL, zero heartbeat, ...). */
+/* Returns -EINVAL for an unusable option (no URL, too many, zero
+ * heartbeat, jitter without a random source, ...). */
 int conn_init(struct conn *c, const struct conn_options *opt);
-/* Takes new options; they apply from the next attempt (or CONN_IN_RESTART). */
+/* Takes new options; they apply from the next attempt (or CONN_IN_RESTART).
+ * A URL still listed keeps what is known of it, and the next attempt stays
+ * on the current URL when it is still listed (else it starts at the first). */
 int conn_set_options(struct conn *c, const struct conn_options *opt);
+/* The position of url in the list, or -ENOENT. */
+int conn_find_url(const struct conn *c, const char *url);
 
 /*
  * Feeds one input at time now.  Returns 0, or -EALREADY / -EPERM when an
@@ -249,9 +295,29 @@ static inline const char *conn_current_url(const struct conn *c)
 {
 	return c->current_url;
 }
+/* The listed URL of the current (or next) attempt: the node dsd is on
+ * while OPEN, even after a REDIRECT took it elsewhere. */
 static inline const char *conn_configured_url(const struct conn *c)
 {
-	return c->configured_url;
+	return c->url_list + c->url_off[c->url_index];
+}
+static inline unsigned conn_url_count(const struct conn *c)
+{
+	return c->url_count;
+}
+static inline unsigned conn_url_index(const struct conn *c)
+{
+	return c->url_index;
+}
+/* The i-th URL of the list (i < conn_url_count()) and what is known. */
+static inline const char *conn_url_at(const struct conn *c, unsigned i)
+{
+	return c->url_list + c->url_off[i];
+}
+static inline const struct conn_url_status *
+conn_url_status_at(const struct conn *c, unsigned i)
+{
+	return &c->url_status[i];
 }
 static inline uint32_t conn_attempt(const struct conn *c)
 {

@@ -121,6 +121,31 @@ static json_t *process_status(void)
 	return o;
 }
 
+/* The platform URLs, in order: [{url, current, failures, lastFailure,
+ * lastFailureAt}], the last two null until an attempt at it failed. */
+static json_t *url_list(const struct conn *c)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a != NULL && i < conn_url_count(c); i++) {
+		const struct conn_url_status *st = conn_url_status_at(c, i);
+
+		json_array_append_new(
+		        a,
+		        json_pack("{s:s, s:b, s:I, s:o, s:o}", "url",
+		                  conn_url_at(c, i), "current",
+		                  i == conn_url_index(c), "failures",
+		                  (json_int_t)st->failures, "lastFailure",
+		                  st->failed ? json_string(st->failure)
+		                             : json_null(),
+		                  "lastFailureAt",
+		                  st->failed ? json_integer(clock_mono_to_unix(
+		                                       st->failed_at))
+		                             : json_null()));
+	}
+	return a;
+}
+
 char *status_json(const struct status_sources *src)
 {
 	json_t *o = status_object(src);
@@ -150,7 +175,7 @@ json_t *status_object(const struct status_sources *src)
 	ipc_server_get_stats(src->ipc, &is);
 	/* clang-format off */
 	o = json_pack(
-	        "{s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:s, s:I, s:o, s:o, s:I,"
+	        "{s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:s, s:o, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -167,6 +192,7 @@ json_t *status_object(const struct status_sources *src)
 	        "sinceMs", (json_int_t)(now - conn_since(c)),
 	        "url", conn_current_url(c),
 	        "configuredUrl", conn_configured_url(c),
+	        "urls", url_list(c),
 	        "attempt", (json_int_t)conn_attempt(c),
 	        "maxAttempts", attempts_max(src->cfg),
 	        "nextRetryMs", retry < 0 ? json_null() : json_integer(retry),

@@ -8,11 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/random.h>
+#include <unistd.h>
+
 #include <event2/event.h>
 
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "netwatch.h"
 #include "proxy_url.h"
 #include "transition_log.h"
 #include "upstream.h"
@@ -74,12 +78,16 @@ struct upstream {
 	char *auth_json;
 	struct net_opts net; /* what the transport was made with */
 	unsigned fd_limit;
+	/* The listed URL of the last attempt, to log a switch of node. */
+	char last_node[CONN_URL_MAX];
+	uint64_t jitter_state;     /* xorshift64 for reconnectJitter */
+	struct netwatch *netwatch; /* NULL: followNetwork off, or unavailable */
 
 	/* Repeated failures are logged a few times per window, then summed;
 	 * so is what the platform can repeat at will: per-frame warnings,
 	 * the loss of OPEN, a transient ERROR, the other state changes. */
 	struct log_ratelimit reconnect_log, frame_log, loss_log, state_log;
-	struct log_ratelimit error_log;
+	struct log_ratelimit error_log, net_log;
 };
 
 static void arm_timer(struct upstream *u);
@@ -305,11 +313,36 @@ static int add_tls(struct upstream *u)
 	return r;
 }
 
+/* Says which node dsd moves to and why: the last failure of the one it
+ * leaves.  Rate limited with the reconnect messages. */
+static void log_node_switch(struct upstream *u)
+{
+	const char *node = conn_configured_url(&u->conn);
+	int was;
+
+	if (strcmp(node, u->last_node) == 0)
+		return;
+	was = conn_find_url(&u->conn, u->last_node);
+	if (u->last_node[0] != '\0')
+		log_full_ratelimited(
+		        &u->reconnect_log, clock_mono_ms(), LOG_NOTICE,
+		        "switching to platform node %s (left %s: %s)", node,
+		        u->last_node,
+		        was >= 0 && conn_url_status_at(&u->conn, (unsigned)was)
+		                                ->failed
+		                ? conn_url_status_at(&u->conn, (unsigned)was)
+		                          ->failure
+		                : "no longer listed");
+	snprintf(u->last_node, sizeof(u->last_node), "%s", node);
+}
+
 static void connect_now(struct upstream *u, uint32_t gen)
 {
 	const char *url = conn_current_url(&u->conn);
 	int r = 0;
 
+	log_node_switch(u);
+	netwatch_set_target(u->netwatch, url);
 	log_debug("connecting to %s (attempt %u)", url, conn_attempt(&u->conn));
 	if (url_wants_tls(url) && !transport_has_tls(u->transport)) {
 		r = add_tls(u);
@@ -547,9 +580,61 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	wire_decoded_free(dec);
 }
 
+/* ---- the network (netwatch.c) ---- */
+
+static void on_net_changed(bool routable, const char *why, void *userdata)
+{
+	struct upstream *u = userdata;
+	struct conn_input in = {
+	        .kind = routable ? CONN_IN_NET_UP : CONN_IN_NET_DOWN,
+	        .text = why,
+	};
+
+	log_full_ratelimited(&u->net_log, clock_mono_ms(), LOG_NOTICE,
+	                     "network: %s", why);
+	upstream_feed(u, &in);
+}
+
+/* followNetwork on: a watcher, unless the kernel will not give us one
+ * (then dsd goes on as if it were off, and says so). */
+static void follow_network(struct upstream *u, bool on)
+{
+	static const struct netwatch_callbacks cb = {.changed = on_net_changed};
+	int r;
+
+	if (!on) {
+		netwatch_free(u->netwatch);
+		u->netwatch = NULL;
+		return;
+	}
+	if (u->netwatch != NULL)
+		return;
+	r = netwatch_new(u->base, &cb, u, &u->netwatch);
+	if (r < 0) {
+		log_warn("cannot follow the network (rtnetlink): %s",
+		         strerror(-r));
+		return;
+	}
+	netwatch_set_target(u->netwatch, conn_current_url(&u->conn));
+}
+
 /* ---- set-up ---- */
 
-static void options_of(const struct dsd_config *cfg, struct conn_options *ret)
+/* xorshift64: the jitter needs spread, not secrecy. */
+static uint32_t jitter_random(void *userdata)
+{
+	struct upstream *u = userdata;
+	uint64_t x = u->jitter_state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	u->jitter_state = x;
+	return (uint32_t)(x >> 32);
+}
+
+static void options_of(struct upstream *u, const struct dsd_config *cfg,
+                       struct conn_options *ret)
 {
 	*ret = (struct conn_options){
 	        .url = cfg->url,
@@ -562,6 +647,9 @@ static void options_of(const struct dsd_config *cfg, struct conn_options *ret)
 	        /* Before authentication the server answers no PING, so a
 	         * handshake deadline stands in for the heartbeat check. */
 	        .handshake_timeout = 2 * cfg->heartbeat_interval,
+	        .reconnect_jitter = cfg->reconnect_jitter,
+	        .random = jitter_random,
+	        .random_userdata = u,
 	};
 }
 
@@ -632,7 +720,24 @@ static bool url_wants_tls(const char *url)
  * then, and otherwise only once a connect really goes to wss://. */
 static bool config_wants_tls(const struct dsd_config *cfg)
 {
-	return url_wants_tls(cfg->url);
+	char one[CONN_URL_MAX];
+	const char *p = cfg->url;
+
+	/* url is a list of nodes: TLS when any of them is wss://. */
+	while (p != NULL && *p != '\0') {
+		size_t n;
+
+		p += strspn(p, " \t");
+		n = strcspn(p, " \t");
+		if (n > 0 && n < sizeof(one)) {
+			memcpy(one, p, n);
+			one[n] = '\0';
+			if (url_wants_tls(one))
+				return true;
+		}
+		p += n;
+	}
+	return false;
 }
 
 static void net_opts_free(struct net_opts *n)
@@ -702,7 +807,13 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 	/* Five whole reconnects (six state changes each) a minute. */
 	u->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 30);
 	u->error_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 5);
-	options_of(cfg, &co);
+	u->net_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 10);
+	/* Machines that lost the same node must not draw the same waits. */
+	if (getrandom(&u->jitter_state, sizeof(u->jitter_state),
+	              GRND_NONBLOCK) != sizeof(u->jitter_state))
+		u->jitter_state = clock_mono_ms() ^ ((uint64_t)getpid() << 32);
+	u->jitter_state |= 1; /* xorshift never leaves 0 */
+	options_of(u, cfg, &co);
 	r = conn_init(&u->conn, &co);
 	if (r < 0)
 		goto fail;
@@ -719,6 +830,7 @@ int upstream_new(struct event_base *base, const struct dsd_config *cfg,
 	r = make_transport(u, &u->net, &u->transport);
 	if (r < 0)
 		goto fail;
+	follow_network(u, cfg->follow_network);
 	*ret = u;
 	return 0;
 fail:
@@ -732,6 +844,7 @@ void upstream_free(struct upstream *u)
 		return;
 	/* The transport first: its thread must be gone before the loop. */
 	transport_free(u->transport);
+	netwatch_free(u->netwatch);
 	if (u->timer)
 		event_free(u->timer);
 	if (u->auth_json)
@@ -800,14 +913,16 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 	int r;
 
 	*ret_restart = false;
-	options_of(fresh, &co);
+	options_of(u, fresh, &co);
 	/* Checked on the side first: a refused reload changes nothing. */
 	if (conn_init(&scratch, &co) < 0) {
 		snprintf(err, errlen,
 		         "the new connection options are unusable");
 		return -EINVAL;
 	}
-	new_url = str_differs(fresh->url, conn_configured_url(&u->conn));
+	/* A new list that still has the node dsd is on keeps the connection;
+	 * conn_set_options() keeps its place in the list. */
+	new_url = conn_find_url(&scratch, conn_configured_url(&u->conn)) < 0;
 	/* TLS set up for a redirect to wss:// stays while the URL does. */
 	if (dup_or_null(fresh->auth_json, &auth) < 0 ||
 	    net_opts_of(fresh,
@@ -844,6 +959,7 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 	if (again)
 		restart(u, "configuration reloaded with a new URL, "
 		           "credentials, certificate, CA or proxy");
+	follow_network(u, fresh->follow_network);
 	/* New intervals (restartAfterError, ...) move the deadline now. */
 	arm_timer(u);
 	*ret_restart = again;

@@ -375,6 +375,7 @@ static const char *const k_reason[] = {"reason", NULL};
 static const char *const k_url[] = {"url", "current_url", NULL};
 static const char *const k_conf_url[] = {"configuredUrl", "configured_url",
                                          NULL};
+static const char *const k_urls[] = {"urls", NULL};
 static const char *const k_attempt[] = {"attempt", NULL};
 static const char *const k_max[] = {"maxAttempts", "max_attempts", NULL};
 static const char *const k_retry[] = {"nextRetryMs", "next_retry_ms", NULL};
@@ -426,6 +427,39 @@ static void print_since(FILE *f, json_t *st, int64_t now_ms)
 	if (ago >= 0) {
 		dsctl_format_duration(ago, d, sizeof(d));
 		fprintf(f, " (%s ago)", d);
+	}
+}
+
+/* The platform URLs, one line each: which one dsd is on, and the last
+ * failure of each (when, why). */
+static void print_urls(FILE *f, json_t *st)
+{
+	json_t *a = json_object_get(st, "urls"), *x;
+	size_t i;
+
+	if (!json_is_array(a))
+		return;
+	json_array_foreach(a, i, x)
+	{
+		json_t *why = json_object_get(x, "lastFailure");
+		json_t *at = json_object_get(x, "lastFailureAt");
+		const char *url = json_string_value(json_object_get(x, "url"));
+		char ts[40] = "";
+
+		if (json_is_integer(at))
+			dsctl_format_time(json_integer_value(at), ts,
+			                  sizeof(ts));
+		fprintf(f, "%-*s %s%s", LABEL_WIDTH,
+		        i == 0 ? "Platform URLs:" : "", url ? url : "?",
+		        json_is_true(json_object_get(x, "current"))
+		                ? " (current)"
+		                : "");
+		if (json_is_string(why))
+			fprintf(f, "; failed %lld times, last at %s: %s",
+			        (long long)json_integer_value(
+			                json_object_get(x, "failures")),
+			        ts, json_string_value(why));
+		fputc('\n', f);
 	}
 }
 
@@ -487,6 +521,7 @@ void dsctl_print_status(FILE *f, json_t *st, int64_t now_ms)
 	known(f, st, "Reason:", k_reason, K_PLAIN, true);
 	known(f, st, "URL:", k_url, K_PLAIN, true);
 	known(f, st, "Configured URL:", k_conf_url, K_PLAIN, true);
+	print_urls(f, st);
 	print_attempt(f, st);
 	known(f, st, "Next attempt in:", k_retry, K_DURATION, true);
 	use(&u, k_state);
@@ -495,6 +530,7 @@ void dsctl_print_status(FILE *f, json_t *st, int64_t now_ms)
 	use(&u, k_reason);
 	use(&u, k_url);
 	use(&u, k_conf_url);
+	use(&u, k_urls);
 	use(&u, k_attempt);
 	use(&u, k_max);
 	use(&u, k_retry);

@@ -227,6 +227,8 @@ START_TEST(test_keys_list)
 	        "platform.maxReconnectAttempts",
 	        "platform.heartbeatInterval",
 	        "platform.restartAfterError",
+	        "platform.reconnectJitter",
+	        "platform.followNetwork",
 	        "ipc.socket",
 	        "ipc.maxClients",
 	        "ipc.maxSubscriptionsPerClient",
@@ -283,6 +285,19 @@ START_TEST(test_syntax)
 	                 0);
 	ck_assert_str_eq(cfg.url, "ws://h/p?a=1");
 	ck_assert_uint_eq(cfg.max_clients, 3);
+	/* Several URLs, separated by blanks, kept as written. */
+	ck_assert_int_eq(load_str("[platform]\nurl = ws://a:1  ws://ab:1\t"
+	                          "wss://[::1]/x\nreconnectJitter = 25\n"),
+	                 0);
+	ck_assert_str_eq(cfg.url, "ws://a:1  ws://ab:1\twss://[::1]/x");
+	ck_assert_uint_eq(cfg.reconnect_jitter, 25);
+	ck_assert(cfg.follow_network);
+	ck_assert_int_eq(load_str("[platform]\nurl = ws://a\nfollowNetwork = "
+	                          "off\n"),
+	                 0);
+	ck_assert(!cfg.follow_network);
+	/* A prefix of another URL is not the same URL. */
+	ck_assert_int_eq(load_str("[platform]\nurl = ws://ab ws://a\n"), 0);
 	/* Values are literal: quotes stay (and make this url invalid). */
 	ck_assert_int_eq(load_str("[platform]\nurl = \"ws://h\"\n"), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "scheme"));
@@ -345,6 +360,20 @@ static const struct {
          "duplicate key url (first on line 2)"},
         {"[platform]\nurl = ftp://h\n", 2, "invalid URL \"ftp://h\": scheme"},
         {"[platform]\nurl = ws://h:99999\n", 2, "invalid port"},
+        /* Several URLs: the error names the one at fault. */
+        {"[platform]\nurl = ws://a:1 ws://b:99999 ws://c\n", 2,
+         "url: invalid URL \"ws://b:99999\": invalid port"},
+        {"[platform]\nurl = ws://a\tftp://b\n", 2,
+         "invalid URL \"ftp://b\": scheme"},
+        {"[platform]\nurl = ws://a ws://b ws://a\n", 2,
+         "url: \"ws://a\" is listed twice"},
+        {"[platform]\nurl = ws://1 ws://2 ws://3 ws://4 ws://5 ws://6 "
+         "ws://7 ws://8 ws://9 ws://10 ws://11 ws://12 ws://13 ws://14 "
+         "ws://15 ws://16 ws://17\n",
+         2, "url: more than 16 URLs"},
+        {"[platform]\nreconnectJitter = 101\n", 2, "out of range 0..100"},
+        {"[platform]\nfollowNetwork = maybe\n", 2,
+         "followNetwork: \"maybe\" is not yes or no"},
         {"[ipc]\nmaxClients = 12x\n", 2, "invalid number \"12x\""},
         {"[ipc]\nmaxClients = -1\n", 2, "invalid number \"-1\""},
         {"[ipc]\nmaxClients = +1\n", 2, "invalid number \"+1\""},

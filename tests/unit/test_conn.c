@@ -227,6 +227,8 @@ enum in {
 	IN_RESUME,
 	IN_RESTART,
 	IN_CLOSE,
+	IN_NET_DOWN,
+	IN_NET_UP,
 	IN_COUNT
 };
 
@@ -235,6 +237,7 @@ static const char *const in_names[IN_COUNT] = {
         "OTHER",      "ACCEPT",      "REJECT",      "REDIRECT", "AUTH_TIMEOUT",
         "AUTH_OK",    "AUTH_FAILED", "TOO_MANY",    "BAD_DATA", "TIMER(early)",
         "TIMER(due)", "PAUSE",       "RESUME",      "RESTART",  "CLOSE",
+        "NET_DOWN",   "NET_UP",
 };
 
 static void apply(struct world *w, enum in i)
@@ -292,6 +295,12 @@ static void apply(struct world *w, enum in i)
 	case IN_CLOSE:
 		input(w, CONN_IN_CLOSE);
 		break;
+	case IN_NET_DOWN:
+		feed(w, CONN_IN_NET_DOWN, 0, 0, "link eth0 down: no route");
+		break;
+	case IN_NET_UP:
+		feed(w, CONN_IN_NET_UP, 0, 0, "route added: route");
+		break;
 	default:
 		frame(w, frames[i],
 		      i == IN_F_REDIRECT ? "ws://127.0.0.2:7000/deepstream"
@@ -311,49 +320,49 @@ static void apply(struct world *w, enum in i)
 /* clang-format off */
 static const char *const table[AT_COUNT][IN_COUNT] = {
 	[AT_CLOSED_NEW] = {
-		"= C", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "CLOSED ",
+		"= C", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "CLOSED ", "= ", "= ",
 	},
 	[AT_CLOSED_CONNECTING] = {
-		"= !A", "CHALLENGING SHS", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "= D",
+		"= !A", "CHALLENGING SHS", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "= D", "RECONNECTING DS", "= ",
 	},
 	[AT_CHALLENGING] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "AUTHENTICATING SAS", "ERROR/p DS", "RECONNECTING DSC", "ERROR/t DS", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "AUTHENTICATING SAS", "ERROR/p DS", "RECONNECTING DSC", "ERROR/t DS", "= ", "= ", "= ", "= ", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS", "RECONNECTING DS", "= ",
 	},
 	[AT_AUTHENTICATING] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR/t DS", "OPEN S", "AWAITING_AUTHENTICATION S", "ERROR/p DS", "ERROR/p DS", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR/t DS", "OPEN S", "AWAITING_AUTHENTICATION S", "ERROR/p DS", "ERROR/p DS", "= ", "RECONNECTING DS", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS", "RECONNECTING DS", "= ",
 	},
 	[AT_AWAITING_AUTH_REFUSED] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR/p DS", "= ", "= ", "ERROR/p DS", "ERROR/p DS", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "ERROR/p DS", "= ", "= ", "ERROR/p DS", "ERROR/p DS", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS", "RECONNECTING DS", "= ",
 	},
 	[AT_OPEN_FRESH] = {
-		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING S", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS", "RECONNECTING DS", "= ",
 	},
 	[AT_OPEN] = {
-		"= !A", "= ", "= ", "RECONNECTING SC", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS",
+		"= !A", "= ", "= ", "RECONNECTING SC", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= P", "OFFLINE DS", "= !A", "RECONNECTING DSC", "CLOSED DS", "RECONNECTING DS", "= ",
 	},
 	[AT_RECONNECTING_WAITING] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= C", "OFFLINE S", "= C", "= C", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= C", "OFFLINE S", "= C", "= C", "CLOSED S", "= ", "= C",
 	},
 	[AT_RECONNECTING_CONNECTING] = {
-		"= !A", "CHALLENGING SHS", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= D", "OFFLINE DS", "= !A", "= DC", "CLOSED DS",
+		"= !A", "CHALLENGING SHS", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= D", "OFFLINE DS", "= !A", "= DC", "CLOSED DS", "= D", "= ",
 	},
 	[AT_OFFLINE] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !A", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !A", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S", "= ", "= ",
 	},
 	[AT_ERROR] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S", "= ", "= ",
 	},
 	[AT_ERROR_OPERATOR] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S", "= ", "= ",
 	},
 	[AT_ERROR_HEARTBEAT] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S", "= ", "RECONNECTING SC",
 	},
 	[AT_ERROR_GAVE_UP] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "RECONNECTING SC", "OFFLINE S", "RECONNECTING SC", "RECONNECTING SC", "CLOSED S", "= ", "RECONNECTING SC",
 	},
 	[AT_CLOSED_FINAL] = {
-		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "= !A",
+		"= !A", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= ", "= !P", "= !P", "= !P", "= !A", "= ", "= ",
 	},
 };
 /* clang-format on */

@@ -634,6 +634,87 @@ START_TEST(test_reload_renewed_certificate)
 }
 END_TEST
 
+/* Losing node A of a cluster: what A never confirmed goes to node B, after
+ * the subscriptions, in order, and at once (the first reconnect after a
+ * loss is not delayed). */
+START_TEST(test_loss_of_a_node_resends_to_the_next)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted = true;
+	size_t mark;
+	uint64_t t;
+
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup("ws://a.test:6020/deepstream "
+	                   "ws://b.test:6020/deepstream");
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 100;
+	fresh.heartbeat_interval = 100; /* held after 100 ms */
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	subscribe("a");
+	ck_assert_int_eq(upstream_start(up), 0);
+	ck_assert_str_eq(fake.last_url, "ws://a.test:6020/deepstream");
+	handshake();
+	t = clock_mono_ms() + 150;
+	while (clock_mono_ms() < t)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	pong(); /* the heartbeat's PING */
+	emit(1);
+	emit(2);
+	pump();
+	fake_close("node a killed");
+	ck_assert_uint_eq(pubsub_queue_depth(wiring.ps), 2);
+	emit(3);
+	/* The connect is asked for in the same pass: no backoff. */
+	ck_assert_uint_eq(fake.connects, 2);
+	ck_assert_str_eq(fake.last_url, "ws://b.test:6020/deepstream");
+	mark = fake.n_sent;
+	handshake();
+	ck_sent(mark, "C A S[a] E1 E2 E3 P");
+	pong();
+	ck_assert_uint_eq(store_stats().confirmed, 3);
+	ck_assert_uint_eq(store_stats().resent, 2);
+	config_free(&fresh);
+}
+END_TEST
+
+/* A reload with another list that still has the node keeps the
+ * connection; one without it moves to the new list's first URL. */
+START_TEST(test_reload_list_keeps_the_node)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted = true;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup("ws://b.test/deepstream "
+	                   "ws://platform.test:6020/deepstream");
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 100;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert(upstream_is_open(up));
+	ck_assert_uint_eq(fake.connects, 1);
+	ck_assert_uint_eq(conn_url_index(upstream_conn(up)), 1);
+	free(fresh.url);
+	fresh.url = strdup("ws://c.test/deepstream ws://b.test/deepstream");
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	wait_connects(2);
+	ck_assert_str_eq(fake.last_url, "ws://c.test/deepstream");
+	config_free(&fresh);
+}
+END_TEST
+
 START_TEST(test_reload_refused_changes_nothing)
 {
 	struct dsd_config fresh;
@@ -692,6 +773,8 @@ int main(void)
 	tcase_add_test(tc, test_failed_subscribe_batch_is_rebuilt);
 	tcase_add_test(tc, test_unsubscribe_last_app);
 	tcase_add_test(tc, test_reload_new_url_reconnects);
+	tcase_add_test(tc, test_loss_of_a_node_resends_to_the_next);
+	tcase_add_test(tc, test_reload_list_keeps_the_node);
 	tcase_add_test(tc, test_reload_refused_changes_nothing);
 	tcase_add_test(tc, test_tls_only_for_wss);
 	tcase_add_test(tc, test_reload_renewed_certificate);
