@@ -356,7 +356,9 @@ static void url_failed(struct conn *c, uint64_t now, const char *why)
 	st->failed = true;
 	st->failed_at = now;
 	st->failures++;
-	snprintf(st->failure, sizeof(st->failure), "%s", why);
+	/* Cut to fit: the reason is for people, its start says enough. */
+	snprintf(st->failure, sizeof(st->failure), "%.*s",
+	         (int)sizeof(st->failure) - 1, why);
 	c->url_index = (c->url_index + 1) % c->url_count;
 	c->redirects = 0;
 	use_listed_url(c);
