@@ -5,9 +5,12 @@
  *
  * Subscribes to BACK, then, one at a time, emits {"i":k} on OUT and waits
  * for {"i":k} to come back on BACK (a JS client on the platform echoes OUT
- * to BACK).  The first WARMUP round trips are not counted; each may be
- * retried once, because the upstream subscription may still be on its way
- * when the first emit goes out.  Prints "ready" once subscribed and, at the
+ * to BACK).  The first WARMUP round trips are not counted; each waits at
+ * most 2 s (or TIMEOUT_MS if less) and is retried up to WARMUP_TRIES times,
+ * because the upstream subscription may still be on its way when the first
+ * emit goes out (the platform drops an event nobody is subscribed to).  A
+ * counted round trip waits TIMEOUT_MS; one that does not come back in that
+ * time is counted as lost.  Prints "ready" once subscribed and, at the
  * end, one JSON line with the latencies in microseconds.  It measures; it
  * judges nothing (exit 1 only when it could not run at all).
  */
@@ -22,6 +25,9 @@
 #include <time.h>
 
 #include <dsipc.h>
+
+#define WARMUP_TRIES   10
+#define WARMUP_WAIT_US 2000000
 
 struct rtt {
 	long last_i; /* the i of the newest echo seen */
@@ -115,6 +121,8 @@ static int run(const char *sock, const char *out, const char *back,
 	struct rtt r = {.last_i = -1};
 	int64_t *lat = calloc((size_t)samples, sizeof(*lat));
 	int64_t timeout_us = (int64_t)timeout_ms * 1000, sum = 0, us;
+	int64_t warm_us =
+	        timeout_us < WARMUP_WAIT_US ? timeout_us : WARMUP_WAIT_US;
 	long k = 0, got = 0, lost = 0;
 	dsipc *c = NULL;
 	char *json;
@@ -136,9 +144,9 @@ static int run(const char *sock, const char *out, const char *back,
 	fflush(stdout);
 
 	for (long w = 0; w < warmup; w++, k++) {
-		ret = round_trip(c, &r, out, k, timeout_us, &us);
-		if (ret == -ETIMEDOUT)
-			ret = round_trip(c, &r, out, ++k, timeout_us, &us);
+		ret = round_trip(c, &r, out, k, warm_us, &us);
+		for (int t = 1; ret == -ETIMEDOUT && t < WARMUP_TRIES; t++)
+			ret = round_trip(c, &r, out, ++k, warm_us, &us);
 		if (ret < 0) {
 			fprintf(stderr, "warm-up round trip %ld: %s\n", w,
 			        strerror(-ret));

@@ -22,8 +22,13 @@
  *     several reader processes; flush of 100,000 queued emits; memory with
  *     1,000,000 queued 100-byte emits (RSS growth per message, less the
  *     frame's own bytes).
- *   The ingest ceiling (dsd against a trivial WebSocket sink, no server in
- *   the way) is a separate row: see INGEST_CEILING below.
+ *   dsd alone, no deepstream server in the way: its ingest ceiling, one app
+ *     emitting 64 B and 1 KiB as fast as it can into ws-sink (events/s at
+ *     the sink, dsd's CPU per emit);
+ *   instruction counts (callgrind, full run only: they take minutes under
+ *     valgrind and do not depend on the load): per 64-B and 1-KiB emit
+ *     (count-emit.sh) and per event delivered to one local subscriber
+ *     (count-deliver.js).
  *
  * It judges no speed: it fails only when a figure would be meaningless
  * (events lost or out of order, a process that did not start or crashed).
@@ -36,7 +41,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const { performance } = require('node:perf_hooks');
 
 const lib = path.join(__dirname, '..', 'integration', 'lib');
@@ -44,6 +49,7 @@ const { startServer } = require(path.join(lib, 'server'));
 const { startDsd, buildDir, binaries } = require(path.join(lib, 'dsd'));
 const js = require(path.join(lib, 'jsclient'));
 const { sleep, waitUntil, withTimeout } = require(path.join(lib, 'util'));
+const { track } = require(path.join(lib, 'children'));
 const { memory, pssKiB, cpuMs, runTool } = require(path.join(__dirname, 'bench-lib'));
 
 function envInt(name, dflt) {
@@ -58,15 +64,25 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const REPS = envInt('BENCH_REPS', QUICK ? 1 : 3);
 const SIZES = QUICK
   ? { pub64: 5000, pub1k: 2000, rtt: 200, sub100: 200, fanout: { 1: 2000, 100: 100, 1000: 20 }, flush: 10000,
-    queued: 100000 }
+    queued: 100000, ingest: 20000 }
   : { pub64: 50000, pub1k: 20000, rtt: 1000, sub100: 2000, fanout: { 1: 20000, 100: 2000, 1000: 300 },
-    flush: 100000, queued: 1000000 };
+    flush: 100000, queued: 1000000, ingest: 200000 };
 const RTT_WARMUP = 50;
-const TOTAL_BUDGET_MS = envInt('BENCH_BUDGET_MS', QUICK ? 115000 : 1500000);
+// A counted round trip not back after this long is lost (a hang, not a
+// slow machine: the p99 is in milliseconds).
+const RTT_TIMEOUT_MS = 30000;
+// A guard against a hang, not a timing: the quick run takes about a minute
+// and the full one about ten, but the machine may be shared.
+const TOTAL_BUDGET_MS = envInt('BENCH_BUDGET_MS', QUICK ? 600000 : 3600000);
+// Waits for dsd's state: as generous, for the same reason.
+const STATE_WAIT_MS = 60000;
 
 const LOAD = path.join(buildDir(), 'tests', 'dsipc-load');
 const RTT = path.join(buildDir(), 'tests', 'bench', 'dsipc-rtt');
 const JSPEER = path.join(__dirname, 'js-peer.js');
+const SINK = path.join(buildDir(), 'tests', 'bench', 'ws-sink');
+const COUNT_EMIT = path.join(__dirname, 'count-emit.sh');
+const COUNT_DELIVER = path.join(__dirname, 'count-deliver.js');
 
 // Limits raised so that the figures are about speed, not the defaults.
 const DSD_OPTS = {
@@ -98,7 +114,7 @@ async function withServer(fn) {
 async function withDsd(s, fn) {
   const d = await startDsd({ url: s.url, ...DSD_OPTS });
   try {
-    await d.waitState('OPEN');
+    await d.waitState('OPEN', STATE_WAIT_MS);
     return await fn(d);
   } finally {
     await d.stop(10000);
@@ -137,7 +153,7 @@ async function untilAcked(d) {
       const st = await d.status();
       return st.subscriptions.names > 0 && st.subscriptions.acked === st.subscriptions.names;
     },
-    { timeoutMs: 30000, intervalMs: 20, what: 'dsd subscriptions acked upstream' });
+    { timeoutMs: STATE_WAIT_MS, intervalMs: 20, what: 'dsd subscriptions acked upstream' });
 }
 
 function percentile(sorted, p) {
@@ -217,9 +233,9 @@ async function rttDsd(n) {
       return await withDsd(s, async (d) => {
         const cpu0 = cpuMs(d.pid);
         const r = await runTool(RTT, ['-s', d.socket, 'bench/rtt/out', 'bench/rtt/back', String(n),
-          String(RTT_WARMUP), '2000'], 300000).result();
+          String(RTT_WARMUP), String(RTT_TIMEOUT_MS)], 600000).result();
         const cpu = cpuMs(d.pid) - cpu0;
-        if (r.samples !== n) throw new Error(`round trip: ${JSON.stringify(r)}`);
+        if (r.samples !== n || r.lost !== 0) throw new Error(`round trip: ${JSON.stringify(r)}`);
         return { p50Us: r.p50Us, p99Us: r.p99Us, maxUs: r.maxUs, cpuUsPerRtt: Math.round((cpu * 1000) / (n + RTT_WARMUP)) };
       });
     } finally {
@@ -377,7 +393,7 @@ async function queued(n, bytes, timeFlush) {
         await sleep(300);
         const before = memory(d.pid).rssKiB;
         if ((await d.dsctl('pause')).code !== 0) throw new Error('dsctl pause failed');
-        await d.waitState('OFFLINE');
+        await d.waitState('OFFLINE', STATE_WAIT_MS);
         const e = await load(d, 'emit', 'bench/q', String(n), String(padFor(bytes, n))).result();
         if (e.queued !== n) throw new Error(`queueing ${n}: ${JSON.stringify(e)}`);
         await sleep(300);
@@ -406,15 +422,109 @@ async function queued(n, bytes, timeFlush) {
   });
 }
 
-/*
- * INGEST_CEILING: dsd forwarding to a trivial WebSocket sink (no
- * deepstream server in the way), 64 B and 1 KiB.  The sink
- * (tests/bench/ws-sink.c) is written elsewhere; until it is wired in here
- * this row says "not measured".  TODO: start the sink on a free port,
- * point dsd at it, run dsipc-load emit, read the sink's count.
- */
-async function ingestCeiling() {
-  return null;
+/* -- dsd alone: its ingest ceiling, no deepstream server in the way -- */
+
+// ws-sink (this folder) plays just enough of the platform for dsd to reach
+// OPEN and counts the EVENT messages it is sent: a JSON line every `block`
+// of them, with the time from the block's first event to its last.
+async function withSink(block, fn) {
+  const sink = runTool(SINK, ['-n', String(block)], 600000);
+  try {
+    const port = await waitUntil(() => {
+      const m = /^\{"port":(\d+)\}$/.exec(sink.lines[0] || '');
+      return m && Number(m[1]);
+    }, { timeoutMs: 10000, intervalMs: 10, what: 'ws-sink to listen' });
+    const blocks = () => sink.lines.filter((l) => l.includes('"block_us"')).map((l) => JSON.parse(l));
+    return await fn(port, blocks);
+  } finally {
+    await sink.stop();
+  }
+}
+
+// One app (dsipc-load) emits n events of about `bytes` as fast as it can,
+// twice: a warm-up block, then the measured one.  Events/s at the sink
+// (first to last event of the block) and dsd's CPU per emit, until the
+// store has them all confirmed.  The sink counts but does not read the
+// data, so order is checked by the other scenarios, not here; the count
+// is checked here: exactly n per block, nothing lost, nothing extra.
+async function ingest(n, bytes) {
+  return withSink(n, async (port, blocks) => {
+    const d = await startDsd({ url: `ws://127.0.0.1:${port}/deepstream`, ...DSD_OPTS });
+    try {
+      await d.waitState('OPEN', STATE_WAIT_MS);
+      const block = async (k) => {
+        const e = await load(d, 'emit', 'bench/ingest', String(n), String(padFor(bytes, n))).result();
+        if (e.sent + e.queued !== n) throw new Error(`ingest: ${JSON.stringify(e)}`);
+        const b = await waitUntil(() => blocks()[k - 1], {
+          timeoutMs: 300000, intervalMs: 5, what: `block ${k} (${n} events) at ws-sink`,
+          detail: () => `sink printed: ${blocks().map((x) => JSON.stringify(x)).join(' ')}` });
+        await waitUntil(async () => {
+          const q = (await d.status()).queue;
+          return q.messages === 0 && q.unconfirmed === 0;
+        }, { timeoutMs: 60000, intervalMs: 10, what: 'the emits confirmed (store empty)' });
+        if (b.events !== k * n) throw new Error(`ingest: the sink has ${b.events} events after block ${k} of ${n}`);
+        return b;
+      };
+      await block(1);
+      const cpu0 = cpuMs(d.pid);
+      const b = await block(2);
+      const cpu = cpuMs(d.pid) - cpu0;
+      await sleep(200);
+      const last = blocks();
+      if (last.length !== 2 || (await d.status()).queue.messages !== 0) {
+        throw new Error(`ingest: the sink reported ${last.length} blocks of ${n}, want 2`);
+      }
+      return {
+        eventsPerSec: Math.round((n * 1e6) / Math.max(1, b.block_us)),
+        cpuUsPerEmit: Math.round((cpu * 10000) / n) / 10,
+      };
+    } finally {
+      await d.stop(10000);
+    }
+  });
+}
+
+/* -- instruction counts (callgrind): not timings, the load does not move them -- */
+
+// A script run to completion: its stdout, or an error with its stderr.
+function runScript(bin, args, env, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b) => (out += b));
+    child.stderr.on('data', (b) => (err += b));
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else {
+        const name = path.basename(args[0] || bin);
+        reject(new Error(`${name} exited ${code}/${signal}: ${out.slice(-1000)} ${err.slice(-2000)}`));
+      }
+    });
+  });
+}
+
+// count-emit.sh (per 64-B and 1-KiB emit, dsd against ws-sink) and
+// count-deliver.js (per event delivered to one local subscriber, against
+// the real server), each with its default sizes.
+async function instructionCounts() {
+  const emitOut = await runScript('bash', [COUNT_EMIT, buildDir()], { SKIP_RATE: '1', SKIP_LOW: '1' }, 1200000);
+  const perEmit = (size) => {
+    const m = new RegExp(`instructions per\\s+${size}-B emit:\\s+(\\d+)\\s+\\((\\d+) emits`).exec(emitOut);
+    if (!m) throw new Error(`count-emit.sh printed no ${size}-B count: ${emitOut}`);
+    return { perEmit: Number(m[1]), emits: Number(m[2]) };
+  };
+  const deliverOut = await runScript(process.execPath, [COUNT_DELIVER], { DSD_BUILD_DIR: buildDir() }, 1200000);
+  const line = deliverOut.split('\n').find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`count-deliver.js printed no JSON: ${deliverOut}`);
+  const del = JSON.parse(line);
+  return {
+    emit64: perEmit(64),
+    emit1k: perEmit(1024),
+    deliver1: { perDelivery: del.perDelivery, events: del.events },
+  };
 }
 
 /* -- running and reporting -- */
@@ -476,7 +586,19 @@ function report(f) {
   row(`flush of ${fmt(SIZES.flush)} queued: dsd CPU per 10k, ms`, flush.cpuMsPer10k);
   row(`${fmt(SIZES.queued)} queued 100-B emits: RSS per message, B`, queue.rssPerMessage);
   row('  of which overhead (RSS less frame bytes), B', queue.overheadPerMessage);
-  rows.push(['ingest ceiling to a trivial sink', f.ingestCeiling ? JSON.stringify(f.ingestCeiling) : 'not measured (TODO)', '', '']);
+  const ing = f.ingest || {};
+  for (const [k, label] of [['64', '64 B'], ['1024', '1 KiB']]) {
+    if (!ing[k]) continue;
+    row(`ingest ceiling to ws-sink (no server), ${label}: events/s`, ing[k].eventsPerSec);
+    row(`ingest ${label}: dsd CPU per emit, us`, ing[k].cpuUsPerEmit);
+  }
+  const ic = f.instructions;
+  if (ic && ic.skipped) rows.push([`instructions per emit / delivery (callgrind): skipped (${ic.skipped})`, '-', '-', '-']);
+  else if (ic) {
+    rows.push(['instructions per 64-B emit (callgrind, dsd)', fmt(ic.emit64.perEmit), '-', '-']);
+    rows.push(['instructions per 1-KiB emit (callgrind, dsd)', fmt(ic.emit1k.perEmit), '-', '-']);
+    rows.push(['instructions per event delivered to 1 subscriber', fmt(ic.deliver1.perDelivery), '-', '-']);
+  }
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
   const rule = `|${w.map((n, i) => (i === 0 ? '-'.repeat(n + 2) : `${'-'.repeat(n + 1)}:`)).join('|')}|`;
@@ -508,6 +630,13 @@ function versions() {
   } catch {
     v.dsd = 'unknown';
   }
+  // The libwebsockets dsd was built against (pkg-config prints 4.1.6- for
+  // Debian's 4.1.6).
+  try {
+    v.libwebsockets = execFileSync('pkg-config', ['--modversion', 'libwebsockets'], { encoding: 'utf8' }).trim();
+  } catch {
+    v.libwebsockets = 'unknown';
+  }
   return v;
 }
 
@@ -518,7 +647,7 @@ async function main() {
     process.exit(1);
   }, TOTAL_BUDGET_MS);
   binaries();
-  for (const b of [LOAD, RTT]) {
+  for (const b of [LOAD, RTT, SINK]) {
     if (!fs.existsSync(b)) throw new Error(`${b} not found: build it (ninja -C ${buildDir()}) or set DSD_BUILD_DIR`);
   }
   const f = {
@@ -531,7 +660,8 @@ async function main() {
     buildDir: buildDir(),
     sizes: SIZES,
   };
-  // BENCH_ONLY=publish,rtt,idle,many,fanout,flush,queue picks scenarios.
+  // BENCH_ONLY=publish,rtt,idle,many,fanout,flush,queue,ingest,instructions
+  // picks scenarios.
   const only = (process.env.BENCH_ONLY || '').split(',').filter(Boolean);
   const want = (k) => only.length === 0 || only.includes(k);
   if (want('publish')) {
@@ -547,7 +677,25 @@ async function main() {
   }
   if (want('flush')) f.flush = await pair('flush', () => queued(SIZES.flush, 30, true));
   if (want('queue')) f.queue = await pair('queued memory', () => queued(SIZES.queued, 100, false));
-  f.ingestCeiling = await ingestCeiling();
+  if (want('ingest')) {
+    f.ingest = {};
+    for (const b of [64, 1024]) f.ingest[b] = await pair(`ingest ${b} B`, () => ingest(SIZES.ingest, b));
+  }
+  if (want('instructions')) {
+    if (QUICK) f.instructions = { skipped: 'quick mode' };
+    else {
+      try {
+        f.versions.valgrind = execFileSync('valgrind', ['--version'], { encoding: 'utf8' }).trim();
+      } catch {
+        f.versions.valgrind = null;
+      }
+      if (f.versions.valgrind === null) f.instructions = { skipped: 'valgrind not found' };
+      else {
+        process.stderr.write('bench: instruction counts (callgrind, a few minutes)\n');
+        f.instructions = await instructionCounts();
+      }
+    }
+  }
   f.machine.loadavgAfter = os.loadavg();
   f.elapsedMs = Math.round(performance.now() - started);
   clearTimeout(budget);

@@ -7,12 +7,12 @@
 // lost or reordered.
 //
 // The goal is B's p99 with the flood within 2x its p99 alone plus 10 ms.
-// Its median meets that here; its p99 (28-43 ms measured, against 411 ms
-// before apps got queues of their own) does not yet.  The tail is not the
-// server, the CPU scheduler or the write window (docs/fairness.md has the
-// measurements); it shows only while A's input outruns the drain.  So the
-// test holds the median to the goal and the p99 to a bound far below the
-// old figure, and prints both.
+// With app queues alone only the median met it (p99 28-43 ms, against 411
+// ms before apps got queues of their own); with pacing (a flooding app read
+// only as fast as the platform drains) the p99 met it too, 6-9 ms in three
+// runs (docs/fairness.md).  A p99 is at the mercy of a loaded machine, so
+// the test holds the median to the goal and the p99 to a bound far below
+// the old figure, and prints whether the goal was met.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
