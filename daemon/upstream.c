@@ -923,10 +923,12 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 	/* A new list that still has the node dsd is on keeps the connection;
 	 * conn_set_options() keeps its place in the list. */
 	new_url = conn_find_url(&scratch, conn_configured_url(&u->conn)) < 0;
-	/* TLS set up for a redirect to wss:// stays while the URL does. */
+	/* While the node is kept, so is the transport's TLS: set up earlier
+	 * (a REDIRECT, a wss:// node) it stays; a wss:// node new in the
+	 * list gets it when an attempt really goes there (connect_now()),
+	 * so adding one does not drop the connection. */
 	if (dup_or_null(fresh->auth_json, &auth) < 0 ||
-	    net_opts_of(fresh,
-	                config_wants_tls(fresh) || (u->net.tls && !new_url),
+	    net_opts_of(fresh, new_url ? config_wants_tls(fresh) : u->net.tls,
 	                &net) < 0) {
 		free(auth);
 		snprintf(err, errlen, "out of memory");

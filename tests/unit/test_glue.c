@@ -715,6 +715,38 @@ START_TEST(test_reload_list_keeps_the_node)
 }
 END_TEST
 
+/* A wss:// node added to a ws:// list that still has the node dsd is on:
+ * the connection stays (no new transport yet); TLS is set up when an
+ * attempt really goes to the wss:// node. */
+START_TEST(test_reload_adding_wss_keeps_the_node)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted = true;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	ck_assert(!fake.tls);
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup("ws://platform.test:6020/deepstream "
+	                   "wss://b.test/deepstream");
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 100;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert(upstream_is_open(up));
+	ck_assert_uint_eq(fake.transports_made, 1);
+	ck_assert_uint_eq(fake.connects, 1);
+	fake_close("node a killed");
+	wait_connects(2);
+	ck_assert_str_eq(fake.last_url, "wss://b.test/deepstream");
+	ck_assert(fake.tls);
+	config_free(&fresh);
+}
+END_TEST
+
 START_TEST(test_reload_refused_changes_nothing)
 {
 	struct dsd_config fresh;
@@ -775,6 +807,7 @@ int main(void)
 	tcase_add_test(tc, test_reload_new_url_reconnects);
 	tcase_add_test(tc, test_loss_of_a_node_resends_to_the_next);
 	tcase_add_test(tc, test_reload_list_keeps_the_node);
+	tcase_add_test(tc, test_reload_adding_wss_keeps_the_node);
 	tcase_add_test(tc, test_reload_refused_changes_nothing);
 	tcase_add_test(tc, test_tls_only_for_wss);
 	tcase_add_test(tc, test_reload_renewed_certificate);
