@@ -23,7 +23,7 @@
  *     1,000,000 queued 100-byte emits (RSS growth per message, less the
  *     frame's own bytes).
  *   The ingest ceiling (dsd against a trivial WebSocket sink, no server in
- *   the way) is a separate row: see INGEST_CEILING below.
+ *   the way) has no JS counterpart: tests/bench/count-emit.sh measures it.
  *
  * It judges no speed: it fails only when a figure would be meaningless
  * (events lost or out of order, a process that did not start or crashed).
@@ -406,17 +406,6 @@ async function queued(n, bytes, timeFlush) {
   });
 }
 
-/*
- * INGEST_CEILING: dsd forwarding to a trivial WebSocket sink (no
- * deepstream server in the way), 64 B and 1 KiB.  The sink
- * (tests/bench/ws-sink.c) is written elsewhere; until it is wired in here
- * this row says "not measured".  TODO: start the sink on a free port,
- * point dsd at it, run dsipc-load emit, read the sink's count.
- */
-async function ingestCeiling() {
-  return null;
-}
-
 /* -- running and reporting -- */
 
 const stats = (xs) => {
@@ -476,7 +465,6 @@ function report(f) {
   row(`flush of ${fmt(SIZES.flush)} queued: dsd CPU per 10k, ms`, flush.cpuMsPer10k);
   row(`${fmt(SIZES.queued)} queued 100-B emits: RSS per message, B`, queue.rssPerMessage);
   row('  of which overhead (RSS less frame bytes), B', queue.overheadPerMessage);
-  rows.push(['ingest ceiling to a trivial sink', f.ingestCeiling ? JSON.stringify(f.ingestCeiling) : 'not measured (TODO)', '', '']);
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
   const rule = `|${w.map((n, i) => (i === 0 ? '-'.repeat(n + 2) : `${'-'.repeat(n + 1)}:`)).join('|')}|`;
@@ -547,7 +535,6 @@ async function main() {
   }
   if (want('flush')) f.flush = await pair('flush', () => queued(SIZES.flush, 30, true));
   if (want('queue')) f.queue = await pair('queued memory', () => queued(SIZES.queued, 100, false));
-  f.ingestCeiling = await ingestCeiling();
   f.machine.loadavgAfter = os.loadavg();
   f.elapsedMs = Math.round(performance.now() - started);
   clearTimeout(budget);
