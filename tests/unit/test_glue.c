@@ -24,6 +24,7 @@
 #include "pubsub_core.h" /* PACE_MESSAGES */
 #include "glue_wiring.h"
 #include "ipcproto.h"
+#include "netwatch.h"
 #include "pubsub.h"
 #include "pubsub_spool.h"
 #include "pubsub_subs.h"
@@ -747,6 +748,45 @@ START_TEST(test_reload_adding_wss_keeps_the_node)
 }
 END_TEST
 
+/* Through a proxy, the route that decides whether the platform can be
+ * reached is the route to the proxy: the platform's own address may have
+ * none from this machine. */
+START_TEST(test_network_watch_follows_the_proxy)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted;
+
+	if (upstream_netwatch(up) == NULL) {
+		fprintf(stderr, "no rtnetlink here: nothing to check\n");
+		return;
+	}
+	ck_assert_int_eq(config_init(&fresh), 0);
+	fresh.url = strdup("ws://10.99.99.99:6020/deepstream");
+	fresh.proxy = strdup("http://127.0.0.1:3128");
+	fresh.reconnect_interval_increment = 100;
+	fresh.max_reconnect_attempts = 100;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert_int_eq(upstream_start(up), 0);
+	wait_connects(1);
+	ck_assert_str_eq(netwatch_target_host(upstream_netwatch(up)),
+	                 "127.0.0.1");
+	/* Without the proxy: the platform's own route. */
+	free(fresh.proxy);
+	fresh.proxy = NULL;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	wait_connects(2);
+	ck_assert_str_eq(netwatch_target_host(upstream_netwatch(up)),
+	                 "10.99.99.99");
+	config_free(&fresh);
+}
+END_TEST
+
 START_TEST(test_reload_refused_changes_nothing)
 {
 	struct dsd_config fresh;
@@ -808,6 +848,7 @@ int main(void)
 	tcase_add_test(tc, test_loss_of_a_node_resends_to_the_next);
 	tcase_add_test(tc, test_reload_list_keeps_the_node);
 	tcase_add_test(tc, test_reload_adding_wss_keeps_the_node);
+	tcase_add_test(tc, test_network_watch_follows_the_proxy);
 	tcase_add_test(tc, test_reload_refused_changes_nothing);
 	tcase_add_test(tc, test_tls_only_for_wss);
 	tcase_add_test(tc, test_reload_renewed_certificate);
