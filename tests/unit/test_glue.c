@@ -74,6 +74,16 @@ static void teardown(void)
 	fake_reset();
 }
 
+/* A configuration for a reload: url, and the fixture's reconnect
+ * options. */
+static void fresh_config(struct dsd_config *fresh, const char *url)
+{
+	ck_assert_int_eq(config_init(fresh), 0);
+	fresh->url = strdup(url);
+	fresh->reconnect_interval_increment = 100;
+	fresh->max_reconnect_attempts = 100;
+}
+
 /* Runs the loop until fake.connects reaches n (2 s at most). */
 static void wait_connects(unsigned n)
 {
@@ -513,10 +523,7 @@ START_TEST(test_reload_new_url_reconnects)
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
 	/* The same options: nothing happens. */
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup(cfg.url);
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, cfg.url);
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
 	        0);
@@ -607,10 +614,7 @@ START_TEST(test_reload_renewed_certificate)
 
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup(cfg.url);
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, cfg.url);
 	fresh.cert_file = strdup("/etc/dsd/client.pem");
 	fresh.key_file = strdup("/etc/dsd/client.key");
 	ck_assert_int_eq(
@@ -646,11 +650,8 @@ START_TEST(test_loss_of_a_node_resends_to_the_next)
 	size_t mark;
 	uint64_t t;
 
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup("ws://a.test:6020/deepstream "
-	                   "ws://b.test:6020/deepstream");
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, "ws://a.test:6020/deepstream "
+	                     "ws://b.test:6020/deepstream");
 	fresh.heartbeat_interval = 100; /* held after 100 ms */
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
@@ -692,11 +693,8 @@ START_TEST(test_reload_list_keeps_the_node)
 
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup("ws://b.test/deepstream "
-	                   "ws://platform.test:6020/deepstream");
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, "ws://b.test/deepstream "
+	                     "ws://platform.test:6020/deepstream");
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
 	        0);
@@ -728,11 +726,8 @@ START_TEST(test_reload_adding_wss_keeps_the_node)
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
 	ck_assert(!fake.tls);
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup("ws://platform.test:6020/deepstream "
-	                   "wss://b.test/deepstream");
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, "ws://platform.test:6020/deepstream "
+	                     "wss://b.test/deepstream");
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
 	        0);
@@ -761,11 +756,8 @@ START_TEST(test_network_watch_follows_the_proxy)
 		fprintf(stderr, "no rtnetlink here: nothing to check\n");
 		return;
 	}
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup("ws://10.99.99.99:6020/deepstream");
+	fresh_config(&fresh, "ws://10.99.99.99:6020/deepstream");
 	fresh.proxy = strdup("http://127.0.0.1:3128");
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
 	        0);
