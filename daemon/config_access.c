@@ -78,8 +78,9 @@ int config_parse_group(struct parser *p, const struct config_item *it,
 
 /* One "GROUP:NAME" entry (entry is modified). */
 static int parse_acl_entry(struct parser *p, const struct config_item *it,
-                           char *entry, struct config_acl_rule *ret)
+                           char *entry, void *out)
 {
+	struct config_acl_rule *ret = out;
 	char *colon = strchr(entry, ':'), *name, q[128];
 	size_t n;
 	int r;
@@ -111,6 +112,52 @@ static int parse_acl_entry(struct parser *p, const struct config_item *it,
 	return 0;
 }
 
+/* Parses one entry (modified) into *ret, a zeroed element of the list. */
+typedef int parse_entry_fn(struct parser *p, const struct config_item *it,
+                           char *entry, void *ret);
+
+/*
+ * A list of entries separated by spaces or tabs, each parsed by entry
+ * into the next element (size bytes, zeroed first) of a growing array.
+ * *ret_items and *ret_n hold what was parsed, on failure too: the caller
+ * clears them either way.
+ */
+static int parse_entries(struct parser *p, const struct config_item *it,
+                         const char *value, size_t size, parse_entry_fn *entry,
+                         void **ret_items, size_t *ret_n)
+{
+	char *copy = strdup(value), *save = NULL, *tok;
+	unsigned char *items = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	if (!copy)
+		return config_perr_nomem(p);
+	for (tok = strtok_r(copy, " \t", &save); tok;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			unsigned char *ni = realloc(items, ncap * size);
+
+			if (!ni) {
+				r = config_perr_nomem(p);
+				break;
+			}
+			items = ni;
+			cap = ncap;
+		}
+		memset(items + n * size, 0, size);
+		r = entry(p, it, tok, items + n * size);
+		if (r < 0)
+			break;
+		n++;
+	}
+	free(copy);
+	*ret_items = items;
+	*ret_n = n;
+	return r;
+}
+
 /*
  * An allow list: "GROUP:NAME ..." separated by spaces or tabs (see
  * dsd.conf(5)).  The whole list replaces an earlier file's.
@@ -119,33 +166,12 @@ int config_parse_acl(struct parser *p, const struct config_item *it,
                      const char *value, struct dsd_config *c)
 {
 	struct config_acl *acl = config_field(c, it), fresh = {.set = true};
-	char *copy = strdup(value), *save = NULL, *tok;
-	size_t cap = 0;
-	int r = 0;
+	void *rules;
+	int r;
 
-	if (!copy)
-		return config_perr_nomem(p);
-	for (tok = strtok_r(copy, " \t", &save); tok;
-	     tok = strtok_r(NULL, " \t", &save)) {
-		if (fresh.n == cap) {
-			size_t ncap = cap ? 2 * cap : 8;
-			struct config_acl_rule *nr =
-			        realloc(fresh.rules, ncap * sizeof(*nr));
-
-			if (!nr) {
-				r = config_perr_nomem(p);
-				break;
-			}
-			fresh.rules = nr;
-			cap = ncap;
-		}
-		fresh.rules[fresh.n] = (struct config_acl_rule){0};
-		r = parse_acl_entry(p, it, tok, &fresh.rules[fresh.n]);
-		if (r < 0)
-			break;
-		fresh.n++;
-	}
-	free(copy);
+	r = parse_entries(p, it, value, sizeof(*fresh.rules), parse_acl_entry,
+	                  &rules, &fresh.n);
+	fresh.rules = rules;
 	if (r < 0) {
 		config_acl_clear(&fresh);
 		return r;
@@ -157,8 +183,9 @@ int config_parse_acl(struct parser *p, const struct config_item *it,
 
 /* One "GROUP:N" entry (entry is modified). */
 static int parse_weight_entry(struct parser *p, const struct config_item *it,
-                              char *entry, struct config_weight *ret)
+                              char *entry, void *out)
 {
+	struct config_weight *ret = out;
 	char *colon = strrchr(entry, ':'), q[128];
 	uint64_t v;
 	int r;
@@ -192,35 +219,12 @@ int config_parse_weights(struct parser *p, const struct config_item *it,
                          const char *value, struct dsd_config *c)
 {
 	struct config_weights *ws = config_field(c, it), fresh = {0};
-	char *copy = strdup(value), *save = NULL, *tok;
-	size_t cap = 0;
-	int r = 0;
+	void *w;
+	int r;
 
-	if (!copy)
-		return config_perr_nomem(p);
-	for (tok = strtok_r(copy, " \t", &save); tok;
-	     tok = strtok_r(NULL, " \t", &save)) {
-		if (fresh.n == cap) {
-			size_t ncap = cap ? 2 * cap : 8;
-			struct config_weight *nw =
-			        realloc(fresh.w, ncap * sizeof(*nw));
-
-			if (!nw) {
-				r = config_perr_nomem(p);
-				break;
-			}
-			fresh.w = nw;
-			cap = ncap;
-		}
-		fresh.w[fresh.n] = (struct config_weight){0};
-		r = parse_weight_entry(p, it, tok, &fresh.w[fresh.n]);
-		if (r < 0) {
-			free(fresh.w[fresh.n].name);
-			break;
-		}
-		fresh.n++;
-	}
-	free(copy);
+	r = parse_entries(p, it, value, sizeof(*fresh.w), parse_weight_entry,
+	                  &w, &fresh.n);
+	fresh.w = w;
 	if (r < 0) {
 		config_weights_clear(&fresh);
 		return r;

@@ -438,16 +438,31 @@ void netwatch_set_target(struct netwatch *w, const char *url)
 
 	if (w == NULL || url_parse(url, &u, NULL) < 0)
 		return;
-	snprintf(w->host, sizeof(w->host), "%s", u.host);
+	netwatch_set_target_host(w, u.host);
+}
+
+void netwatch_set_target_host(struct netwatch *w, const char *host)
+{
+	char addr[sizeof(w->host)];
+
+	if (w == NULL)
+		return;
+	snprintf(w->host, sizeof(w->host), "%s", host);
+	snprintf(addr, sizeof(addr), "%s", host);
 	/* Never looked up in DNS: the loopback address (RFC 6761). */
-	if (strcasecmp(u.host, "localhost") == 0 ||
-	    (strlen(u.host) > 10 &&
-	     strcasecmp(u.host + strlen(u.host) - 10, ".localhost") == 0))
-		snprintf(u.host, sizeof(u.host), "127.0.0.1");
-	if (inet_pton(AF_INET, u.host, w->addr) == 1)
+	if (strcasecmp(host, "localhost") == 0 ||
+	    (strlen(host) > 10 &&
+	     strcasecmp(host + strlen(host) - 10, ".localhost") == 0))
+		snprintf(addr, sizeof(addr), "127.0.0.1");
+	if (inet_pton(AF_INET, addr, w->addr) == 1)
 		w->family = AF_INET;
-	else if (inet_pton(AF_INET6, u.host, w->addr) == 1)
+	else if (inet_pton(AF_INET6, addr, w->addr) == 1)
 		w->family = AF_INET6;
 	else
 		w->family = AF_UNSPEC;
+}
+
+const char *netwatch_target_host(const struct netwatch *w)
+{
+	return w ? w->host : "";
 }

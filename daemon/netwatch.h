@@ -77,6 +77,11 @@ void netwatch_free(struct netwatch *w);
 /* The platform URL whose route matters now (upstream calls it at each
  * attempt).  Does not look the route up: the next change does. */
 void netwatch_set_target(struct netwatch *w, const char *url);
+/* The same for a host (name or address): the proxy's, when the platform
+ * is reached through one. */
+void netwatch_set_target_host(struct netwatch *w, const char *host);
+/* The host whose route is watched ("" without a watcher). */
+const char *netwatch_target_host(const struct netwatch *w);
 /* Looks the route up now: whether the target is routable, and why not.
  * Also what the last change reported is compared against. */
 bool netwatch_check(struct netwatch *w, char *why, size_t whylen);

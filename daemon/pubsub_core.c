@@ -70,36 +70,50 @@ void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
 	ipc_client_send(c->ipc, &m);
 }
 
+/* A send may drop a slow client, which changes the registry: the slots of
+ * name's subscribers are walked in a copy, *ret_list (copy, or malloc'd
+ * when longer than cap: free it when it is not copy).  Returns how many;
+ * 0 when there are none or out of memory. */
+static size_t subscribers_copy(struct pubsub *p, const char *name,
+                               uint32_t *copy, size_t cap, uint32_t **ret_list)
+{
+	size_t n;
+	const uint32_t *ids = subs_subscribers(p->subs, name, &n);
+
+	*ret_list = copy;
+	if (n == 0)
+		return 0;
+	if (n > cap) {
+		*ret_list = malloc(n * sizeof(**ret_list));
+		if (*ret_list == NULL)
+			return 0;
+	}
+	memcpy(*ret_list, ids, n * sizeof(**ret_list));
+	return n;
+}
+
 void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
 {
-	const uint32_t *ids;
 	uint32_t copy[64];
-	uint32_t *list = copy;
-	size_t n;
+	uint32_t *list;
+	size_t n = subscribers_copy(p, name, copy,
+	                            sizeof(copy) / sizeof(copy[0]), &list);
 
-	ids = subs_subscribers(p->subs, name, &n);
 	if (n == 0)
 		return;
 	if (p->fanout.limit == 0)
 		ipc_buf_init(&p->fanout, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 	p->fanout.len = 0;
 	if (event_frame_encode(&p->fanout, name, data,
-	                       data ? strlen(data) : 0) < 0)
-		return;
-	/* A send may drop a slow client, which changes the registry: walk a
-	 * copy. */
-	if (n > sizeof(copy) / sizeof(copy[0])) {
-		list = malloc(n * sizeof(*list));
-		if (list == NULL)
-			return;
-	}
-	memcpy(list, ids, n * sizeof(*list));
-	for (size_t i = 0; i < n; i++) {
-		struct dsd_client *c = client_by_slot(p, list[i]);
+	                       data ? strlen(data) : 0) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct dsd_client *c = client_by_slot(p, list[i]);
 
-		if (c != NULL && ipc_client_send_frame(c->ipc, p->fanout.data,
-		                                       p->fanout.len) == 0)
-			p->count.events_delivered++;
+			if (c != NULL &&
+			    ipc_client_send_frame(c->ipc, p->fanout.data,
+			                          p->fanout.len) == 0)
+				p->count.events_delivered++;
+		}
 	}
 	if (list != copy)
 		free(list);
@@ -108,25 +122,15 @@ void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
 		ipc_buf_free(&p->fanout);
 }
 
-/* Calls fn for every local subscriber of name.  fn may drop a slow client,
- * which changes the registry: walk a copy. */
+/* Calls fn for every local subscriber of name (see subscribers_copy()). */
 void ps_for_each_subscriber(struct pubsub *p, const char *name,
                             subscriber_fn fn, const char *text)
 {
-	const uint32_t *ids;
 	uint32_t copy[64];
-	uint32_t *list = copy;
-	size_t n;
+	uint32_t *list;
+	size_t n = subscribers_copy(p, name, copy,
+	                            sizeof(copy) / sizeof(copy[0]), &list);
 
-	ids = subs_subscribers(p->subs, name, &n);
-	if (n == 0)
-		return;
-	if (n > sizeof(copy) / sizeof(copy[0])) {
-		list = malloc(n * sizeof(*list));
-		if (list == NULL)
-			return;
-	}
-	memcpy(list, ids, n * sizeof(*list));
 	for (size_t i = 0; i < n; i++) {
 		struct dsd_client *c = client_by_slot(p, list[i]);
 

@@ -287,6 +287,9 @@ static void settle(struct pubsub *p, struct pending *e, int r)
 		}
 		ps_fan_out_event(p, e->name, e->data);
 		reply_emit(e->c, e->reply_id, code);
+		/* Paced as an emit without a spool is (pubsub_emit()). */
+		if (e->c != NULL)
+			ps_pace(p, e->c);
 	}
 	if (e->release_app)
 		sendq_app_release(p->store, e->app);

@@ -92,7 +92,8 @@ int reload_config(const char *path, const struct reload_targets *t, char *err,
 	*t->cfg = fresh;
 	pubsub_apply_limits(t->ps);
 	log_notice("configuration reloaded from %s%s", path,
-	           restarted ? "; new URL, credentials or CA: fresh connection"
+	           restarted ? "; new URL, credentials, certificate, CA or "
+	                       "proxy: fresh connection"
 	                     : "");
 	return 0;
 }

@@ -336,13 +336,27 @@ static void log_node_switch(struct upstream *u)
 	snprintf(u->last_node, sizeof(u->last_node), "%s", node);
 }
 
+/* The route that matters: to the proxy when there is one (the platform
+ * itself may have no route from here), else to url's host. */
+static void watch_route(struct upstream *u, const char *url)
+{
+	struct proxy_url proxy;
+
+	if (u->net.proxy && proxy_url_parse(u->net.proxy, &proxy, NULL) == 0) {
+		netwatch_set_target_host(u->netwatch, proxy.host);
+		proxy_url_clear(&proxy);
+		return;
+	}
+	netwatch_set_target(u->netwatch, url);
+}
+
 static void connect_now(struct upstream *u, uint32_t gen)
 {
 	const char *url = conn_current_url(&u->conn);
 	int r = 0;
 
 	log_node_switch(u);
-	netwatch_set_target(u->netwatch, url);
+	watch_route(u, url);
 	log_debug("connecting to %s (attempt %u)", url, conn_attempt(&u->conn));
 	if (url_wants_tls(url) && !transport_has_tls(u->transport)) {
 		r = add_tls(u);
@@ -615,7 +629,7 @@ static void follow_network(struct upstream *u, bool on)
 		         strerror(-r));
 		return;
 	}
-	netwatch_set_target(u->netwatch, conn_current_url(&u->conn));
+	watch_route(u, conn_current_url(&u->conn));
 }
 
 /* ---- set-up ---- */
@@ -923,10 +937,12 @@ int upstream_reconfigure(struct upstream *u, const struct dsd_config *fresh,
 	/* A new list that still has the node dsd is on keeps the connection;
 	 * conn_set_options() keeps its place in the list. */
 	new_url = conn_find_url(&scratch, conn_configured_url(&u->conn)) < 0;
-	/* TLS set up for a redirect to wss:// stays while the URL does. */
+	/* While the node is kept, so is the transport's TLS: set up earlier
+	 * (a REDIRECT, a wss:// node) it stays; a wss:// node new in the
+	 * list gets it when an attempt really goes there (connect_now()),
+	 * so adding one does not drop the connection. */
 	if (dup_or_null(fresh->auth_json, &auth) < 0 ||
-	    net_opts_of(fresh,
-	                config_wants_tls(fresh) || (u->net.tls && !new_url),
+	    net_opts_of(fresh, new_url ? config_wants_tls(fresh) : u->net.tls,
 	                &net) < 0) {
 		free(auth);
 		snprintf(err, errlen, "out of memory");
@@ -1006,6 +1022,11 @@ int upstream_send_control(struct upstream *u, const uint8_t *frame, size_t len)
 const struct conn *upstream_conn(const struct upstream *u)
 {
 	return &u->conn;
+}
+
+const struct netwatch *upstream_netwatch(const struct upstream *u)
+{
+	return u->netwatch;
 }
 
 bool upstream_is_open(const struct upstream *u)

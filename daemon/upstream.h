@@ -23,6 +23,7 @@
 
 struct dsd_config;
 struct event_base;
+struct netwatch;
 struct upstream;
 struct wire_msg;
 
@@ -90,6 +91,8 @@ int upstream_fence(struct upstream *u);
 int upstream_send_control(struct upstream *u, const uint8_t *frame, size_t len);
 
 const struct conn *upstream_conn(const struct upstream *u);
+/* The network watcher (NULL with followNetwork off or unavailable). */
+const struct netwatch *upstream_netwatch(const struct upstream *u);
 bool upstream_is_open(const struct upstream *u);
 
 #endif

@@ -166,6 +166,8 @@ void dsipc_handle_reply(dsipc *c, const struct ipc_msg *m);
 void dsipc_fail_requests(dsipc *c, int error);
 void dsipc_free_requests(dsipc *c);
 void dsipc_req_free(struct req *q);
+/* Appends q to the requests awaiting dsd's answer. */
+void dsipc_req_pending(dsipc *c, struct req *q);
 /* Ends one request that will get no reply (error < 0). */
 void dsipc_req_fail(dsipc *c, struct req *q, int error);
 int dsipc_send_emit(dsipc *c, const char *name, const char *data,

@@ -341,13 +341,7 @@ int dsipc_link_pump(dsipc *c)
 			c->buf_tail = NULL;
 		c->used.emits--;
 		c->used.bytes -= q->frame_len;
-		q->next = NULL;
-		if (c->reqs_tail)
-			c->reqs_tail->next = q;
-		else
-			c->reqs = q;
-		c->reqs_tail = q;
-		c->n_reqs++;
+		dsipc_req_pending(c, q);
 	}
 	if (any) {
 		(void)dsipc_flush_output(c);

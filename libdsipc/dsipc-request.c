@@ -25,11 +25,57 @@ void dsipc_req_free(struct req *q)
 	free(q);
 }
 
+void dsipc_req_pending(dsipc *c, struct req *q)
+{
+	q->next = NULL;
+	if (c->reqs_tail)
+		c->reqs_tail->next = q;
+	else
+		c->reqs = q;
+	c->reqs_tail = q;
+	c->n_reqs++;
+}
+
+/* A request numbered id, and the message m that carries it (m's strings
+ * are the caller's); NULL when out of memory. */
+static struct req *req_new(int type, uint32_t id, const char *name,
+                           const char *data, dsipc_emit_cb cb, void *userdata,
+                           struct waiter *w, bool keep_name, struct ipc_msg *m)
+{
+	struct req *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	if (keep_name && name) {
+		q->name = strdup(name);
+		if (!q->name) {
+			free(q);
+			return NULL;
+		}
+	}
+	q->id = id;
+	q->type = type;
+	q->emit_cb = cb;
+	q->userdata = userdata;
+	q->w = w;
+	*m = (struct ipc_msg){.type = type,
+	                      .has_id = true,
+	                      .id = id,
+	                      .name = name,
+	                      .data = data,
+	                      .data_len = data ? strlen(data) : 0};
+	if (w && w->want_confirm) {
+		m->has_code = true;
+		m->code = IPC_EMIT_WANT_CONFIRM;
+	}
+	return q;
+}
+
 int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
                        dsipc_emit_cb cb, void *userdata, struct waiter *w,
                        bool keep_name)
 {
-	struct ipc_msg m = {.type = type, .has_id = true};
+	struct ipc_msg m;
 	struct req *q;
 	int r;
 
@@ -37,42 +83,19 @@ int dsipc_send_request(dsipc *c, int type, const char *name, const char *data,
 		return -ENOTCONN;
 	if (c->n_reqs >= DSIPC_MAX_PENDING)
 		return -ENOBUFS;
-	q = calloc(1, sizeof(*q));
+	q = req_new(type, c->next_id, name, data, cb, userdata, w, keep_name,
+	            &m);
 	if (!q)
 		return -ENOMEM;
-	if (keep_name && name) {
-		q->name = strdup(name);
-		if (!q->name) {
-			free(q);
-			return -ENOMEM;
-		}
-	}
-	q->id = c->next_id++;
+	c->next_id++;
 	if (c->next_id == 0)
 		c->next_id = 1;
-	q->type = type;
-	q->emit_cb = cb;
-	q->userdata = userdata;
-	q->w = w;
-	m.id = q->id;
-	m.name = name;
-	m.data = data;
-	m.data_len = data ? strlen(data) : 0;
-	if (w && w->want_confirm) {
-		m.has_code = true;
-		m.code = IPC_EMIT_WANT_CONFIRM;
-	}
 	r = dsipc_queue_msg(c, &m);
 	if (r < 0) {
 		dsipc_req_free(q);
 		return r;
 	}
-	if (c->reqs_tail)
-		c->reqs_tail->next = q;
-	else
-		c->reqs = q;
-	c->reqs_tail = q;
-	c->n_reqs++;
+	dsipc_req_pending(c, q);
 	return 0;
 }
 
@@ -85,7 +108,7 @@ int dsipc_send_emit(dsipc *c, const char *name, const char *data,
                     dsipc_emit_cb cb, void *userdata, struct waiter *w,
                     bool keep_name, bool *ret_buffered)
 {
-	struct ipc_msg m = {.type = IPC_EMIT, .has_id = true};
+	struct ipc_msg m;
 	struct ipc_buf b;
 	struct req *q;
 	int r;
@@ -99,29 +122,10 @@ int dsipc_send_emit(dsipc *c, const char *name, const char *data,
 		return -ENOTCONN;
 	if (c->link != DSIPC_LINK_UP && c->bound.max_emits == 0)
 		return -ENOTCONN;
-	q = calloc(1, sizeof(*q));
+	q = req_new(IPC_EMIT, c->next_id, name, data, cb, userdata, w,
+	            keep_name, &m);
 	if (!q)
 		return -ENOMEM;
-	if (keep_name && name) {
-		q->name = strdup(name);
-		if (!q->name) {
-			free(q);
-			return -ENOMEM;
-		}
-	}
-	q->id = c->next_id;
-	q->type = IPC_EMIT;
-	q->emit_cb = cb;
-	q->userdata = userdata;
-	q->w = w;
-	m.id = q->id;
-	m.name = name;
-	m.data = data;
-	m.data_len = data ? strlen(data) : 0;
-	if (w && w->want_confirm) {
-		m.has_code = true;
-		m.code = IPC_EMIT_WANT_CONFIRM;
-	}
 	ipc_buf_init(&b, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 	r = ipc_encode(&b, &m);
 	if (r < 0) {
@@ -141,12 +145,7 @@ int dsipc_send_emit(dsipc *c, const char *name, const char *data,
 		(void)dsipc_flush_output(c);
 		if (c->out.len > 0)
 			dsipc_notify_events(c);
-		if (c->reqs_tail)
-			c->reqs_tail->next = q;
-		else
-			c->reqs = q;
-		c->reqs_tail = q;
-		c->n_reqs++;
+		dsipc_req_pending(c, q);
 		*ret_buffered = false;
 	} else {
 		r = buffer_admit(&c->bound, &c->used, q->frame_len);

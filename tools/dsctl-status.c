@@ -431,13 +431,18 @@ static void print_since(FILE *f, json_t *st, int64_t now_ms)
 }
 
 /* The platform URLs, one line each: which one dsd is on, and the last
- * failure of each (when, why). */
+ * failure of each (when, why).  A single URL that never failed says
+ * nothing the "URL:" line did not. */
 static void print_urls(FILE *f, json_t *st)
 {
 	json_t *a = json_object_get(st, "urls"), *x;
 	size_t i;
 
 	if (!json_is_array(a))
+		return;
+	if (json_array_size(a) == 1 &&
+	    !json_is_string(
+	            json_object_get(json_array_get(a, 0), "lastFailure")))
 		return;
 	json_array_foreach(a, i, x)
 	{
@@ -512,15 +517,18 @@ void dsctl_print_status(FILE *f, json_t *st, int64_t now_ms)
 {
 	struct used u = {.n = 0};
 	const char *k;
-	json_t *v;
+	json_t *v, *url, *conf;
 
 	if (known(f, st, "State:", k_state, K_PLAIN, false)) {
 		print_since(f, st, now_ms);
 		fputc('\n', f);
 	}
 	known(f, st, "Reason:", k_reason, K_PLAIN, true);
-	known(f, st, "URL:", k_url, K_PLAIN, true);
-	known(f, st, "Configured URL:", k_conf_url, K_PLAIN, true);
+	url = known(f, st, "URL:", k_url, K_PLAIN, true);
+	/* Only when it differs: after a REDIRECT. */
+	conf = get_any(st, k_conf_url, &k);
+	if (conf && !(url && json_equal(url, conf)))
+		known(f, st, "Configured URL:", k_conf_url, K_PLAIN, true);
 	print_urls(f, st);
 	print_attempt(f, st);
 	known(f, st, "Next attempt in:", k_retry, K_DURATION, true);

@@ -1,5 +1,5 @@
 'use strict';
-// The journal (issue 13): when dsd's stderr is the journal's stream
+// The journal: when dsd's stderr is the journal's stream
 // ($JOURNAL_STREAM names it, as systemd sets it for a service), every state
 // transition is a native journal entry with DSD_STATE=, DSD_PREVIOUS_STATE=,
 // DSD_REASON=, DSD_URL= and a MESSAGE_ID= per state entered, so

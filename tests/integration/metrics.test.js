@@ -1,5 +1,5 @@
 'use strict';
-// The metrics (issue 13): dsd's status in Prometheus' text format, scraped
+// The metrics: dsd's status in Prometheus' text format, scraped
 // over HTTP ([metrics] listen) and printed by `dsctl metrics`. Both outputs
 // pass `promtool check metrics` (Debian's prometheus package), carry the
 // same families, and follow the daemon: a pause shows as the OFFLINE gauge,

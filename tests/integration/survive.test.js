@@ -7,10 +7,10 @@
  * activation (tests/tools/activate.c holds the socket as systemd does with
  * dsd.socket, and the app's own reconnection starts the next dsd).
  *
- * It checks what issue 12 asks: every emit the app was told dsd accepted
- * reaches a JS subscriber on the platform (duplicates are allowed: the
- * library resends what dsd had not answered), nothing was refused, and
- * after each restart an event published on the platform reaches the app
+ * It checks what an app that rides out restarts needs: every emit the
+ * app was told dsd accepted reaches a JS subscriber on the platform
+ * (duplicates are allowed: the library resends what dsd had not
+ * answered), nothing was refused, and after each restart an event published on the platform reaches the app
  * again without the app doing anything.
  */
 const { test } = require('node:test');

@@ -7,7 +7,8 @@
 #    dsd.conf that was there before the first install is never replaced;
 #  - one version everywhere: pkg-config, the header's macros, the library
 #    (its file name, the version it announces to dsd, dsipc_version() when
-#    it has one), dsd --version and dsctl --version;
+#    it has one), dsd --version, dsctl --version and the Python package's
+#    pyproject.toml;
 #  - systemd-analyze verify accepts the installed units, run against the
 #    staged dsd (skipped, with the reason printed, where it cannot run);
 #  - the README's C example builds the way the README says, against the
@@ -196,6 +197,8 @@ else
 fi
 check_version "dsd --version" "$("$stage/${prefix#/}/sbin/dsd" --version | sed 's/^dsd //')"
 check_version "dsctl --version" "$(LD_LIBRARY_PATH=$libdir "$stage/${prefix#/}/bin/dsctl" --version | sed 's/^dsctl //')"
+# The Python package is versioned by hand in its pyproject.toml.
+check_version "python/pyproject.toml" "$(sed -n 's/^version = "\(.*\)"$/\1/p' "$(dirname "$readme")/python/pyproject.toml")"
 printf '  %s\n' "${versions[@]}"
 
 # -- the installed units, as systemd reads them --

@@ -120,6 +120,44 @@ START_TEST(test_attempt_wording)
 }
 END_TEST
 
+/* One URL, dialled as configured: one line, not three.  A REDIRECT, or a
+ * list of several, shows each. */
+START_TEST(test_url_lines)
+{
+	char *t = render("{\"state\":\"OPEN\",\"url\":\"ws://a/ds\","
+	                 "\"configuredUrl\":\"ws://a/ds\",\"urls\":[{\"url\":"
+	                 "\"ws://a/ds\",\"current\":true,\"failures\":0,"
+	                 "\"lastFailure\":null,\"lastFailureAt\":null}]}");
+
+	assert_has(t, "URL:                     ws://a/ds\n");
+	ck_assert_ptr_null(strstr(t, "Configured URL"));
+	ck_assert_ptr_null(strstr(t, "Platform URLs"));
+	free(t);
+	t = render("{\"state\":\"OPEN\",\"url\":\"wss://r/ds\","
+	           "\"configuredUrl\":\"ws://a/ds\",\"urls\":[{\"url\":"
+	           "\"ws://a/ds\",\"current\":true,\"failures\":0,"
+	           "\"lastFailure\":null,\"lastFailureAt\":null},{\"url\":"
+	           "\"ws://b/ds\",\"current\":false,\"failures\":1,"
+	           "\"lastFailure\":\"refused\",\"lastFailureAt\":"
+	           "1796033575583}]}");
+	assert_has(t, "Configured URL:          ws://a/ds\n");
+	assert_has(t, "Platform URLs:           ws://a/ds (current)\n");
+	assert_has(t,
+	           "                         ws://b/ds; failed 1 times, last "
+	           "at 2026-11-30T10:12:55.583Z: refused\n");
+	free(t);
+	/* One URL that failed: its line says how. */
+	t = render("{\"state\":\"RECONNECTING\",\"url\":\"ws://a/ds\","
+	           "\"configuredUrl\":\"ws://a/ds\",\"urls\":[{\"url\":"
+	           "\"ws://a/ds\",\"current\":true,\"failures\":2,"
+	           "\"lastFailure\":\"refused\",\"lastFailureAt\":"
+	           "1796033575583}]}");
+	assert_has(t, "Platform URLs:           ws://a/ds (current); failed 2 "
+	              "times");
+	free(t);
+}
+END_TEST
+
 /* A key dsctl does not know yet (another version of dsd) still reads. */
 START_TEST(test_unknown_keys)
 {
@@ -171,6 +209,7 @@ int main(void)
 
 	tcase_add_test(tc, test_known_keys);
 	tcase_add_test(tc, test_attempt_wording);
+	tcase_add_test(tc, test_url_lines);
 	tcase_add_test(tc, test_unknown_keys);
 	tcase_add_test(tc, test_durations_and_sizes);
 	suite_add_tcase(s, tc);

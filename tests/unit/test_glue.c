@@ -24,6 +24,7 @@
 #include "pubsub_core.h" /* PACE_MESSAGES */
 #include "glue_wiring.h"
 #include "ipcproto.h"
+#include "netwatch.h"
 #include "pubsub.h"
 #include "pubsub_spool.h"
 #include "pubsub_subs.h"
@@ -71,6 +72,16 @@ static void teardown(void)
 	config_free(&cfg);
 	event_base_free(base);
 	fake_reset();
+}
+
+/* A configuration for a reload: url, and the fixture's reconnect
+ * options. */
+static void fresh_config(struct dsd_config *fresh, const char *url)
+{
+	ck_assert_int_eq(config_init(fresh), 0);
+	fresh->url = strdup(url);
+	fresh->reconnect_interval_increment = 100;
+	fresh->max_reconnect_attempts = 100;
 }
 
 /* Runs the loop until fake.connects reaches n (2 s at most). */
@@ -512,10 +523,7 @@ START_TEST(test_reload_new_url_reconnects)
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
 	/* The same options: nothing happens. */
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup(cfg.url);
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, cfg.url);
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
 	        0);
@@ -606,10 +614,7 @@ START_TEST(test_reload_renewed_certificate)
 
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup(cfg.url);
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, cfg.url);
 	fresh.cert_file = strdup("/etc/dsd/client.pem");
 	fresh.key_file = strdup("/etc/dsd/client.key");
 	ck_assert_int_eq(
@@ -645,11 +650,8 @@ START_TEST(test_loss_of_a_node_resends_to_the_next)
 	size_t mark;
 	uint64_t t;
 
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup("ws://a.test:6020/deepstream "
-	                   "ws://b.test:6020/deepstream");
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, "ws://a.test:6020/deepstream "
+	                     "ws://b.test:6020/deepstream");
 	fresh.heartbeat_interval = 100; /* held after 100 ms */
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
@@ -691,11 +693,8 @@ START_TEST(test_reload_list_keeps_the_node)
 
 	ck_assert_int_eq(upstream_start(up), 0);
 	handshake();
-	ck_assert_int_eq(config_init(&fresh), 0);
-	fresh.url = strdup("ws://b.test/deepstream "
-	                   "ws://platform.test:6020/deepstream");
-	fresh.reconnect_interval_increment = 100;
-	fresh.max_reconnect_attempts = 100;
+	fresh_config(&fresh, "ws://b.test/deepstream "
+	                     "ws://platform.test:6020/deepstream");
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
 	        0);
@@ -711,6 +710,71 @@ START_TEST(test_reload_list_keeps_the_node)
 	ck_assert(restarted);
 	wait_connects(2);
 	ck_assert_str_eq(fake.last_url, "ws://c.test/deepstream");
+	config_free(&fresh);
+}
+END_TEST
+
+/* A wss:// node added to a ws:// list that still has the node dsd is on:
+ * the connection stays (no new transport yet); TLS is set up when an
+ * attempt really goes to the wss:// node. */
+START_TEST(test_reload_adding_wss_keeps_the_node)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted = true;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	ck_assert(!fake.tls);
+	fresh_config(&fresh, "ws://platform.test:6020/deepstream "
+	                     "wss://b.test/deepstream");
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(!restarted);
+	ck_assert(upstream_is_open(up));
+	ck_assert_uint_eq(fake.transports_made, 1);
+	ck_assert_uint_eq(fake.connects, 1);
+	fake_close("node a killed");
+	wait_connects(2);
+	ck_assert_str_eq(fake.last_url, "wss://b.test/deepstream");
+	ck_assert(fake.tls);
+	config_free(&fresh);
+}
+END_TEST
+
+/* Through a proxy, the route that decides whether the platform can be
+ * reached is the route to the proxy: the platform's own address may have
+ * none from this machine. */
+START_TEST(test_network_watch_follows_the_proxy)
+{
+	struct dsd_config fresh;
+	char err[256];
+	bool restarted;
+
+	if (upstream_netwatch(up) == NULL) {
+		fprintf(stderr, "no rtnetlink here: nothing to check\n");
+		return;
+	}
+	fresh_config(&fresh, "ws://10.99.99.99:6020/deepstream");
+	fresh.proxy = strdup("http://127.0.0.1:3128");
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert_int_eq(upstream_start(up), 0);
+	wait_connects(1);
+	ck_assert_str_eq(netwatch_target_host(upstream_netwatch(up)),
+	                 "127.0.0.1");
+	/* Without the proxy: the platform's own route. */
+	free(fresh.proxy);
+	fresh.proxy = NULL;
+	ck_assert_int_eq(
+	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
+	        0);
+	ck_assert(restarted);
+	wait_connects(2);
+	ck_assert_str_eq(netwatch_target_host(upstream_netwatch(up)),
+	                 "10.99.99.99");
 	config_free(&fresh);
 }
 END_TEST
@@ -775,6 +839,8 @@ int main(void)
 	tcase_add_test(tc, test_reload_new_url_reconnects);
 	tcase_add_test(tc, test_loss_of_a_node_resends_to_the_next);
 	tcase_add_test(tc, test_reload_list_keeps_the_node);
+	tcase_add_test(tc, test_reload_adding_wss_keeps_the_node);
+	tcase_add_test(tc, test_network_watch_follows_the_proxy);
 	tcase_add_test(tc, test_reload_refused_changes_nothing);
 	tcase_add_test(tc, test_tls_only_for_wss);
 	tcase_add_test(tc, test_reload_renewed_certificate);

@@ -31,6 +31,7 @@
 #include "ipc_server.h"
 #include "ipcproto.h"
 #include "pubsub.h"
+#include "pubsub_core.h" /* PACE_MESSAGES */
 #include "pubsub_spool.h"
 #include "pubsub_subs.h"
 #include "spool.h"
@@ -416,6 +417,93 @@ START_TEST(test_app_gone_before_commit)
 }
 END_TEST
 
+/* The EMIT_REPLYs that arrived so far (the loop runs once first). */
+static int count_replies(struct app *a)
+{
+	struct ipc_msg m;
+	int n = 0;
+
+	event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	for (;;) {
+		size_t flen;
+		ssize_t got;
+
+		if (ipc_frame_peek(a->buf, a->len, &flen) == 0) {
+			ck_assert_int_eq(ipc_decode(a->buf, flen, &m), 0);
+			ck_assert_int_eq(m.type, IPC_EMIT_REPLY);
+			ipc_msg_clear(&m);
+			memmove(a->buf, a->buf + flen, a->len - flen);
+			a->len -= flen;
+			n++;
+			continue;
+		}
+		got = recv(a->fd, a->buf + a->len,
+		           IPC_HEADER_SIZE + IPC_MAX_FRAME - a->len,
+		           MSG_DONTWAIT);
+		if (got <= 0)
+			return n;
+		a->len += (size_t)got;
+	}
+}
+
+/*
+ * Pacing with a spool as without: while the platform drains, a flooding
+ * app is read only until about PACE_MESSAGES of its emits wait in the
+ * store, the rest stays in its socket; as confirmations come, everything
+ * is read and answered.
+ */
+START_TEST(test_flooding_app_is_paced)
+{
+	enum { FLOOD = 2500 };
+	struct sendq_stats st;
+	struct ipc_buf b;
+	struct app *a;
+	size_t off = 0;
+	int replies = 0;
+	uint64_t end;
+
+	start_daemon();
+	a = app_connect();
+	handshake();
+	/* One write for the whole flood: it fits the socket's buffer. */
+	ipc_buf_init(&b, 1 << 20);
+	for (int i = 1; i <= FLOOD; i++) {
+		char data[32];
+		struct ipc_msg m = {.type = IPC_EMIT,
+		                    .has_id = true,
+		                    .id = (uint32_t)i,
+		                    .name = "numbers",
+		                    .data = data};
+
+		m.data_len =
+		        (size_t)snprintf(data, sizeof(data), "{\"i\":%d}", i);
+		ck_assert_int_eq(ipc_encode(&b, &m), 0);
+	}
+	while (off < b.len) {
+		ssize_t w = send(a->fd, b.data + off, b.len - off,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		ck_assert_int_gt(w, 0);
+		off += (size_t)w;
+	}
+	ipc_buf_free(&b);
+	for (int k = 0; k < 30; k++) {
+		pump();
+		replies += count_replies(a);
+	}
+	sendq_get_stats(pubsub_store(wiring.ps), &st);
+	ck_assert_uint_lt(st.queued + st.in_flight, 2 * PACE_MESSAGES);
+	ck_assert_int_lt(replies, FLOOD);
+	end = clock_mono_ms() + WAIT_MS;
+	while (replies < FLOOD && clock_mono_ms() < end) {
+		pong();
+		replies += count_replies(a);
+	}
+	ck_assert_int_eq(replies, FLOOD);
+	app_free(a);
+}
+END_TEST
+
 START_TEST(test_unusable_spool_serves_from_memory)
 {
 	struct pubsub_spool_info si;
@@ -501,6 +589,7 @@ int main(void)
 	tcase_add_test(tc, test_accepted_on_disk_confirmed_removed);
 	tcase_add_test(tc, test_next_start_restores_in_order);
 	tcase_add_test(tc, test_app_gone_before_commit);
+	tcase_add_test(tc, test_flooding_app_is_paced);
 	tcase_add_test(tc, test_unusable_spool_serves_from_memory);
 	tcase_add_test(tc, test_damaged_spool_serves_from_memory);
 	tcase_add_test(tc, test_failed_commit_refuses_and_degrades);
