@@ -366,10 +366,16 @@ static int read_val(struct cur *c, struct mp_val *v)
 	uint8_t b;
 	int r;
 
-	memset(v, 0, sizeof(*v));
 	if (take(c, 1, &q) < 0)
 		return -EBADMSG;
 	b = *q;
+	/* What most keys and values are: a short string, a small int. */
+	if ((b & 0xe0) == 0xa0) {
+		v->kind = MP_STR;
+		v->i = 0;
+		return take_body(c, b & 0x1f, v);
+	}
+	memset(v, 0, sizeof(*v));
 	if (b <= 0x7f) {
 		v->kind = MP_INT;
 		v->i = b;
@@ -740,6 +746,8 @@ static const struct type_info {
 	enum ipc_dir dir;
 	unsigned need;
 } types[] = {
+        /* looked up for every message: the one most frequent first */
+        {IPC_EMIT, "EMIT", IPC_DIR_C2S, NEED_ID | NEED_NAME},
         {IPC_HELLO, "HELLO", IPC_DIR_C2S, NEED_CODE},
         {IPC_HELLO_OK, "HELLO_OK", IPC_DIR_S2C, NEED_CODE},
         {IPC_OK, "OK", IPC_DIR_S2C, NEED_ID},
@@ -753,7 +761,6 @@ static const struct type_info {
         {IPC_STATE, "STATE", IPC_DIR_S2C, NEED_STATE},
         {IPC_SUBSCRIBE, "SUBSCRIBE", IPC_DIR_C2S, NEED_ID | NEED_NAME},
         {IPC_UNSUBSCRIBE, "UNSUBSCRIBE", IPC_DIR_C2S, NEED_ID | NEED_NAME},
-        {IPC_EMIT, "EMIT", IPC_DIR_C2S, NEED_ID | NEED_NAME},
         {IPC_EMIT_REPLY, "EMIT_REPLY", IPC_DIR_S2C, NEED_ID | NEED_CODE},
         {IPC_EVENT, "EVENT", IPC_DIR_S2C, NEED_NAME},
         {IPC_SUB_DENIED, "SUB_DENIED", IPC_DIR_S2C, NEED_NAME},
