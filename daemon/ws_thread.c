@@ -350,9 +350,29 @@ static int tx_reserve(struct ws_link *wl, size_t len)
 
 /* Gathers the waiting frames into one buffer and writes it.  Returns the
  * bytes written (0: nothing waited), or -1 with the reason set. */
+/* The blocks of written small frames, for the main thread to reuse (see
+ * FRAME_SPARE_SIZE); what the pool has no room for is freed. */
+static void give_back(struct ws_thread *w, struct bridge_item *head)
+{
+	struct bridge_item *next;
+
+	pthread_mutex_lock(&w->lock);
+	for (; head != NULL && w->n_spare < FRAME_SPARE_MAX; head = next) {
+		next = head->next;
+		head->next = w->spare;
+		w->spare = head;
+		w->n_spare++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	for (; head != NULL; head = next) {
+		next = head->next;
+		ws_frame_free(head);
+	}
+}
+
 static int write_batch(struct ws_thread *w, struct ws_link *wl, bool *ret_more)
 {
-	struct bridge_item *it;
+	struct bridge_item *it, *spare = NULL;
 	const uint8_t *mask;
 	struct frame *f;
 	size_t len = 0;
@@ -366,15 +386,24 @@ static int write_batch(struct ws_thread *w, struct ws_link *wl, bool *ret_more)
 		mask = next_mask(wl);
 		if (!mask || tx_reserve(wl, len + ws_frame_size(it->len)) < 0) {
 			free(f);
+			if (spare != NULL)
+				give_back(w, spare);
 			set_reason(wl, mask ? "out of memory" : "no random");
 			return -1;
 		}
 		len += ws_frame_write(wl->tx + LWS_PRE + len, f->buf + LWS_PRE,
 		                      it->len, mask);
-		free(f);
+		if (f->cap == FRAME_SPARE_SIZE) {
+			it->next = spare;
+			spare = it;
+		} else {
+			free(f);
+		}
 		if (!more)
 			break;
 	}
+	if (spare != NULL)
+		give_back(w, spare);
 	*ret_more = more;
 	if (len == 0)
 		return 0;
