@@ -307,7 +307,7 @@ struct cur {
 	size_t left;
 };
 
-static int take(struct cur *c, size_t n, const uint8_t **ret)
+static inline int take(struct cur *c, size_t n, const uint8_t **ret)
 {
 	if (n > c->left)
 		return -EBADMSG;
@@ -317,7 +317,7 @@ static int take(struct cur *c, size_t n, const uint8_t **ret)
 	return 0;
 }
 
-static int take_uint(struct cur *c, size_t width, uint64_t *ret)
+static inline int take_uint(struct cur *c, size_t width, uint64_t *ret)
 {
 	const uint8_t *q;
 	uint64_t v = 0;
@@ -331,7 +331,7 @@ static int take_uint(struct cur *c, size_t width, uint64_t *ret)
 }
 
 /* Reads a str/bin/ext payload of n bytes, which must all be present. */
-static int take_body(struct cur *c, uint64_t n, struct mp_val *v)
+static inline int take_body(struct cur *c, uint64_t n, struct mp_val *v)
 {
 	if (n > c->left)
 		return -EBADMSG;
@@ -358,8 +358,11 @@ static int sign_extend(uint64_t u, unsigned bits, int64_t *ret)
 	return 0;
 }
 
-/* Reads one value's header (and, for scalars, the whole value). */
-static int read_val(struct cur *c, struct mp_val *v)
+/* Reads one value's header (and, for scalars, the whole value).  Inlined
+ * where the decoder reads keys and values, so the cursor stays in
+ * registers. */
+static inline __attribute__((always_inline)) int read_val(struct cur *c,
+                                                          struct mp_val *v)
 {
 	const uint8_t *q;
 	uint64_t u;
@@ -475,6 +478,11 @@ static int read_val(struct cur *c, struct mp_val *v)
 	default: /* 0xc1 is never used */
 		return -EBADMSG;
 	}
+}
+
+static bool is_container(const struct mp_val *v)
+{
+	return v->kind == MP_ARRAY || v->kind == MP_MAP;
 }
 
 /* Skips the elements of a container whose header was just read. */
@@ -682,12 +690,13 @@ int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 	if (read_val(&c, &top) < 0 || top.kind != MP_MAP)
 		return -EBADMSG;
 	for (uint32_t i = 0; i < top.n; i++) {
-		if (read_val(&c, &k) < 0 || skip_children(&c, &k, 2) < 0 ||
+		if (read_val(&c, &k) < 0 ||
+		    (is_container(&k) && skip_children(&c, &k, 2) < 0) ||
 		    read_val(&c, &v) < 0)
 			return -EBADMSG;
 		if (k.kind == MP_STR && take_field(&k, &v, &m, &f) < 0)
 			return -EBADMSG;
-		if (skip_children(&c, &v, 2) < 0)
+		if (is_container(&v) && skip_children(&c, &v, 2) < 0)
 			return -EBADMSG;
 	}
 	if (c.left != 0 || !f.has_t)
