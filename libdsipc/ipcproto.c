@@ -99,7 +99,7 @@ static const char *text_key(int type)
 	}
 }
 
-static size_t int_size(int64_t d)
+static inline size_t int_size(int64_t d)
 {
 	if (d >= 0) {
 		if (d < 128)
@@ -127,7 +127,8 @@ static uint8_t *put_be(uint8_t *p, uint8_t tag, uint64_t v, size_t width)
 	return p;
 }
 
-static uint8_t *put_int(uint8_t *p, int64_t d)
+static inline __attribute__((always_inline)) uint8_t *put_int(uint8_t *p,
+                                                              int64_t d)
 {
 	uint64_t u = (uint64_t)d;
 
@@ -172,10 +173,18 @@ static uint8_t *put_str(uint8_t *p, const void *s, size_t n)
 	return p + n;
 }
 
-/* A key (always a fixstr) and, for a field, its value's size. */
+/* A key: always a fixstr. */
 static size_t key_size(const char *k)
 {
 	return 1 + strlen(k);
+}
+
+static inline __attribute__((always_inline)) uint8_t *
+put_key(uint8_t *p, const char *k, size_t n)
+{
+	*p++ = (uint8_t)(0xa0 | n);
+	memcpy(p, k, n);
+	return p + n;
 }
 
 int ipc_encode(struct ipc_buf *b, const struct ipc_msg *m)
@@ -238,21 +247,21 @@ int ipc_encode(struct ipc_buf *b, const struct ipc_msg *m)
 	p[3] = (uint8_t)body;
 	p += IPC_HEADER_SIZE;
 	*p++ = (uint8_t)(0x80 | fields);
-	p = put_int(put_str(p, "t", 1), m->type);
+	p = put_int(put_key(p, "t", 1), m->type);
 	if (m->has_id)
-		p = put_int(put_str(p, "id", 2), m->id);
+		p = put_int(put_key(p, "id", 2), m->id);
 	if (m->has_code)
-		p = put_int(put_str(p, "code", 4), m->code);
+		p = put_int(put_key(p, "code", 4), m->code);
 	if (has_at)
-		p = put_int(put_str(p, "at", 2), m->at);
+		p = put_int(put_key(p, "at", 2), m->at);
 	if (m->name)
-		p = put_str(put_str(p, "name", 4), m->name, name_len);
+		p = put_str(put_key(p, "name", 4), m->name, name_len);
 	if (m->data)
-		p = put_str(put_str(p, "data", 4), m->data, m->data_len);
+		p = put_str(put_key(p, "data", 4), m->data, m->data_len);
 	if (m->text)
-		p = put_str(put_str(p, tkey, strlen(tkey)), m->text, text_len);
+		p = put_str(put_key(p, tkey, strlen(tkey)), m->text, text_len);
 	if (m->state)
-		p = put_str(put_str(p, "state", 5), m->state, state_len);
+		p = put_str(put_key(p, "state", 5), m->state, state_len);
 	b->len += IPC_HEADER_SIZE + body;
 	return 0;
 }
