@@ -251,16 +251,37 @@ int bridge_out_push(struct bridge *b, struct bridge_item *it, size_t limit)
 	return 0;
 }
 
-struct bridge_item *bridge_out_pop(struct bridge *b, uint64_t epoch,
-                                   bool *ret_more)
+/* Takes the first item of epoch and, while the next ones fit in max_bytes
+ * with it, those too (one: max_bytes 0 and !run). */
+static struct bridge_item *pop_locked(struct bridge *b, uint64_t epoch,
+                                      bool run, size_t max_bytes)
 {
-	struct bridge_item *drop, *it = NULL;
+	struct bridge_item *head = NULL, **tail = &head;
+	size_t bytes = 0;
+
+	while (b->out.head && b->out.head->epoch == epoch) {
+		size_t len = b->out.head->len;
+
+		if (head != NULL && (!run || len > max_bytes - bytes))
+			break;
+		bytes += len;
+		*tail = queue_take_head(&b->out);
+		tail = &(*tail)->next;
+		if (bytes > max_bytes)
+			break;
+	}
+	return head;
+}
+
+static struct bridge_item *pop(struct bridge *b, uint64_t epoch, bool run,
+                               size_t max_bytes, bool *ret_more)
+{
+	struct bridge_item *drop, *it;
 	bool more, drained;
 
 	pthread_mutex_lock(&b->lock);
 	drop = purge_locked(b, epoch);
-	if (b->out.head && b->out.head->epoch == epoch)
-		it = queue_take_head(&b->out);
+	it = pop_locked(b, epoch, run, max_bytes);
 	more = b->out.head && b->out.head->epoch == epoch;
 	drained = b->want_drained && b->out.bytes <= b->low_water;
 	if (drained) {
@@ -275,6 +296,18 @@ struct bridge_item *bridge_out_pop(struct bridge *b, uint64_t epoch,
 	if (ret_more)
 		*ret_more = more;
 	return it;
+}
+
+struct bridge_item *bridge_out_pop(struct bridge *b, uint64_t epoch,
+                                   bool *ret_more)
+{
+	return pop(b, epoch, false, 0, ret_more);
+}
+
+struct bridge_item *bridge_out_pop_run(struct bridge *b, uint64_t epoch,
+                                       size_t max_bytes, bool *ret_more)
+{
+	return pop(b, epoch, true, max_bytes, ret_more);
 }
 
 void bridge_out_purge(struct bridge *b, uint64_t epoch)

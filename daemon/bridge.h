@@ -96,6 +96,11 @@ int bridge_out_push(struct bridge *b, struct bridge_item *it, size_t limit);
  * none.  *ret_more: another item of epoch waits behind it. */
 struct bridge_item *bridge_out_pop(struct bridge *b, uint64_t epoch,
                                    bool *ret_more);
+/* Other thread.  The same for a run: the items of epoch at the head of
+ * the queue, in order and linked by next, as many as fit in max_bytes of
+ * len (the first always), under one lock. */
+struct bridge_item *bridge_out_pop_run(struct bridge *b, uint64_t epoch,
+                                       size_t max_bytes, bool *ret_more);
 /* Drops or keeps the items of epochs before epoch (UINT64_MAX: all). */
 void bridge_out_purge(struct bridge *b, uint64_t epoch);
 /* bridge_out_purge(b, UINT64_MAX) that also forgets an armed drained():

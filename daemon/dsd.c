@@ -47,18 +47,23 @@ static void notify_status(struct dsd *d)
 
 static void on_notify_timer(evutil_socket_t fd, short what, void *userdata)
 {
+	struct dsd *d = userdata;
+
 	(void)fd;
 	(void)what;
-	notify_status(userdata);
+	d->notify_armed = false;
+	notify_status(d);
 }
 
-/* The same, coalesced: at most a few times a second. */
+/* The same, coalesced: at most a few times a second.  Called for every
+ * emit: a flag, not evtimer_pending() (which takes the loop's lock). */
 static void notify_status_soon(struct dsd *d)
 {
 	struct timeval tv = {0, 200 * 1000};
 
-	if (d->notify_timer != NULL && !evtimer_pending(d->notify_timer, NULL))
-		evtimer_add(d->notify_timer, &tv);
+	if (d->notify_timer != NULL && !d->notify_armed &&
+	    evtimer_add(d->notify_timer, &tv) == 0)
+		d->notify_armed = true;
 }
 
 static void on_watchdog(evutil_socket_t fd, short what, void *userdata)

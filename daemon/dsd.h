@@ -50,6 +50,7 @@ struct dsd {
 	struct metrics_http *metrics; /* [metrics] listen, or NULL */
 
 	struct event *notify_timer; /* coalesces STATUS= updates */
+	bool notify_armed;          /* notify_timer is pending */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *watchdog;
 	struct event *flush_timer; /* ends the flush at shutdownTimeout */

@@ -188,6 +188,7 @@ void pubsub_free(struct pubsub *p)
 	spool_close(p->spool);
 	free(p->spool_path);
 	free(p->removals);
+	free(p->scratch);
 	if (p->commit_ev)
 		event_free(p->commit_ev);
 	if (p->pace_ev)
@@ -309,6 +310,7 @@ int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
 	                         .want_reply = want_confirm};
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	bool owned = false;
 	int r;
 
 	if (p->closed) {
@@ -317,9 +319,11 @@ int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
 	}
 	r = ps_check_name(c, p, name, why);
 	if (r == 0)
-		r = ps_encode_emit(name, data, data_len, &buf, &len, why);
+		r = ps_encode_emit(p, name, data, data_len, p->spool != NULL,
+		                   &buf, &len, &owned, why);
 	if (r < 0)
 		return r;
+	/* The spool's batch takes the frame: a buffer of its own. */
 	if (p->spool != NULL) {
 		r = ps_hold(p, c, name, data, data_len, buf, len, reply_id,
 		            want_confirm, why);
@@ -330,7 +334,8 @@ int pubsub_emit(struct pubsub *p, struct dsd_client *c, const char *name,
 		}
 	}
 	r = ps_store(p, c, buf, len, &meta, why);
-	free(buf);
+	if (owned)
+		free(buf);
 	if (r < 0)
 		return r;
 	ps_flush_store(p);

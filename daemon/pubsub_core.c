@@ -268,13 +268,13 @@ int ps_check_name(struct dsd_client *c, struct pubsub *p, const char *name,
 	return 0;
 }
 
-/* Encodes the EMIT frame into a malloc'd buffer, checked against what the
- * platform takes.  One pass over data (json_check(), which checks its
- * UTF-8 too) and one copy into the frame (wire_emit_write()): name and
- * data came through the IPC decoder, which refuses invalid UTF-8 and NUL. */
-int ps_encode_emit(const char *name, const char *data, size_t data_len,
-                   uint8_t **ret_buf, size_t *ret_len,
-                   struct pubsub_refusal *why)
+/* Encodes the EMIT frame, checked against what the platform takes.  One
+ * pass over data (json_check(), which checks its UTF-8 too) and one copy
+ * into the frame (wire_emit_write()): name and data came through the IPC
+ * decoder, which refuses invalid UTF-8 and NUL. */
+int ps_encode_emit(struct pubsub *p, const char *name, const char *data,
+                   size_t data_len, bool owned, uint8_t **ret_buf,
+                   size_t *ret_len, bool *ret_owned, struct pubsub_refusal *why)
 {
 	char err[200];
 	size_t size, name_len = strlen(name);
@@ -298,13 +298,22 @@ int ps_encode_emit(const char *name, const char *data, size_t data_len,
 		          "message limit");
 		return -EMSGSIZE;
 	}
-	buf = malloc(size);
+	owned = owned || size > SCRATCH_MAX;
+	if (!owned && size > p->scratch_cap) {
+		buf = realloc(p->scratch, size);
+		if (buf != NULL) {
+			p->scratch = buf;
+			p->scratch_cap = size;
+		}
+	}
+	buf = owned ? malloc(size) : size <= p->scratch_cap ? p->scratch : NULL;
 	if (buf == NULL) {
 		ps_refuse(why, false, "out of memory");
 		return -ENOMEM;
 	}
 	*ret_len = wire_emit_write(name, name_len, data, data_len, buf);
 	*ret_buf = buf;
+	*ret_owned = owned;
 	return 0;
 }
 

@@ -77,6 +77,9 @@ struct wire_msg;
 /* The tag of emits restored from the spool: their senders are gone, and
  * they count against no uid's share. */
 #define RESTORED_TAG UINT32_MAX
+/* The largest EMIT frame encoded in pubsub's scratch buffer; a bigger one
+ * gets a buffer of its own. */
+#define SCRATCH_MAX (64 * 1024)
 
 /* An emit in the open spool batch: answered, pushed into the store and
  * handed to local subscribers once the batch is committed. */
@@ -125,6 +128,10 @@ struct pubsub {
 	struct pending *pending; /* PENDING_MAX */
 	size_t n_pending;
 	size_t pending_bytes;
+	/* Where an emit is encoded on its way into the store (which keeps
+	 * its own copy): no malloc()/free() per emit.  At most SCRATCH_MAX. */
+	uint8_t *scratch;
+	size_t scratch_cap;
 	uint64_t *removals; /* spool ids confirmed or dropped */
 	size_t n_removals, cap_removals;
 	struct log_ratelimit spool_log;
@@ -173,8 +180,12 @@ void ps_give_back_share(struct pubsub *p, uid_t uid, size_t len);
 int ps_push(struct pubsub *p, struct sendq_app *app, uint32_t client_id,
             uid_t uid, const uint8_t *buf, size_t len,
             const struct sendq_msg *meta, struct pubsub_refusal *why);
-int ps_encode_emit(const char *name, const char *data, size_t data_len,
-                   uint8_t **ret_buf, size_t *ret_len,
+/* *ret_owned: *ret_buf is malloc'd and the caller's, else it is
+ * p->scratch, good until the next call (owned: asked for, or too big for
+ * the scratch buffer). */
+int ps_encode_emit(struct pubsub *p, const char *name, const char *data,
+                   size_t data_len, bool owned, uint8_t **ret_buf,
+                   size_t *ret_len, bool *ret_owned,
                    struct pubsub_refusal *why);
 int ps_store(struct pubsub *p, struct dsd_client *c, const uint8_t *buf,
              size_t len, const struct sendq_msg *meta,

@@ -14,8 +14,17 @@
  * a message in flight has no number of its own: the list holds a run of
  * consecutive numbers, the last one next_seq - 1.  What the caller sees
  * (struct sendq_msg) is filled in from the header on demand.
+ *
+ * Spare blocks: pushes and confirmations come in bursts of hundreds (an
+ * app's socket read; a PONG confirming a window), far more than the
+ * allocator's per-thread cache keeps, so most pushes took the allocator's
+ * slow path.  Up to SPARE_MAX freed blocks of at most SPARE_SIZE usable
+ * bytes are kept and reused by the next pushes (a block is taken when it
+ * is big enough); the rest go back to malloc.  That is at most 256 KiB,
+ * memory a heap keeps after free() anyway.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +33,8 @@
 #include "sendq.h"
 
 #define DEFAULT_QUANTUM 1024
+#define SPARE_MAX       1024
+#define SPARE_SIZE      256
 
 enum {
 	M_WANT_REPLY = 1 << 0,
@@ -76,6 +87,8 @@ struct sendq {
 	struct msg *peeked;
 	struct sendq_msg view; /* what sendq_peek() returns */
 	uint64_t next_seq;
+	struct msg *spare; /* freed blocks for the next pushes, by next */
+	size_t n_spare;
 	size_t napps;
 	struct sendq_stats st; /* st.apps: apps holding anything */
 };
@@ -102,6 +115,30 @@ static struct sendq_msg view_of(const struct msg *m)
 	if (m->flags & M_SPOOL)
 		memcpy(&v.spool_id, m->bytes, sizeof(v.spool_id));
 	return v;
+}
+
+/* A block for a message of size bytes (header included). */
+static struct msg *msg_alloc(struct sendq *q, size_t size)
+{
+	struct msg *m = q->spare;
+
+	if (m != NULL && size <= SPARE_SIZE && malloc_usable_size(m) >= size) {
+		q->spare = m->next;
+		q->n_spare--;
+		return m;
+	}
+	return malloc(size);
+}
+
+static void msg_free(struct sendq *q, struct msg *m)
+{
+	if (q->n_spare < SPARE_MAX && malloc_usable_size(m) <= SPARE_SIZE) {
+		m->next = q->spare;
+		q->spare = m;
+		q->n_spare++;
+		return;
+	}
+	free(m);
 }
 
 static void list_push_tail(struct msg_list *l, struct msg *m)
@@ -183,10 +220,15 @@ static void free_list(struct msg_list *l)
 void sendq_free(struct sendq *q)
 {
 	struct sendq_app *a;
+	struct msg *m;
 
 	if (q == NULL)
 		return;
 	free_list(&q->in_flight);
+	while ((m = q->spare) != NULL) {
+		q->spare = m->next;
+		free(m);
+	}
 	while ((a = LIST_FIRST(&q->apps)) != NULL) {
 		LIST_REMOVE(a, all);
 		free_list(&a->fifo);
@@ -324,7 +366,7 @@ static bool evict_oldest(struct sendq *q, struct sendq_app *a)
 	v = view_of(m);
 	if (q->cb.dropped)
 		q->cb.dropped(a->owner, &v, q->userdata);
-	free(m);
+	msg_free(q, m);
 	return true;
 }
 
@@ -398,14 +440,14 @@ int sendq_push(struct sendq *q, struct sendq_app *a, const void *data,
 		q->st.rejected++;
 		return -EMSGSIZE;
 	}
-	m = malloc(sizeof(*m) + extra + len);
+	m = msg_alloc(q, sizeof(*m) + extra + len);
 	if (m == NULL)
 		return -ENOMEM;
 	r = make_room(q, a, len, &dropped);
 	if (ret_dropped)
 		*ret_dropped = dropped;
 	if (r < 0) {
-		free(m);
+		msg_free(q, m);
 		q->st.rejected++;
 		return r;
 	}
@@ -546,7 +588,7 @@ size_t sendq_confirm(struct sendq *q, uint64_t seq)
 		v = view_of(m);
 		if (q->cb.confirmed)
 			q->cb.confirmed(a->owner, &v, q->userdata);
-		free(m);
+		msg_free(q, m);
 		maybe_free_app(q, a);
 		n++;
 	}

@@ -86,6 +86,7 @@ struct transport {
 	bool thread_started;
 
 	/* Main thread only. */
+	struct bridge_item *spare; /* frame blocks to reuse (ws_thread.h) */
 	uint64_t cur_epoch;
 	uint32_t cur_gen;
 	bool cur_active; /* connect called, closed not yet delivered */
@@ -316,8 +317,20 @@ fail:
 	return r;
 }
 
+static void free_frames(struct bridge_item *it)
+{
+	struct bridge_item *next;
+
+	for (; it != NULL; it = next) {
+		next = it->next;
+		ws_frame_free(it);
+	}
+}
+
 static void transport_release(struct transport *t)
 {
+	free_frames(t->spare);
+	free_frames(t->ws.spare);
 	ws_link_free(t->ws.pending);
 	/* Frees what is still queued either way and the unsent frames. */
 	bridge_free(t->ws.bridge);
@@ -404,6 +417,32 @@ void transport_disconnect(struct transport *t, uint32_t gen)
 	t->cur_open = false;
 }
 
+/* A block for a frame of len bytes: a small one from the blocks the lws
+ * thread gave back, when it has some (ws_thread.h, FRAME_SPARE_SIZE). */
+static struct frame *frame_alloc(struct transport *t, size_t len)
+{
+	size_t cap = len <= FRAME_SPARE_SIZE ? FRAME_SPARE_SIZE : len;
+	struct bridge_item *it;
+	struct frame *f;
+
+	if (cap == FRAME_SPARE_SIZE && t->spare == NULL) {
+		pthread_mutex_lock(&t->ws.lock);
+		t->spare = t->ws.spare;
+		t->ws.spare = NULL;
+		t->ws.n_spare = 0;
+		pthread_mutex_unlock(&t->ws.lock);
+	}
+	if (cap == FRAME_SPARE_SIZE && t->spare != NULL) {
+		it = t->spare;
+		t->spare = it->next;
+		return bridge_entry(it, struct frame, item);
+	}
+	f = malloc(sizeof(*f) + LWS_PRE + cap);
+	if (f)
+		f->cap = cap;
+	return f;
+}
+
 static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
                        size_t len, size_t limit)
 {
@@ -416,7 +455,7 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 		return -ENOTCONN;
 	if (len > t->max_send_backlog)
 		return -EMSGSIZE;
-	f = malloc(sizeof(*f) + LWS_PRE + len);
+	f = frame_alloc(t, len);
 	if (!f)
 		return -ENOMEM;
 	f->item = (struct bridge_item){

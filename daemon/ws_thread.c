@@ -19,7 +19,7 @@
  * the upgrade gets neither CONNECTION_ERROR nor CLIENT_CLOSED).
  *
  * Writing: only in CLIENT_WRITEABLE, frames of the link's own epoch
- * (bridge_out_pop()).  dsd frames them itself (ws_frame.c) into one
+ * (bridge_out_pop_run()).  dsd frames them itself (ws_frame.c) into one
  * buffer, up to WRITE_BATCH bytes, and hands the buffer to lws as raw
  * bytes: one send() for many frames instead of one per frame, each with
  * its own read of /dev/urandom (docs/libwebsockets.md, section 5).
@@ -350,31 +350,64 @@ static int tx_reserve(struct ws_link *wl, size_t len)
 
 /* Gathers the waiting frames into one buffer and writes it.  Returns the
  * bytes written (0: nothing waited), or -1 with the reason set. */
+/* The blocks of written small frames, for the main thread to reuse (see
+ * FRAME_SPARE_SIZE); what the pool has no room for is freed. */
+static void give_back(struct ws_thread *w, struct bridge_item *head)
+{
+	struct bridge_item *next;
+
+	pthread_mutex_lock(&w->lock);
+	for (; head != NULL && w->n_spare < FRAME_SPARE_MAX; head = next) {
+		next = head->next;
+		head->next = w->spare;
+		w->spare = head;
+		w->n_spare++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	for (; head != NULL; head = next) {
+		next = head->next;
+		ws_frame_free(head);
+	}
+}
+
 static int write_batch(struct ws_thread *w, struct ws_link *wl, bool *ret_more)
 {
-	struct bridge_item *it;
-	const uint8_t *mask;
+	struct bridge_item *it, *run, *spare = NULL;
+	const uint8_t *mask = NULL;
 	struct frame *f;
 	size_t len = 0;
 	bool more = false;
 
+	/* Frames taken a run at a time: one lock for many. */
 	while (len < WRITE_BATCH) {
-		it = bridge_out_pop(w->bridge, wl->epoch, &more);
-		if (!it)
+		run = bridge_out_pop_run(w->bridge, wl->epoch,
+		                         WRITE_BATCH - len, &more);
+		if (!run)
 			break;
-		f = bridge_entry(it, struct frame, item);
-		mask = next_mask(wl);
-		if (!mask || tx_reserve(wl, len + ws_frame_size(it->len)) < 0) {
-			free(f);
-			set_reason(wl, mask ? "out of memory" : "no random");
-			return -1;
+		while ((it = run) != NULL) {
+			run = it->next;
+			f = bridge_entry(it, struct frame, item);
+			mask = next_mask(wl);
+			if (!mask ||
+			    tx_reserve(wl, len + ws_frame_size(it->len)) < 0) {
+				it->next = run;
+				run = it;
+				goto fail;
+			}
+			len += ws_frame_write(wl->tx + LWS_PRE + len,
+			                      f->buf + LWS_PRE, it->len, mask);
+			if (f->cap == FRAME_SPARE_SIZE) {
+				it->next = spare;
+				spare = it;
+			} else {
+				free(f);
+			}
 		}
-		len += ws_frame_write(wl->tx + LWS_PRE + len, f->buf + LWS_PRE,
-		                      it->len, mask);
-		free(f);
 		if (!more)
 			break;
 	}
+	if (spare != NULL)
+		give_back(w, spare);
 	*ret_more = more;
 	if (len == 0)
 		return 0;
@@ -385,6 +418,16 @@ static int write_batch(struct ws_thread *w, struct ws_link *wl, bool *ret_more)
 		return -1;
 	}
 	return (int)len;
+
+fail:
+	while ((it = run) != NULL) {
+		run = it->next;
+		ws_frame_free(it);
+	}
+	if (spare != NULL)
+		give_back(w, spare);
+	set_reason(wl, mask ? "out of memory" : "no random");
+	return -1;
 }
 
 static int on_writeable(struct ws_thread *w, struct ws_link *wl)

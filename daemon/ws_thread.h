@@ -46,8 +46,21 @@ struct tevent {
  * store above resends what the platform has not confirmed. */
 struct frame {
 	struct bridge_item item;
+	size_t cap;    /* payload bytes the block holds */
 	uint8_t buf[]; /* LWS_PRE bytes of headroom, then the payload */
 };
+
+/*
+ * Frames go back and forth instead of malloc() in one thread and free()
+ * in the other (the allocator's slow path on both sides, every frame):
+ * a small frame's block holds FRAME_SPARE_SIZE bytes of payload whatever
+ * its length, and once written the lws thread hands the blocks back, a
+ * batch at a time, to a pool the main thread takes whole when it runs
+ * out.  At most FRAME_SPARE_MAX blocks wait there (about 40 KiB); the
+ * rest are freed.
+ */
+#define FRAME_SPARE_SIZE 256
+#define FRAME_SPARE_MAX  128
 
 /* The lws context's user data. */
 struct ws_thread {
@@ -61,8 +74,10 @@ struct ws_thread {
 	pthread_mutex_t lock;
 	/* Under lock. */
 	bool stop;
-	uint64_t target_epoch;   /* the link that should exist, 0: none */
-	struct ws_link *pending; /* connect not yet picked up by lws */
+	uint64_t target_epoch;     /* the link that should exist, 0: none */
+	struct ws_link *pending;   /* connect not yet picked up by lws */
+	struct bridge_item *spare; /* written small frames, by next */
+	size_t n_spare;
 
 	/* lws thread only. */
 	struct ws_link *links;

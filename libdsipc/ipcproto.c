@@ -1,6 +1,6 @@
 /*
- * The local IPC protocol: framing, encoding with msgpack-c's packer, and a
- * decoder of our own.
+ * The local IPC protocol: framing, and an encoder and a decoder of our own
+ * (msgpack-c is only the tests' reference).
  *
  * The decoder does not use msgpack_unpack: msgpack-c 4.0's unpacker reserves
  * count * 24 bytes for any container header it sees (a 5-byte header can ask
@@ -13,8 +13,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <msgpack.h>
 
 #include "ipcproto.h"
 #include "utf8.h"
@@ -76,29 +74,13 @@ int ipc_buf_reserve(struct ipc_buf *b, size_t extra)
 
 /* ---- encoding ---- */
 
-static int count_write(void *data, const char *buf, size_t len)
-{
-	(void)buf;
-	*(size_t *)data += len;
-	return 0;
-}
-
-struct fill {
-	uint8_t *p;
-	size_t left;
-};
-
-static int fill_write(void *data, const char *buf, size_t len)
-{
-	struct fill *f = data;
-
-	if (len > f->left)
-		return -1;
-	memcpy(f->p, buf, len);
-	f->p += len;
-	f->left -= len;
-	return 0;
-}
+/*
+ * Written directly, in one pass once the size is known, with the same
+ * bytes msgpack-c's packer chose (tests/unit/test_ipcproto.c compares them
+ * across every boundary): keys in a fixed order, each integer in its
+ * shortest form (non-negative values unsigned), each string with the
+ * shortest header (str8 from 32 bytes on).
+ */
 
 /* Which key carries the free text of each type. */
 static const char *text_key(int type)
@@ -117,88 +99,169 @@ static const char *text_key(int type)
 	}
 }
 
-static void pack_key(msgpack_packer *pk, const char *k)
+static inline size_t int_size(int64_t d)
 {
-	size_t n = strlen(k);
-
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, k, n);
+	if (d >= 0) {
+		if (d < 128)
+			return 1;
+		if (d < 256)
+			return 2;
+		if (d < 65536)
+			return 3;
+		return d <= UINT32_MAX ? 5 : 9;
+	}
+	if (d >= -32)
+		return 1;
+	if (d >= -128)
+		return 2;
+	if (d >= -32768)
+		return 3;
+	return d >= INT32_MIN ? 5 : 9;
 }
 
-static void pack_str(msgpack_packer *pk, const char *k, const char *v, size_t n)
+static uint8_t *put_be(uint8_t *p, uint8_t tag, uint64_t v, size_t width)
 {
-	pack_key(pk, k);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, v, n);
+	*p++ = tag;
+	for (size_t k = width; k > 0; k--)
+		*p++ = (uint8_t)(v >> (8 * (k - 1)));
+	return p;
 }
 
-/* Both passes (measure, then fill) go through this one function. */
-static int pack_msg(msgpack_packer *pk, const struct ipc_msg *m)
+static inline __attribute__((always_inline)) uint8_t *put_int(uint8_t *p,
+                                                              int64_t d)
 {
-	bool has_at = m->type == IPC_STATE || m->at != 0;
-	uint32_t n = 1;
-	int r = 0;
+	uint64_t u = (uint64_t)d;
 
-	n += m->has_id + m->has_code + has_at + !!m->name + !!m->data +
-	     !!m->text + !!m->state;
-	r |= msgpack_pack_map(pk, n);
-	pack_key(pk, "t");
-	r |= msgpack_pack_int(pk, m->type);
-	if (m->has_id) {
-		pack_key(pk, "id");
-		r |= msgpack_pack_uint32(pk, m->id);
+	switch (int_size(d)) {
+	case 1:
+		*p = (uint8_t)u; /* positive or negative fixint */
+		return p + 1;
+	case 2:
+		return put_be(p, d >= 0 ? 0xcc : 0xd0, u, 1);
+	case 3:
+		return put_be(p, d >= 0 ? 0xcd : 0xd1, u, 2);
+	case 5:
+		return put_be(p, d >= 0 ? 0xce : 0xd2, u, 4);
+	default:
+		return put_be(p, d >= 0 ? 0xcf : 0xd3, u, 8);
 	}
-	if (m->has_code) {
-		pack_key(pk, "code");
-		r |= msgpack_pack_int64(pk, m->code);
+}
+
+static size_t str_size(size_t n)
+{
+	return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+static uint8_t *put_str(uint8_t *p, const void *s, size_t n)
+{
+	switch (str_size(n)) {
+	case 1:
+		*p++ = (uint8_t)(0xa0 | n);
+		break;
+	case 2:
+		p = put_be(p, 0xd9, n, 1);
+		break;
+	case 3:
+		p = put_be(p, 0xda, n, 2);
+		break;
+	default:
+		p = put_be(p, 0xdb, n, 4);
+		break;
 	}
-	if (has_at) {
-		pack_key(pk, "at");
-		r |= msgpack_pack_int64(pk, m->at);
-	}
-	if (m->name)
-		pack_str(pk, "name", m->name, strlen(m->name));
-	if (m->data)
-		pack_str(pk, "data", m->data, m->data_len);
-	if (m->text)
-		pack_str(pk, text_key(m->type), m->text, strlen(m->text));
-	if (m->state)
-		pack_str(pk, "state", m->state, strlen(m->state));
-	return r;
+	if (n)
+		memcpy(p, s, n);
+	return p + n;
+}
+
+/* A key: always a fixstr. */
+static size_t key_size(const char *k)
+{
+	return 1 + strlen(k);
+}
+
+static inline __attribute__((always_inline)) uint8_t *
+put_key(uint8_t *p, const char *k, size_t n)
+{
+	*p++ = (uint8_t)(0xa0 | n);
+	memcpy(p, k, n);
+	return p + n;
 }
 
 int ipc_encode(struct ipc_buf *b, const struct ipc_msg *m)
 {
-	msgpack_packer pk;
-	struct fill f;
-	size_t body = 0;
-	uint8_t *hdr;
+	bool has_at = m->type == IPC_STATE || m->at != 0;
+	const char *tkey = text_key(m->type);
+	size_t name_len = 0, text_len = 0, state_len = 0, body, fields = 1;
+	uint8_t *p;
 	int r;
 
-	if (m->name && strnlen(m->name, IPC_MAX_NAME + 1) > IPC_MAX_NAME)
-		return -EINVAL;
+	if (m->name) {
+		name_len = strnlen(m->name, IPC_MAX_NAME + 1);
+		if (name_len > IPC_MAX_NAME)
+			return -EINVAL;
+	}
 	if (m->data_len > IPC_MAX_DATA || (!m->data && m->data_len))
 		return -EINVAL;
+	if (m->text)
+		text_len = strlen(m->text);
+	if (m->state)
+		state_len = strlen(m->state);
 
-	/* Measure first so b is either grown once or left untouched. */
-	msgpack_packer_init(&pk, &body, count_write);
-	pack_msg(&pk, m);
+	/* Measured first so b is either grown once or left untouched. */
+	body = key_size("t") + int_size(m->type);
+	if (m->has_id)
+		body += key_size("id") + int_size(m->id), fields++;
+	if (m->has_code)
+		body += key_size("code") + int_size(m->code), fields++;
+	if (has_at)
+		body += key_size("at") + int_size(m->at), fields++;
+	if (m->name)
+		body += key_size("name") + str_size(name_len) + name_len,
+		        fields++;
+	if (m->data)
+		body += key_size("data") + str_size(m->data_len) + m->data_len,
+		        fields++;
+	if (m->text) {
+		if (text_len > IPC_MAX_FRAME)
+			return -EMSGSIZE;
+		body += key_size(tkey) + str_size(text_len) + text_len,
+		        fields++;
+	}
+	if (m->state) {
+		if (state_len > IPC_MAX_FRAME)
+			return -EMSGSIZE;
+		body += key_size("state") + str_size(state_len) + state_len,
+		        fields++;
+	}
+	body += 1; /* the map header: at most 9 fields, a fixmap */
 	if (body > IPC_MAX_FRAME)
 		return -EMSGSIZE;
 	r = ipc_buf_reserve(b, IPC_HEADER_SIZE + body);
 	if (r < 0)
 		return r;
 
-	hdr = b->data + b->len;
-	hdr[0] = (uint8_t)(body >> 24);
-	hdr[1] = (uint8_t)(body >> 16);
-	hdr[2] = (uint8_t)(body >> 8);
-	hdr[3] = (uint8_t)body;
-	f.p = hdr + IPC_HEADER_SIZE;
-	f.left = body;
-	msgpack_packer_init(&pk, &f, fill_write);
-	if (pack_msg(&pk, m) != 0 || f.left != 0)
-		return -EINVAL; /* cannot happen: both passes pack the same */
+	p = b->data + b->len;
+	p[0] = (uint8_t)(body >> 24);
+	p[1] = (uint8_t)(body >> 16);
+	p[2] = (uint8_t)(body >> 8);
+	p[3] = (uint8_t)body;
+	p += IPC_HEADER_SIZE;
+	*p++ = (uint8_t)(0x80 | fields);
+	p = put_int(put_key(p, "t", 1), m->type);
+	if (m->has_id)
+		p = put_int(put_key(p, "id", 2), m->id);
+	if (m->has_code)
+		p = put_int(put_key(p, "code", 4), m->code);
+	if (has_at)
+		p = put_int(put_key(p, "at", 2), m->at);
+	if (m->name)
+		p = put_str(put_key(p, "name", 4), m->name, name_len);
+	if (m->data)
+		p = put_str(put_key(p, "data", 4), m->data, m->data_len);
+	if (m->text)
+		p = put_str(put_key(p, tkey, strlen(tkey)), m->text, text_len);
+	if (m->state)
+		p = put_str(put_key(p, "state", 5), m->state, state_len);
 	b->len += IPC_HEADER_SIZE + body;
 	return 0;
 }
@@ -253,7 +316,7 @@ struct cur {
 	size_t left;
 };
 
-static int take(struct cur *c, size_t n, const uint8_t **ret)
+static inline int take(struct cur *c, size_t n, const uint8_t **ret)
 {
 	if (n > c->left)
 		return -EBADMSG;
@@ -263,7 +326,7 @@ static int take(struct cur *c, size_t n, const uint8_t **ret)
 	return 0;
 }
 
-static int take_uint(struct cur *c, size_t width, uint64_t *ret)
+static inline int take_uint(struct cur *c, size_t width, uint64_t *ret)
 {
 	const uint8_t *q;
 	uint64_t v = 0;
@@ -277,7 +340,7 @@ static int take_uint(struct cur *c, size_t width, uint64_t *ret)
 }
 
 /* Reads a str/bin/ext payload of n bytes, which must all be present. */
-static int take_body(struct cur *c, uint64_t n, struct mp_val *v)
+static inline int take_body(struct cur *c, uint64_t n, struct mp_val *v)
 {
 	if (n > c->left)
 		return -EBADMSG;
@@ -304,18 +367,27 @@ static int sign_extend(uint64_t u, unsigned bits, int64_t *ret)
 	return 0;
 }
 
-/* Reads one value's header (and, for scalars, the whole value). */
-static int read_val(struct cur *c, struct mp_val *v)
+/* Reads one value's header (and, for scalars, the whole value).  Inlined
+ * where the decoder reads keys and values, so the cursor stays in
+ * registers. */
+static inline __attribute__((always_inline)) int read_val(struct cur *c,
+                                                          struct mp_val *v)
 {
 	const uint8_t *q;
 	uint64_t u;
 	uint8_t b;
 	int r;
 
-	memset(v, 0, sizeof(*v));
 	if (take(c, 1, &q) < 0)
 		return -EBADMSG;
 	b = *q;
+	/* What most keys and values are: a short string, a small int. */
+	if ((b & 0xe0) == 0xa0) {
+		v->kind = MP_STR;
+		v->i = 0;
+		return take_body(c, b & 0x1f, v);
+	}
+	memset(v, 0, sizeof(*v));
 	if (b <= 0x7f) {
 		v->kind = MP_INT;
 		v->i = b;
@@ -417,6 +489,11 @@ static int read_val(struct cur *c, struct mp_val *v)
 	}
 }
 
+static bool is_container(const struct mp_val *v)
+{
+	return v->kind == MP_ARRAY || v->kind == MP_MAP;
+}
+
 /* Skips the elements of a container whose header was just read. */
 static int skip_children(struct cur *c, const struct mp_val *v, int depth)
 {
@@ -436,10 +513,29 @@ static int skip_children(struct cur *c, const struct mp_val *v, int depth)
 	return 0;
 }
 
-/* Text fields carry no NUL: it would cut them short in C. */
+/*
+ * Text fields carry no NUL: it would cut them short in C.  Plain ASCII
+ * without NUL (most names and data) goes eight bytes at a time; from the
+ * first other byte on, the general checks.
+ */
 static bool text_valid(const uint8_t *s, size_t n)
 {
-	return memchr(s, 0, n) == NULL && utf8_valid(s, n);
+	const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
+	size_t i = 0;
+	uint64_t w;
+
+	while (n - i >= 8) {
+		memcpy(&w, s + i, 8);
+		/* a high bit, or a zero byte */
+		if ((w & highs) | ((w - ones) & ~w & highs))
+			break;
+		i += 8;
+	}
+	while (i < n && s[i] != 0 && s[i] < 0x80)
+		i++;
+	if (i == n)
+		return true;
+	return memchr(s + i, 0, n - i) == NULL && utf8_valid(s + i, n - i);
 }
 
 struct strref {
@@ -454,11 +550,9 @@ struct fields {
 	struct strref name, data, text, state;
 };
 
-static bool key_is(const struct mp_val *k, const char *s)
+static bool key_is(const struct mp_val *k, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
-	return k->n == n && memcmp(k->p, s, n) == 0;
+	return memcmp(k->p, s, n) == 0;
 }
 
 static int want_int(const struct mp_val *v, int64_t lo, int64_t hi,
@@ -485,47 +579,84 @@ static int want_str(const struct mp_val *v, size_t max, struct strref *ret)
 	return 0;
 }
 
-static int take_field(const struct mp_val *k, const struct mp_val *v,
-                      struct ipc_msg *m, struct fields *f)
+static int take_id(const struct mp_val *v, struct ipc_msg *m)
 {
 	int64_t x;
 
-	if (key_is(k, "t")) {
-		f->has_t = true;
-		return want_int(v, 0, INT_MAX, &f->t);
+	if (v->kind == MP_NIL)
+		return m->has_id = false, 0;
+	if (want_int(v, 0, UINT32_MAX, &x) < 0)
+		return -EBADMSG;
+	m->has_id = true;
+	m->id = (uint32_t)x;
+	return 0;
+}
+
+static int take_code(const struct mp_val *v, struct ipc_msg *m)
+{
+	if (v->kind == MP_NIL)
+		return m->has_code = false, 0;
+	if (want_int(v, INT64_MIN, INT64_MAX, &m->code) < 0)
+		return -EBADMSG;
+	m->has_code = true;
+	return 0;
+}
+
+static int take_at(const struct mp_val *v, struct ipc_msg *m)
+{
+	if (v->kind == MP_NIL)
+		return m->at = 0, 0;
+	return want_int(v, INT64_MIN, INT64_MAX, &m->at);
+}
+
+/* The keys we know, found by their length first. */
+static int take_field(const struct mp_val *k, const struct mp_val *v,
+                      struct ipc_msg *m, struct fields *f)
+{
+	switch (k->n) {
+	case 1:
+		if (key_is(k, "t", 1)) {
+			f->has_t = true;
+			return want_int(v, 0, INT_MAX, &f->t);
+		}
+		/* "v" and "result" are accepted spellings of "code". */
+		if (key_is(k, "v", 1))
+			return take_code(v, m);
+		break;
+	case 2:
+		if (key_is(k, "id", 2))
+			return take_id(v, m);
+		if (key_is(k, "at", 2))
+			return take_at(v, m);
+		break;
+	case 3:
+		if (key_is(k, "msg", 3))
+			return want_str(v, IPC_MAX_FRAME, &f->text);
+		break;
+	case 4:
+		if (key_is(k, "code", 4))
+			return take_code(v, m);
+		if (key_is(k, "name", 4))
+			return want_str(v, IPC_MAX_NAME, &f->name);
+		if (key_is(k, "data", 4))
+			return want_str(v, IPC_MAX_DATA, &f->data);
+		if (key_is(k, "json", 4))
+			return want_str(v, IPC_MAX_FRAME, &f->text);
+		break;
+	case 5:
+		if (key_is(k, "state", 5))
+			return want_str(v, IPC_MAX_FRAME, &f->state);
+		break;
+	case 6:
+		if (key_is(k, "result", 6))
+			return take_code(v, m);
+		if (key_is(k, "reason", 6) || key_is(k, "client", 6) ||
+		    key_is(k, "server", 6))
+			return want_str(v, IPC_MAX_FRAME, &f->text);
+		break;
+	default:
+		break;
 	}
-	if (key_is(k, "id")) {
-		if (v->kind == MP_NIL)
-			return m->has_id = false, 0;
-		if (want_int(v, 0, UINT32_MAX, &x) < 0)
-			return -EBADMSG;
-		m->has_id = true;
-		m->id = (uint32_t)x;
-		return 0;
-	}
-	/* "v" and "result" are accepted spellings of "code". */
-	if (key_is(k, "code") || key_is(k, "v") || key_is(k, "result")) {
-		if (v->kind == MP_NIL)
-			return m->has_code = false, 0;
-		if (want_int(v, INT64_MIN, INT64_MAX, &m->code) < 0)
-			return -EBADMSG;
-		m->has_code = true;
-		return 0;
-	}
-	if (key_is(k, "at")) {
-		if (v->kind == MP_NIL)
-			return m->at = 0, 0;
-		return want_int(v, INT64_MIN, INT64_MAX, &m->at);
-	}
-	if (key_is(k, "name"))
-		return want_str(v, IPC_MAX_NAME, &f->name);
-	if (key_is(k, "data"))
-		return want_str(v, IPC_MAX_DATA, &f->data);
-	if (key_is(k, "msg") || key_is(k, "json") || key_is(k, "reason") ||
-	    key_is(k, "client") || key_is(k, "server"))
-		return want_str(v, IPC_MAX_FRAME, &f->text);
-	if (key_is(k, "state"))
-		return want_str(v, IPC_MAX_FRAME, &f->state);
 	return 0; /* unknown key: ignored so the protocol can grow */
 }
 
@@ -542,6 +673,12 @@ static const char *zone_put(char **z, const struct strref *s)
 	return out;
 }
 
+/*
+ * One pass: each key and value is read once, the structure checked as it
+ * goes (every count against the bytes left, nesting bounded), the fields
+ * we know taken on the way.  Any fault is -EBADMSG whichever check finds
+ * it first, and nothing is allocated before the whole map was read.
+ */
 int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 {
 	struct ipc_msg m = {0};
@@ -556,27 +693,22 @@ int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 	    be32(frame) != len - IPC_HEADER_SIZE)
 		return -EBADMSG;
 
-	/* Pass 1: the whole body is one well-formed map, nothing after it. */
+	/* The whole body is one well-formed map, nothing after it. */
 	c.p = frame + IPC_HEADER_SIZE;
 	c.left = len - IPC_HEADER_SIZE;
-	if (read_val(&c, &top) < 0 || top.kind != MP_MAP ||
-	    skip_children(&c, &top, 1) < 0 || c.left != 0)
+	if (read_val(&c, &top) < 0 || top.kind != MP_MAP)
 		return -EBADMSG;
-
-	/* Pass 2: pick the fields we know; structure is known to be sound. */
-	c.p = frame + IPC_HEADER_SIZE;
-	c.left = len - IPC_HEADER_SIZE;
-	read_val(&c, &top);
 	for (uint32_t i = 0; i < top.n; i++) {
-		if (read_val(&c, &k) < 0 || skip_children(&c, &k, 2) < 0 ||
+		if (read_val(&c, &k) < 0 ||
+		    (is_container(&k) && skip_children(&c, &k, 2) < 0) ||
 		    read_val(&c, &v) < 0)
 			return -EBADMSG;
 		if (k.kind == MP_STR && take_field(&k, &v, &m, &f) < 0)
 			return -EBADMSG;
-		if (skip_children(&c, &v, 2) < 0)
+		if (is_container(&v) && skip_children(&c, &v, 2) < 0)
 			return -EBADMSG;
 	}
-	if (!f.has_t)
+	if (c.left != 0 || !f.has_t)
 		return -EBADMSG;
 	m.type = (int)f.t;
 	if ((f.name.set && !text_valid(f.name.p, f.name.n)) ||
@@ -632,6 +764,8 @@ static const struct type_info {
 	enum ipc_dir dir;
 	unsigned need;
 } types[] = {
+        /* looked up for every message: the one most frequent first */
+        {IPC_EMIT, "EMIT", IPC_DIR_C2S, NEED_ID | NEED_NAME},
         {IPC_HELLO, "HELLO", IPC_DIR_C2S, NEED_CODE},
         {IPC_HELLO_OK, "HELLO_OK", IPC_DIR_S2C, NEED_CODE},
         {IPC_OK, "OK", IPC_DIR_S2C, NEED_ID},
@@ -645,7 +779,6 @@ static const struct type_info {
         {IPC_STATE, "STATE", IPC_DIR_S2C, NEED_STATE},
         {IPC_SUBSCRIBE, "SUBSCRIBE", IPC_DIR_C2S, NEED_ID | NEED_NAME},
         {IPC_UNSUBSCRIBE, "UNSUBSCRIBE", IPC_DIR_C2S, NEED_ID | NEED_NAME},
-        {IPC_EMIT, "EMIT", IPC_DIR_C2S, NEED_ID | NEED_NAME},
         {IPC_EMIT_REPLY, "EMIT_REPLY", IPC_DIR_S2C, NEED_ID | NEED_CODE},
         {IPC_EVENT, "EVENT", IPC_DIR_S2C, NEED_NAME},
         {IPC_SUB_DENIED, "SUB_DENIED", IPC_DIR_S2C, NEED_NAME},

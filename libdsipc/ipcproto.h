@@ -2,7 +2,8 @@
  * The local IPC protocol between dsd and its clients (libdsipc, dsctl).
  *
  * One implementation, shared by the daemon and the library: both link
- * ipcproto.c.  This is the only module that includes <msgpack.h>.
+ * ipcproto.c.  It reads and writes msgpack itself (msgpack-c is the tests'
+ * reference only: test_ipcproto compares the bytes).
  *
  * Framing: a 4-byte big-endian length, then a msgpack map of that many
  * bytes.  The length is checked against IPC_MAX_FRAME before anything is

@@ -7,12 +7,15 @@
  * until the bytes run out or a header is refused.  Every message that
  * decodes is checked against the catalogue in both directions, re-encoded
  * with ipc_encode() and decoded again: the fields must match, and encoding
- * the copy must give the same bytes.
+ * the copy must give the same bytes.  Differential too: the codec it
+ * replaced (tests/ref/ipc_ref.c) must decode every frame alike and encode
+ * every message to the same bytes.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "ipc_ref.h"
 #include "ipcproto.h"
 
 #define BUF_LIMIT (IPC_HEADER_SIZE + IPC_MAX_FRAME)
@@ -33,6 +36,31 @@ static bool msg_eq(const struct ipc_msg *a, const struct ipc_msg *b)
 	       (!a->data) == (!b->data) &&
 	       (!a->data || memcmp(a->data, b->data, a->data_len) == 0) &&
 	       str_eq(a->text, b->text) && str_eq(a->state, b->state);
+}
+
+/* The reference decoder reads the frame alike. */
+static void same_as_ref(const uint8_t *frame, size_t len, int r,
+                        const struct ipc_msg *m)
+{
+	struct ipc_msg ref;
+	int rr = ref_ipc_decode(frame, len, &ref);
+
+	FUZZ_CHECK(rr == r);
+	FUZZ_CHECK(msg_eq(m, &ref));
+	ipc_msg_clear(&ref);
+}
+
+/* The reference encoder writes the same bytes (or refuses alike). */
+static void same_encoding(const struct ipc_msg *m, const struct ipc_buf *b,
+                          int r)
+{
+	struct ipc_buf ref;
+
+	ipc_buf_init(&ref, BUF_LIMIT);
+	FUZZ_CHECK(ref_ipc_encode(&ref, m) == r);
+	FUZZ_CHECK(ref.len == b->len);
+	FUZZ_CHECK(!b->len || memcmp(ref.data, b->data, b->len) == 0);
+	ipc_buf_free(&ref);
 }
 
 static void check_catalogue(const struct ipc_msg *m)
@@ -68,6 +96,7 @@ static void round_trip(const struct ipc_msg *m, size_t frame_len)
 	ipc_buf_init(&b1, BUF_LIMIT);
 	ipc_buf_init(&b2, BUF_LIMIT);
 	r = ipc_encode(&b1, m);
+	same_encoding(m, &b1, r);
 	if (r == -EMSGSIZE) {
 		/* Only a frame near the limit may grow past it: keys are
 		 * written in their canonical spelling ("v" becomes "code")
@@ -95,6 +124,7 @@ static void one_frame(const uint8_t *frame, size_t len)
 	int r;
 
 	r = ipc_decode(frame, len, &m);
+	same_as_ref(frame, len, r, &m);
 	if (r < 0) {
 		FUZZ_CHECK(r == -EBADMSG || r == -ENOMEM);
 		/* "On error *ret is left cleared." */
@@ -185,6 +215,7 @@ static void from_bytes(const uint8_t *data, size_t size)
 
 	ipc_buf_init(&b, BUF_LIMIT);
 	r = ipc_encode(&b, &m);
+	same_encoding(&m, &b, r);
 	if (r < 0) {
 		/* A name over the limit is the one reason to refuse. */
 		FUZZ_CHECK(r == -EINVAL && m.name &&
@@ -207,7 +238,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r;
 
 	/* The whole input as one frame, whatever its header says. */
-	if (ipc_decode(data, size, &m) == 0)
+	r = ipc_decode(data, size, &m);
+	same_as_ref(data, size, r, &m);
+	if (r == 0)
 		ipc_msg_clear(&m);
 
 	/* The input as a stream of frames. */

@@ -235,6 +235,64 @@ START_TEST(test_out_in_order)
 }
 END_TEST
 
+/* A run: the items of the epoch at the head, in order, as many as fit in
+ * max_bytes (the first always); older epochs purged first as by a pop. */
+START_TEST(test_out_pop_run)
+{
+	static const size_t lens[] = {10, 10, 10, 50, 10};
+	struct main_side m;
+	struct bridge_item *run;
+	bool more = false;
+
+	setup_main(&m, &m_ops, 0);
+	ck_assert_int_eq(bridge_out_push(m.b,
+	                                 &titem_new(99, 1, 10, false)->item,
+	                                 SIZE_MAX),
+	                 0);
+	for (unsigned i = 0; i < 5; i++)
+		ck_assert_int_eq(
+		        bridge_out_push(m.b,
+		                        &titem_new(i, 2, lens[i], false)->item,
+		                        SIZE_MAX),
+		        0);
+	ck_assert_int_eq(bridge_out_push(m.b, &titem_new(5, 3, 10, false)->item,
+	                                 SIZE_MAX),
+	                 0);
+	run_ready(&m);
+
+	/* epoch 1 is stale: dropped; 0 and 1 fit in 25 bytes, 2 does not */
+	run = bridge_out_pop_run(m.b, 2, 25, &more);
+	ck_assert_ptr_nonnull(run);
+	ck_assert_uint_eq(seq_of(run), 0);
+	ck_assert_uint_eq(seq_of(run->next), 1);
+	ck_assert_ptr_null(run->next->next);
+	ck_assert(more);
+	titem_free(run->next);
+	titem_free(run);
+	/* the first is taken even when it is over max_bytes */
+	run = bridge_out_pop_run(m.b, 2, 5, &more);
+	ck_assert_uint_eq(seq_of(run), 2);
+	ck_assert_ptr_null(run->next);
+	ck_assert(more);
+	titem_free(run);
+	/* the rest of epoch 2, and nothing of epoch 3 */
+	run = bridge_out_pop_run(m.b, 2, 1000, &more);
+	ck_assert_uint_eq(seq_of(run), 3);
+	ck_assert_uint_eq(seq_of(run->next), 4);
+	ck_assert_ptr_null(run->next->next);
+	ck_assert(!more);
+	titem_free(run->next);
+	titem_free(run);
+	ck_assert_uint_eq(bridge_out_bytes(m.b), 10);
+	run = bridge_out_pop_run(m.b, 3, 0, &more);
+	ck_assert_uint_eq(seq_of(run), 5);
+	ck_assert(!more);
+	titem_free(run);
+	ck_assert_ptr_null(bridge_out_pop_run(m.b, 3, 1000, &more));
+	teardown_main(&m);
+}
+END_TEST
+
 /* other -> main: FIFO, delivered by the libevent loop; the byte cap. */
 START_TEST(test_in_in_order_and_limit)
 {
@@ -598,6 +656,7 @@ int main(void)
 
 	tcase_add_test(tc, test_new_rejects_missing_ops);
 	tcase_add_test(tc, test_out_in_order);
+	tcase_add_test(tc, test_out_pop_run);
 	tcase_add_test(tc, test_in_in_order_and_limit);
 	tcase_add_test(tc, test_purge_stale_generations);
 	tcase_add_test(tc, test_drained);

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "check-run.h"
+#include "ipc_ref.h"
 #include "ipcproto.h"
 
 /* ---- helpers ---- */
@@ -815,6 +816,207 @@ START_TEST(test_random_bytes)
 }
 END_TEST
 
+/* ---- against the reference codec (tests/ref/ipc_ref.c) ---- */
+
+/* Both encoders give the same result and, on success, the same bytes; on
+ * failure both leave the buffer as it was. */
+static void same_encoding(const struct ipc_msg *m, size_t limit)
+{
+	struct ipc_buf a, b;
+	int ra, rb;
+
+	ipc_buf_init(&a, limit);
+	ipc_buf_init(&b, limit);
+	ra = ipc_encode(&a, m);
+	rb = ref_ipc_encode(&b, m);
+	ck_assert_int_eq(ra, rb);
+	ck_assert_uint_eq(a.len, b.len);
+	if (a.len)
+		ck_assert(memcmp(a.data, b.data, a.len) == 0);
+	ipc_buf_free(&a);
+	ipc_buf_free(&b);
+}
+
+static bool msg_eq(const struct ipc_msg *a, const struct ipc_msg *b)
+{
+	return a->type == b->type && a->has_id == b->has_id && a->id == b->id &&
+	       a->has_code == b->has_code && a->code == b->code &&
+	       a->at == b->at && str_eq(a->name, b->name) &&
+	       str_eq(a->text, b->text) && str_eq(a->state, b->state) &&
+	       a->data_len == b->data_len && (!a->data) == (!b->data) &&
+	       (!a->data || memcmp(a->data, b->data, a->data_len) == 0);
+}
+
+/* Both decoders give the same result and the same fields. */
+static void same_decoding(const uint8_t *f, size_t len)
+{
+	struct ipc_msg a, b;
+	int ra = ipc_decode(f, len, &a);
+	int rb = ref_ipc_decode(f, len, &b);
+
+	ck_assert_int_eq(ra, rb);
+	ck_assert(msg_eq(&a, &b));
+	ipc_msg_clear(&a);
+	ipc_msg_clear(&b);
+}
+
+/* Every integer width msgpack has, at both ends of each. */
+static const int64_t edge_ints[] = {INT64_MIN,
+                                    -(INT64_C(1) << 31) - 1,
+                                    -(INT64_C(1) << 31),
+                                    -32769,
+                                    -32768,
+                                    -129,
+                                    -128,
+                                    -33,
+                                    -32,
+                                    -1,
+                                    0,
+                                    1,
+                                    127,
+                                    128,
+                                    255,
+                                    256,
+                                    65535,
+                                    65536,
+                                    UINT32_MAX,
+                                    (INT64_C(1) << 32),
+                                    INT64_MAX};
+/* Every string header size, at both ends of each. */
+static const size_t edge_lens[] = {0,    1,    31,    32,    255,  256,
+                                   1024, 1025, 65535, 65536, 70000};
+
+START_TEST(test_encode_as_reference)
+{
+	const size_t nints = sizeof(edge_ints) / sizeof(edge_ints[0]);
+	const size_t nlens = sizeof(edge_lens) / sizeof(edge_lens[0]);
+	const int types[] = {IPC_HELLO,
+	                     IPC_HELLO_OK,
+	                     IPC_OK,
+	                     IPC_ERROR,
+	                     IPC_STATUS_REPLY,
+	                     IPC_STATE,
+	                     IPC_EMIT,
+	                     IPC_EMIT_REPLY,
+	                     IPC_EVENT,
+	                     0,
+	                     127,
+	                     128,
+	                     255,
+	                     256,
+	                     65535,
+	                     65536,
+	                     INT32_MAX};
+	char *text = malloc(IPC_MAX_FRAME + 2);
+
+	ck_assert_ptr_nonnull(text);
+	memset(text, 'x', IPC_MAX_FRAME + 1);
+	text[IPC_MAX_FRAME + 1] = '\0';
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		for (size_t i = 0; i < nints; i++) {
+			struct ipc_msg m = {.type = types[t],
+			                    .has_id =
+			                            edge_ints[i] >= 0 &&
+			                            edge_ints[i] <= UINT32_MAX,
+			                    .id = (uint32_t)edge_ints[i],
+			                    .has_code = i % 2 == 0,
+			                    .code = edge_ints[i],
+			                    .at = edge_ints[nints - 1 - i]};
+
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+		}
+		for (size_t i = 0; i < nlens; i++) {
+			size_t n = edge_lens[i];
+			struct ipc_msg m = {.type = types[t],
+			                    .has_id = true,
+			                    .id = 7,
+			                    .name = text + IPC_MAX_FRAME + 1 -
+			                            (n > 1100 ? 1100 : n),
+			                    .data = text,
+			                    .data_len = n,
+			                    .text = text + IPC_MAX_FRAME + 1 -
+			                            n,
+			                    .state = i % 2 ? "OPEN" : NULL};
+
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+			/* a limit too small: -ENOBUFS from both */
+			same_encoding(&m, 40);
+			m.data = NULL;
+			m.data_len = 0;
+			m.text = NULL;
+			m.state = text + IPC_MAX_FRAME + 1 - n;
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+		}
+	}
+	{
+		/* the refusals: data over the limit, text over the frame */
+		struct ipc_msg m = {.type = IPC_EMIT,
+		                    .data = text,
+		                    .data_len = IPC_MAX_DATA + 1};
+
+		same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+		m.data_len = IPC_MAX_DATA;
+		m.text = text;
+		same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+		m.data = NULL;
+		m.data_len = 5;
+		same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+	}
+	free(text);
+}
+END_TEST
+
+/* Frames both decoders must read alike: valid ones of every shape, each
+ * cut short at every length, and each with every byte changed. */
+START_TEST(test_decode_as_reference)
+{
+	const size_t nints = sizeof(edge_ints) / sizeof(edge_ints[0]);
+	struct ipc_buf b;
+
+	ipc_buf_init(&b, 1 << 20);
+	for (size_t i = 0; i < nints; i++) {
+		struct ipc_msg m = {.type = i % 2 ? IPC_EMIT : IPC_STATE,
+		                    .has_id = true,
+		                    .id = (uint32_t)i,
+		                    .has_code = true,
+		                    .code = edge_ints[i],
+		                    .at = edge_ints[i],
+		                    .name = "a.b",
+		                    .data = "{\"k\":[1,2]}",
+		                    .data_len = 11,
+		                    .text = i % 3 ? "why" : NULL,
+		                    .state = i % 2 ? NULL : "OPEN"};
+
+		b.len = 0;
+		ck_assert_int_eq(ipc_encode(&b, &m), 0);
+		for (size_t k = 0; k <= b.len; k++) {
+			uint8_t *f = malloc(b.len);
+
+			ck_assert_ptr_nonnull(f);
+			memcpy(f, b.data, b.len);
+			same_decoding(f, k);
+			/* the header told the truth: only the body is cut */
+			if (k >= IPC_HEADER_SIZE) {
+				size_t body = k - IPC_HEADER_SIZE;
+
+				f[0] = (uint8_t)(body >> 24);
+				f[1] = (uint8_t)(body >> 16);
+				f[2] = (uint8_t)(body >> 8);
+				f[3] = (uint8_t)body;
+				same_decoding(f, k);
+			}
+			for (unsigned v = 0; k < b.len && v < 256; v += 7) {
+				memcpy(f, b.data, b.len);
+				f[k] ^= (uint8_t)(v ? v : 0xff);
+				same_decoding(f, b.len);
+			}
+			free(f);
+		}
+	}
+	ipc_buf_free(&b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ipcproto");
@@ -837,6 +1039,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_unknown_keys_and_aliases);
 	tcase_add_test(tc, test_name_too_long);
 	tcase_add_test(tc, test_buf_limit);
+	tcase_add_test(tc, test_encode_as_reference);
+	tcase_add_test(tc, test_decode_as_reference);
 	tcase_add_loop_test(tc, test_random_bytes, 0, 4);
 	suite_add_tcase(s, tc);
 	return s;

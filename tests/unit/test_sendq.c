@@ -86,6 +86,44 @@ static void take_n(struct sendq *q, int n)
 		take(q, l, sizeof(l));
 }
 
+/* Freed blocks are reused by later pushes (sendq.c, spare blocks): each
+ * message keeps its own bytes, its length and its meta, whatever sizes
+ * came and went before it, with and without a spool id. */
+START_TEST(test_blocks_reused_keep_each_message)
+{
+	struct sendq *q = mk(4000, 1u << 24, 0, 0, SENDQ_REJECT);
+	struct sendq_app *a = sendq_app_new(q, 1, NULL);
+	uint8_t buf[600];
+
+	for (int round = 0; round < 4; round++) {
+		for (int k = 0; k < 1500; k++) {
+			size_t len = 1 + (size_t)(k * 37 + round * 101) % 500;
+			struct sendq_msg meta = {.reply_id = (uint32_t)k,
+			                         .spool_id = (uint64_t)(k % 3)};
+
+			memset(buf, (int)(k + round), len);
+			ck_assert_int_eq(
+			        sendq_push(q, a, buf, len, &meta, NULL), 0);
+		}
+		for (int k = 0; k < 1500; k++) {
+			size_t len = 1 + (size_t)(k * 37 + round * 101) % 500;
+			const struct sendq_msg *m = sendq_peek(q);
+
+			ck_assert_ptr_nonnull(m);
+			ck_assert_uint_eq(m->len, len);
+			ck_assert_uint_eq(m->reply_id, (uint32_t)k);
+			ck_assert_uint_eq(m->spool_id, (uint64_t)(k % 3));
+			memset(buf, (int)(k + round), len);
+			ck_assert(memcmp(m->data, buf, len) == 0);
+			sendq_hand(q);
+		}
+		ck_assert_uint_eq(sendq_confirm(q, sendq_next_seq(q) - 1),
+		                  1500);
+	}
+	sendq_free(q);
+}
+END_TEST
+
 START_TEST(test_order_and_confirm)
 {
 	struct sendq *q = mk(100, 100000, 0, 0, SENDQ_REJECT);
@@ -382,6 +420,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_order_and_confirm);
+	tcase_add_test(tc, test_blocks_reused_keep_each_message);
 	tcase_add_test(tc, test_requeue_keeps_order_and_counts_resent);
 	tcase_add_test(tc, test_fair_against_a_flood);
 	tcase_add_test(tc, test_peek_idle_is_the_reserve);
