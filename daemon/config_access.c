@@ -166,7 +166,7 @@ int config_parse_acl(struct parser *p, const struct config_item *it,
                      const char *value, struct dsd_config *c)
 {
 	struct config_acl *acl = config_field(c, it), fresh = {.set = true};
-	void *rules;
+	void *rules = NULL;
 	int r;
 
 	r = parse_entries(p, it, value, sizeof(*fresh.rules), parse_acl_entry,
@@ -219,7 +219,7 @@ int config_parse_weights(struct parser *p, const struct config_item *it,
                          const char *value, struct dsd_config *c)
 {
 	struct config_weights *ws = config_field(c, it), fresh = {0};
-	void *w;
+	void *w = NULL;
 	int r;
 
 	r = parse_entries(p, it, value, sizeof(*fresh.w), parse_weight_entry,
