@@ -88,6 +88,10 @@ struct upstream {
 	 * the loss of OPEN, a transient ERROR, the other state changes. */
 	struct log_ratelimit reconnect_log, frame_log, loss_log, state_log;
 	struct log_ratelimit error_log, net_log;
+	/* Where on_message() decodes a platform frame that fits: no malloc
+	 * per event.  Messages are delivered one at a time, never from inside
+	 * on_message(). */
+	struct wire_scratch scratch;
 };
 
 static void arm_timer(struct upstream *u);
@@ -539,7 +543,7 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	char text[CONN_REASON_MAX / 2];
 	int r;
 
-	r = wire_decode(data, len, &dec);
+	r = wire_decode_in(data, len, &u->scratch, &dec);
 	if (r < 0) {
 		/* Still proof of life for the heartbeat check.  The platform
 		 * can send these as fast as it likes: rate limited. */
