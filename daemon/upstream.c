@@ -430,8 +430,7 @@ static void on_timer(evutil_socket_t fd, short what, void *userdata)
 static void arm_timer(struct upstream *u)
 {
 	uint64_t deadline = conn_deadline(&u->conn);
-	uint64_t now = clock_mono_ms();
-	uint64_t wait;
+	uint64_t now, wait;
 	struct timeval tv;
 
 	if (deadline == CONN_NO_DEADLINE) {
@@ -446,6 +445,8 @@ static void arm_timer(struct upstream *u)
 	if (u->armed_at != 0 && deadline >= u->armed_at)
 		return;
 	u->armed_at = deadline;
+	/* Read only when the timer moves: most frames leave it as it is. */
+	now = clock_mono_ms();
 	wait = deadline > now ? deadline - now : 0;
 	tv.tv_sec = (time_t)(wait / 1000);
 	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
