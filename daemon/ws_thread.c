@@ -24,6 +24,15 @@
  * bytes: one send() for many frames instead of one per frame, each with
  * its own read of /dev/urandom (docs/libwebsockets.md, section 5).
  *
+ * Receiving: a message that arrives in one callback (one frame of at most
+ * rx_buffer_size, nearly all of them) is copied into the batch
+ * (w->batch, TEV_MESSAGES in ws_thread.h); everything one lws_service()
+ * pass read is posted as one event once the pass returns, or before any
+ * other event, so the main thread is woken and takes the lock once for the
+ * lot and nothing allocates per message.  A message in pieces is put
+ * together in the link's rx buffer and posted on its own (TEV_MESSAGE)
+ * after the batch before it.  The receive queue's bound counts both.
+ *
  * Closing: an established link is closed only from CLIENT_WRITEABLE
  * (lws_close_reason + return -1); closing inside CLIENT_RECEIVE in the
  * middle of a fragmented message corrupts lws's heap.  A connect still in

@@ -733,6 +733,28 @@ START_TEST(test_recv_queue_bound)
 }
 END_TEST
 
+/* The same bound for small messages, which reach the main thread gathered
+ * in batches: those not yet handed over count too.  m0..m9 are 2 bytes,
+ * m10.. 3: the 17th message would make 41 bytes. */
+START_TEST(test_recv_queue_bound_small)
+{
+	struct transport_config cfg = {.max_recv_queue = 40};
+	struct rec *r = rec_new_cfg(&cfg);
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	ck_assert_int_eq(send_str(r, 1, "burst:200"), 0);
+	event_base_loop(r->base, EVLOOP_NONBLOCK);
+	usleep(500 * 1000); /* no dispatching meanwhile */
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_str_eq(r->reason, "receive queue over 40 bytes");
+	ck_assert_uint_eq(r->nmsg, 16);
+	for (size_t i = 0; i < r->nmsg; i++)
+		check_burst_msg(r, i);
+	rec_free(r);
+}
+END_TEST
+
 START_TEST(test_missing_ca_file)
 {
 	struct transport_config cfg = {.tls = true,
@@ -895,6 +917,7 @@ int main(void)
 	tcase_add_test(tc, test_free_live);
 	tcase_add_test(tc, test_free_in_callback);
 	tcase_add_test(tc, test_recv_queue_bound);
+	tcase_add_test(tc, test_recv_queue_bound_small);
 	tcase_add_test(tc, test_missing_ca_file);
 	suite_add_tcase(s, tc);
 	if (make_certs() && server_start(&tls, srv_pem, srv_key) == 0) {
