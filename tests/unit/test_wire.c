@@ -853,6 +853,15 @@ START_TEST(test_lenient)
 	want.name = "b";
 	want.data = "";
 	assert_decodes_to(buf, n, &want);
+	/* a name and no data; neither: absent fields stay NULL */
+	n = unhex("09 10 04 1a 05 08 02 32 01 61", buf, sizeof(buf));
+	want = (struct wire_msg){.topic = WIRE_TOPIC_EVENT,
+	                         .action = WIRE_EVENT_EMIT,
+	                         .name = "a"};
+	assert_decodes_to(buf, n, &want);
+	n = unhex("06 10 04 1a 02 08 02", buf, sizeof(buf));
+	want.name = NULL;
+	assert_decodes_to(buf, n, &want);
 	/* topic twice: the last one */
 	n = unhex("08 10 04 1a 02 08 02 10 02", buf, sizeof(buf));
 	want = (struct wire_msg){.topic = WIRE_TOPIC_CONNECTION,
