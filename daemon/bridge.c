@@ -31,7 +31,8 @@ struct bridge {
 	bool wake_pending; /* wake_ev is active */
 
 	pthread_mutex_t lock;
-	/* Under lock (bridge_out_bytes() reads out.bytes without). */
+	/* Under lock (bridge_out_bytes() and bridge_in_bytes() read the bytes
+	 * without). */
 	struct queue out, in, stale;
 	bool want_drained; /* a push was refused since the last drained */
 	bool drained;      /* drained() to run, for drained_epoch */
@@ -42,11 +43,11 @@ static void queue_init(struct queue *q)
 {
 	q->head = NULL;
 	q->tail = &q->head;
-	q->bytes = 0;
+	__atomic_store_n(&q->bytes, 0, __ATOMIC_RELAXED);
 }
 
-/* bytes changes under the lock; bridge_out_bytes() reads it without, so
- * every change is an atomic store. */
+/* bytes changes under the lock; bridge_out_bytes() and bridge_in_bytes()
+ * read it without, so every change is an atomic store. */
 static void queue_append(struct queue *q, struct bridge_item *it)
 {
 	it->next = NULL;
@@ -344,6 +345,11 @@ bool bridge_out_pending(struct bridge *b)
 size_t bridge_out_bytes(const struct bridge *b)
 {
 	return __atomic_load_n(&b->out.bytes, __ATOMIC_RELAXED);
+}
+
+size_t bridge_in_bytes(const struct bridge *b)
+{
+	return __atomic_load_n(&b->in.bytes, __ATOMIC_RELAXED);
 }
 
 struct bridge_item *bridge_take_stale(struct bridge *b)

@@ -118,5 +118,9 @@ struct bridge_item *bridge_take_stale(struct bridge *b);
 /* Any thread.  Appends it unless the in queue would then hold more than
  * limit bytes (SIZE_MAX: never refuse): -ENOBUFS, it stays the caller's. */
 int bridge_in_post(struct bridge *b, struct bridge_item *it, size_t limit);
+/* Bytes in the in queue; lock-free, may be a moment old.  To a thread
+ * that is the only one posting items with bytes, it is never less than
+ * the truth (the main thread only takes them). */
+size_t bridge_in_bytes(const struct bridge *b);
 
 #endif

@@ -98,6 +98,24 @@ struct transport {
 
 static void transport_release(struct transport *t);
 
+/* The messages of a TEV_MESSAGES event (ws_thread.h), one by one, each as
+ * if it had come alone: a callback may disconnect, connect again or free
+ * the transport, and what follows it is then dropped. */
+static void deliver_messages(struct transport *t, const struct tevent *ev)
+{
+	const uint8_t *p = ev->data, *end = ev->data + ev->used;
+	uint32_t n;
+
+	while (p < end && !t->freeing) {
+		memcpy(&n, p, TEV_LEN_SIZE);
+		p += TEV_LEN_SIZE;
+		if (t->cur_active && t->cur_open &&
+		    ev->item.epoch == t->cur_epoch && t->cb.message)
+			t->cb.message(ev->gen, p, n, t->userdata);
+		p += n;
+	}
+}
+
 static void deliver_event(struct transport *t, struct tevent *ev)
 {
 	struct bridge_item *it = &ev->item;
@@ -114,6 +132,9 @@ static void deliver_event(struct transport *t, struct tevent *ev)
 	case TEV_MESSAGE:
 		if (current && t->cur_open && t->cb.message)
 			t->cb.message(ev->gen, ev->data, it->len, t->userdata);
+		break;
+	case TEV_MESSAGES:
+		deliver_messages(t, ev);
 		break;
 	case TEV_CLOSED:
 		if (current) {

@@ -28,7 +28,9 @@ struct transport;
 struct transport_callbacks {
 	/* The WebSocket handshake completed. */
 	void (*opened)(uint32_t gen, void *userdata);
-	/* One whole binary message (reassembled, at most max_message bytes). */
+	/* One whole binary message (reassembled, at most max_message bytes);
+	 * data is borrowed until the callback returns and has no particular
+	 * alignment (it may sit inside a batch of messages). */
 	void (*message)(uint32_t gen, const uint8_t *data, size_t len,
 	                void *userdata);
 	/* The socket is gone (connect failed, closed by either side, ...).

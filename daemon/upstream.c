@@ -88,6 +88,10 @@ struct upstream {
 	 * the loss of OPEN, a transient ERROR, the other state changes. */
 	struct log_ratelimit reconnect_log, frame_log, loss_log, state_log;
 	struct log_ratelimit error_log, net_log;
+	/* Where on_message() decodes a platform frame that fits: no malloc
+	 * per event.  Messages are delivered one at a time, never from inside
+	 * on_message(). */
+	struct wire_scratch scratch;
 };
 
 static void arm_timer(struct upstream *u);
@@ -440,8 +444,7 @@ static void on_timer(evutil_socket_t fd, short what, void *userdata)
 static void arm_timer(struct upstream *u)
 {
 	uint64_t deadline = conn_deadline(&u->conn);
-	uint64_t now = clock_mono_ms();
-	uint64_t wait;
+	uint64_t now, wait;
 	struct timeval tv;
 
 	if (deadline == CONN_NO_DEADLINE) {
@@ -456,6 +459,8 @@ static void arm_timer(struct upstream *u)
 	if (u->armed_at != 0 && deadline >= u->armed_at)
 		return;
 	u->armed_at = deadline;
+	/* Read only when the timer moves: most frames leave it as it is. */
+	now = clock_mono_ms();
 	wait = deadline > now ? deadline - now : 0;
 	tv.tv_sec = (time_t)(wait / 1000);
 	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
@@ -553,7 +558,7 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	char text[CONN_REASON_MAX / 2];
 	int r;
 
-	r = wire_decode(data, len, &dec);
+	r = wire_decode_in(data, len, &u->scratch, &dec);
 	if (r < 0) {
 		/* Still proof of life for the heartbeat check.  The platform
 		 * can send these as fast as it likes: rate limited. */

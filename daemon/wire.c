@@ -402,6 +402,7 @@ struct dec_src {
 };
 
 struct wire_decoded {
+	bool heap; /* malloc'd, not in the caller's scratch */
 	struct wire_msg msg;
 	/* then msg.n_names string pointers, then the strings themselves */
 	const char *names[];
@@ -428,7 +429,7 @@ static char *copy_text(const ProtobufCBinaryData *v, char **pos)
 
 /* Checks the text in src and builds the single-block decoded message. */
 static int dec_build(int topic, const struct dec_src *src,
-                     struct wire_decoded **ret)
+                     struct wire_scratch *scratch, struct wire_decoded **ret)
 {
 	const char **dst[T_COUNT];
 	struct wire_decoded *d;
@@ -451,9 +452,15 @@ static int dec_build(int topic, const struct dec_src *src,
 
 	/* Every byte after msg is written below (pointers, then texts with
 	 * their NULs): only msg needs clearing. */
-	d = malloc(size);
-	if (!d)
-		return -ENOMEM;
+	if (scratch && size <= sizeof(scratch->buf)) {
+		d = (struct wire_decoded *)(void *)scratch->buf;
+		d->heap = false;
+	} else {
+		d = malloc(size);
+		if (!d)
+			return -ENOMEM;
+		d->heap = true;
+	}
 	d->msg = (struct wire_msg){0};
 	d->msg.topic = topic;
 	d->msg.action = src->action;
@@ -483,6 +490,47 @@ static int dec_build(int topic, const struct dec_src *src,
 		d->msg.names = d->names;
 		d->msg.n_names = src->n_names;
 	}
+	*ret = d;
+	return 0;
+}
+
+/* dec_build() for an EVENT of at most data and name (NULL: absent), the one
+ * message the platform sends most: the same block, without walking every
+ * text field twice. */
+static int dec_build_event(int action, const ProtobufCBinaryData *data,
+                           const ProtobufCBinaryData *name,
+                           struct wire_scratch *scratch,
+                           struct wire_decoded **ret)
+{
+	struct wire_decoded *d;
+	size_t size = sizeof(*d);
+	char *pos;
+
+	if (data) {
+		if (!text_ok(data))
+			return -EBADMSG;
+		size += data->len + 1;
+	}
+	if (name) {
+		if (!text_ok(name))
+			return -EBADMSG;
+		size += name->len + 1;
+	}
+	if (scratch && size <= sizeof(scratch->buf)) {
+		d = (struct wire_decoded *)(void *)scratch->buf;
+		d->heap = false;
+	} else {
+		d = malloc(size);
+		if (!d)
+			return -ENOMEM;
+		d->heap = true;
+	}
+	d->msg = (struct wire_msg){.topic = WIRE_TOPIC_EVENT, .action = action};
+	pos = (char *)&d->names[0];
+	if (data)
+		d->msg.data = copy_text(data, &pos);
+	if (name)
+		d->msg.name = copy_text(name, &pos);
 	*ret = d;
 	return 0;
 }
@@ -573,14 +621,15 @@ static void dec_fill(int topic, const ProtobufCMessage *pb, struct dec_src *src)
  * protobuf-c would read differently) returns 0: the caller decodes it the
  * general way, so this path only ever agrees with that one.
  */
-static int fast_event(const uint8_t *p, size_t len, struct wire_decoded **ret)
+static int fast_event(const uint8_t *p, size_t len,
+                      struct wire_scratch *scratch, struct wire_decoded **ret)
 {
 	ProtobufCBinaryData data = {0}, name = {0};
 	const uint8_t *in = NULL;
 	size_t in_len = 0, i = 0, n;
 	uint64_t v, l;
 	bool topic = false, action = false;
-	struct dec_src src = {0};
+	int act = 0;
 
 	/* outer: topic = 4 (field 2, varint), message (field 3, bytes) */
 	while (i < len) {
@@ -611,7 +660,7 @@ static int fast_event(const uint8_t *p, size_t len, struct wire_decoded **ret)
 			n = varint_read(in + i, in_len - i, &v);
 			if (n == 0 || v > INT32_MAX)
 				return 0;
-			src.action = (int)v;
+			act = (int)v;
 			action = true;
 			i += n;
 			continue;
@@ -629,14 +678,19 @@ static int fast_event(const uint8_t *p, size_t len, struct wire_decoded **ret)
 		t->len = (size_t)l;
 		i += n + (size_t)l;
 	}
-	if (data.data)
-		src.text[T_DATA] = &data;
-	if (name.data)
-		src.text[T_NAME] = &name;
-	return dec_build(WIRE_TOPIC_EVENT, &src, ret) < 0 ? -EBADMSG : 1;
+	return dec_build_event(act, data.data ? &data : NULL,
+	                       name.data ? &name : NULL, scratch, ret) < 0
+	               ? -EBADMSG
+	               : 1;
 }
 
 int wire_decode(const uint8_t *buf, size_t len, struct wire_decoded **ret)
+{
+	return wire_decode_in(buf, len, NULL, ret);
+}
+
+int wire_decode_in(const uint8_t *buf, size_t len, struct wire_scratch *scratch,
+                   struct wire_decoded **ret)
 {
 	static const uint8_t empty[1];
 	const ProtobufCMessageDescriptor *desc;
@@ -652,7 +706,7 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_decoded **ret)
 	n = varint_read(buf, len, &body_len);
 	if (n == 0 || body_len != len - n)
 		return -EBADMSG;
-	r = fast_event(buf + n, len - n, ret);
+	r = fast_event(buf + n, len - n, scratch, ret);
 	if (r != 0)
 		return r < 0 ? r : 0;
 	/* protobuf-c returns NULL for bad input and for a failed allocation
@@ -669,7 +723,7 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_decoded **ret)
 	if (!desc) {
 		/* A topic we do not map: report it, do not look inside. */
 		memset(&src, 0, sizeof(src));
-		r = dec_build(topic, &src, ret);
+		r = dec_build(topic, &src, scratch, ret);
 		goto out;
 	}
 	/* An absent inner message reads as an empty one. */
@@ -682,7 +736,7 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_decoded **ret)
 		goto out;
 	}
 	dec_fill(topic, inner, &src);
-	r = dec_build(topic, &src, ret);
+	r = dec_build(topic, &src, scratch, ret);
 out:
 	if (inner)
 		protobuf_c_message_free_unpacked(inner, NULL);
@@ -697,7 +751,8 @@ const struct wire_msg *wire_decoded_msg(const struct wire_decoded *d)
 
 void wire_decoded_free(struct wire_decoded *d)
 {
-	free(d);
+	if (d && d->heap)
+		free(d);
 }
 
 /* ------------------------------------------------------------------ */

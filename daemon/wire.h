@@ -167,7 +167,7 @@ size_t wire_emit_size(size_t name_len, const char *data, size_t data_len);
 size_t wire_emit_write(const char *name, size_t name_len, const char *data,
                        size_t data_len, uint8_t *out);
 
-/* A decoded message: one heap block holding the view and its strings. */
+/* A decoded message: one block holding the view and its strings. */
 struct wire_decoded;
 
 /*
@@ -184,6 +184,19 @@ struct wire_decoded;
  * -ENOMEM.
  */
 int wire_decode(const uint8_t *buf, size_t len, struct wire_decoded **ret);
+
+/* Room for a decoded message on the caller's stack (wire_decode_in()). */
+#define WIRE_SCRATCH_SIZE 2048
+struct wire_scratch {
+	_Alignas(max_align_t) unsigned char buf[WIRE_SCRATCH_SIZE];
+};
+
+/* wire_decode() that builds *ret in scratch when it fits there, without an
+ * allocation (the receive path decodes every platform event).  Call
+ * wire_decoded_free() all the same: it leaves scratch alone.  *ret lives
+ * no longer than scratch.  scratch NULL: wire_decode(). */
+int wire_decode_in(const uint8_t *buf, size_t len, struct wire_scratch *scratch,
+                   struct wire_decoded **ret);
 
 /* The view; valid until wire_decoded_free(d). */
 const struct wire_msg *wire_decoded_msg(const struct wire_decoded *d);

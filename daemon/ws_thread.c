@@ -24,6 +24,15 @@
  * bytes: one send() for many frames instead of one per frame, each with
  * its own read of /dev/urandom (docs/libwebsockets.md, section 5).
  *
+ * Receiving: a message that arrives in one callback (one frame of at most
+ * rx_buffer_size, nearly all of them) is copied into the batch
+ * (w->batch, TEV_MESSAGES in ws_thread.h); everything one lws_service()
+ * pass read is posted as one event once the pass returns, or before any
+ * other event, so the main thread is woken and takes the lock once for the
+ * lot and nothing allocates per message.  A message in pieces is put
+ * together in the link's rx buffer and posted on its own (TEV_MESSAGE)
+ * after the batch before it.  The receive queue's bound counts both.
+ *
  * Closing: an established link is closed only from CLIENT_WRITEABLE
  * (lws_close_reason + return -1); closing inside CLIENT_RECEIVE in the
  * middle of a fragmented message corrupts lws's heap.  A connect still in
@@ -53,6 +62,11 @@
 #define WRITE_BATCH (64 * 1024)
 /* Masks fetched from the kernel at once: 4 bytes per frame. */
 #define MASK_POOL 256
+/* Received messages gathered for one hand-over to the main thread: the
+ * first allocation, and the size past which the next message starts a new
+ * batch. */
+#define BATCH_MIN   4096
+#define BATCH_FLUSH (64 * 1024)
 
 struct ws_link {
 	struct ws_link *next;
@@ -163,6 +177,25 @@ static void post_event(struct ws_thread *w, struct tevent *ev)
 	bridge_in_post(w->bridge, &ev->item, SIZE_MAX);
 }
 
+/* lws thread: hands the messages gathered so far to main.  The receive
+ * queue's bound was checked as each went in (batch_add()). */
+static void batch_flush(struct ws_thread *w)
+{
+	struct tevent *b = w->batch;
+
+	if (!b)
+		return;
+	w->batch = NULL;
+	post_event(w, b);
+}
+
+/* lws thread: every other event goes after the messages before it. */
+static void post_in_order(struct ws_thread *w, struct tevent *ev)
+{
+	batch_flush(w);
+	post_event(w, ev);
+}
+
 void ws_link_free(struct ws_link *wl)
 {
 	if (!wl)
@@ -200,7 +233,7 @@ static void link_finish(struct ws_thread *w, struct ws_link *wl)
 	/* What this connection never wrote is handed back before main hears
 	 * of the close, so the daemon can queue it again at once. */
 	bridge_out_purge(w->bridge, wl->epoch + 1);
-	post_event(w, ev);
+	post_in_order(w, ev);
 }
 
 static void maybe_stopped(struct ws_thread *w)
@@ -456,14 +489,82 @@ static int on_writeable(struct ws_thread *w, struct ws_link *wl)
 	return 0;
 }
 
+/* Past max_recv_queue bytes received and not yet dispatched by the main
+ * loop, the connection closes instead of buffering without end. */
+static bool recv_queue_full(struct ws_thread *w, struct ws_link *wl, size_t len)
+{
+	size_t queued = bridge_in_bytes(w->bridge);
+
+	if (w->batch)
+		queued += w->batch->item.len;
+	if (queued <= w->max_recv_queue && len <= w->max_recv_queue - queued)
+		return false;
+	set_reason(wl, "receive queue over %zu bytes", w->max_recv_queue);
+	link_close(wl, LWS_CLOSE_STATUS_NORMAL, wl->reason);
+	return true;
+}
+
+/* A message that arrived whole goes into the batch (ws_thread.h,
+ * TEV_MESSAGES), which is posted once lws_service() returns, before any
+ * other event, or when it holds BATCH_FLUSH bytes. */
+static void batch_add(struct ws_thread *w, struct ws_link *wl, const void *in,
+                      size_t len)
+{
+	struct tevent *b = w->batch;
+	size_t need, cap;
+	uint32_t n = (uint32_t)len;
+	uint8_t *p;
+
+	if (b && (b->item.epoch != wl->epoch || b->used >= BATCH_FLUSH)) {
+		batch_flush(w);
+		b = NULL;
+	}
+	if (recv_queue_full(w, wl, len))
+		return;
+	if (!b) {
+		b = malloc(sizeof(*b));
+		if (!b)
+			goto oom;
+		*b = (struct tevent){
+		        .item.epoch = wl->epoch,
+		        .type = TEV_MESSAGES,
+		        .gen = wl->gen,
+		};
+		w->batch = b;
+	}
+	need = b->used + TEV_LEN_SIZE + len;
+	if (need > b->cap) {
+		cap = b->cap ? b->cap : BATCH_MIN;
+		while (cap < need)
+			cap *= 2;
+		p = realloc(b->data, cap);
+		if (!p)
+			goto oom;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->used, &n, TEV_LEN_SIZE);
+	if (len)
+		memcpy(b->data + b->used + TEV_LEN_SIZE, in, len);
+	b->used = need;
+	b->item.len += len;
+	return;
+
+oom:
+	wl->discarding = true;
+	link_close(wl, LWS_CLOSE_STATUS_NORMAL, "out of memory");
+}
+
 static void on_receive(struct ws_thread *w, struct ws_link *wl, const void *in,
                        size_t len)
 {
 	struct tevent *ev;
+	bool first;
 
 	if (wl->closing)
 		return;
-	if (lws_is_first_fragment(wl->wsi)) {
+	first = lws_is_first_fragment(wl->wsi);
+	if (first) {
 		wl->rx_len = 0;
 		wl->discarding = false;
 	}
@@ -477,6 +578,12 @@ static void on_receive(struct ws_thread *w, struct ws_link *wl, const void *in,
 		wl->discarding = true;
 		set_reason(wl, "message over %zu bytes", w->max_message);
 		link_close(wl, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, wl->reason);
+		return;
+	}
+	/* The common case, a message in one frame of at most rx_buffer_size:
+	 * no reassembly, no allocation of its own. */
+	if (first && lws_is_final_fragment(wl->wsi)) {
+		batch_add(w, wl, in, len);
 		return;
 	}
 	if (wl->rx_len + len > wl->rx_cap) {
@@ -504,9 +611,14 @@ static void on_receive(struct ws_thread *w, struct ws_link *wl, const void *in,
 	if (len)
 		memcpy(wl->rx + wl->rx_len, in, len);
 	wl->rx_len += len;
-	if (!lws_is_final_fragment(wl->wsi))
+	if (first || !lws_is_final_fragment(wl->wsi))
 		return;
 
+	/* A message in pieces is handed over in the buffer it was put
+	 * together in, after the messages before it. */
+	batch_flush(w);
+	if (recv_queue_full(w, wl, wl->rx_len))
+		return;
 	ev = calloc(1, sizeof(*ev));
 	if (!ev) {
 		wl->discarding = true;
@@ -520,13 +632,7 @@ static void on_receive(struct ws_thread *w, struct ws_link *wl, const void *in,
 	ev->data = wl->rx;
 	wl->rx = NULL;
 	wl->rx_len = wl->rx_cap = 0;
-
-	if (bridge_in_post(w->bridge, &ev->item, w->max_recv_queue) < 0) {
-		ws_tevent_free(&ev->item);
-		set_reason(wl, "receive queue over %zu bytes",
-		           w->max_recv_queue);
-		link_close(wl, LWS_CLOSE_STATUS_NORMAL, wl->reason);
-	}
+	post_event(w, ev);
 }
 
 static void on_peer_close(struct ws_link *wl, const uint8_t *in, size_t len)
@@ -648,7 +754,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			break;
 		}
 		if (wl->opened_ev) {
-			post_event(w, wl->opened_ev);
+			post_in_order(w, wl->opened_ev);
 			wl->opened_ev = NULL;
 		}
 		/* Closes it if it was superseded since
@@ -717,7 +823,11 @@ void *ws_thread_main(void *arg)
 	while (!w->stopped) {
 		if (lws_service(w->ctx, 0) < 0)
 			break;
+		/* What one pass read goes to the main thread at once: one
+		 * hand-over (and at most one wakeup) for the lot. */
+		batch_flush(w);
 	}
+	batch_flush(w);
 	return NULL;
 }
 

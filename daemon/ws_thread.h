@@ -30,15 +30,30 @@ struct ws_link;
 enum tevent_type {
 	TEV_OPENED,
 	TEV_MESSAGE,
+	TEV_MESSAGES,
 	TEV_CLOSED,
 };
 
-/* lws -> main.  item.epoch: the link's; item.len: the message's length. */
+/* The length before each message of a TEV_MESSAGES event. */
+#define TEV_LEN_SIZE sizeof(uint32_t)
+
+/*
+ * lws -> main.  item.epoch: the link's; item.len: the message's length, or
+ * for TEV_MESSAGES the sum of its messages' lengths.
+ *
+ * TEV_MESSAGES: the messages of one link that arrived whole (one frame,
+ * one callback) during one lws_service() pass, in data one after the
+ * other, each a native uint32_t length (memcpy it: not aligned) and its
+ * bytes; used bytes of data are taken.  One event, one allocation for the
+ * lot and one hand-over instead of one per message.  TEV_MESSAGE: one
+ * message that came in pieces, data its bytes.
+ */
 struct tevent {
 	struct bridge_item item;
 	enum tevent_type type;
 	uint32_t gen;
-	uint8_t *data; /* TEV_MESSAGE, owned */
+	uint8_t *data;    /* TEV_MESSAGE, TEV_MESSAGES: owned */
+	size_t used, cap; /* TEV_MESSAGES: bytes of data taken, allocated */
 	char reason[WS_REASON_MAX];
 };
 
@@ -81,6 +96,7 @@ struct ws_thread {
 
 	/* lws thread only. */
 	struct ws_link *links;
+	struct tevent *batch; /* TEV_MESSAGES being filled, not yet posted */
 	bool stopped;
 };
 

@@ -306,6 +306,7 @@ START_TEST(test_in_in_order_and_limit)
 	ck_assert_int_eq(bridge_in_post(m.b, &big->item, 100), -ENOBUFS);
 	/* SIZE_MAX: never refused. */
 	ck_assert_int_eq(bridge_in_post(m.b, &big->item, SIZE_MAX), 0);
+	ck_assert_uint_eq(bridge_in_bytes(m.b), 101);
 	/* Over the cap, even an empty item is refused and stays ours. */
 	late = titem_new(2, 1, 0, false);
 	ck_assert_int_eq(bridge_in_post(m.b, &late->item, 100), -ENOBUFS);
@@ -314,6 +315,7 @@ START_TEST(test_in_in_order_and_limit)
 	run_ready(&m);
 	ck_assert_uint_eq(m.delivered, 2);
 	ck_assert(!m.out_of_order);
+	ck_assert_uint_eq(bridge_in_bytes(m.b), 0);
 	/* The queue was handed over: its bytes no longer count. */
 	ck_assert_int_eq(
 	        bridge_in_post(m.b, &titem_new(2, 1, 100, false)->item, 100),

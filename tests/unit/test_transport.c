@@ -6,7 +6,10 @@
  * module the test is skipped (exit 77).
  *
  * The server echoes binary messages, except: "close-me" makes it close with
- * code 4000; "big:N" makes it send N bytes.
+ * code 4000; "big:N" makes it send N bytes; "burst:N" makes it send N
+ * messages in one write (so that dsd reads many at once): "m<i>", every
+ * 50th (from the 25th) instead 10,000 bytes of 'b', which lws hands over in
+ * pieces.
  */
 #include <check.h>
 #include <errno.h>
@@ -52,6 +55,13 @@ static const char server_js[] =
         "  if (s === 'close-me') ws.close(4000, 'bye');\n"
         "  else if (s.startsWith('big:'))\n"
         "    ws.send(Buffer.alloc(parseInt(s.slice(4)), 0x61));\n"
+        "  else if (s.startsWith('burst:')) {\n"
+        "    ws._socket.cork();\n"
+        "    for (let i = 0; i < parseInt(s.slice(6)); i++)\n"
+        "      ws.send(i % 50 === 25 ? Buffer.alloc(10000, 0x62)\n"
+        "                            : Buffer.from('m' + i));\n"
+        "    process.nextTick(() => ws._socket.uncork());\n"
+        "  }\n"
         "  else ws.send(m);\n"
         "}));\n"
         "process.stdin.on('end', () => process.exit(0));\n"
@@ -147,6 +157,7 @@ struct rec {
 	uint8_t *msg[MAX_MSGS];
 	size_t msg_len[MAX_MSGS];
 	uint32_t msg_gen[MAX_MSGS];
+	size_t disconnect_at; /* >0: transport_disconnect() at that message */
 };
 
 static void on_opened(uint32_t gen, void *userdata)
@@ -174,6 +185,8 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	r->msg_len[r->nmsg] = len;
 	r->msg_gen[r->nmsg] = gen;
 	r->nmsg++;
+	if (r->nmsg == r->disconnect_at)
+		transport_disconnect(r->t, gen);
 	event_base_loopbreak(r->base);
 }
 
@@ -347,6 +360,65 @@ START_TEST(test_echo_in_order)
 	ck_assert_uint_eq(r->closed_gen, 1);
 	ck_assert_str_eq(r->reason, "disconnected");
 	ck_assert_int_eq(r->opened, 1);
+	rec_free(r);
+}
+END_TEST
+
+/* The message that was sent as message i of "burst:N". */
+static void check_burst_msg(const struct rec *r, size_t i)
+{
+	char buf[32];
+
+	if (i % 50 == 25) {
+		ck_assert_uint_eq(r->msg_len[i], 10000);
+		ck_assert(r->msg[i][0] == 'b' && r->msg[i][9999] == 'b');
+		return;
+	}
+	snprintf(buf, sizeof(buf), "m%zu", i);
+	ck_assert_uint_eq(r->msg_len[i], strlen(buf));
+	ck_assert(memcmp(r->msg[i], buf, strlen(buf)) == 0);
+}
+
+/* Messages read together reach the main thread together (small ones
+ * gathered in one hand-over, the big ones in pieces on their own): all of
+ * them, in the order sent. */
+START_TEST(test_burst_in_order)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	size_t i, n = 2000;
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	ck_assert_int_eq(send_str(r, 1, "burst:2000"), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= n, 10000));
+	run_for(r, 100);
+	ck_assert_uint_eq(r->nmsg, n);
+	for (i = 0; i < n; i++) {
+		check_burst_msg(r, i);
+		ck_assert_uint_eq(r->msg_gen[i], 1);
+	}
+	ck_assert_int_eq(r->closed, 0);
+	rec_free(r);
+}
+END_TEST
+
+/* A callback that disconnects in the middle of a burst: nothing after it
+ * is delivered, though it was read in the same pass; closed still comes. */
+START_TEST(test_disconnect_in_burst)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	r->disconnect_at = 10;
+	ck_assert_int_eq(send_str(r, 1, "burst:1000"), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	run_for(r, 200);
+	ck_assert_uint_eq(r->nmsg, 10);
+	for (size_t i = 0; i < r->nmsg; i++)
+		check_burst_msg(r, i);
+	ck_assert_int_eq(r->closed, 1);
+	ck_assert_str_eq(r->reason, "disconnected");
 	rec_free(r);
 }
 END_TEST
@@ -661,6 +733,28 @@ START_TEST(test_recv_queue_bound)
 }
 END_TEST
 
+/* The same bound for small messages, which reach the main thread gathered
+ * in batches: those not yet handed over count too.  m0..m9 are 2 bytes,
+ * m10.. 3: the 17th message would make 41 bytes. */
+START_TEST(test_recv_queue_bound_small)
+{
+	struct transport_config cfg = {.max_recv_queue = 40};
+	struct rec *r = rec_new_cfg(&cfg);
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	ck_assert_int_eq(send_str(r, 1, "burst:200"), 0);
+	event_base_loop(r->base, EVLOOP_NONBLOCK);
+	usleep(500 * 1000); /* no dispatching meanwhile */
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_str_eq(r->reason, "receive queue over 40 bytes");
+	ck_assert_uint_eq(r->nmsg, 16);
+	for (size_t i = 0; i < r->nmsg; i++)
+		check_burst_msg(r, i);
+	rec_free(r);
+}
+END_TEST
+
 START_TEST(test_missing_ca_file)
 {
 	struct transport_config cfg = {.tls = true,
@@ -808,6 +902,8 @@ int main(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_echo_in_order);
+	tcase_add_test(tc, test_burst_in_order);
+	tcase_add_test(tc, test_disconnect_in_burst);
 	tcase_add_test(tc, test_big_message);
 	tcase_add_test(tc, test_over_cap);
 	tcase_add_test(tc, test_server_close);
@@ -821,6 +917,7 @@ int main(void)
 	tcase_add_test(tc, test_free_live);
 	tcase_add_test(tc, test_free_in_callback);
 	tcase_add_test(tc, test_recv_queue_bound);
+	tcase_add_test(tc, test_recv_queue_bound_small);
 	tcase_add_test(tc, test_missing_ca_file);
 	suite_add_tcase(s, tc);
 	if (make_certs() && server_start(&tls, srv_pem, srv_key) == 0) {

@@ -82,12 +82,20 @@ static void assert_msg_eq(const struct wire_msg *got,
 	ck_assert_int_eq(got->original_action, want->original_action);
 }
 
+static struct wire_scratch scratch;
+
 static void assert_decodes_to(const uint8_t *buf, size_t len,
                               const struct wire_msg *want)
 {
 	struct wire_decoded *d = NULL;
 
 	ck_assert_int_eq(wire_decode(buf, len, &d), 0);
+	ck_assert_ptr_nonnull(d);
+	assert_msg_eq(wire_decoded_msg(d), want);
+	wire_decoded_free(d);
+	/* The same in the caller's scratch (freeing it must not free()). */
+	d = NULL;
+	ck_assert_int_eq(wire_decode_in(buf, len, &scratch, &d), 0);
 	ck_assert_ptr_nonnull(d);
 	assert_msg_eq(wire_decoded_msg(d), want);
 	wire_decoded_free(d);
@@ -99,6 +107,8 @@ static void assert_rejected(const uint8_t *buf, size_t len)
 
 	ck_assert_int_eq(wire_decode(buf, len, &d), -EBADMSG);
 	/* ret_* is left alone on failure */
+	ck_assert_ptr_eq(d, (struct wire_decoded *)0x1);
+	ck_assert_int_eq(wire_decode_in(buf, len, &scratch, &d), -EBADMSG);
 	ck_assert_ptr_eq(d, (struct wire_decoded *)0x1);
 }
 
@@ -596,6 +606,41 @@ START_TEST(test_emit_fast_path)
 }
 END_TEST
 
+/* wire_decode_in(): in the scratch when the message fits, on the heap when
+ * it does not; either way the same message, and wire_decoded_free() frees
+ * only the heap one (ASan and valgrind see both). */
+START_TEST(test_decode_in_scratch)
+{
+	static char data[3 * WIRE_SCRATCH_SIZE];
+	static uint8_t buf[4 * WIRE_SCRATCH_SIZE];
+	const unsigned char *lo = scratch.buf, *hi = lo + sizeof(scratch.buf);
+	struct wire_msg m = {.topic = WIRE_TOPIC_EVENT,
+	                     .action = WIRE_EVENT_EMIT,
+	                     .name = "a/b",
+	                     .data = "{\"i\":1}"};
+	struct wire_decoded *d;
+	size_t len;
+
+	ck_assert_int_eq(wire_encode(&m, buf, sizeof(buf), &len), 0);
+	ck_assert_int_eq(wire_decode_in(buf, len, &scratch, &d), 0);
+	ck_assert((const unsigned char *)d >= lo &&
+	          (const unsigned char *)d < hi);
+	assert_msg_eq(wire_decoded_msg(d), &m);
+	wire_decoded_free(d);
+
+	memset(data, 'x', sizeof(data) - 1);
+	data[0] = '"';
+	data[sizeof(data) - 2] = '"';
+	m.data = data;
+	ck_assert_int_eq(wire_encode(&m, buf, sizeof(buf), &len), 0);
+	ck_assert_int_eq(wire_decode_in(buf, len, &scratch, &d), 0);
+	ck_assert((const unsigned char *)d < lo ||
+	          (const unsigned char *)d >= hi);
+	assert_msg_eq(wire_decoded_msg(d), &m);
+	wire_decoded_free(d);
+}
+END_TEST
+
 START_TEST(test_encode_errors)
 {
 	static const char *const with_null[] = {"a", NULL};
@@ -808,6 +853,15 @@ START_TEST(test_lenient)
 	want.name = "b";
 	want.data = "";
 	assert_decodes_to(buf, n, &want);
+	/* a name and no data; neither: absent fields stay NULL */
+	n = unhex("09 10 04 1a 05 08 02 32 01 61", buf, sizeof(buf));
+	want = (struct wire_msg){.topic = WIRE_TOPIC_EVENT,
+	                         .action = WIRE_EVENT_EMIT,
+	                         .name = "a"};
+	assert_decodes_to(buf, n, &want);
+	n = unhex("06 10 04 1a 02 08 02", buf, sizeof(buf));
+	want.name = NULL;
+	assert_decodes_to(buf, n, &want);
 	/* topic twice: the last one */
 	n = unhex("08 10 04 1a 02 08 02 10 02", buf, sizeof(buf));
 	want = (struct wire_msg){.topic = WIRE_TOPIC_CONNECTION,
@@ -991,6 +1045,7 @@ static Suite *wire_suite(void)
 	tcase_add_test(t, test_big_emit);
 	tcase_add_test(t, test_emit_fast_path);
 	tcase_add_test(t, test_encode_errors);
+	tcase_add_test(t, test_decode_in_scratch);
 	tcase_add_test(t, test_names);
 	suite_add_tcase(s, t);
 
