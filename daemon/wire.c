@@ -427,6 +427,24 @@ static char *copy_text(const ProtobufCBinaryData *v, char **pos)
 	return s;
 }
 
+/* The decoded message's block: the caller's scratch buffer when it fits
+ * (no allocation per platform event), else the heap. */
+static struct wire_decoded *decoded_alloc(struct wire_scratch *scratch,
+                                          size_t size)
+{
+	struct wire_decoded *d;
+
+	if (scratch && size <= sizeof(scratch->buf)) {
+		d = (struct wire_decoded *)(void *)scratch->buf;
+		d->heap = false;
+		return d;
+	}
+	d = malloc(size);
+	if (d)
+		d->heap = true;
+	return d;
+}
+
 /* Checks the text in src and builds the single-block decoded message. */
 static int dec_build(int topic, const struct dec_src *src,
                      struct wire_scratch *scratch, struct wire_decoded **ret)
@@ -452,15 +470,9 @@ static int dec_build(int topic, const struct dec_src *src,
 
 	/* Every byte after msg is written below (pointers, then texts with
 	 * their NULs): only msg needs clearing. */
-	if (scratch && size <= sizeof(scratch->buf)) {
-		d = (struct wire_decoded *)(void *)scratch->buf;
-		d->heap = false;
-	} else {
-		d = malloc(size);
-		if (!d)
-			return -ENOMEM;
-		d->heap = true;
-	}
+	d = decoded_alloc(scratch, size);
+	if (!d)
+		return -ENOMEM;
 	d->msg = (struct wire_msg){0};
 	d->msg.topic = topic;
 	d->msg.action = src->action;
@@ -516,15 +528,9 @@ static int dec_build_event(int action, const ProtobufCBinaryData *data,
 			return -EBADMSG;
 		size += name->len + 1;
 	}
-	if (scratch && size <= sizeof(scratch->buf)) {
-		d = (struct wire_decoded *)(void *)scratch->buf;
-		d->heap = false;
-	} else {
-		d = malloc(size);
-		if (!d)
-			return -ENOMEM;
-		d->heap = true;
-	}
+	d = decoded_alloc(scratch, size);
+	if (!d)
+		return -ENOMEM;
 	d->msg = (struct wire_msg){.topic = WIRE_TOPIC_EVENT, .action = action};
 	pos = (char *)&d->names[0];
 	if (data)
