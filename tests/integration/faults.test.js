@@ -143,8 +143,15 @@ async function runSuite({ spool }) {
         `${JSON.stringify(apps.map((x) => rec.maxOf(x.app)))}; dsd log tail:\n${d.logTail(20)}`,
     });
   }
-  // Waits for dsd to leave OPEN after `since` (the fault took effect).
-  const leftOpen = (since, timeoutMs) => w.waitFor((t) => t.state !== 'OPEN' && t.at >= since, timeoutMs);
+  // Waits for dsd to leave OPEN after `since` (the fault took effect):
+  // dsd leaves OPEN after `since`: seen as a transition, unless it is not
+  // OPEN any more when asked (a connection that dropped just before the
+  // fault began; the fault then meets dsd already away, and its
+  // transition came before `since`).
+  const leftOpen = async (since, timeoutMs) => {
+    if ((await d.status()).state !== 'OPEN') return null;
+    return w.waitFor((t) => t.state !== 'OPEN' && t.at >= since, timeoutMs);
+  };
   const openAgain = (since, timeoutMs = 15000) => w.waitFor((t) => t.state === 'OPEN' && t.at >= since, timeoutMs);
 
   const FAULTS = {
