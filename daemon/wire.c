@@ -59,6 +59,11 @@ static size_t varint_read(const uint8_t *buf, size_t len, uint64_t *ret_v)
 	uint64_t v = 0;
 	size_t i;
 
+	/* One byte: every tag and every length under 128. */
+	if (len > 0 && buf[0] < 0x80) {
+		*ret_v = buf[0];
+		return 1;
+	}
 	for (i = 0; i < len && i < VARINT_MAX; i++) {
 		uint64_t bits = buf[i] & 0x7f;
 
@@ -516,26 +521,42 @@ static bool word_not_plain(uint64_t w)
 }
 
 /* copy_text() of text that is plain ASCII without NUL (nearly every event
- * name and data), checked while it is copied, eight bytes at a time.
+ * name and data), checked while it is copied, eight bytes at a time (the
+ * last word overlapping the one before; four for a text of 4 to 7 bytes).
  * Returns false, having copied some of it, when a byte is anything else:
  * the caller then checks and copies the whole text the general way. */
 static bool copy_plain(const ProtobufCBinaryData *v, char **pos)
 {
 	const uint8_t *src = v->data;
 	char *s = *pos;
-	size_t i = 0, len = v->len;
+	size_t i, len = v->len;
 	uint64_t w;
+	uint32_t a, b;
 
-	for (; len - i >= 8; i += 8) {
-		memcpy(&w, src + i, 8);
+	if (len >= 8) {
+		for (i = 0; len - i > 8; i += 8) {
+			memcpy(&w, src + i, 8);
+			if (word_not_plain(w))
+				return false;
+			memcpy(s + i, &w, 8);
+		}
+		memcpy(&w, src + len - 8, 8);
 		if (word_not_plain(w))
 			return false;
-		memcpy(s + i, &w, 8);
-	}
-	for (; i < len; i++) {
-		if (src[i] == 0 || src[i] > 0x7f)
+		memcpy(s + len - 8, &w, 8);
+	} else if (len >= 4) {
+		memcpy(&a, src, 4);
+		memcpy(&b, src + len - 4, 4);
+		if (word_not_plain((uint64_t)a << 32 | b))
 			return false;
-		s[i] = (char)src[i];
+		memcpy(s, &a, 4);
+		memcpy(s + len - 4, &b, 4);
+	} else {
+		for (i = 0; i < len; i++) {
+			if (src[i] == 0 || src[i] > 0x7f)
+				return false;
+			s[i] = (char)src[i];
+		}
 	}
 	s[len] = '\0';
 	*pos = s + len + 1;
