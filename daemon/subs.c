@@ -517,8 +517,22 @@ int subs_remove_client(struct subs *s, uint32_t client, subs_unused_fn cb,
 const uint32_t *subs_subscribers(const struct subs *s, const char *name,
                                  size_t *ret_count)
 {
-	struct name *n = lookup_name(s, name);
+	ssize_t len = check_name(s, name);
 
+	if (len < 0) {
+		*ret_count = 0;
+		return NULL;
+	}
+	return subs_subscribers_n(s, name, (size_t)len, ret_count);
+}
+
+const uint32_t *subs_subscribers_n(const struct subs *s, const char *name,
+                                   size_t len, size_t *ret_count)
+{
+	struct name *n = NULL;
+
+	if (name && len > 0 && len <= s->limits.max_name_len)
+		n = find_name(s, name, len, hash_name(name, len));
 	if (!n || n->nclients == 0) {
 		*ret_count = 0;
 		return NULL;

@@ -501,6 +501,10 @@ static int dec_build(int topic, const struct dec_src *src,
 		if (src->text[i])
 			*dst[i] = copy_text(src->text[i], &pos);
 	}
+	if (src->text[T_DATA])
+		d->msg.data_len = src->text[T_DATA]->len;
+	if (src->text[T_NAME])
+		d->msg.name_len = src->text[T_NAME]->len;
 	for (i = 0; i < src->n_names; i++)
 		d->names[i] = copy_text(&src->names[i], &pos);
 	if (src->n_names > 0) {
@@ -595,10 +599,16 @@ static int dec_build_event(int action, const ProtobufCBinaryData *data,
 		return -ENOMEM;
 	d->msg = (struct wire_msg){.topic = WIRE_TOPIC_EVENT, .action = action};
 	pos = (char *)&d->names[0];
-	if (data && !(d->msg.data = take_text(data, &pos)))
-		goto bad;
-	if (name && !(d->msg.name = take_text(name, &pos)))
-		goto bad;
+	if (data) {
+		if (!(d->msg.data = take_text(data, &pos)))
+			goto bad;
+		d->msg.data_len = data->len;
+	}
+	if (name) {
+		if (!(d->msg.name = take_text(name, &pos)))
+			goto bad;
+		d->msg.name_len = name->len;
+	}
 	*ret = d;
 	return 0;
 bad:

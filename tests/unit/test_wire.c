@@ -84,6 +84,13 @@ static void assert_msg_eq(const struct wire_msg *got,
 
 static struct wire_scratch scratch;
 
+/* The decoders give the lengths of data and name with them. */
+static void assert_lengths(const struct wire_msg *got)
+{
+	ck_assert_uint_eq(got->data_len, got->data ? strlen(got->data) : 0);
+	ck_assert_uint_eq(got->name_len, got->name ? strlen(got->name) : 0);
+}
+
 static void assert_decodes_to(const uint8_t *buf, size_t len,
                               const struct wire_msg *want)
 {
@@ -92,12 +99,14 @@ static void assert_decodes_to(const uint8_t *buf, size_t len,
 	ck_assert_int_eq(wire_decode(buf, len, &d), 0);
 	ck_assert_ptr_nonnull(d);
 	assert_msg_eq(wire_decoded_msg(d), want);
+	assert_lengths(wire_decoded_msg(d));
 	wire_decoded_free(d);
 	/* The same in the caller's scratch (freeing it must not free()). */
 	d = NULL;
 	ck_assert_int_eq(wire_decode_in(buf, len, &scratch, &d), 0);
 	ck_assert_ptr_nonnull(d);
 	assert_msg_eq(wire_decoded_msg(d), want);
+	assert_lengths(wire_decoded_msg(d));
 	wire_decoded_free(d);
 }
 
