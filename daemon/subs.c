@@ -75,25 +75,29 @@ struct subs {
 #define INITIAL_BUCKETS 16
 
 /* Names eight bytes at a time (every platform event looks its name up),
- * each word multiplied in, then the bits mixed down so that the bucket
- * index, the low bits, depends on all of them (the finaliser of
- * SplitMix64).  Names come from local clients only, so flooding is not a
- * concern worth a keyed hash. */
+ * each word multiplied in, the last one overlapping the one before (the
+ * length is in h), then the bits mixed down so that the bucket index, the
+ * low bits, depends on all of them (the finaliser of SplitMix64).  Names
+ * come from local clients only, so flooding is not a concern worth a keyed
+ * hash. */
 static uint64_t hash_name(const char *str, size_t len)
 {
 	const uint64_t k = 0x9e3779b97f4a7c15ULL;
 	uint64_t h = 0xcbf29ce484222325ULL ^ len, w;
 	size_t i = 0;
 
-	for (; len - i >= 8; i += 8) {
-		memcpy(&w, str + i, 8);
+	if (len >= 8) {
+		for (; len - i > 8; i += 8) {
+			memcpy(&w, str + i, 8);
+			h = (h ^ w) * k;
+			h ^= h >> 32;
+		}
+		memcpy(&w, str + len - 8, 8);
 		h = (h ^ w) * k;
-		h ^= h >> 32;
-	}
-	if (i < len) {
+	} else {
 		w = 0;
-		for (size_t j = 0; i + j < len; j++)
-			w |= (uint64_t)(unsigned char)str[i + j] << (8 * j);
+		for (; i < len; i++)
+			w |= (uint64_t)(unsigned char)str[i] << (8 * i);
 		h = (h ^ w) * k;
 	}
 	h ^= h >> 30;
