@@ -98,23 +98,23 @@ static size_t subscribers_copy(struct pubsub *p, const char *name,
 	return copy_ids(ids, n, copy, cap, ret_list);
 }
 
-void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
-{
-	ps_fan_out_event_n(p, name, name ? strlen(name) : 0, data,
-	                   data ? strlen(data) : 0);
-}
-
-void ps_fan_out_event_n(struct pubsub *p, const char *name, size_t name_len,
-                        const char *data, size_t data_len)
+/* ps_fan_out_event_n(); data's length is measured (known_data_len NULL) only
+ * when name has subscribers: most emits have none. */
+static void fan_out(struct pubsub *p, const char *name, size_t name_len,
+                    const char *data, const size_t *known_data_len)
 {
 	uint32_t copy[64];
 	uint32_t *list;
-	size_t n;
+	size_t n, data_len;
 	const uint32_t *ids = subs_subscribers_n(p->subs, name, name_len, &n);
 
 	n = copy_ids(ids, n, copy, sizeof(copy) / sizeof(copy[0]), &list);
 	if (n == 0)
 		return;
+	if (known_data_len)
+		data_len = *known_data_len;
+	else
+		data_len = data ? strlen(data) : 0;
 	if (p->fanout.limit == 0)
 		ipc_buf_init(&p->fanout, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 	p->fanout.len = 0;
@@ -134,6 +134,17 @@ void ps_fan_out_event_n(struct pubsub *p, const char *name, size_t name_len,
 	/* A big event's buffer is not kept. */
 	if (p->fanout.cap > 64 * 1024)
 		ipc_buf_free(&p->fanout);
+}
+
+void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
+{
+	fan_out(p, name, name ? strlen(name) : 0, data, NULL);
+}
+
+void ps_fan_out_event_n(struct pubsub *p, const char *name, size_t name_len,
+                        const char *data, size_t data_len)
+{
+	fan_out(p, name, name_len, data, &data_len);
 }
 
 /* Calls fn for every local subscriber of name (see subscribers_copy()). */
