@@ -42,20 +42,19 @@ static uint8_t *put(uint8_t *p, const void *src, size_t n)
 	return p + n;
 }
 
-int event_frame_encode(struct ipc_buf *b, const char *name, const char *data,
-                       size_t data_len)
+int event_frame_encode(struct ipc_buf *b, const char *name, size_t name_len,
+                       const char *data, size_t data_len)
 {
 	/* "t": EVENT (404 > 255: a uint16) */
 	static const uint8_t head_t[] = {0xa1, 't', 0xcd, IPC_EVENT >> 8,
 	                                 IPC_EVENT & 0xff};
-	size_t name_len = name ? strnlen(name, IPC_MAX_NAME + 1) : 0;
 	uint8_t hdr[5];
 	size_t body, h;
 	uint8_t *p;
 	int r;
 
 	if (name_len > IPC_MAX_NAME || data_len > IPC_MAX_DATA ||
-	    (!data && data_len))
+	    (!data && data_len) || (!name && name_len))
 		return -EINVAL;
 	/* map header, "t", then each string: key, header, bytes */
 	body = 1 + sizeof(head_t);

@@ -71,15 +71,12 @@ void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
 }
 
 /* A send may drop a slow client, which changes the registry: the slots of
- * name's subscribers are walked in a copy, *ret_list (copy, or malloc'd
- * when longer than cap: free it when it is not copy).  Returns how many;
- * 0 when there are none or out of memory. */
-static size_t subscribers_copy(struct pubsub *p, const char *name,
-                               uint32_t *copy, size_t cap, uint32_t **ret_list)
+ * name's subscribers (ids, n) are walked in a copy, *ret_list (copy, or
+ * malloc'd when longer than cap: free it when it is not copy).  Returns how
+ * many; 0 when there are none or out of memory. */
+static size_t copy_ids(const uint32_t *ids, size_t n, uint32_t *copy,
+                       size_t cap, uint32_t **ret_list)
 {
-	size_t n;
-	const uint32_t *ids = subs_subscribers(p->subs, name, &n);
-
 	*ret_list = copy;
 	if (n == 0)
 		return 0;
@@ -92,20 +89,37 @@ static size_t subscribers_copy(struct pubsub *p, const char *name,
 	return n;
 }
 
-void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
+static size_t subscribers_copy(struct pubsub *p, const char *name,
+                               uint32_t *copy, size_t cap, uint32_t **ret_list)
+{
+	size_t n;
+	const uint32_t *ids = subs_subscribers(p->subs, name, &n);
+
+	return copy_ids(ids, n, copy, cap, ret_list);
+}
+
+/* ps_fan_out_event_n(); data's length is measured (known_data_len NULL) only
+ * when name has subscribers: most emits have none. */
+static void fan_out(struct pubsub *p, const char *name, size_t name_len,
+                    const char *data, const size_t *known_data_len)
 {
 	uint32_t copy[64];
 	uint32_t *list;
-	size_t n = subscribers_copy(p, name, copy,
-	                            sizeof(copy) / sizeof(copy[0]), &list);
+	size_t n, data_len;
+	const uint32_t *ids = subs_subscribers_n(p->subs, name, name_len, &n);
 
+	n = copy_ids(ids, n, copy, sizeof(copy) / sizeof(copy[0]), &list);
 	if (n == 0)
 		return;
+	if (known_data_len)
+		data_len = *known_data_len;
+	else
+		data_len = data ? strlen(data) : 0;
 	if (p->fanout.limit == 0)
 		ipc_buf_init(&p->fanout, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 	p->fanout.len = 0;
-	if (event_frame_encode(&p->fanout, name, data,
-	                       data ? strlen(data) : 0) == 0) {
+	if (event_frame_encode(&p->fanout, name, name_len, data, data_len) ==
+	    0) {
 		for (size_t i = 0; i < n; i++) {
 			struct dsd_client *c = client_by_slot(p, list[i]);
 
@@ -120,6 +134,17 @@ void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
 	/* A big event's buffer is not kept. */
 	if (p->fanout.cap > 64 * 1024)
 		ipc_buf_free(&p->fanout);
+}
+
+void ps_fan_out_event(struct pubsub *p, const char *name, const char *data)
+{
+	fan_out(p, name, name ? strlen(name) : 0, data, NULL);
+}
+
+void ps_fan_out_event_n(struct pubsub *p, const char *name, size_t name_len,
+                        const char *data, size_t data_len)
+{
+	fan_out(p, name, name_len, data, &data_len);
 }
 
 /* Calls fn for every local subscriber of name (see subscribers_copy()). */

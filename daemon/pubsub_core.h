@@ -161,6 +161,10 @@ void ps_tell_denied(struct pubsub *p, struct dsd_client *c, const char *name,
 /* Sends EVENT {name, data} to every local subscriber of name: encoded
  * once, the same bytes for all of them. */
 void ps_fan_out_event(struct pubsub *p, const char *name, const char *data);
+/* The same, with the lengths (strlen) of name and data (0 for NULL data)
+ * known already. */
+void ps_fan_out_event_n(struct pubsub *p, const char *name, size_t name_len,
+                        const char *data, size_t data_len);
 /* Calls fn for every local subscriber of name (walking a copy: fn may
  * drop a slow client). */
 void ps_for_each_subscriber(struct pubsub *p, const char *name,

@@ -221,7 +221,8 @@ void pubsub_platform_event(struct pubsub *p, const struct wire_msg *m)
 		if (m->name == NULL)
 			return;
 		p->count.events_received++;
-		ps_fan_out_event(p, m->name, m->data);
+		ps_fan_out_event_n(p, m->name, m->name_len, m->data,
+		                   m->data_len);
 		return;
 	case WIRE_EVENT_SUBSCRIBE:
 	case WIRE_EVENT_UNSUBSCRIBE:

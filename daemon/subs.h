@@ -142,6 +142,10 @@ int subs_remove_client(struct subs *s, uint32_t client, subs_unused_fn cb,
  */
 const uint32_t *subs_subscribers(const struct subs *s, const char *name,
                                  size_t *ret_count);
+/* subs_subscribers() of a name whose length, strlen(name), the caller
+ * already knows (a platform event's). */
+const uint32_t *subs_subscribers_n(const struct subs *s, const char *name,
+                                   size_t len, size_t *ret_count);
 
 /* Number of names client has. */
 size_t subs_client_count(const struct subs *s, uint32_t client);

@@ -59,6 +59,11 @@ static size_t varint_read(const uint8_t *buf, size_t len, uint64_t *ret_v)
 	uint64_t v = 0;
 	size_t i;
 
+	/* One byte: every tag and every length under 128. */
+	if (len > 0 && buf[0] < 0x80) {
+		*ret_v = buf[0];
+		return 1;
+	}
 	for (i = 0; i < len && i < VARINT_MAX; i++) {
 		uint64_t bits = buf[i] & 0x7f;
 
@@ -496,6 +501,10 @@ static int dec_build(int topic, const struct dec_src *src,
 		if (src->text[i])
 			*dst[i] = copy_text(src->text[i], &pos);
 	}
+	if (src->text[T_DATA])
+		d->msg.data_len = src->text[T_DATA]->len;
+	if (src->text[T_NAME])
+		d->msg.name_len = src->text[T_NAME]->len;
 	for (i = 0; i < src->n_names; i++)
 		d->names[i] = copy_text(&src->names[i], &pos);
 	if (src->n_names > 0) {
@@ -506,9 +515,72 @@ static int dec_build(int topic, const struct dec_src *src,
 	return 0;
 }
 
+/* A word with a zero byte or a byte over 0x7f: the bytes copy_plain()
+ * leaves to the full check. */
+static bool word_not_plain(uint64_t w)
+{
+	const uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
+
+	return ((w | (w - lo)) & hi) != 0;
+}
+
+/* copy_text() of text that is plain ASCII without NUL (nearly every event
+ * name and data), checked while it is copied, eight bytes at a time (the
+ * last word overlapping the one before; four for a text of 4 to 7 bytes).
+ * Returns false, having copied some of it, when a byte is anything else:
+ * the caller then checks and copies the whole text the general way. */
+static bool copy_plain(const ProtobufCBinaryData *v, char **pos)
+{
+	const uint8_t *src = v->data;
+	char *s = *pos;
+	size_t i, len = v->len;
+	uint64_t w;
+	uint32_t a, b;
+
+	if (len >= 8) {
+		for (i = 0; len - i > 8; i += 8) {
+			memcpy(&w, src + i, 8);
+			if (word_not_plain(w))
+				return false;
+			memcpy(s + i, &w, 8);
+		}
+		memcpy(&w, src + len - 8, 8);
+		if (word_not_plain(w))
+			return false;
+		memcpy(s + len - 8, &w, 8);
+	} else if (len >= 4) {
+		memcpy(&a, src, 4);
+		memcpy(&b, src + len - 4, 4);
+		if (word_not_plain((uint64_t)a << 32 | b))
+			return false;
+		memcpy(s, &a, 4);
+		memcpy(s + len - 4, &b, 4);
+	} else {
+		for (i = 0; i < len; i++) {
+			if (src[i] == 0 || src[i] > 0x7f)
+				return false;
+			s[i] = (char)src[i];
+		}
+	}
+	s[len] = '\0';
+	*pos = s + len + 1;
+	return true;
+}
+
+/* Checks v and copies it to *pos: text_ok() then copy_text(), with plain
+ * text read once. */
+static const char *take_text(const ProtobufCBinaryData *v, char **pos)
+{
+	char *s = *pos;
+
+	if (copy_plain(v, pos))
+		return s;
+	return text_ok(v) ? copy_text(v, pos) : NULL;
+}
+
 /* dec_build() for an EVENT of at most data and name (NULL: absent), the one
  * message the platform sends most: the same block, without walking every
- * text field twice. */
+ * text field twice, each text checked as it is copied. */
 static int dec_build_event(int action, const ProtobufCBinaryData *data,
                            const ProtobufCBinaryData *name,
                            struct wire_scratch *scratch,
@@ -518,27 +590,30 @@ static int dec_build_event(int action, const ProtobufCBinaryData *data,
 	size_t size = sizeof(*d);
 	char *pos;
 
-	if (data) {
-		if (!text_ok(data))
-			return -EBADMSG;
+	if (data)
 		size += data->len + 1;
-	}
-	if (name) {
-		if (!text_ok(name))
-			return -EBADMSG;
+	if (name)
 		size += name->len + 1;
-	}
 	d = decoded_alloc(scratch, size);
 	if (!d)
 		return -ENOMEM;
 	d->msg = (struct wire_msg){.topic = WIRE_TOPIC_EVENT, .action = action};
 	pos = (char *)&d->names[0];
-	if (data)
-		d->msg.data = copy_text(data, &pos);
-	if (name)
-		d->msg.name = copy_text(name, &pos);
+	if (data) {
+		if (!(d->msg.data = take_text(data, &pos)))
+			goto bad;
+		d->msg.data_len = data->len;
+	}
+	if (name) {
+		if (!(d->msg.name = take_text(name, &pos)))
+			goto bad;
+		d->msg.name_len = name->len;
+	}
 	*ret = d;
 	return 0;
+bad:
+	wire_decoded_free(d);
+	return -EBADMSG;
 }
 
 static const ProtobufCMessageDescriptor *inner_descriptor(int topic)

@@ -133,6 +133,10 @@ struct wire_msg {
 	bool has_is_error, is_error;
 	bool has_original_action;
 	int original_action;
+	/* strlen() of data and name, set by the decoders (the receive path
+	 * passes them on instead of measuring again); the encoders ignore
+	 * them. */
+	size_t data_len, name_len;
 };
 
 /*

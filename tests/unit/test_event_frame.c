@@ -26,7 +26,9 @@ static void same_as_ipc_encode(const char *name, const char *data,
 	ck_assert_int_eq(ipc_buf_reserve(&got, 3), 0);
 	memcpy(got.data, "xyz", 3);
 	got.len = 3;
-	ck_assert_int_eq(event_frame_encode(&got, name, data, data_len), 0);
+	ck_assert_int_eq(event_frame_encode(&got, name, name ? strlen(name) : 0,
+	                                    data, data_len),
+	                 0);
 	ck_assert_uint_eq(got.len, want.len + 3);
 	ck_assert(memcmp(got.data + 3, want.data, want.len) == 0);
 	ck_assert_int_eq(ipc_decode(got.data + 3, got.len - 3, &back), 0);
@@ -77,12 +79,13 @@ START_TEST(test_limits)
 	ipc_buf_init(&b, 64);
 	memset(name, 'n', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
-	ck_assert_int_eq(event_frame_encode(&b, name, "1", 1), -EINVAL);
-	ck_assert_int_eq(event_frame_encode(&b, "a", NULL, 1), -EINVAL);
-	ck_assert_int_eq(event_frame_encode(&b, "a", "1", IPC_MAX_DATA + 1),
+	ck_assert_int_eq(event_frame_encode(&b, name, strlen(name), "1", 1),
+	                 -EINVAL);
+	ck_assert_int_eq(event_frame_encode(&b, "a", 1, NULL, 1), -EINVAL);
+	ck_assert_int_eq(event_frame_encode(&b, "a", 1, "1", IPC_MAX_DATA + 1),
 	                 -EINVAL);
 	/* past the buffer's limit: nothing written */
-	ck_assert_int_eq(event_frame_encode(&b, "a", name, 100), -ENOBUFS);
+	ck_assert_int_eq(event_frame_encode(&b, "a", 1, name, 100), -ENOBUFS);
 	ck_assert_uint_eq(b.len, 0);
 	ipc_buf_free(&b);
 }

@@ -98,6 +98,61 @@ START_TEST(test_new_invalid)
 }
 END_TEST
 
+/* Every length around the hash's word size, names that differ in one byte
+ * at each position, found by both lookups and only by their own name. */
+START_TEST(test_lookup_by_length)
+{
+	struct subs *s = mk_default();
+	static char long_name[MAX_NAME + 2];
+	char name[48];
+	uint32_t id = 0;
+	size_t n;
+
+	for (size_t len = 1; len < sizeof(name); len++) {
+		for (size_t at = 0; at < len; at++) {
+			memset(name, 'n', len);
+			name[len] = '\0';
+			name[at] = 'x';
+			ck_assert_int_eq(subs_add(s, id % 100, name), 1);
+			id++;
+		}
+	}
+	id = 0;
+	for (size_t len = 1; len < sizeof(name); len++) {
+		for (size_t at = 0; at < len; at++) {
+			const uint32_t *v, *w;
+
+			memset(name, 'n', len);
+			name[len] = '\0';
+			name[at] = 'x';
+			v = subs_subscribers(s, name, &n);
+			ck_assert_uint_eq(n, 1);
+			ck_assert_uint_eq(v[0], id % 100);
+			w = subs_subscribers_n(s, name, len, &n);
+			ck_assert_ptr_eq(w, v);
+			ck_assert_uint_eq(n, 1);
+			id++;
+		}
+		/* the same length without an 'x': nobody */
+		memset(name, 'n', len);
+		ck_assert_ptr_null(subs_subscribers_n(s, name, len, &n));
+		ck_assert_uint_eq(n, 0);
+	}
+	ck_assert_ptr_null(subs_subscribers_n(s, "", 0, &n));
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(subs_subscribers_n(s, NULL, 0, &n));
+	memset(long_name, 'x', MAX_NAME + 1);
+	ck_assert_int_eq(subs_add(s, 1, long_name), -ENAMETOOLONG);
+	long_name[MAX_NAME] = '\0';
+	ck_assert_int_eq(subs_add(s, 1, long_name), 1);
+	ck_assert_ptr_nonnull(subs_subscribers_n(s, long_name, MAX_NAME, &n));
+	long_name[MAX_NAME] = 'x';
+	ck_assert_ptr_null(subs_subscribers_n(s, long_name, MAX_NAME + 1, &n));
+	ck_assert_uint_eq(n, 0);
+	subs_free(s);
+}
+END_TEST
+
 START_TEST(test_add_remove)
 {
 	struct subs *s = mk_default();
@@ -936,6 +991,7 @@ static Suite *subs_suite(void)
 
 	tcase_add_test(tc, test_new_invalid);
 	tcase_add_test(tc, test_add_remove);
+	tcase_add_test(tc, test_lookup_by_length);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_thousand_clients_one_name);

@@ -84,6 +84,13 @@ static void assert_msg_eq(const struct wire_msg *got,
 
 static struct wire_scratch scratch;
 
+/* The decoders give the lengths of data and name with them. */
+static void assert_lengths(const struct wire_msg *got)
+{
+	ck_assert_uint_eq(got->data_len, got->data ? strlen(got->data) : 0);
+	ck_assert_uint_eq(got->name_len, got->name ? strlen(got->name) : 0);
+}
+
 static void assert_decodes_to(const uint8_t *buf, size_t len,
                               const struct wire_msg *want)
 {
@@ -92,12 +99,14 @@ static void assert_decodes_to(const uint8_t *buf, size_t len,
 	ck_assert_int_eq(wire_decode(buf, len, &d), 0);
 	ck_assert_ptr_nonnull(d);
 	assert_msg_eq(wire_decoded_msg(d), want);
+	assert_lengths(wire_decoded_msg(d));
 	wire_decoded_free(d);
 	/* The same in the caller's scratch (freeing it must not free()). */
 	d = NULL;
 	ck_assert_int_eq(wire_decode_in(buf, len, &scratch, &d), 0);
 	ck_assert_ptr_nonnull(d);
 	assert_msg_eq(wire_decoded_msg(d), want);
+	assert_lengths(wire_decoded_msg(d));
 	wire_decoded_free(d);
 }
 
@@ -641,6 +650,82 @@ START_TEST(test_decode_in_scratch)
 }
 END_TEST
 
+/* An EVENT frame (action EMIT) with data and name as raw bytes, built by
+ * hand so that it may hold what wire_encode() refuses. */
+static size_t raw_event(const uint8_t *data, size_t dlen, const uint8_t *name,
+                        size_t nlen, uint8_t *out)
+{
+	size_t inner = 2 + 2 + dlen + 2 + nlen, n = 0;
+
+	out[n++] = (uint8_t)(4 + inner);
+	out[n++] = 0x10;
+	out[n++] = WIRE_TOPIC_EVENT;
+	out[n++] = 0x1a;
+	out[n++] = (uint8_t)inner;
+	out[n++] = 0x08;
+	out[n++] = WIRE_EVENT_EMIT;
+	out[n++] = 0x12;
+	out[n++] = (uint8_t)dlen;
+	memcpy(out + n, data, dlen);
+	n += dlen;
+	out[n++] = 0x32;
+	out[n++] = (uint8_t)nlen;
+	memcpy(out + n, name, nlen);
+	return n + nlen;
+}
+
+/* The EVENT short cut checks its texts as it copies them, eight bytes at a
+ * time: a NUL, a stray byte over 0x7f or a valid UTF-8 sequence at every
+ * position of every length around the word size, in data and in name. */
+START_TEST(test_event_text_every_position)
+{
+	static const uint8_t bad[] = {0x00, 0x80, 0xc3, 0xff};
+	uint8_t text[24], plain[24], frame[128];
+	char want_text[32];
+
+	memset(plain, 'a', sizeof(plain));
+	for (size_t len = 1; len <= sizeof(text); len++) {
+		for (size_t at = 0; at < len; at++) {
+			for (int field = 0; field < 2; field++) {
+				const uint8_t *d = field ? plain : text;
+				const uint8_t *nm = field ? text : plain;
+				struct wire_msg want = {
+				        .topic = WIRE_TOPIC_EVENT,
+				        .action = WIRE_EVENT_EMIT};
+				size_t n;
+
+				memset(text, 'x', sizeof(text));
+				for (size_t b = 0; b < sizeof(bad); b++) {
+					text[at] = bad[b];
+					n = raw_event(d, len, nm, len, frame);
+					assert_rejected(frame, n);
+				}
+				/* 0x01 and 0x7f are plain ASCII */
+				text[at] = at % 2 ? 0x01 : 0x7f;
+				memcpy(want_text, text, len);
+				want_text[len] = '\0';
+				want.data = field ? "aaaaaaaaaaaaaaaaaaaaaaaa" +
+				                            24 - len
+				                  : want_text;
+				want.name = field ? want_text
+				                  : "aaaaaaaaaaaaaaaaaaaaaaaa" +
+				                            24 - len;
+				n = raw_event(d, len, nm, len, frame);
+				assert_decodes_to(frame, n, &want);
+				if (at + 2 > len)
+					continue;
+				/* "é", two bytes, from at */
+				text[at] = 0xc3;
+				text[at + 1] = 0xa9;
+				memcpy(want_text, text, len);
+				n = raw_event(d, len, nm, len, frame);
+				assert_decodes_to(frame, n, &want);
+			}
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_encode_errors)
 {
 	static const char *const with_null[] = {"a", NULL};
@@ -1046,6 +1131,7 @@ static Suite *wire_suite(void)
 	tcase_add_test(t, test_emit_fast_path);
 	tcase_add_test(t, test_encode_errors);
 	tcase_add_test(t, test_decode_in_scratch);
+	tcase_add_test(t, test_event_text_every_position);
 	tcase_add_test(t, test_names);
 	suite_add_tcase(s, t);
 
