@@ -71,14 +71,32 @@ static void describe_link(const struct nlmsghdr *h, char *why, size_t len)
 	                                          : "down");
 }
 
+/* NLMSG_OK and NLMSG_NEXT without their int/unsigned comparisons (clang
+ * refuses those with -Wsign-compare): a whole header, and a message that
+ * fits what is left. */
+static bool nl_ok(const struct nlmsghdr *h, size_t left)
+{
+	return left >= sizeof(*h) && h->nlmsg_len >= sizeof(*h) &&
+	       h->nlmsg_len <= left;
+}
+
+static const struct nlmsghdr *nl_next(const struct nlmsghdr *h, size_t *left)
+{
+	size_t step = NLMSG_ALIGN(h->nlmsg_len);
+
+	step = step < *left ? step : *left;
+	*left -= step;
+	return (const struct nlmsghdr *)(const void *)((const char *)h + step);
+}
+
 int netwatch_parse_events(const void *buf, size_t len,
                           struct netwatch_events *ret)
 {
 	const struct nlmsghdr *h = buf;
-	int left = len > (size_t)INT32_MAX ? INT32_MAX : (int)len;
+	size_t left = len;
 	int n = 0;
 
-	for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+	for (; nl_ok(h, left); h = nl_next(h, &left)) {
 		unsigned bit = 0;
 		size_t need = 0;
 		char why[NETWATCH_WHY_MAX] = "";
@@ -128,9 +146,9 @@ int netwatch_parse_route(const void *buf, size_t len, bool *ret_routable,
                          int *ret_oif)
 {
 	const struct nlmsghdr *h = buf;
-	int left = len > (size_t)INT32_MAX ? INT32_MAX : (int)len;
+	size_t left = len;
 
-	for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+	for (; nl_ok(h, left); h = nl_next(h, &left)) {
 		if (h->nlmsg_type == NLMSG_ERROR) {
 			const struct nlmsgerr *e = NLMSG_DATA(h);
 

@@ -13,6 +13,9 @@
 #include "check-run.h"
 #include "wire.h"
 
+/* 24 'a's: the other field's text, of any length up to 24, ends here. */
+static const char A24[] = "aaaaaaaaaaaaaaaaaaaaaaaa";
+
 #define MAX_FRAME 65536
 
 /* Parses "3f 10 02 ..." into out; returns the byte count. */
@@ -704,12 +707,8 @@ START_TEST(test_event_text_every_position)
 				text[at] = at % 2 ? 0x01 : 0x7f;
 				memcpy(want_text, text, len);
 				want_text[len] = '\0';
-				want.data = field ? "aaaaaaaaaaaaaaaaaaaaaaaa" +
-				                            24 - len
-				                  : want_text;
-				want.name = field ? want_text
-				                  : "aaaaaaaaaaaaaaaaaaaaaaaa" +
-				                            24 - len;
+				want.data = field ? &A24[24 - len] : want_text;
+				want.name = field ? want_text : &A24[24 - len];
 				n = raw_event(d, len, nm, len, frame);
 				assert_decodes_to(frame, n, &want);
 				if (at + 2 > len)
