@@ -501,8 +501,15 @@ int subs_remove_client(struct subs *s, uint32_t client, subs_unused_fn cb,
 const uint32_t *subs_subscribers(const struct subs *s, const char *name,
                                  size_t *ret_count)
 {
-	struct name *n = lookup_name(s, name);
+	struct name *n;
 
+	/* Nobody subscribed to anything (the usual case for an app that only
+	 * emits): no name to check or hash. */
+	if (s->nsubscriptions == 0) {
+		*ret_count = 0;
+		return NULL;
+	}
+	n = lookup_name(s, name);
 	if (!n || n->nclients == 0) {
 		*ret_count = 0;
 		return NULL;
