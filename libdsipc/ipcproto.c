@@ -7,7 +7,8 @@
  * for a gigabyte), so a hostile client could make dsd allocate at will.
  * Instead a small cursor walks the bytes in place, rejects any container
  * claiming more elements than there are bytes left, bounds nesting, and only
- * then copies the few strings we keep into one exactly-sized zone.
+ * then copies the few strings we keep into one exactly-sized zone (or, for
+ * ipc_decode_in_place(), makes them C strings inside the frame itself).
  */
 #include <errno.h>
 #include <limits.h>
@@ -677,18 +678,17 @@ static const char *zone_put(char **z, const struct strref *s)
  * One pass: each key and value is read once, the structure checked as it
  * goes (every count against the bytes left, nesting bounded), the fields
  * we know taken on the way.  Any fault is -EBADMSG whichever check finds
- * it first, and nothing is allocated before the whole map was read.
+ * it first, and nothing is allocated: *ret_m gets the numbers and the
+ * type, *ret_f where the strings are in frame.
  */
-int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
+static int decode_fields(const uint8_t *frame, size_t len,
+                         struct ipc_msg *ret_m, struct fields *ret_f)
 {
 	struct ipc_msg m = {0};
 	struct fields f = {0};
 	struct mp_val top, k, v;
 	struct cur c;
-	size_t zlen = 0;
-	char *zone, *z;
 
-	memset(ret, 0, sizeof(*ret));
 	if (len < IPC_HEADER_SIZE || len - IPC_HEADER_SIZE > IPC_MAX_FRAME ||
 	    be32(frame) != len - IPC_HEADER_SIZE)
 		return -EBADMSG;
@@ -716,6 +716,23 @@ int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 	    (f.state.set && !text_valid(f.state.p, f.state.n)) ||
 	    (f.data.set && !text_valid(f.data.p, f.data.n)))
 		return -EBADMSG;
+	*ret_m = m;
+	*ret_f = f;
+	return 0;
+}
+
+int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
+{
+	struct ipc_msg m;
+	struct fields f;
+	size_t zlen = 0;
+	char *zone, *z;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = decode_fields(frame, len, &m, &f);
+	if (r < 0)
+		return r;
 
 	/* One allocation, sized exactly, never more than the frame. */
 	if (f.name.set)
@@ -738,6 +755,43 @@ int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 		m.state = zone_put(&z, &f.state);
 		m.zone_ = zone;
 	}
+	*ret = m;
+	return 0;
+}
+
+/* A string of the frame made a C string where it is: moved one byte back,
+ * over the last byte of its own header (a msgpack string has a header of
+ * at least one byte), and its NUL written where its last byte was.  Every
+ * byte written belongs to this string's own header and body, so the
+ * strings of one frame never touch each other, and nothing past the frame
+ * is touched. */
+static const char *terminate_in_place(uint8_t *frame, const struct strref *s)
+{
+	uint8_t *at;
+
+	if (!s->set)
+		return NULL;
+	at = frame + (s->p - frame) - 1;
+	memmove(at, s->p, s->n);
+	at[s->n] = '\0';
+	return (const char *)at;
+}
+
+int ipc_decode_in_place(uint8_t *frame, size_t len, struct ipc_msg *ret)
+{
+	struct ipc_msg m;
+	struct fields f;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = decode_fields(frame, len, &m, &f);
+	if (r < 0)
+		return r;
+	m.name = terminate_in_place(frame, &f.name);
+	m.data = terminate_in_place(frame, &f.data);
+	m.data_len = f.data.set ? f.data.n : 0;
+	m.text = terminate_in_place(frame, &f.text);
+	m.state = terminate_in_place(frame, &f.state);
 	*ret = m;
 	return 0;
 }
