@@ -102,30 +102,48 @@ static uint64_t special8(uint64_t w)
 	       ((w - ONES * 0x20) & ~w) | w;
 }
 
-/* The first byte from p on that special8() would flag, or the point
- * where fewer than 8 bytes are left (the caller goes on byte by byte).
- * With SSE2 (every x86-64) 16 bytes at a time: a signed comparison with
- * ' ' flags the control characters and the non-ASCII bytes at once. */
-static const uint8_t *skip_plain(const uint8_t *p, const uint8_t *end)
+#ifdef __SSE2__
+/* Bit k set: byte k of the 16 at p is one that special8() would flag.  A
+ * signed comparison with ' ' flags the control characters and the
+ * non-ASCII bytes at once. */
+static unsigned special16(const uint8_t *p)
+{
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+	              space = _mm_set1_epi8(' ');
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+	                                        _mm_cmpeq_epi8(v, bslash)),
+	                           _mm_cmplt_epi8(v, space));
+
+	return (unsigned)_mm_movemask_epi8(hit);
+}
+#endif
+
+/* The first byte from p on that special8() would flag, end when there is
+ * none, or (short texts only) a point where fewer than 8 bytes are left,
+ * from which the caller goes on byte by byte.  With SSE2 (every x86-64) 16
+ * bytes at a time, and the last few bytes as the text's last 16 (the bytes
+ * before p in them are masked off) when the text has that many. */
+static const uint8_t *skip_plain(const uint8_t *p, const uint8_t *start,
+                                 const uint8_t *end)
 {
 	uint64_t w, m;
 
 #ifdef __SSE2__
-	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-	              space = _mm_set1_epi8(' ');
-
 	while (end - p >= 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		__m128i hit =
-		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
-		                                  _mm_cmpeq_epi8(v, bslash)),
-		                     _mm_cmplt_epi8(v, space));
-		unsigned bits = (unsigned)_mm_movemask_epi8(hit);
+		unsigned bits = special16(p);
 
 		if (bits != 0)
 			return p + __builtin_ctz(bits);
 		p += 16;
 	}
+	if (p < end && end - start >= 16) {
+		unsigned bits = special16(end - 16) >> (16 - (end - p));
+
+		return bits != 0 ? p + __builtin_ctz(bits) : end;
+	}
+#else
+	(void)start;
 #endif
 	while (end - p >= 8) {
 		memcpy(&w, p, 8);
@@ -250,7 +268,7 @@ static inline __attribute__((always_inline)) bool string(struct jc *c,
 
 	c->p++;
 	for (;;) {
-		c->p = skip_plain(c->p, c->end);
+		c->p = skip_plain(c->p, c->start, c->end);
 		if (c->p >= c->end)
 			return fail(c, "premature end of input");
 		switch (*c->p) {
