@@ -191,14 +191,50 @@ put_key(uint8_t *p, const char *k, size_t n)
 	return p + n;
 }
 
+/* A message of numbers only (OK, EMIT_REPLY, EMIT_CONFIRMED: most of
+ * what dsd writes), without the checks and sizes of strings; the same
+ * bytes as ipc_encode()'s general path. */
+static int encode_numbers(struct ipc_buf *b, const struct ipc_msg *m)
+{
+	size_t body = 1 + 2 + int_size(m->type), fields = 1;
+	uint8_t *p;
+	int r;
+
+	if (m->has_id)
+		body += 3 + int_size(m->id), fields++;
+	if (m->has_code)
+		body += 5 + int_size(m->code), fields++;
+	r = ipc_buf_reserve(b, IPC_HEADER_SIZE + body);
+	if (r < 0)
+		return r;
+	p = b->data + b->len;
+	p[0] = 0;
+	p[1] = 0;
+	p[2] = 0;
+	p[3] = (uint8_t)body; /* at most 1 + 3 + 12 + 14 bytes */
+	p += IPC_HEADER_SIZE;
+	*p++ = (uint8_t)(0x80 | fields);
+	p = put_int(put_key(p, "t", 1), m->type);
+	if (m->has_id)
+		p = put_int(put_key(p, "id", 2), m->id);
+	if (m->has_code)
+		p = put_int(put_key(p, "code", 4), m->code);
+	b->len += IPC_HEADER_SIZE + body;
+	return 0;
+}
+
 int ipc_encode(struct ipc_buf *b, const struct ipc_msg *m)
 {
 	bool has_at = m->type == IPC_STATE || m->at != 0;
-	const char *tkey = text_key(m->type);
+	const char *tkey;
 	size_t name_len = 0, text_len = 0, state_len = 0, body, fields = 1;
 	uint8_t *p;
 	int r;
 
+	if (!has_at && !m->name && !m->data && !m->data_len && !m->text &&
+	    !m->state)
+		return encode_numbers(b, m);
+	tkey = text_key(m->type);
 	if (m->name) {
 		name_len = strnlen(m->name, IPC_MAX_NAME + 1);
 		if (name_len > IPC_MAX_NAME)

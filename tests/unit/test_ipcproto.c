@@ -955,6 +955,14 @@ START_TEST(test_encode_as_reference)
 			                    .at = edge_ints[nints - 1 - i]};
 
 			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+			/* numbers only (ipc_encode()'s short path), with and
+			 * without an id and a code */
+			m.at = 0;
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+			m.has_code = !m.has_code;
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+			m.has_id = !m.has_id;
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 		}
 		for (size_t i = 0; i < nlens; i++) {
 			size_t n = edge_lens[i];
