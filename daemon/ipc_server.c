@@ -621,7 +621,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (!c->backlog && !read_more(c, fd))
 		return;
 	c->backlog = false;
-	while (!c->closing && (r = ipc_reader_next(&c->in, &m)) == 1) {
+	/* Borrowed strings (no copy, no allocation per message): dispatch()
+	 * is done with m, and whatever it keeps it copied, before the reader
+	 * is touched again; a client closed meanwhile keeps its buffer until
+	 * the reap. */
+	while (!c->closing && (r = ipc_reader_next_borrowed(&c->in, &m)) == 1) {
 		dispatch(c, &m);
 		ipc_msg_clear(&m);
 		if (c->input_held) {

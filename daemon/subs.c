@@ -521,8 +521,15 @@ int subs_remove_client(struct subs *s, uint32_t client, subs_unused_fn cb,
 const uint32_t *subs_subscribers(const struct subs *s, const char *name,
                                  size_t *ret_count)
 {
-	ssize_t len = check_name(s, name);
+	ssize_t len;
 
+	/* Nobody subscribed to anything (the usual case for an app that only
+	 * emits): no name to check or hash. */
+	if (s->nsubscriptions == 0) {
+		*ret_count = 0;
+		return NULL;
+	}
+	len = check_name(s, name);
 	if (len < 0) {
 		*ret_count = 0;
 		return NULL;
@@ -535,6 +542,10 @@ const uint32_t *subs_subscribers_n(const struct subs *s, const char *name,
 {
 	struct name *n = NULL;
 
+	if (s->nsubscriptions == 0) {
+		*ret_count = 0;
+		return NULL;
+	}
 	if (name && len > 0 && len <= s->limits.max_name_len)
 		n = find_name(s, name, len, hash_name(name, len));
 	if (!n || n->nclients == 0) {

@@ -58,7 +58,7 @@ void ipc_reader_wrote(struct ipc_reader *r, size_t n)
 	r->len += n;
 }
 
-int ipc_reader_next(struct ipc_reader *r, struct ipc_msg *ret)
+static int next(struct ipc_reader *r, struct ipc_msg *ret, bool in_place)
 {
 	size_t flen;
 	int k;
@@ -78,11 +78,22 @@ int ipc_reader_next(struct ipc_reader *r, struct ipc_msg *ret)
 		return 0;
 	if (k < 0)
 		return k;
-	k = ipc_decode(r->buf + r->off, flen, ret);
+	k = in_place ? ipc_decode_in_place(r->buf + r->off, flen, ret)
+	             : ipc_decode(r->buf + r->off, flen, ret);
 	if (k < 0)
 		return k == -ENOMEM ? -ENOMEM : -EBADMSG;
 	r->off += flen;
 	return 1;
+}
+
+int ipc_reader_next(struct ipc_reader *r, struct ipc_msg *ret)
+{
+	return next(r, ret, false);
+}
+
+int ipc_reader_next_borrowed(struct ipc_reader *r, struct ipc_msg *ret)
+{
+	return next(r, ret, true);
 }
 
 void ipc_reader_trim(struct ipc_reader *r)

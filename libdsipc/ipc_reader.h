@@ -55,6 +55,16 @@ void ipc_reader_wrote(struct ipc_reader *r, size_t n);
  */
 int ipc_reader_next(struct ipc_reader *r, struct ipc_msg *ret);
 
+/*
+ * ipc_reader_next() without copying the strings out (ipc_decode_in_place()):
+ * they are borrowed from r's buffer and live until the next call on r
+ * (any ipc_reader_* function may move or free the buffer), so the message
+ * must be done with before r is fed or asked again.  ipc_msg_clear() is
+ * harmless and frees nothing.  For dsd's server, which handles each
+ * message completely before the next (a request copies whatever it keeps).
+ */
+int ipc_reader_next_borrowed(struct ipc_reader *r, struct ipc_msg *ret);
+
 /* Bytes of memory held now, for accounting. */
 /* Nothing unread: the buffer goes, whatever its size (for a server that
  * keeps many quiet peers). */

@@ -7,10 +7,14 @@
  * for a gigabyte), so a hostile client could make dsd allocate at will.
  * Instead a small cursor walks the bytes in place, rejects any container
  * claiming more elements than there are bytes left, bounds nesting, and only
- * then copies the few strings we keep into one exactly-sized zone.
+ * then copies the few strings we keep into one exactly-sized zone (or, for
+ * ipc_decode_in_place(), makes them C strings inside the frame itself).
  */
 #include <errno.h>
 #include <limits.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,14 +191,50 @@ put_key(uint8_t *p, const char *k, size_t n)
 	return p + n;
 }
 
+/* A message of numbers only (OK, EMIT_REPLY, EMIT_CONFIRMED: most of
+ * what dsd writes), without the checks and sizes of strings; the same
+ * bytes as ipc_encode()'s general path. */
+static int encode_numbers(struct ipc_buf *b, const struct ipc_msg *m)
+{
+	size_t body = 1 + 2 + int_size(m->type), fields = 1;
+	uint8_t *p;
+	int r;
+
+	if (m->has_id)
+		body += 3 + int_size(m->id), fields++;
+	if (m->has_code)
+		body += 5 + int_size(m->code), fields++;
+	r = ipc_buf_reserve(b, IPC_HEADER_SIZE + body);
+	if (r < 0)
+		return r;
+	p = b->data + b->len;
+	p[0] = 0;
+	p[1] = 0;
+	p[2] = 0;
+	p[3] = (uint8_t)body; /* at most 1 + 3 + 12 + 14 bytes */
+	p += IPC_HEADER_SIZE;
+	*p++ = (uint8_t)(0x80 | fields);
+	p = put_int(put_key(p, "t", 1), m->type);
+	if (m->has_id)
+		p = put_int(put_key(p, "id", 2), m->id);
+	if (m->has_code)
+		p = put_int(put_key(p, "code", 4), m->code);
+	b->len += IPC_HEADER_SIZE + body;
+	return 0;
+}
+
 int ipc_encode(struct ipc_buf *b, const struct ipc_msg *m)
 {
 	bool has_at = m->type == IPC_STATE || m->at != 0;
-	const char *tkey = text_key(m->type);
+	const char *tkey;
 	size_t name_len = 0, text_len = 0, state_len = 0, body, fields = 1;
 	uint8_t *p;
 	int r;
 
+	if (!has_at && !m->name && !m->data && !m->data_len && !m->text &&
+	    !m->state)
+		return encode_numbers(b, m);
+	tkey = text_key(m->type);
 	if (m->name) {
 		name_len = strnlen(m->name, IPC_MAX_NAME + 1);
 		if (name_len > IPC_MAX_NAME)
@@ -515,8 +555,11 @@ static int skip_children(struct cur *c, const struct mp_val *v, int depth)
 
 /*
  * Text fields carry no NUL: it would cut them short in C.  Plain ASCII
- * without NUL (most names and data) goes eight bytes at a time; from the
- * first other byte on, the general checks.
+ * without NUL (most names and data) goes sixteen bytes at a time with SSE2
+ * (every x86-64; a signed comparison with 0 flags NUL and non-ASCII
+ * together), then eight, and a tail of 1 to 7 bytes is checked as the last
+ * eight bytes of the text when it has that many; from the first other
+ * byte on, the general checks.
  */
 static bool text_valid(const uint8_t *s, size_t n)
 {
@@ -524,12 +567,31 @@ static bool text_valid(const uint8_t *s, size_t n)
 	size_t i = 0;
 	uint64_t w;
 
+#ifdef __SSE2__
+	const __m128i zero = _mm_setzero_si128();
+
+	while (n - i >= 16) {
+		__m128i v =
+		        _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+
+		if (_mm_movemask_epi8(_mm_cmpgt_epi8(v, zero)) != 0xffff)
+			break;
+		i += 16;
+	}
+#endif
 	while (n - i >= 8) {
 		memcpy(&w, s + i, 8);
 		/* a high bit, or a zero byte */
 		if ((w & highs) | ((w - ones) & ~w & highs))
 			break;
 		i += 8;
+	}
+	if (i < n && n - i < 8 && n >= 8) {
+		/* The tail (under 8 bytes), with bytes already passed in
+		 * front of it. */
+		memcpy(&w, s + n - 8, 8);
+		if (!((w & highs) | ((w - ones) & ~w & highs)))
+			return true;
 	}
 	while (i < n && s[i] != 0 && s[i] < 0x80)
 		i++;
@@ -677,18 +739,17 @@ static const char *zone_put(char **z, const struct strref *s)
  * One pass: each key and value is read once, the structure checked as it
  * goes (every count against the bytes left, nesting bounded), the fields
  * we know taken on the way.  Any fault is -EBADMSG whichever check finds
- * it first, and nothing is allocated before the whole map was read.
+ * it first, and nothing is allocated: *ret_m gets the numbers and the
+ * type, *ret_f where the strings are in frame.
  */
-int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
+static int decode_fields(const uint8_t *frame, size_t len,
+                         struct ipc_msg *ret_m, struct fields *ret_f)
 {
 	struct ipc_msg m = {0};
 	struct fields f = {0};
 	struct mp_val top, k, v;
 	struct cur c;
-	size_t zlen = 0;
-	char *zone, *z;
 
-	memset(ret, 0, sizeof(*ret));
 	if (len < IPC_HEADER_SIZE || len - IPC_HEADER_SIZE > IPC_MAX_FRAME ||
 	    be32(frame) != len - IPC_HEADER_SIZE)
 		return -EBADMSG;
@@ -716,6 +777,23 @@ int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 	    (f.state.set && !text_valid(f.state.p, f.state.n)) ||
 	    (f.data.set && !text_valid(f.data.p, f.data.n)))
 		return -EBADMSG;
+	*ret_m = m;
+	*ret_f = f;
+	return 0;
+}
+
+int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
+{
+	struct ipc_msg m;
+	struct fields f;
+	size_t zlen = 0;
+	char *zone, *z;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = decode_fields(frame, len, &m, &f);
+	if (r < 0)
+		return r;
 
 	/* One allocation, sized exactly, never more than the frame. */
 	if (f.name.set)
@@ -738,6 +816,43 @@ int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret)
 		m.state = zone_put(&z, &f.state);
 		m.zone_ = zone;
 	}
+	*ret = m;
+	return 0;
+}
+
+/* A string of the frame made a C string where it is: moved one byte back,
+ * over the last byte of its own header (a msgpack string has a header of
+ * at least one byte), and its NUL written where its last byte was.  Every
+ * byte written belongs to this string's own header and body, so the
+ * strings of one frame never touch each other, and nothing past the frame
+ * is touched. */
+static const char *terminate_in_place(uint8_t *frame, const struct strref *s)
+{
+	uint8_t *at;
+
+	if (!s->set)
+		return NULL;
+	at = frame + (s->p - frame) - 1;
+	memmove(at, s->p, s->n);
+	at[s->n] = '\0';
+	return (const char *)at;
+}
+
+int ipc_decode_in_place(uint8_t *frame, size_t len, struct ipc_msg *ret)
+{
+	struct ipc_msg m;
+	struct fields f;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = decode_fields(frame, len, &m, &f);
+	if (r < 0)
+		return r;
+	m.name = terminate_in_place(frame, &f.name);
+	m.data = terminate_in_place(frame, &f.data);
+	m.data_len = f.data.set ? f.data.n : 0;
+	m.text = terminate_in_place(frame, &f.text);
+	m.state = terminate_in_place(frame, &f.state);
 	*ret = m;
 	return 0;
 }

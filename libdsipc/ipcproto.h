@@ -68,9 +68,10 @@ enum ipc_emit_result {
 };
 
 /*
- * A decoded message.  Strings point into the frame's decode zone and are
- * NUL-terminated; they live until ipc_msg_clear().  Absent fields are NULL
- * (strings) or have their has_* flag false.
+ * A decoded message.  Strings are NUL-terminated and point into the
+ * frame's decode zone, living until ipc_msg_clear() (ipc_decode()), or
+ * into the frame itself, living as long as it (ipc_decode_in_place()).  Absent
+ * fields are NULL (strings) or have their has_* flag false.
  */
 struct ipc_msg {
 	int type;
@@ -136,6 +137,17 @@ int ipc_frame_peek(const uint8_t *buf, size_t len, size_t *ret_frame_len);
  * last value; strings must be UTF-8 without NUL.  -ENOMEM is possible.
  */
 int ipc_decode(const uint8_t *frame, size_t len, struct ipc_msg *ret);
+
+/*
+ * ipc_decode() without an allocation: the same checks and the same
+ * results, but the strings of *ret are not copied out; each is made
+ * NUL-terminated where it is, inside frame (moved one byte back over its
+ * msgpack header), so frame's bytes change and cannot be decoded again.
+ * The strings are borrowed: they live as long as frame's bytes stay
+ * where they are, and ipc_msg_clear() frees nothing of them (it may still
+ * be called).  Only bytes of frame[0..len) are written.
+ */
+int ipc_decode_in_place(uint8_t *frame, size_t len, struct ipc_msg *ret);
 void ipc_msg_clear(struct ipc_msg *m);
 
 /* "HELLO", ...; "UNKNOWN" for a type not in the catalogue. */

@@ -12,6 +12,7 @@
  * every message to the same bytes.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -118,6 +119,40 @@ out:
 	ipc_buf_free(&b1);
 }
 
+/* ipc_decode_in_place() on a copy exactly as long as the frame (ASan
+ * sees a write past it) reads it alike, with every string inside it. */
+static void same_in_place(const uint8_t *frame, size_t len, int r,
+                          const struct ipc_msg *m)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	struct ipc_msg c;
+	int rc;
+
+	FUZZ_CHECK(copy);
+	if (len)
+		memcpy(copy, frame, len);
+	rc = ipc_decode_in_place(copy, len, &c);
+	FUZZ_CHECK(rc == (r == -ENOMEM ? 0 : r) || rc == -ENOMEM);
+	if (rc == 0 && r == 0)
+		FUZZ_CHECK(msg_eq(&c, m));
+	FUZZ_CHECK(c.zone_ == NULL);
+	FUZZ_CHECK(!c.name ||
+	           ((const uint8_t *)c.name >= copy &&
+	            (const uint8_t *)c.name + strlen(c.name) < copy + len));
+	FUZZ_CHECK(!c.data ||
+	           ((const uint8_t *)c.data >= copy &&
+	            (const uint8_t *)c.data + c.data_len < copy + len &&
+	            c.data[c.data_len] == '\0'));
+	FUZZ_CHECK(!c.text ||
+	           ((const uint8_t *)c.text >= copy &&
+	            (const uint8_t *)c.text + strlen(c.text) < copy + len));
+	FUZZ_CHECK(!c.state ||
+	           ((const uint8_t *)c.state >= copy &&
+	            (const uint8_t *)c.state + strlen(c.state) < copy + len));
+	ipc_msg_clear(&c);
+	free(copy);
+}
+
 static void one_frame(const uint8_t *frame, size_t len)
 {
 	struct ipc_msg m;
@@ -125,6 +160,7 @@ static void one_frame(const uint8_t *frame, size_t len)
 
 	r = ipc_decode(frame, len, &m);
 	same_as_ref(frame, len, r, &m);
+	same_in_place(frame, len, r, &m);
 	if (r < 0) {
 		FUZZ_CHECK(r == -EBADMSG || r == -ENOMEM);
 		/* "On error *ret is left cleared." */

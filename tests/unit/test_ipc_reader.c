@@ -1,6 +1,7 @@
 /* The shared IPC frame reader, fed by hand: no sockets. */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check-run.h"
@@ -73,6 +74,48 @@ START_TEST(test_byte_by_byte_and_batched)
 }
 END_TEST
 
+/* Borrowed strings: each message is right though the frames before it
+ * were rewritten in place, and its strings are in the reader's buffer. */
+START_TEST(test_borrowed)
+{
+	struct ipc_reader r = IPC_READER_INIT;
+	struct ipc_buf b;
+	struct ipc_msg m;
+	uint32_t want = 1;
+	char data[40];
+
+	ipc_buf_init(&b, 1 << 20);
+	for (uint32_t k = 1; k <= 5; k++) {
+		struct ipc_msg e = {.type = IPC_EMIT,
+		                    .has_id = true,
+		                    .id = k,
+		                    .name = k % 2 ? "odd" : "",
+		                    .data = data,
+		                    .data_len =
+		                            (size_t)snprintf(data, sizeof(data),
+		                                             "{\"k\":%u}", k)};
+
+		ck_assert_int_eq(ipc_encode(&b, &e), 0);
+	}
+	feed(&r, b.data, b.len, 64 * 1024);
+	while (ipc_reader_next_borrowed(&r, &m) == 1) {
+		snprintf(data, sizeof(data), "{\"k\":%u}", want);
+		ck_assert_uint_eq(m.id, want);
+		ck_assert_str_eq(m.name, want % 2 ? "odd" : "");
+		ck_assert_uint_eq(m.data_len, strlen(data));
+		ck_assert_str_eq(m.data, data);
+		ck_assert_ptr_null(m.zone_);
+		ck_assert((const uint8_t *)m.data > r.buf &&
+		          (const uint8_t *)m.data < r.buf + r.off);
+		ipc_msg_clear(&m);
+		want++;
+	}
+	ck_assert_uint_eq(want, 6);
+	ipc_reader_free(&r);
+	ipc_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_big_frame_memory_given_back)
 {
 	struct ipc_reader r = IPC_READER_INIT;
@@ -130,6 +173,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_byte_by_byte_and_batched);
+	tcase_add_test(tc, test_borrowed);
 	tcase_add_test(tc, test_big_frame_memory_given_back);
 	tcase_add_test(tc, test_oversize_announced);
 	tcase_add_test(tc, test_garbage);

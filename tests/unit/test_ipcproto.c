@@ -847,15 +847,46 @@ static bool msg_eq(const struct ipc_msg *a, const struct ipc_msg *b)
 	       (!a->data || memcmp(a->data, b->data, a->data_len) == 0);
 }
 
-/* Both decoders give the same result and the same fields. */
+/* A string of ipc_decode_in_place() lies within the frame it came from. */
+static bool inside(const char *s, size_t n, const uint8_t *f, size_t len)
+{
+	return !s ||
+	       ((const uint8_t *)s >= f && (const uint8_t *)s + n < f + len);
+}
+
+/* Both decoders give the same result and the same fields; so does
+ * ipc_decode_in_place(), on a copy exactly as long as the frame (ASan
+ * catches a write past it), with every string inside that copy. */
 static void same_decoding(const uint8_t *f, size_t len)
 {
-	struct ipc_msg a, b;
+	struct ipc_msg a, b, c;
 	int ra = ipc_decode(f, len, &a);
 	int rb = ref_ipc_decode(f, len, &b);
+	uint8_t *copy = malloc(len ? len : 1);
+	int rc;
 
+	ck_assert_ptr_nonnull(copy);
+	if (len)
+		memcpy(copy, f, len);
+	rc = ipc_decode_in_place(copy, len, &c);
 	ck_assert_int_eq(ra, rb);
 	ck_assert(msg_eq(&a, &b));
+	ck_assert_int_eq(rc, ra);
+	ck_assert(msg_eq(&c, &a));
+	ck_assert_ptr_null(c.zone_);
+	if (rc == 0) {
+		ck_assert(
+		        inside(c.name, c.name ? strlen(c.name) : 0, copy, len));
+		ck_assert(inside(c.data, c.data_len, copy, len));
+		ck_assert(
+		        inside(c.text, c.text ? strlen(c.text) : 0, copy, len));
+		ck_assert(inside(c.state, c.state ? strlen(c.state) : 0, copy,
+		                 len));
+		if (c.data)
+			ck_assert_int_eq(c.data[c.data_len], '\0');
+	}
+	ipc_msg_clear(&c);
+	free(copy);
 	ipc_msg_clear(&a);
 	ipc_msg_clear(&b);
 }
@@ -923,6 +954,14 @@ START_TEST(test_encode_as_reference)
 			                    .code = edge_ints[i],
 			                    .at = edge_ints[nints - 1 - i]};
 
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+			/* numbers only (ipc_encode()'s short path), with and
+			 * without an id and a code */
+			m.at = 0;
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+			m.has_code = !m.has_code;
+			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
+			m.has_id = !m.has_id;
 			same_encoding(&m, IPC_HEADER_SIZE + IPC_MAX_FRAME);
 		}
 		for (size_t i = 0; i < nlens; i++) {
