@@ -21,15 +21,12 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
-const { spawn, execFileSync } = require('node:child_process');
 const { performance } = require('node:perf_hooks');
 
 const lib = path.join(__dirname, '..', 'integration', 'lib');
 const { startServer } = require(path.join(lib, 'server'));
 const { startDsd, buildDir, binaries } = require(path.join(lib, 'dsd'));
 const js = require(path.join(lib, 'jsclient'));
-const { track } = require(path.join(lib, 'children'));
 const { sleep, waitUntil, withTimeout } = require(path.join(lib, 'util'));
 
 function envInt(name, dflt) {
@@ -66,75 +63,9 @@ const DSD_OPTS = {
   ipc: { clientBuffer: 64 * 1024 * 1024, clientBufferTotal: 1024 * 1024 * 1024 },
 };
 
-/* -- /proc -- */
+/* -- /proc and processes: shared with side-by-side.js -- */
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-// VmRSS and VmHWM in KiB.
-function memory(pid) {
-  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key) => {
-    const m = text.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
-    if (!m) throw new Error(`/proc/${pid}/status has no ${key}`);
-    return Number(m[1]);
-  };
-  return { rssKiB: kb('VmRSS'), hwmKiB: kb('VmHWM') };
-}
-
-// utime + stime in milliseconds.  The command name may hold spaces and
-// parentheses, so the fields are counted from after its closing one.
-function cpuMs(pid) {
-  const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // f[0] is field 3 (state): utime is field 14, stime 15.
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-}
-
-/* -- processes -- */
-
-// A driver run to completion: its stdout lines, exit code and exit time.
-function runTool(bin, args, timeoutMs) {
-  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const lines = [];
-  let stderr = '';
-  readline.createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
-  child.stderr.on('data', (b) => {
-    stderr += b;
-  });
-  const done = new Promise((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
-  const name = path.basename(bin);
-  return {
-    lines,
-    ready: (ms = 60000) =>
-      waitUntil(() => lines.includes('ready'), {
-        timeoutMs: ms,
-        intervalMs: 5,
-        what: `${name} ready`,
-        detail: () => stderr,
-      }),
-    async result() {
-      let r;
-      try {
-        r = await withTimeout(done, timeoutMs, `${name} ${args.slice(2).join(' ')} to finish`);
-      } catch (e) {
-        child.kill('SIGKILL');
-        throw e;
-      }
-      const last = lines[lines.length - 1];
-      if (r.code !== 0 || !last || last[0] !== '{') {
-        throw new Error(`${name} exited ${r.code}/${r.signal}: stdout ${lines.join(' | ')} stderr ${stderr}`);
-      }
-      return { ...JSON.parse(last), exitAt: r.at };
-    },
-  };
-}
+const { CLK_TCK, memory, cpuMs, runTool } = require('./bench-lib');
 
 const load = (d, ...args) => runTool(LOAD, ['-s', d.socket, ...args], 90000);
 

@@ -261,6 +261,9 @@ START_TEST(test_queue_weights)
 	};
 
 	ck_assert_uint_eq(access_queue_weight(&cfg, &none), 1);
+	/* the range's ends are accepted, one past them is not (below) */
+	ck_assert_int_eq(load("[queue]\nweights = 2001:1 2002:64\n"), 0);
+	ck_assert_uint_eq(access_queue_weight(&cfg, &both), 64);
 	ck_assert_int_eq(load("[queue]\nweights = 2001:4 2002:2\n"), 0);
 	ck_assert_uint_eq(cfg.queue_weights.n, 2);
 	ck_assert_uint_eq(access_queue_weight(&cfg, &none), 1);
