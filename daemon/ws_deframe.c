@@ -99,8 +99,12 @@ static int begin_frame(struct ws_deframe *d, const uint8_t *h)
 		            "frame with an unknown opcode");
 	}
 	if ((op == OP_CONT || op == OP_TEXT || op == OP_BINARY) &&
-	    len > d->max_message - (op == OP_CONT ? d->msg_len : 0))
-		return fail(d, -EMSGSIZE, CLOSE_TOO_BIG, "message too big");
+	    len > d->max_message - (op == OP_CONT ? d->msg_len : 0)) {
+		fail(d, -EMSGSIZE, CLOSE_TOO_BIG, "");
+		snprintf(d->why, sizeof(d->why), "message over %zu bytes",
+		         d->max_message);
+		return -EMSGSIZE;
+	}
 	d->opcode = op;
 	d->fin = fin;
 	d->left = len;
