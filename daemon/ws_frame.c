@@ -3,8 +3,8 @@
 
 #include "ws_frame.h"
 
-#define OP_BINARY_FIN 0x82
-#define MASKED        0x80
+#define FIN    0x80
+#define MASKED 0x80
 
 static size_t header_size(size_t len)
 {
@@ -19,12 +19,18 @@ size_t ws_frame_size(size_t len)
 size_t ws_frame_write(uint8_t *out, const uint8_t *payload, size_t len,
                       const uint8_t mask[4])
 {
+	return ws_frame_write_op(out, WS_OP_BINARY, payload, len, mask);
+}
+
+size_t ws_frame_write_op(uint8_t *out, uint8_t opcode, const uint8_t *payload,
+                         size_t len, const uint8_t mask[4])
+{
 	size_t h = header_size(len), i = 0;
 	uint64_t m8;
 	uint32_t m4;
 	uint8_t *dst;
 
-	out[0] = OP_BINARY_FIN;
+	out[0] = (uint8_t)(FIN | opcode);
 	if (h == 2) {
 		out[1] = (uint8_t)(MASKED | len);
 	} else if (h == 4) {

@@ -6,8 +6,9 @@
  * ws_thread.c collects the frames that wait into one buffer and hands it
  * to lws as raw bytes (docs/libwebsockets.md, section 5).
  *
- * Only what dsd sends: final (unfragmented) binary frames, masked as a
- * client must.  Pure: no I/O, no lws; the caller supplies the mask.
+ * Only what dsd sends: final (unfragmented) binary frames, and the
+ * control frames of a connection dsd carries raw (close, pong), masked as
+ * a client must.  Pure: no I/O, no lws; the caller supplies the mask.
  */
 #ifndef DSD_WS_FRAME_H
 #define DSD_WS_FRAME_H
@@ -25,5 +26,14 @@ size_t ws_frame_size(size_t len);
  * into out, which holds ws_frame_size(len) bytes; returns that size. */
 size_t ws_frame_write(uint8_t *out, const uint8_t *payload, size_t len,
                       const uint8_t mask[4]);
+
+/* Opcodes of the frames dsd writes (RFC 6455, section 5.2). */
+#define WS_OP_BINARY 0x2
+#define WS_OP_CLOSE  0x8
+#define WS_OP_PONG   0xa
+
+/* The same with another opcode (a control frame: len at most 125). */
+size_t ws_frame_write_op(uint8_t *out, uint8_t opcode, const uint8_t *payload,
+                         size_t len, const uint8_t mask[4]);
 
 #endif

@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$artifacts"
 
 failed=0
-for t in wire ipc json config; do
+for t in wire ipc json config ws; do
 	bin=$build/tests/fuzz/fuzz-$t
 	log=$work/$t.log
 	mkdir "$work/$t"

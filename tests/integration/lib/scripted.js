@@ -117,6 +117,11 @@ async function startScripted(opts = {}) {
     get connections() {
       return attempts.length;
     },
+    // The WebSocket of the newest connection still open (the `ws`
+    // library's), for a test to act on: ping, send fragments, close.
+    live() {
+      return [...sockets].pop();
+    },
     // CHALLENGE frames received so far.
     challenges() {
       return received.filter((r) => r.topic === pb.TOPIC.CONNECTION && r.action === pb.CONNECTION.CHALLENGE);
