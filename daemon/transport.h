@@ -68,6 +68,11 @@ struct transport_config {
 	                            main loop; past it the connection closes */
 	unsigned fd_limit;       /* highest fd number lws may be handed + 1;
 	                            0: a small default */
+	/* ws:// through libwebsockets' thread too, as wss:// and proxied
+	 * connections always are; by default a ws:// connection without a
+	 * proxy runs on the main loop (ws_direct.h).  For tests of the lws
+	 * path. */
+	bool ws_via_lws;
 };
 
 /* Returns 0, -EINVAL, -ENOMEM, -errno of access(ca_file, R_OK), -EIO when
