@@ -1,7 +1,11 @@
 /*
- * The WebSocket transport: libwebsockets in a thread of its own, bridged to
- * the daemon's libevent loop.  This file is the main-thread half: the public
- * API, the lws context and thread, and the delivery of events.
+ * The WebSocket transport.  A ws:// connection without a proxy runs on the
+ * main loop (ws_direct.c; the direct_* functions below keep its callbacks
+ * to the current connection, as deliver_event() does for lws's).  The rest
+ * of this comment is about the other way, libwebsockets in a thread of its
+ * own, bridged to the daemon's libevent loop, which wss:// and proxied
+ * connections take.  This file is its main-thread half: the public API, the
+ * lws context and thread, and the delivery of events.
  *
  * Why a thread: Debian 12's lws 4.1.6 is built without libevent support and
  * without the external-poll callbacks, so libevent can never learn which fds
