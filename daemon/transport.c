@@ -1,7 +1,11 @@
 /*
- * The WebSocket transport: libwebsockets in a thread of its own, bridged to
- * the daemon's libevent loop.  This file is the main-thread half: the public
- * API, the lws context and thread, and the delivery of events.
+ * The WebSocket transport.  A ws:// connection without a proxy runs on the
+ * main loop (ws_direct.c; the direct_* functions below keep its callbacks
+ * to the current connection, as deliver_event() does for lws's).  The rest
+ * of this comment is about the other way, libwebsockets in a thread of its
+ * own, bridged to the daemon's libevent loop, which wss:// and proxied
+ * connections take.  This file is its main-thread half: the public API, the
+ * lws context and thread, and the delivery of events.
  *
  * Why a thread: Debian 12's lws 4.1.6 is built without libevent support and
  * without the external-poll callbacks, so libevent can never learn which fds
@@ -55,6 +59,7 @@
 #include "log.h"
 #include "transport.h"
 #include "url.h"
+#include "ws_direct.h"
 #include "ws_thread.h"
 
 #define DEFAULT_MAX_MESSAGE      (1u << 20)
@@ -75,8 +80,24 @@ static const char *const system_ca_bundles[] = {
         "/etc/ssl/cert.pem",
 };
 
+/* A ws:// connection on the main loop (ws_direct.h) and what it is for. */
+struct direct_ref {
+	struct direct_ref *next;
+	struct transport *t;
+	struct ws_direct *link;
+	uint64_t epoch;
+	uint32_t gen;
+};
+
 struct transport {
 	struct ws_thread ws; /* the lws context's user data */
+	struct event_base *base;
+	size_t max_message;
+	/* ws:// goes through lws as well (a proxy is set, or the config
+	 * asks for it); otherwise it runs on the main loop. */
+	bool ws_via_lws;
+	struct direct_ref *direct;  /* the current connection, if direct */
+	struct direct_ref *closing; /* earlier direct ones, closing */
 	struct transport_callbacks cb;
 	void *userdata;
 	size_t max_send_backlog;
@@ -176,6 +197,112 @@ static void on_drained(uint64_t epoch, void *userdata)
 		transport_release(t);
 }
 
+/* ---- ws:// on the main loop ---------------------------------------------- */
+
+static bool direct_current(const struct direct_ref *d)
+{
+	const struct transport *t = d->t;
+
+	return t->cur_active && d->epoch == t->cur_epoch && !t->freeing;
+}
+
+/* Runs a callback of the owner's; transport_free() inside it is finished
+ * once it returns. */
+#define DISPATCH(t, call)                                                      \
+	do {                                                                   \
+		(t)->dispatching = true;                                       \
+		call;                                                          \
+		(t)->dispatching = false;                                      \
+		if ((t)->freeing)                                              \
+			transport_release(t);                                  \
+	} while (0)
+
+static void direct_opened(void *ud)
+{
+	struct direct_ref *d = ud;
+	struct transport *t = d->t;
+
+	if (!direct_current(d))
+		return;
+	t->cur_open = true;
+	if (t->cb.opened)
+		DISPATCH(t, t->cb.opened(d->gen, t->userdata));
+}
+
+static void direct_message(const uint8_t *data, size_t len, void *ud)
+{
+	struct direct_ref *d = ud;
+	struct transport *t = d->t;
+
+	if (!direct_current(d) || !t->cur_open || !t->cb.message)
+		return;
+	DISPATCH(t, t->cb.message(d->gen, data, len, t->userdata));
+}
+
+static void direct_drained(void *ud)
+{
+	struct direct_ref *d = ud;
+	struct transport *t = d->t;
+
+	if (!direct_current(d) || !t->cur_open || !t->cb.drained)
+		return;
+	DISPATCH(t, t->cb.drained(d->gen, t->userdata));
+}
+
+static void direct_unlink(struct transport *t, struct direct_ref *d)
+{
+	struct direct_ref **p;
+
+	if (t->direct == d) {
+		t->direct = NULL;
+		return;
+	}
+	for (p = &t->closing; *p; p = &(*p)->next) {
+		if (*p == d) {
+			*p = d->next;
+			return;
+		}
+	}
+}
+
+/* The link frees itself once this returns; d goes with it. */
+static void direct_closed(const char *reason, void *ud)
+{
+	struct direct_ref *d = ud;
+	struct transport *t = d->t;
+	uint32_t gen = d->gen;
+
+	direct_unlink(t, d);
+	if (direct_current(d)) {
+		t->cur_active = false;
+		t->cur_open = false;
+	}
+	free(d);
+	if (t->cb.closed)
+		DISPATCH(t, t->cb.closed(gen, reason, t->userdata));
+}
+
+static const struct ws_direct_ops direct_ops = {
+        .opened = direct_opened,
+        .message = direct_message,
+        .drained = direct_drained,
+        .closed = direct_closed,
+};
+
+/* The current direct connection, if any, starts closing; its closed
+ * callback still comes. */
+static void direct_close_current(struct transport *t, const char *reason)
+{
+	struct direct_ref *d = t->direct;
+
+	if (!d)
+		return;
+	t->direct = NULL;
+	d->next = t->closing;
+	t->closing = d;
+	ws_direct_close(d->link, 1000, reason);
+}
+
 /* The only lws call the main thread makes once the lws thread runs. */
 static void wake_lws(void *userdata)
 {
@@ -243,11 +370,14 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 	t->userdata = userdata;
 	t->ws.max_message =
 	        cfg->max_message ? cfg->max_message : DEFAULT_MAX_MESSAGE;
+	t->max_message = t->ws.max_message;
 	t->max_send_backlog = cfg->max_send_backlog ? cfg->max_send_backlog
 	                                            : DEFAULT_MAX_SEND_BACKLOG;
 	t->ws.max_recv_queue = cfg->max_recv_queue ? cfg->max_recv_queue
 	                                           : DEFAULT_MAX_RECV_QUEUE;
 	t->tls = cfg->tls;
+	t->base = base;
+	t->ws_via_lws = cfg->ws_via_lws || cfg->proxy_host != NULL;
 	if (cfg->tls && cfg->ca_file) {
 		/* lws only logs an unreadable CA file and goes on without it;
 		 * every wss connect would then fail verification. */
@@ -360,10 +490,28 @@ static void transport_release(struct transport *t)
 	free(t);
 }
 
+/* No callback of theirs runs after this. */
+static void direct_abort_all(struct transport *t)
+{
+	struct direct_ref *d;
+
+	if (t->direct) {
+		t->direct->next = t->closing;
+		t->closing = t->direct;
+		t->direct = NULL;
+	}
+	while ((d = t->closing) != NULL) {
+		t->closing = d->next;
+		ws_direct_abort(d->link);
+		free(d);
+	}
+}
+
 void transport_free(struct transport *t)
 {
 	if (!t || t->freeing)
 		return;
+	direct_abort_all(t);
 	if (t->thread_started) {
 		pthread_mutex_lock(&t->ws.lock);
 		t->ws.stop = true;
@@ -386,6 +534,52 @@ bool transport_has_tls(const struct transport *t)
 	return t && t->tls;
 }
 
+/* Tells the lws thread that no link of its own should exist now (the
+ * current connection, if it was one of lws's, closes). */
+static void lws_stand_down(struct transport *t, const char *reason)
+{
+	struct ws_link *old;
+
+	bridge_out_flush(t->ws.bridge);
+	pthread_mutex_lock(&t->ws.lock);
+	old = t->ws.pending;
+	t->ws.pending = NULL;
+	t->ws.target_epoch = 0;
+	pthread_mutex_unlock(&t->ws.lock);
+	ws_link_cancel(&t->ws, old, reason);
+	lws_cancel_service(t->ws.ctx);
+}
+
+/* ws:// on the main loop (ws_direct.h). */
+static int connect_direct(struct transport *t, const struct url *u,
+                          uint32_t gen)
+{
+	struct direct_ref *d = calloc(1, sizeof(*d));
+	bool was_lws = t->cur_active && !t->direct;
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->t = t;
+	d->epoch = t->cur_epoch + 1;
+	d->gen = gen;
+	r = ws_direct_open(t->base, u, t->max_message, &direct_ops, d,
+	                   &d->link);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	t->cur_epoch++;
+	direct_close_current(t, "superseded by a new connect");
+	if (was_lws)
+		lws_stand_down(t, "superseded by a new connect");
+	t->direct = d;
+	t->cur_gen = gen;
+	t->cur_active = true;
+	t->cur_open = false;
+	return 0;
+}
+
 int transport_connect(struct transport *t, const char *url, uint32_t gen)
 {
 	struct ws_link *wl, *old;
@@ -398,10 +592,13 @@ int transport_connect(struct transport *t, const char *url, uint32_t gen)
 		return -EINVAL;
 	if (u.tls && !t->tls)
 		return -EPROTONOSUPPORT;
+	if (!u.tls && !t->ws_via_lws)
+		return connect_direct(t, &u, gen);
 	r = ws_link_new(url, gen, t->cur_epoch + 1, &wl);
 	if (r < 0)
 		return r;
 	t->cur_epoch++;
+	direct_close_current(t, "superseded by a new connect");
 
 	/* Frames of the old connection are never written on this one. */
 	bridge_out_flush(t->ws.bridge);
@@ -421,18 +618,12 @@ int transport_connect(struct transport *t, const char *url, uint32_t gen)
 
 void transport_disconnect(struct transport *t, uint32_t gen)
 {
-	struct ws_link *old;
-
 	if (!t || t->freeing || !t->cur_active || gen != t->cur_gen)
 		return;
-	bridge_out_flush(t->ws.bridge);
-	pthread_mutex_lock(&t->ws.lock);
-	old = t->ws.pending;
-	t->ws.pending = NULL;
-	t->ws.target_epoch = 0;
-	pthread_mutex_unlock(&t->ws.lock);
-	ws_link_cancel(&t->ws, old, "disconnected");
-	lws_cancel_service(t->ws.ctx);
+	if (t->direct)
+		direct_close_current(t, "disconnected");
+	else
+		lws_stand_down(t, "disconnected");
 	/* cur_active stays set until closed is delivered, so opened and
 	 * message events still in flight are dropped but closed is not. */
 	t->cur_open = false;
@@ -476,6 +667,8 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 		return -ENOTCONN;
 	if (len > t->max_send_backlog)
 		return -EMSGSIZE;
+	if (t->direct)
+		return ws_direct_send(t->direct->link, data, len, limit);
 	f = frame_alloc(t, len);
 	if (!f)
 		return -ENOMEM;
@@ -511,5 +704,9 @@ int transport_send_control(struct transport *t, uint32_t gen,
 
 size_t transport_backlog(const struct transport *t)
 {
-	return t ? bridge_out_bytes(t->ws.bridge) : 0;
+	if (!t)
+		return 0;
+	if (t->direct)
+		return ws_direct_backlog(t->direct->link);
+	return bridge_out_bytes(t->ws.bridge);
 }

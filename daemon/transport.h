@@ -1,12 +1,16 @@
 /*
- * The WebSocket transport: the only module that uses libwebsockets
- * (transport.c and its lws-thread half, ws_thread.c).
+ * The WebSocket transport: transport.c, with two ways to carry a connection:
  *
- * libwebsockets runs in its own thread (Debian 12's lws has neither libevent
- * integration nor external-poll callbacks); everything here is called from
- * the main (libevent) thread and every callback below is delivered on the
- * main thread.  See transport.c for how the two loops are bridged
- * (bridge.c, ws_thread.c).
+ * - ws:// without a proxy runs on the main loop (ws_direct.c): dsd's own
+ *   TCP connect, upgrade and framing, no thread in between;
+ * - wss:// and proxied connections go through libwebsockets (the only module
+ *   that uses it: transport.c's lws half and ws_thread.c), in its own thread
+ *   (Debian 12's lws has neither libevent integration nor external-poll
+ *   callbacks), bridged to the main loop (bridge.c).
+ *
+ * Everything here is called from the main (libevent) thread and every
+ * callback below is delivered on the main thread, whichever way the
+ * connection goes.
  *
  * Each connection attempt carries a generation number chosen by the caller;
  * callbacks carry it back so events of an old socket can be told apart from
@@ -65,9 +69,16 @@ struct transport_config {
 	size_t max_message;      /* receive cap; bigger messages close */
 	size_t max_send_backlog; /* bytes queued for the socket */
 	size_t max_recv_queue;   /* received bytes not yet dispatched by the
-	                            main loop; past it the connection closes */
+	                            main loop; past it the connection closes
+	                            (lws's thread only: on the main loop a
+	                            message is handed over as it is read) */
 	unsigned fd_limit;       /* highest fd number lws may be handed + 1;
 	                            0: a small default */
+	/* ws:// through libwebsockets' thread too, as wss:// and proxied
+	 * connections always are; by default a ws:// connection without a
+	 * proxy runs on the main loop (ws_direct.h).  For tests of the lws
+	 * path. */
+	bool ws_via_lws;
 };
 
 /* Returns 0, -EINVAL, -ENOMEM, -errno of access(ca_file, R_OK), -EIO when
@@ -76,7 +87,8 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
                   const struct transport_callbacks *cb, void *userdata,
                   struct transport **ret);
 /* Stops the lws thread, closing any connection (a few seconds at most even
- * for a peer that stopped reading); no callback runs from or after it.
+ * for a peer that stopped reading; a connection on the main loop gets a
+ * close frame if its socket takes it); no callback runs from or after it.
  * NULL is a no-op; safe to call from inside a callback. */
 void transport_free(struct transport *t);
 

@@ -1,11 +1,11 @@
 /*
  * Reads the WebSocket frames a server sends (RFC 6455, section 5) from the
- * bytes as they arrive, in whatever pieces the socket gives them.  dsd
- * does this itself rather than through libwebsockets, whose 4.1 client
- * parser runs once per byte (~3,100 instructions per small event, most of
- * the cost of a delivered event; docs/performance.md): here a frame that
- * arrived whole is handed on where it lies, without a copy, and only a
- * frame split across reads or a fragmented message is put together.
+ * bytes as they arrive, in whatever pieces the socket gives them, for a
+ * ws:// connection on the main loop (ws_direct.h).  libwebsockets 4.1's
+ * client parser runs once per byte (~3,100 instructions per small event,
+ * most of what a delivered event cost; docs/performance.md): here a frame
+ * that arrived whole is handed on where it lies, without a copy, and only
+ * a frame split across reads or a fragmented message is put together.
  *
  * Pure: no I/O, no lws.  The caller feeds bytes and gets one callback per
  * data message and per control frame.

@@ -6,9 +6,9 @@
  * ws_thread.c collects the frames that wait into one buffer and hands it
  * to lws as raw bytes (docs/libwebsockets.md, section 5).
  *
- * Only what dsd sends: final (unfragmented) binary frames, and the
- * control frames of a connection dsd carries raw (close, pong), masked as
- * a client must.  Pure: no I/O, no lws; the caller supplies the mask.
+ * Only what dsd sends: final (unfragmented) binary frames, and on a ws://
+ * connection of its own (ws_direct.h) close and pong frames, masked as a
+ * client must.  Pure: no I/O, no lws; the caller supplies the mask.
  */
 #ifndef DSD_WS_FRAME_H
 #define DSD_WS_FRAME_H

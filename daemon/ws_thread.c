@@ -49,10 +49,8 @@
 
 #include "log.h"
 #include "url.h"
-#include "ws_deframe.h"
 #include "ws_frame.h"
 #include "ws_thread.h"
-#include "ws_upgrade.h"
 
 /* Seconds an established connection gets to finish its close handshake
  * (or to drain a choked socket) before lws drops it. */
@@ -76,13 +74,6 @@ struct ws_link {
 	uint32_t gen;
 
 	bool tls;
-	/* Carried raw: dsd speaks the upgrade and reads the frames itself
-	 * (ws_upgrade.h, ws_deframe.h).  ws:// without a proxy only: lws
-	 * 4.1.6 as Debian builds it (no async DNS) starts a raw client's TLS
-	 * before its socket exists and fails it, and hands a raw client the
-	 * proxy's answer to CONNECT as data; there lws does the WebSocket
-	 * part (docs/libwebsockets.md, "Raw mode"). */
-	bool raw;
 	uint16_t port;
 	char host[256];
 	char path[1024];
@@ -107,18 +98,6 @@ struct ws_link {
 	size_t tx_cap;
 	uint8_t masks[MASK_POOL];
 	size_t mask_used; /* MASK_POOL: the pool is spent */
-
-	/* Raw links only. */
-	char accept[WS_ACCEPT_SIZE]; /* the answer the upgrade must carry */
-	bool request_sent;
-	char *answer; /* the upgrade's answer so far (WS_ANSWER_MAX) */
-	size_t answer_len;
-	struct ws_deframe deframe;
-	uint8_t pong[125]; /* a PING's payload, to send back */
-	size_t pong_len;
-	bool pong_due;
-	bool close_sent;  /* our close frame is written */
-	bool peer_closed; /* the server's close frame came first */
 };
 
 /* Where lws's log lines go.  Runs on the lws thread; log.h is thread-safe. */
@@ -225,8 +204,6 @@ void ws_link_free(struct ws_link *wl)
 	free(wl->closed_ev);
 	free(wl->rx);
 	free(wl->tx);
-	free(wl->answer);
-	ws_deframe_free(&wl->deframe);
 	free(wl);
 }
 
@@ -315,11 +292,6 @@ static void link_start(struct ws_thread *w, struct ws_link *wl)
 	info.host = wl->host;
 	info.origin = wl->host;
 	info.ietf_version_or_minus_one = -1;
-	wl->raw = !wl->tls && !w->proxy[0];
-	if (wl->raw) {
-		info.method = "RAW";
-		ws_deframe_init(&wl->deframe, w->max_message);
-	}
 	info.local_protocol_name = "dsd-transport";
 	info.opaque_user_data = wl;
 	info.pwsi = &wl->wsi;
@@ -748,216 +720,6 @@ static void on_http_redirect(struct ws_link *wl, const char *location,
 	           status, text);
 }
 
-/* ---- raw links: the upgrade and the frames, by dsd ----------------------- */
-
-/* Writes one control frame (or the upgrade request when opcode is 0)
- * through lws as raw bytes.  Returns 0 or -1 with the reason set. */
-static int raw_send(struct ws_link *wl, uint8_t opcode, const uint8_t *payload,
-                    size_t len)
-{
-	const uint8_t *mask = NULL;
-	size_t n = len;
-
-	if (tx_reserve(wl, WS_FRAME_OVERHEAD + len) < 0) {
-		set_reason(wl, "out of memory");
-		return -1;
-	}
-	if (opcode) {
-		mask = next_mask(wl);
-		if (!mask) {
-			set_reason(wl, "no random");
-			return -1;
-		}
-		n = ws_frame_write_op(wl->tx + LWS_PRE, opcode, payload, len,
-		                      mask);
-	} else {
-		memcpy(wl->tx + LWS_PRE, payload, len);
-	}
-	if (lws_write(wl->wsi, wl->tx + LWS_PRE, n, LWS_WRITE_RAW) < 0) {
-		set_reason(wl, "write failed");
-		return -1;
-	}
-	return 0;
-}
-
-static int raw_send_request(struct ws_link *wl)
-{
-	char req[1400], key[WS_KEY_SIZE];
-	uint8_t nonce[16];
-	int n;
-
-	if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce)) {
-		set_reason(wl, "no random");
-		return -1;
-	}
-	ws_upgrade_key(nonce, key);
-	ws_upgrade_accept(key, wl->accept);
-	n = ws_upgrade_request(req, sizeof(req), wl->host, wl->port, wl->tls,
-	                       wl->path, key);
-	if (n < 0) {
-		set_reason(wl, "WebSocket upgrade request too long");
-		return -1;
-	}
-	wl->request_sent = true;
-	return raw_send(wl, 0, (const uint8_t *)req, (size_t)n);
-}
-
-/* Our close frame: the status and the first reason, at most 123 bytes of
- * it as a control frame allows. */
-static int raw_send_close(struct ws_link *wl)
-{
-	uint8_t payload[125];
-	size_t n = strnlen(wl->reason, 123);
-
-	payload[0] = (uint8_t)((unsigned)wl->close_status >> 8);
-	payload[1] = (uint8_t)wl->close_status;
-	memcpy(payload + 2, wl->reason, n);
-	wl->close_sent = true;
-	return raw_send(wl, WS_OP_CLOSE, payload, n + 2);
-}
-
-static int raw_on_writeable(struct ws_thread *w, struct ws_link *wl)
-{
-	if (wl->closing) {
-		/* Before the upgrade there is nothing to say goodbye to;
-		 * after the server's close frame, ours answers it and the
-		 * connection ends. */
-		if (!wl->established || wl->close_sent)
-			return -1;
-		if (raw_send_close(wl) < 0 || wl->peer_closed)
-			return -1;
-		/* Then wait (CLOSE_GRACE_SECS at most) for the server's
-		 * close frame or its end of the connection. */
-		return 0;
-	}
-	if (!wl->request_sent)
-		return raw_send_request(wl);
-	if (!wl->established)
-		return 0;
-	if (wl->pong_due) {
-		wl->pong_due = false;
-		if (raw_send(wl, WS_OP_PONG, wl->pong, wl->pong_len) < 0)
-			return -1;
-	}
-	return on_writeable(w, wl);
-}
-
-struct raw_rx {
-	struct ws_thread *w;
-	struct ws_link *wl;
-};
-
-/* One message or control frame from the deframer (ws_deframe.h). */
-static int raw_frame(void *ctx, enum ws_what what, const uint8_t *data,
-                     size_t len)
-{
-	struct raw_rx *rx = ctx;
-	struct ws_link *wl = rx->wl;
-
-	switch (what) {
-	case WS_MESSAGE:
-		if (!wl->closing && !wl->discarding)
-			batch_add(rx->w, wl, data, len);
-		return 0;
-	case WS_PING:
-		memcpy(wl->pong, data, len);
-		wl->pong_len = len;
-		wl->pong_due = true;
-		lws_callback_on_writable(wl->wsi);
-		return 0;
-	case WS_PONG:
-		return 0;
-	case WS_CLOSE:
-		on_peer_close(wl, data, len);
-		if (wl->close_sent)
-			return 1; /* the close handshake is done */
-		/* Answer with the server's own status (RFC 6455, 5.5.1). */
-		wl->closing = true;
-		wl->peer_closed = true;
-		wl->close_status = len >= 2 ? (enum lws_close_status)(
-		                                      data[0] << 8 | data[1])
-		                            : LWS_CLOSE_STATUS_NORMAL;
-		lws_callback_on_writable(wl->wsi);
-		lws_set_timeout(wl->wsi, PENDING_TIMEOUT_USER_OK,
-		                CLOSE_GRACE_SECS);
-		return 2;
-	}
-	return 0;
-}
-
-static int raw_deframe(struct ws_thread *w, struct ws_link *wl,
-                       const uint8_t *in, size_t len)
-{
-	struct raw_rx rx = {.w = w, .wl = wl};
-	int r;
-
-	if (wl->peer_closed)
-		return 0; /* nothing counts after the close frame */
-	r = ws_deframe_feed(&wl->deframe, in, len, raw_frame, &rx);
-	if (r == 1)
-		return -1;
-	if (r < 0) {
-		set_reason(wl, "%s", wl->deframe.why);
-		link_close(wl, (enum lws_close_status)wl->deframe.close_code,
-		           wl->reason);
-	}
-	return 0;
-}
-
-/* The server's answer to the upgrade, then frames.  Returns -1 to close
- * at once (lws's raw role allows it anywhere). */
-static int raw_on_rx(struct ws_thread *w, struct ws_link *wl, const uint8_t *in,
-                     size_t len)
-{
-	char why[200];
-	size_t take;
-	int r;
-
-	if (wl->established)
-		return raw_deframe(w, wl, in, len);
-	if (wl->closing)
-		return -1;
-	if (!wl->answer) {
-		wl->answer = malloc(WS_ANSWER_MAX);
-		if (!wl->answer) {
-			set_reason(wl, "out of memory");
-			return -1;
-		}
-	}
-	take = WS_ANSWER_MAX - wl->answer_len;
-	if (take > len)
-		take = len;
-	memcpy(wl->answer + wl->answer_len, in, take);
-	wl->answer_len += take;
-	r = ws_upgrade_answer(wl->answer, wl->answer_len, wl->accept, why,
-	                      sizeof(why));
-	if (r == 0)
-		return 0;
-	if (r < 0) {
-		set_reason(wl, "connect to %s:%u failed: %s", wl->host,
-		           wl->port, why);
-		return -1;
-	}
-	wl->established = true;
-	if (wl->opened_ev) {
-		post_in_order(w, wl->opened_ev);
-		wl->opened_ev = NULL;
-	}
-	/* Closes it if it was superseded meanwhile; asks for WRITEABLE when
-	 * frames wait. */
-	reconcile(w);
-	/* Frames that came with the answer, then those of this read. */
-	if ((size_t)r < wl->answer_len &&
-	    raw_deframe(w, wl, (const uint8_t *)wl->answer + r,
-	                wl->answer_len - (size_t)r) < 0)
-		return -1;
-	free(wl->answer);
-	wl->answer = NULL;
-	if (take < len)
-		return raw_deframe(w, wl, in + take, len - take);
-	return 0;
-}
-
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len)
 {
@@ -980,21 +742,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 
 	switch (reason) {
-	case LWS_CALLBACK_RAW_CONNECTED: /* TCP up (ws://) */
-	case LWS_CALLBACK_RAW_ADOPT:     /* TLS up (wss://) */
-		if (wl->closing)
-			return -1;
-		lws_callback_on_writable(wsi);
-		break;
-	case LWS_CALLBACK_RAW_WRITEABLE:
-		return raw_on_writeable(w, wl);
-	case LWS_CALLBACK_RAW_RX:
-		return raw_on_rx(w, wl, in, len);
-	case LWS_CALLBACK_RAW_CLOSE:
-		set_reason(wl, wl->established ? "connection lost"
-		                               : "closed before the WebSocket "
-		                                 "handshake completed");
-		break;
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		/* Superseded or disconnected while connecting. */
 		return wl->closing ? -1 : 0;

@@ -1,8 +1,7 @@
 /*
  * The client side of the WebSocket opening handshake (RFC 6455, section 4),
- * done by dsd itself: libwebsockets carries the connection as raw bytes
- * (docs/libwebsockets.md, "Raw mode") so that dsd can read the frames
- * after it in bulk instead of through lws's byte-at-a-time parser.
+ * done by dsd itself for a ws:// connection on the main loop (ws_direct.h;
+ * docs/libwebsockets.md says why not through libwebsockets there).
  *
  * Pure: builds the request and judges the answer; no I/O.
  */

@@ -216,14 +216,30 @@ static const struct transport_callbacks callbacks = {
         .drained = on_drained,
 };
 
+/* The "core" cases run twice: ws:// on the main loop (ws_direct.c) and
+ * through libwebsockets' thread (ws_thread.c), as wss:// always goes. */
+static bool via_lws;
+
+static void use_direct(void)
+{
+	via_lws = false;
+}
+
+static void use_lws(void)
+{
+	via_lws = true;
+}
+
 static struct rec *rec_new_cfg(const struct transport_config *cfg)
 {
 	struct rec *r = calloc(1, sizeof(*r));
+	struct transport_config c = *cfg;
 
+	c.ws_via_lws = c.ws_via_lws || via_lws;
 	ck_assert_ptr_nonnull(r);
 	r->base = event_base_new();
 	ck_assert_ptr_nonnull(r->base);
-	ck_assert_int_eq(transport_new(r->base, cfg, &callbacks, r, &r->t), 0);
+	ck_assert_int_eq(transport_new(r->base, &c, &callbacks, r, &r->t), 0);
 	return r;
 }
 
@@ -715,7 +731,9 @@ END_TEST
  * max_recv_queue the connection closes instead of buffering without end. */
 START_TEST(test_recv_queue_bound)
 {
-	struct transport_config cfg = {.max_recv_queue = 100000};
+	/* Only lws's thread queues what it received for the main loop. */
+	struct transport_config cfg = {.max_recv_queue = 100000,
+	                               .ws_via_lws = true};
 	struct rec *r = rec_new_cfg(&cfg);
 
 	set_url(plain.port);
@@ -738,7 +756,8 @@ END_TEST
  * m10.. 3: the 17th message would make 41 bytes. */
 START_TEST(test_recv_queue_bound_small)
 {
-	struct transport_config cfg = {.max_recv_queue = 40};
+	struct transport_config cfg = {.max_recv_queue = 40,
+	                               .ws_via_lws = true};
 	struct rec *r = rec_new_cfg(&cfg);
 
 	set_url(plain.port);
@@ -783,7 +802,7 @@ static void free_on_open(uint32_t gen, void *userdata)
 START_TEST(test_free_in_callback)
 {
 	struct transport_callbacks cb = callbacks;
-	struct transport_config cfg = {0};
+	struct transport_config cfg = {.ws_via_lws = via_lws};
 	struct rec *r = calloc(1, sizeof(*r));
 
 	cb.opened = free_on_open;
@@ -885,7 +904,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("transport");
-	TCase *tc = tcase_create("transport");
+	TCase *tc;
 	SRunner *sr;
 	int failed;
 
@@ -900,26 +919,34 @@ int main(void)
 		return 77;
 	}
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_echo_in_order);
-	tcase_add_test(tc, test_burst_in_order);
-	tcase_add_test(tc, test_disconnect_in_burst);
-	tcase_add_test(tc, test_big_message);
-	tcase_add_test(tc, test_over_cap);
-	tcase_add_test(tc, test_server_close);
-	tcase_add_test(tc, test_refused);
-	tcase_add_test(tc, test_bad_url);
-	tcase_add_test(tc, test_plain_only);
-	tcase_add_test(tc, test_silent_listener);
-	tcase_add_test(tc, test_reconnect);
-	tcase_add_test(tc, test_supersede_pending);
-	tcase_add_test(tc, test_backlog_drained);
-	tcase_add_test(tc, test_free_live);
-	tcase_add_test(tc, test_free_in_callback);
-	tcase_add_test(tc, test_recv_queue_bound);
-	tcase_add_test(tc, test_recv_queue_bound_small);
-	tcase_add_test(tc, test_missing_ca_file);
-	suite_add_tcase(s, tc);
+	/* Every case on both paths; the receive-queue bound is lws's only. */
+	for (int pass = 0; pass < 2; pass++) {
+		tc = tcase_create(pass ? "core-lws" : "core-direct");
+		tcase_add_unchecked_fixture(tc, pass ? use_lws : use_direct,
+		                            NULL);
+		tcase_set_timeout(tc, 60);
+		tcase_add_test(tc, test_echo_in_order);
+		tcase_add_test(tc, test_burst_in_order);
+		tcase_add_test(tc, test_disconnect_in_burst);
+		tcase_add_test(tc, test_big_message);
+		tcase_add_test(tc, test_over_cap);
+		tcase_add_test(tc, test_server_close);
+		tcase_add_test(tc, test_refused);
+		tcase_add_test(tc, test_bad_url);
+		tcase_add_test(tc, test_plain_only);
+		tcase_add_test(tc, test_silent_listener);
+		tcase_add_test(tc, test_reconnect);
+		tcase_add_test(tc, test_supersede_pending);
+		tcase_add_test(tc, test_backlog_drained);
+		tcase_add_test(tc, test_free_live);
+		tcase_add_test(tc, test_free_in_callback);
+		if (pass) {
+			tcase_add_test(tc, test_recv_queue_bound);
+			tcase_add_test(tc, test_recv_queue_bound_small);
+		}
+		tcase_add_test(tc, test_missing_ca_file);
+		suite_add_tcase(s, tc);
+	}
 	if (make_certs() && server_start(&tls, srv_pem, srv_key) == 0) {
 		TCase *tt = tcase_create("tls");
 
