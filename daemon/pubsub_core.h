@@ -33,7 +33,7 @@ struct wire_msg;
 /*
  * What may be written and not yet confirmed: p->window (send_window.h),
  * the rate at which the platform confirms times a target delay of 2 ms,
- * between 16 KiB / 128 emits and 256 KiB / 2,048 emits.  Small enough that
+ * between 16 KiB / 128 emits and 256 KiB / 256 emits.  Small enough that
  * an app's event never waits long behind another's and the kernel's
  * socket buffer never holds a backlog a stall would take with it.  A fence
  * PING goes out every half window, so writing never stops for a round
