@@ -11,6 +11,8 @@
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t clock_mono_ms(void);
+/* CLOCK_MONOTONIC in microseconds (rates measured over milliseconds). */
+uint64_t clock_mono_us(void);
 /* CLOCK_REALTIME in milliseconds since the epoch. */
 int64_t clock_unix_ms(void);
 /* The wall-clock time of a past monotonic instant. */

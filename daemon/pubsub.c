@@ -140,6 +140,8 @@ int pubsub_new(struct event_base *base, const struct dsd_config *cfg,
 	p->cfg = cfg;
 	p->up = up;
 	TAILQ_INIT(&p->paced);
+	send_window_reset(&p->window);
+	p->now_us = clock_mono_us;
 	p->usage = usage;
 	p->cb = *cb;
 	p->userdata = userdata;
@@ -255,7 +257,7 @@ static void on_fence(evutil_socket_t fd, short what, void *userdata)
 
 void pubsub_confirmed(struct pubsub *p, uint64_t seq)
 {
-	if (sendq_confirm(p->store, seq) > 0) {
+	if (ps_confirm(p, seq) > 0) {
 		p->confirmations++;
 		p->drain_stalled = false;
 		ps_flush_removals(p);
@@ -281,6 +283,8 @@ void pubsub_connection_lost(struct pubsub *p)
 	 * order, on the next connection (the only source of duplicates). */
 	n = sendq_requeue(p->store);
 	p->count.emits_requeued += n;
+	/* The next link's rate is unknown: the floor until it shows. */
+	send_window_reset(&p->window);
 	/* Not OPEN: the queue takes what it may, nobody waits to be read. */
 	ps_unpace(p, true);
 	p->drain_stalled = false;

@@ -171,7 +171,22 @@ static bool window_full(const struct pubsub *p)
 	uint64_t bytes;
 	size_t n = sendq_in_flight(p->store, &bytes);
 
-	return n > 0 && (bytes >= WINDOW_BYTES || n >= WINDOW_MESSAGES);
+	return n > 0 && (bytes >= p->window.bytes || n >= p->window.messages);
+}
+
+size_t ps_confirm(struct pubsub *p, uint64_t seq)
+{
+	uint64_t before, after;
+	size_t n;
+
+	(void)sendq_in_flight(p->store, &before);
+	n = sendq_confirm(p->store, seq);
+	if (n > 0) {
+		(void)sendq_in_flight(p->store, &after);
+		send_window_confirmed(&p->window, p->now_us(), before - after,
+		                      n);
+	}
+	return n;
 }
 
 /* The next message the window lets through: fairly chosen while there is
@@ -201,8 +216,8 @@ void ps_flush_store(struct pubsub *p)
 		p->since_fence_n++;
 		/* A PING every half window keeps the pipe full: the first
 		 * half is confirmed while the second is on its way. */
-		if (p->since_fence >= WINDOW_BYTES / 2 ||
-		    p->since_fence_n >= WINDOW_MESSAGES / 2) {
+		if (p->since_fence >= p->window.bytes / 2 ||
+		    p->since_fence_n >= p->window.messages / 2) {
 			p->since_fence = 0;
 			p->since_fence_n = 0;
 			(void)upstream_fence(p->up);
@@ -217,11 +232,12 @@ void ps_flush_store(struct pubsub *p)
 	p->cb.queue_changed(p->userdata);
 }
 
-static bool over_pace(const struct sendq_app *a, size_t messages,
-                      uint64_t bytes)
+/* Over eight windows queued (or half that, the way back). */
+static bool over_pace(const struct pubsub *p, const struct sendq_app *a,
+                      unsigned shift)
 {
-	return sendq_app_queued(a) >= messages ||
-	       sendq_app_queued_bytes(a) >= bytes;
+	return sendq_app_queued(a) >= (8 * p->window.messages) >> shift ||
+	       sendq_app_queued_bytes(a) >= (8 * p->window.bytes) >> shift;
 }
 
 static void arm_pace_check(struct pubsub *p)
@@ -236,8 +252,7 @@ static void arm_pace_check(struct pubsub *p)
 void ps_pace(struct pubsub *p, struct dsd_client *c)
 {
 	if (c->paced || c->store_app == NULL || p->drain_stalled ||
-	    !upstream_is_open(p->up) ||
-	    !over_pace(c->store_app, PACE_MESSAGES, PACE_BYTES))
+	    !upstream_is_open(p->up) || !over_pace(p, c->store_app, 0))
 		return;
 	c->paced = true;
 	TAILQ_INSERT_TAIL(&p->paced, c, paced_entry);
@@ -269,8 +284,7 @@ void ps_unpace(struct pubsub *p, bool all)
 
 	for (c = TAILQ_FIRST(&p->paced); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, paced_entry);
-		if (!all && open &&
-		    over_pace(c->store_app, PACE_MESSAGES / 2, PACE_BYTES / 2))
+		if (!all && open && over_pace(p, c->store_app, 1))
 			continue;
 		TAILQ_REMOVE(&p->paced, c, paced_entry);
 		c->paced = false;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "ipcproto.h"
 #include "pubsub_types.h"
+#include "send_window.h"
 #include "sendq.h"
 #include "subs.h"
 
@@ -30,14 +31,14 @@ struct wire_msg;
 #define BULK_NAMES           256
 #define PLATFORM_MAX_MESSAGE (1024 * 1024)
 /*
- * What may be written and not yet confirmed.  Small on purpose: the server
- * works through it in a few milliseconds, so an app's event never waits
- * behind much of another's, and the kernel's socket buffer never holds a
- * backlog a stall would take with it.  A fence PING goes out every half
- * window, so writing never stops for a round trip.
+ * What may be written and not yet confirmed: p->window (send_window.h),
+ * the rate at which the platform confirms times a target delay of 2 ms,
+ * between 16 KiB / 128 emits and 256 KiB / 256 emits.  Small enough that
+ * an app's event never waits long behind another's and the kernel's
+ * socket buffer never holds a backlog a stall would take with it.  A fence
+ * PING goes out every half window, so writing never stops for a round
+ * trip.
  */
-#define WINDOW_BYTES    (16 * 1024)
-#define WINDOW_MESSAGES 128
 /*
  * The reserve: while the window is full, an app with nothing in flight may
  * still write one message of up to this size.  Without it a light app's
@@ -53,12 +54,13 @@ struct wire_msg;
  * is down to half.  Its socket fills and its writes wait in its own
  * process: dsd then ingests a flood only as fast as the platform drains
  * it, instead of spending the CPU the platform and the other apps need on
- * buffering thousands of emits ahead (docs/fairness.md).  Several windows
- * deep, so the pipe never runs dry.  While not OPEN nobody is paced: the
- * queue takes what it may, as configured.
+ * buffering thousands of emits ahead (docs/fairness.md).  Eight windows
+ * deep (of the window now: these are the floor's), so the pipe never runs
+ * dry.  While not OPEN nobody is paced: the queue takes what it may, as
+ * configured.
  */
-#define PACE_MESSAGES (8 * WINDOW_MESSAGES)
-#define PACE_BYTES    (8 * WINDOW_BYTES)
+#define PACE_MESSAGES (8 * SEND_WINDOW_MIN_MESSAGES)
+#define PACE_BYTES    (8 * SEND_WINDOW_MIN_BYTES)
 /* Pacing follows a draining link only: when the platform confirmed
  * nothing for this long, the link is stalled (heartbeats will tell), the
  * paced apps are served again and their emits queue up as they would
@@ -105,6 +107,11 @@ struct pubsub {
 	void *userdata;
 
 	struct sendq *store;
+	/* What may be in flight, from the confirmation rate. */
+	struct send_window window;
+	/* Microseconds for the window's rate: clock_mono_us() (a test may
+	 * hand in its own clock). */
+	uint64_t (*now_us)(void);
 	struct event *fence_ev; /* a PING after what one loop pass wrote */
 	uint64_t since_fence;   /* bytes written since the last PING */
 	unsigned since_fence_n; /* emits written since the last PING */
@@ -171,6 +178,9 @@ void ps_for_each_subscriber(struct pubsub *p, const char *name,
                             subscriber_fn fn, const char *text);
 /* Writes what the window and the connection take, fairly across apps. */
 void ps_flush_store(struct pubsub *p);
+/* The platform confirmed everything written up to seq: out of the store,
+ * and the window learns the rate.  Returns how many were confirmed. */
+size_t ps_confirm(struct pubsub *p, uint64_t seq);
 /* c's input is held while its backlog is over PACE_* and the connection
  * is OPEN. */
 void ps_pace(struct pubsub *p, struct dsd_client *c);

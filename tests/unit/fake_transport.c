@@ -30,6 +30,14 @@ void fake_reset(void)
 	in_flight_from = 0;
 }
 
+void fake_forget(void)
+{
+	for (size_t i = 0; i < fake.n_sent; i++)
+		free(fake.sent[i].data);
+	fake.n_sent = 0;
+	in_flight_from = 0;
+}
+
 int transport_new(struct event_base *base, const struct transport_config *cfg,
                   const struct transport_callbacks *cb, void *userdata,
                   struct transport **ret)

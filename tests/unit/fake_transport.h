@@ -41,6 +41,9 @@ struct fake_transport_log {
 extern struct fake_transport_log fake;
 
 void fake_reset(void);
+/* Frees the frames recorded so far (a long run records more than
+ * FAKE_MAX_FRAMES); n_sent starts again at 0. */
+void fake_forget(void);
 /* The platform side: each delivers a callback as the real one would. */
 void fake_open(void);
 void fake_receive(const struct wire_msg *m);

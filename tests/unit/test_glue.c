@@ -38,6 +38,14 @@ static struct upstream *up;
 static struct glue_wiring wiring;
 static struct access_usage *usage;
 static struct dsd_client app; /* one local app, never sent events */
+/* The window's clock: still unless a test moves it, so the window stays
+ * at its floor whatever the machine's speed. */
+static uint64_t fake_us = 1;
+
+static uint64_t fake_now_us(void)
+{
+	return fake_us;
+}
 
 static void setup(void)
 {
@@ -59,6 +67,8 @@ static void setup(void)
 	ck_assert_int_eq(pubsub_new(base, &cfg, up, usage,
 	                            &glue_pubsub_callbacks, NULL, &wiring.ps),
 	                 0);
+	fake_us = 1;
+	wiring.ps->now_us = fake_now_us;
 	app = (struct dsd_client){.id = 1, .slot = UINT32_MAX};
 	app.peer.uid = 1000;
 }
@@ -360,6 +370,85 @@ static void ck_emits_in_order(int n, int x, int y)
 	ck_assert_uint_gt(at_x, 0);
 	ck_assert_uint_gt(at_y, at_x);
 }
+
+/* The emits recorded since the last call are *next, *next + 1, ...: none
+ * lost or out of order on one connection.  Then forgets them. */
+static void ck_consecutive_and_forget(int *next)
+{
+	for (size_t i = 0; i < fake.n_sent; i++) {
+		struct wire_decoded *d;
+		const struct wire_msg *m = fake_sent_msg(i, &d);
+
+		if (m->topic == WIRE_TOPIC_EVENT &&
+		    m->action == WIRE_EVENT_EMIT)
+			ck_assert_int_eq(atoi(strchr(m->data, ':') + 1),
+			                 (*next)++);
+		wire_decoded_free(d);
+	}
+	fake_forget();
+}
+
+/* Confirms at one PONG per dt_us for n PONGs, keeping the store full;
+ * returns the most that was in flight after a PONG.  *emitted: the last
+ * emit made; *written: the next emit expected on the wire. */
+static size_t run_link(int *emitted, int *written, uint64_t dt_us, int n)
+{
+	size_t most = 0;
+
+	for (int k = 0; k < n; k++) {
+		while (store_stats().queued < 4096)
+			emit(++*emitted);
+		pump();
+		if (store_stats().in_flight > most)
+			most = store_stats().in_flight;
+		ck_assert_uint_le(store_stats().in_flight,
+		                  SEND_WINDOW_MAX_MESSAGES);
+		ck_consecutive_and_forget(written);
+		fake_us += dt_us;
+		pong();
+	}
+	return most;
+}
+
+/* The window follows the rate at which the platform confirms: the floor
+ * (128 emits) at first, more on a fast link but never past the cap, the
+ * floor again when the link slows and after a lost connection.  Nothing
+ * lost or reordered on the way. */
+START_TEST(test_window_follows_the_confirmation_rate)
+{
+	int emitted = 0, written = 1, pongs = 0;
+
+	ck_assert_int_eq(upstream_start(up), 0);
+	handshake();
+	/* a still clock: no rate, the floor */
+	ck_assert_uint_eq(run_link(&emitted, &written, 0, 20), 128);
+	/* a PONG every 20 us: thousands of emits confirmed per ms */
+	ck_assert_uint_eq(run_link(&emitted, &written, 20, 400),
+	                  SEND_WINDOW_MAX_MESSAGES);
+	/* a PONG every 50 ms: the floor again */
+	(void)run_link(&emitted, &written, 50000, 40);
+	ck_assert_uint_eq(run_link(&emitted, &written, 50000, 10), 128);
+	/* fast again, then the connection is lost: a new link starts at
+	 * the floor, with what was not confirmed */
+	ck_assert_uint_gt(run_link(&emitted, &written, 20, 400), 128);
+	fake_close("gone");
+	wait_connects(2);
+	fake_forget();
+	written = (int)store_stats().confirmed + 1;
+	handshake();
+	ck_assert_uint_eq(store_stats().in_flight, 128);
+	while (store_stats().queued + store_stats().in_flight > 0 &&
+	       pongs++ < 1000) {
+		ck_consecutive_and_forget(&written);
+		fake_us += 20;
+		pong();
+	}
+	ck_consecutive_and_forget(&written);
+	/* every emit confirmed once, all written in order */
+	ck_assert_uint_eq(store_stats().confirmed, (unsigned)emitted);
+	ck_assert_int_eq(written, emitted + 1);
+}
+END_TEST
 
 /* The reserve: with the window full of one app's emits, another app's
  * single emit is written at once, not after the next PONG. */
@@ -832,6 +921,7 @@ int main(void)
 	tcase_add_test(tc, test_stale_pong_confirms_nothing);
 	tcase_add_test(tc, test_window_bounds_what_is_unconfirmed);
 	tcase_add_test(tc, test_light_app_does_not_wait_for_the_window);
+	tcase_add_test(tc, test_window_follows_the_confirmation_rate);
 	tcase_add_test(tc, test_flooding_app_is_paced_while_open);
 	tcase_add_test(tc, test_backpressure_keeps_order);
 	tcase_add_test(tc, test_failed_subscribe_batch_is_rebuilt);
