@@ -50,7 +50,7 @@ const { startDsd, buildDir, binaries } = require(path.join(lib, 'dsd'));
 const js = require(path.join(lib, 'jsclient'));
 const { sleep, waitUntil, withTimeout } = require(path.join(lib, 'util'));
 const { track } = require(path.join(lib, 'children'));
-const { memory, pssKiB, cpuMs, runTool } = require(path.join(__dirname, 'bench-lib'));
+const { memory, pssKiB, cpuMs, cpuSplitMs, rssBreakdown, runTool } = require(path.join(__dirname, 'bench-lib'));
 
 function envInt(name, dflt) {
   const v = process.env[name];
@@ -81,6 +81,8 @@ const LOAD = path.join(buildDir(), 'tests', 'dsipc-load');
 const RTT = path.join(buildDir(), 'tests', 'bench', 'dsipc-rtt');
 const JSPEER = path.join(__dirname, 'js-peer.js');
 const SINK = path.join(buildDir(), 'tests', 'bench', 'ws-sink');
+const FLOOR = path.join(buildDir(), 'tests', 'bench', 'idle-floor');
+const FLOOR_NOSYSTEMD = path.join(buildDir(), 'tests', 'bench', 'idle-floor-nosystemd');
 const COUNT_EMIT = path.join(__dirname, 'count-emit.sh');
 const COUNT_DELIVER = path.join(__dirname, 'count-deliver.js');
 
@@ -264,12 +266,42 @@ async function rttJs(n) {
 
 /* -- idle memory -- */
 
+// RSS and PSS, and where the resident pages are: pages of the program's
+// and its libraries' files, anonymous memory outside the heap (the
+// libraries' relocated data, thread stacks, a thread's malloc arena), the
+// malloc heap.
+function idleMemory(pid) {
+  const b = rssBreakdown(pid) || {};
+  return { rssKiB: memory(pid).rssKiB, pssKiB: pssKiB(pid), fileKiB: b.fileKiB, anonKiB: b.anonKiB,
+    heapKiB: b.heapKiB };
+}
+
+// idle-floor (this folder): dsd's shared libraries, a libevent base, an lws
+// context and its service thread, nothing else; idle-floor-nosystemd the
+// same without libsystemd.  What dsd's RSS cannot go below with these
+// libraries and this thread structure.
+async function idleFloor(bin) {
+  const p = runTool(bin, [], 60000);
+  try {
+    await p.ready();
+    await sleep(500);
+    const m = idleMemory(p.pid);
+    return { rssKiB: m.rssKiB, pssKiB: m.pssKiB };
+  } finally {
+    await p.stop();
+  }
+}
+
 async function idleDsd() {
-  return withServer((s) =>
+  const own = await withServer((s) =>
     withDsd(s, async (d) => {
       await sleep(500);
-      return { rssKiB: memory(d.pid).rssKiB, pssKiB: pssKiB(d.pid) };
+      return idleMemory(d.pid);
     }));
+  const floor = await idleFloor(FLOOR);
+  const noSd = await idleFloor(FLOOR_NOSYSTEMD);
+  return { ...own, floorRssKiB: floor.rssKiB, floorPssKiB: floor.pssKiB, floorNoSystemdRssKiB: noSd.rssKiB,
+    aboveFloorKiB: own.rssKiB - floor.rssKiB };
 }
 
 async function idleJs() {
@@ -278,7 +310,7 @@ async function idleJs() {
     try {
       await p.ready();
       await sleep(500);
-      return { rssKiB: memory(p.pid).rssKiB, pssKiB: pssKiB(p.pid) };
+      return idleMemory(p.pid);
     } finally {
       await p.stop();
     }
@@ -573,6 +605,13 @@ function report(f) {
   row('CPU per round trip, us', rtt.cpuUsPerRtt);
   row('idle RSS, KiB', idle.rssKiB);
   row('idle PSS, KiB', idle.pssKiB);
+  row('  idle RSS in file pages (program, libraries), KiB', idle.fileKiB);
+  row('  idle RSS anonymous, not heap (relocated library data, stacks, arenas), KiB', idle.anonKiB);
+  row('  idle RSS in the malloc heap, KiB', idle.heapKiB);
+  row('idle RSS floor: same libraries, no work (idle-floor), KiB', idle.floorRssKiB);
+  row('idle PSS floor: same libraries, no work, KiB', idle.floorPssKiB);
+  row('idle RSS floor without libsystemd (idle-floor-nosystemd), KiB', idle.floorNoSystemdRssKiB);
+  row('dsd idle RSS above the floor, KiB', idle.aboveFloorKiB);
   row('100 subscribers: server CPU, ms', many.serverCpuMs);
   row('100 subscribers: server RSS, KiB', many.serverRssKiB);
   row('100 subscribers: client-side RSS, KiB', many.clientRssKiB);
@@ -647,7 +686,7 @@ async function main() {
     process.exit(1);
   }, TOTAL_BUDGET_MS);
   binaries();
-  for (const b of [LOAD, RTT, SINK]) {
+  for (const b of [LOAD, RTT, SINK, FLOOR, FLOOR_NOSYSTEMD]) {
     if (!fs.existsSync(b)) throw new Error(`${b} not found: build it (ninja -C ${buildDir()}) or set DSD_BUILD_DIR`);
   }
   const f = {
