@@ -37,10 +37,8 @@
 
 /* Referenced, never called: keeps each library in the link. */
 void *volatile keep_linked[] = {
-        (void *)json_loads,
-        (void *)protobuf_c_message_pack,
-        (void *)sqlite3_open_v2,
-        (void *)EVP_MD_CTX_new,
+        (void *)json_loads,      (void *)protobuf_c_message_pack,
+        (void *)sqlite3_open_v2, (void *)EVP_MD_CTX_new,
 #ifndef FLOOR_NO_SYSTEMD
         (void *)sd_notify,
 #endif

@@ -50,7 +50,7 @@ const { startDsd, buildDir, binaries } = require(path.join(lib, 'dsd'));
 const js = require(path.join(lib, 'jsclient'));
 const { sleep, waitUntil, withTimeout } = require(path.join(lib, 'util'));
 const { track } = require(path.join(lib, 'children'));
-const { memory, pssKiB, cpuMs, cpuSplitMs, rssBreakdown, runTool } = require(path.join(__dirname, 'bench-lib'));
+const { memory, pssKiB, cpuMs, cpuNs, cpuSplitMs, rssBreakdown, runTool } = require(path.join(__dirname, 'bench-lib'));
 
 function envInt(name, dflt) {
   const v = process.env[name];
@@ -81,6 +81,7 @@ const LOAD = path.join(buildDir(), 'tests', 'dsipc-load');
 const RTT = path.join(buildDir(), 'tests', 'bench', 'dsipc-rtt');
 const JSPEER = path.join(__dirname, 'js-peer.js');
 const SINK = path.join(buildDir(), 'tests', 'bench', 'ws-sink');
+const HANDOFF = path.join(buildDir(), 'tests', 'bench', 'handoff-cost');
 const FLOOR = path.join(buildDir(), 'tests', 'bench', 'idle-floor');
 const FLOOR_NOSYSTEMD = path.join(buildDir(), 'tests', 'bench', 'idle-floor-nosystemd');
 const COUNT_EMIT = path.join(__dirname, 'count-emit.sh');
@@ -218,32 +219,49 @@ async function echoer(s) {
   return c;
 }
 
-function rttFigures(us, cpu, n) {
+// CPU per round trip from the scheduler's count (cpuNs), in µs.
+function rttFigures(us, cpuNsUsed, n) {
   const s = [...us].sort((a, b) => a - b);
   return {
     p50Us: Math.round(percentile(s, 50)),
     p99Us: Math.round(percentile(s, 99)),
     maxUs: Math.round(s[s.length - 1]),
-    cpuUsPerRtt: Math.round((cpu * 1000) / n),
+    cpuUsPerRtt: Math.round(cpuNsUsed / n / 100) / 10,
+  };
+}
+
+// handoff-cost (this folder): the CPU an isolated round trip's system calls
+// cost on this machine with no dsd code, single-threaded and with dsd's
+// three thread hand-offs; run right after dsd's round trips, in the same
+// conditions.
+async function rttFloors() {
+  const r = await runTool(HANDOFF, [String(QUICK ? 300 : 2000)], 600000).result();
+  return {
+    floorSingleUs: r.singleUsPerRtt,
+    floorThreadedUs: r.threadedUsPerRtt,
+    floorNoFenceUs: r.noFenceUsPerRtt,
+    handoffUs: r.handoffUs,
   };
 }
 
 async function rttDsd(n) {
-  return withServer(async (s) => {
+  const own = await withServer(async (s) => {
     const echo = await echoer(s);
     try {
       return await withDsd(s, async (d) => {
-        const cpu0 = cpuMs(d.pid);
+        const cpu0 = cpuNs(d.pid);
         const r = await runTool(RTT, ['-s', d.socket, 'bench/rtt/out', 'bench/rtt/back', String(n),
           String(RTT_WARMUP), String(RTT_TIMEOUT_MS)], 600000).result();
-        const cpu = cpuMs(d.pid) - cpu0;
+        const cpu = cpuNs(d.pid) - cpu0;
         if (r.samples !== n || r.lost !== 0) throw new Error(`round trip: ${JSON.stringify(r)}`);
-        return { p50Us: r.p50Us, p99Us: r.p99Us, maxUs: r.maxUs, cpuUsPerRtt: Math.round((cpu * 1000) / (n + RTT_WARMUP)) };
+        return { p50Us: r.p50Us, p99Us: r.p99Us, maxUs: r.maxUs,
+          cpuUsPerRtt: Math.round(cpu / (n + RTT_WARMUP) / 100) / 10 };
       });
     } finally {
       echo.close();
     }
   });
+  return { ...own, ...(await rttFloors()) };
 }
 
 async function rttJs(n) {
@@ -252,13 +270,74 @@ async function rttJs(n) {
     const p = peer('rtt', s.url, 'bench/rtt/out', 'bench/rtt/back', String(n), String(RTT_WARMUP));
     try {
       await p.ready();
-      const cpu0 = cpuMs(p.pid);
+      const cpu0 = cpuNs(p.pid);
       const r = await p.json(300000);
-      const cpu = cpuMs(p.pid) - cpu0;
+      const cpu = cpuNs(p.pid) - cpu0;
       if (r.samples !== n) throw new Error(`round trip (JS): ${r.samples} samples`);
       return rttFigures(r.us, cpu, n + RTT_WARMUP);
     } finally {
       await p.stop();
+      echo.close();
+    }
+  });
+}
+
+/* -- system calls per round trip (strace, full run only) -- */
+
+// strace -f -c attached to dsd (all its threads) around one dsipc-rtt run:
+// calls per system call name.  strace detaches and writes its table on
+// SIGINT.
+async function straceCounts(pid, fn) {
+  const out = path.join(os.tmpdir(), `dsd-strace-${process.pid}-${Date.now()}.txt`);
+  const st = track(spawn('strace', ['-f', '-c', '-o', out, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let err = '';
+  st.stderr.on('data', (b) => (err += b));
+  const done = new Promise((resolve) => st.once('close', resolve));
+  await waitUntil(() => /attached/.test(err), { timeoutMs: 10000, intervalMs: 10, what: 'strace to attach',
+    detail: () => err });
+  await sleep(200);
+  try {
+    await fn();
+  } finally {
+    st.kill('SIGINT');
+    await done;
+  }
+  const calls = {};
+  for (const line of fs.readFileSync(out, 'utf8').split('\n')) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?([a-z_0-9]+)\s*$/.exec(line);
+    if (m && m[2] !== 'total') calls[m[2]] = Number(m[1]);
+  }
+  fs.unlinkSync(out);
+  return calls;
+}
+
+// System calls dsd makes per isolated round trip: two dsipc-rtt runs of
+// different lengths on one dsd, each under strace; the difference divided
+// by the difference in round trips, so that connecting and subscribing
+// cancel out.  Per system call name, and in all.
+async function rttSyscalls() {
+  const [short, long] = [100, 300];
+  return withServer(async (s) => {
+    const echo = await echoer(s);
+    try {
+      return await withDsd(s, async (d) => {
+        const once = (n) => straceCounts(d.pid, async () => {
+          const r = await runTool(RTT, ['-s', d.socket, 'bench/rtt/out', 'bench/rtt/back', String(n), '20',
+            String(RTT_TIMEOUT_MS)], 600000).result();
+          if (r.samples !== n || r.lost !== 0) throw new Error(`round trip: ${JSON.stringify(r)}`);
+        });
+        const a = await once(short);
+        const b = await once(long);
+        const per = {};
+        let total = 0;
+        for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+          const v = Math.round((((b[k] || 0) - (a[k] || 0)) / (long - short)) * 100) / 100;
+          if (v > 0.005) per[k] = v;
+          total += (b[k] || 0) - (a[k] || 0);
+        }
+        return { syscallsPerRtt: Math.round((total / (long - short)) * 10) / 10, bySyscall: per };
+      });
+    } finally {
       echo.close();
     }
   });
@@ -602,7 +681,11 @@ function report(f) {
   row('round trip p50, us', rtt.p50Us);
   row('round trip p99, us', rtt.p99Us);
   row('round trip max, us', rtt.maxUs);
-  row('CPU per round trip, us', rtt.cpuUsPerRtt);
+  row('CPU per round trip, us (scheduler count, all threads)', rtt.cpuUsPerRtt);
+  row('  floor, no dsd code: its system calls, one thread (handoff-cost), us', rtt.floorSingleUs);
+  row('  floor, no dsd code: the same with dsd\'s 3 thread hand-offs, us', rtt.floorThreadedUs);
+  row('  reference: one thread, no PING fence (2 wakeups, 7 calls), us', rtt.floorNoFenceUs);
+  row('  one bare hand-off between two threads (eventfd), us', rtt.handoffUs);
   row('idle RSS, KiB', idle.rssKiB);
   row('idle PSS, KiB', idle.pssKiB);
   row('  idle RSS in file pages (program, libraries), KiB', idle.fileKiB);
@@ -625,6 +708,13 @@ function report(f) {
   row(`flush of ${fmt(SIZES.flush)} queued: dsd CPU per 10k, ms`, flush.cpuMsPer10k);
   row(`${fmt(SIZES.queued)} queued 100-B emits: RSS per message, B`, queue.rssPerMessage);
   row('  of which overhead (RSS less frame bytes), B', queue.overheadPerMessage);
+  const sc = f.syscalls;
+  if (sc && sc.skipped) rows.push([`system calls per round trip (strace): skipped (${sc.skipped})`, '-', '-', '-']);
+  else if (sc) {
+    const by = Object.entries(sc.bySyscall).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+    rows.push(['system calls per round trip, dsd, all threads (strace)', fmt(sc.syscallsPerRtt), '-', '-']);
+    rows.push([`  ${by}`, '', '', '']);
+  }
   const ing = f.ingest || {};
   for (const [k, label] of [['64', '64 B'], ['1024', '1 KiB']]) {
     if (!ing[k]) continue;
@@ -686,7 +776,7 @@ async function main() {
     process.exit(1);
   }, TOTAL_BUDGET_MS);
   binaries();
-  for (const b of [LOAD, RTT, SINK, FLOOR, FLOOR_NOSYSTEMD]) {
+  for (const b of [LOAD, RTT, SINK, FLOOR, FLOOR_NOSYSTEMD, HANDOFF]) {
     if (!fs.existsSync(b)) throw new Error(`${b} not found: build it (ninja -C ${buildDir()}) or set DSD_BUILD_DIR`);
   }
   const f = {
@@ -699,7 +789,7 @@ async function main() {
     buildDir: buildDir(),
     sizes: SIZES,
   };
-  // BENCH_ONLY=publish,rtt,idle,many,fanout,flush,queue,ingest,instructions
+  // BENCH_ONLY=publish,rtt,syscalls,idle,many,fanout,flush,queue,ingest,instructions
   // picks scenarios.
   const only = (process.env.BENCH_ONLY || '').split(',').filter(Boolean);
   const want = (k) => only.length === 0 || only.includes(k);
@@ -708,6 +798,18 @@ async function main() {
     f.publish1k = await pair('publish 1 KiB', () => publishDsd(SIZES.pub1k, 1024), () => publishJs(SIZES.pub1k, 1024));
   }
   if (want('rtt')) f.rtt = await pair('round trip', () => rttDsd(SIZES.rtt), () => rttJs(SIZES.rtt));
+  if (want('syscalls')) {
+    let strace = null;
+    try {
+      strace = execFileSync('strace', ['-V'], { encoding: 'utf8' }).split('\n')[0].trim();
+    } catch {
+      strace = null;
+    }
+    f.versions.strace = strace;
+    if (QUICK && !process.env.BENCH_ONLY) f.syscalls = { skipped: 'quick mode' };
+    else if (!strace) f.syscalls = { skipped: 'strace not found' };
+    else f.syscalls = await rttSyscalls();
+  }
   if (want('idle')) f.idle = await pair('idle', idleDsd, idleJs);
   if (want('many')) f.many = await pair('100 subscribers', () => manyDsd(SIZES.sub100), () => manyJs(SIZES.sub100));
   if (want('fanout')) {
