@@ -165,21 +165,37 @@ function percentile(sorted, p) {
 
 /* -- publish -- */
 
+// A process's CPU now: the scheduler's exact count and the user and system
+// ticks.
+const cpuSample = (pid) => ({ ns: cpuNs(pid), ...cpuSplitMs(pid) });
+
+// CPU since c0 per 10k events: the total from the scheduler's count (exact),
+// user and system time from the kernel's ticks (10 ms each: the two need a
+// run of some hundreds of ms to mean much).
+function cpuSince(pid, c0, n) {
+  const c1 = cpuSample(pid);
+  return {
+    cpuMsPer10k: per10k((c1.ns - c0.ns) / 1e6, n),
+    userMsPer10k: per10k(c1.userMs - c0.userMs, n),
+    sysMsPer10k: per10k(c1.sysMs - c0.sysMs, n),
+  };
+}
+
 async function publishDsd(n, bytes) {
   return withServer(async (s) => {
     const sub = await js.connect(s.url, { auth: { username: 'bench-sub' } });
     try {
       return await withDsd(s, async (d) => {
         const st = await jsCounter(sub, 'bench/pub');
-        const cpu0 = cpuMs(d.pid);
+        const c0 = cpuSample(d.pid);
         const t0 = performance.now();
         const l = load(d, 'emit', 'bench/pub', String(n), String(padFor(bytes, n)));
         await st.waitFor(n, 300000);
         const ms = st.lastAt - t0;
-        const cpu = cpuMs(d.pid) - cpu0;
+        const cpu = cpuSince(d.pid, c0, n);
         const e = await l.result();
         if (!st.inOrder || e.sent + e.queued !== n) throw new Error(`publish: in order ${st.inOrder}, ${JSON.stringify(e)}`);
-        return { eventsPerSec: perSec(n, ms), cpuMsPer10k: per10k(cpu, n) };
+        return { eventsPerSec: perSec(n, ms), ...cpu };
       });
     } finally {
       sub.close();
@@ -194,14 +210,14 @@ async function publishJs(n, bytes) {
     try {
       const st = await jsCounter(sub, 'bench/pub');
       await p.ready();
-      const cpu0 = cpuMs(p.pid);
+      const c0 = cpuSample(p.pid);
       const t0 = performance.now();
       p.go();
       await st.waitFor(n, 300000);
       const ms = st.lastAt - t0;
-      const cpu = cpuMs(p.pid) - cpu0;
+      const cpu = cpuSince(p.pid, c0, n);
       if (!st.inOrder) throw new Error('publish (JS): events out of order');
-      return { eventsPerSec: perSec(n, ms), cpuMsPer10k: per10k(cpu, n) };
+      return { eventsPerSec: perSec(n, ms), ...cpu };
     } finally {
       await p.stop();
       sub.close();
@@ -577,9 +593,9 @@ async function ingest(n, bytes) {
         return b;
       };
       await block(1);
-      const cpu0 = cpuMs(d.pid);
+      const c0 = cpuSample(d.pid);
       const b = await block(2);
-      const cpu = cpuMs(d.pid) - cpu0;
+      const c1 = cpuSample(d.pid);
       await sleep(200);
       const last = blocks();
       if (last.length !== 2 || (await d.status()).queue.messages !== 0) {
@@ -587,7 +603,9 @@ async function ingest(n, bytes) {
       }
       return {
         eventsPerSec: Math.round((n * 1e6) / Math.max(1, b.block_us)),
-        cpuUsPerEmit: Math.round((cpu * 10000) / n) / 10,
+        cpuUsPerEmit: Math.round((c1.ns - c0.ns) / n) / 1000,
+        userUsPerEmit: Math.round(((c1.userMs - c0.userMs) * 1e6) / n) / 1000,
+        sysUsPerEmit: Math.round(((c1.sysMs - c0.sysMs) * 1e6) / n) / 1000,
       };
     } finally {
       await d.stop(10000);
@@ -638,6 +656,46 @@ async function instructionCounts() {
   };
 }
 
+/* -- the floor of dsd's CPU per emit against the JS publisher -- */
+
+// From figures of this run: dsd's instructions per emit (callgrind,
+// against ws-sink) turned into time at the rate dsd itself runs on this
+// machine (those instructions over the user time per emit of the ingest
+// row, the same work natively), plus the kernel time per emit; against
+// the JS publisher's CPU per emit.  kernelUs is dsd's system time per
+// emit in the publish row (at the server's pace, small batches);
+// kernelBatchedUs that of the ingest row (large batches), the least this
+// code path has shown.  Needs the publish, ingest and instructions rows.
+function publishFloor(f) {
+  const med = (x, side = 'dsd') => (x && x[side] ? x[side].median : null);
+  const out = {};
+  for (const [size, pub, ic] of [['64', 'publish64', 'emit64'], ['1024', 'publish1k', 'emit1k']]) {
+    const p = f[pub];
+    const ing = f.ingest && f.ingest[size];
+    const instr = f.instructions && f.instructions[ic] ? f.instructions[ic].perEmit : null;
+    const userUs = ing ? med(ing.userUsPerEmit) : null;
+    const jsUs = p ? med(p.cpuMsPer10k, 'js') / 10 : null;
+    const kernelUs = p ? med(p.sysMsPer10k) / 10 : null;
+    if (!instr || !userUs || !jsUs || kernelUs === null) continue;
+    const perUs = instr / userUs;
+    const userFloorUs = instr / perUs;
+    const kernelBatchedUs = med(ing.sysUsPerEmit);
+    const r = (x) => Math.round(x * 1000) / 1000;
+    out[size] = {
+      instructionsPerEmit: instr,
+      instructionsPerUs: Math.round(perUs),
+      userFloorUs: r(userFloorUs),
+      kernelUs: r(kernelUs),
+      kernelBatchedUs: r(kernelBatchedUs),
+      jsUsPerEmit: r(jsUs),
+      floorRatio: r((userFloorUs + kernelUs) / jsUs),
+      floorRatioBatched: r((userFloorUs + kernelBatchedUs) / jsUs),
+      userOnlyRatio: r(userFloorUs / jsUs),
+    };
+  }
+  return Object.keys(out).length ? out : { skipped: 'needs the publish, ingest and instructions rows' };
+}
+
 /* -- running and reporting -- */
 
 const stats = (xs) => {
@@ -676,8 +734,12 @@ function report(f) {
   const { publish64 = none, publish1k = none, rtt = none, idle = none, many = none, flush = none, queue = none } = f;
   row('publish 64 B, events/s', publish64.eventsPerSec);
   row('CPU per 10k 64-B events, ms (dsd vs JS publisher)', publish64.cpuMsPer10k);
+  row('  of which user time (ticks), ms', publish64.userMsPer10k);
+  row('  of which system time (ticks), ms', publish64.sysMsPer10k);
   row('publish 1 KiB, events/s', publish1k.eventsPerSec);
   row('CPU per 10k 1-KiB events, ms', publish1k.cpuMsPer10k);
+  row('  of which user time (ticks), ms', publish1k.userMsPer10k);
+  row('  of which system time (ticks), ms', publish1k.sysMsPer10k);
   row('round trip p50, us', rtt.p50Us);
   row('round trip p99, us', rtt.p99Us);
   row('round trip max, us', rtt.maxUs);
@@ -720,6 +782,8 @@ function report(f) {
     if (!ing[k]) continue;
     row(`ingest ceiling to ws-sink (no server), ${label}: events/s`, ing[k].eventsPerSec);
     row(`ingest ${label}: dsd CPU per emit, us`, ing[k].cpuUsPerEmit);
+    row('  user time per emit (ticks), us', ing[k].userUsPerEmit);
+    row('  system time per emit (ticks), us', ing[k].sysUsPerEmit);
   }
   const ic = f.instructions;
   if (ic && ic.skipped) rows.push([`instructions per emit / delivery (callgrind): skipped (${ic.skipped})`, '-', '-', '-']);
@@ -727,6 +791,20 @@ function report(f) {
     rows.push(['instructions per 64-B emit (callgrind, dsd)', fmt(ic.emit64.perEmit), '-', '-']);
     rows.push(['instructions per 1-KiB emit (callgrind, dsd)', fmt(ic.emit1k.perEmit), '-', '-']);
     rows.push(['instructions per event delivered to 1 subscriber', fmt(ic.deliver1.perDelivery), '-', '-']);
+  }
+  const pf = f.publishFloor;
+  if (pf && pf.skipped) rows.push([`floor of CPU per emit vs the JS publisher: skipped (${pf.skipped})`, '-', '-', '-']);
+  else if (pf) {
+    for (const [k, label] of [['64', '64 B'], ['1024', '1 KiB']]) {
+      const x = pf[k];
+      if (!x) continue;
+      rows.push([`floor, ${label} emit: ${fmt(x.instructionsPerEmit)} instructions at dsd's ${fmt(x.instructionsPerUs)}/us, us`,
+        String(x.userFloorUs), '-', '-']);
+      rows.push([`  + kernel time per emit, publish row / ingest row (batched), us`, `${x.kernelUs} / ${x.kernelBatchedUs}`,
+        '-', '-']);
+      rows.push([`  floor vs the JS publisher's ${x.jsUsPerEmit} us (user only: ${x.userOnlyRatio})`,
+        `${x.floorRatio} / ${x.floorRatioBatched}`, '-', '-']);
+    }
   }
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
@@ -837,6 +915,7 @@ async function main() {
       }
     }
   }
+  if (f.publish64 || f.publish1k) f.publishFloor = publishFloor(f);
   f.machine.loadavgAfter = os.loadavg();
   f.elapsedMs = Math.round(performance.now() - started);
   clearTimeout(budget);
