@@ -664,8 +664,9 @@ async function instructionCounts() {
 // row, the same work natively), plus the kernel time per emit; against
 // the JS publisher's CPU per emit.  kernelUs is dsd's system time per
 // emit in the publish row (at the server's pace, small batches);
-// kernelBatchedUs that of the ingest row (large batches), the least this
-// code path has shown.  Needs the publish, ingest and instructions rows.
+// kernelBatchedUs that of the ingest row (large batches).  The ingest
+// row's user and system times are means over its runs.  Needs the
+// publish, ingest and instructions rows.
 function publishFloor(f) {
   const med = (x, side = 'dsd') => (x && x[side] ? x[side].median : null);
   const out = {};
@@ -673,13 +674,19 @@ function publishFloor(f) {
     const p = f[pub];
     const ing = f.ingest && f.ingest[size];
     const instr = f.instructions && f.instructions[ic] ? f.instructions[ic].perEmit : null;
-    const userUs = ing ? med(ing.userUsPerEmit) : null;
+    // The user/system split is sampled by clock ticks: the mean over all
+    // runs (the same number of emits each) pools their ticks.
+    const mean = (x) => {
+      const v = x && x.dsd ? x.dsd.runs.filter((y) => typeof y === 'number') : [];
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+    };
+    const userUs = ing ? mean(ing.userUsPerEmit) : null;
     const jsUs = p ? med(p.cpuMsPer10k, 'js') / 10 : null;
     const kernelUs = p ? med(p.sysMsPer10k) / 10 : null;
     if (!instr || !userUs || !jsUs || kernelUs === null) continue;
     const perUs = instr / userUs;
     const userFloorUs = instr / perUs;
-    const kernelBatchedUs = med(ing.sysUsPerEmit);
+    const kernelBatchedUs = mean(ing.sysUsPerEmit);
     const r = (x) => Math.round(x * 1000) / 1000;
     out[size] = {
       instructionsPerEmit: instr,
