@@ -44,6 +44,49 @@ function pssKiB(pid) {
   }
 }
 
+// Where a process's resident pages are, from /proc/PID/smaps, in KiB:
+// fileKiB, pages of mapped files (the program and its shared libraries:
+// code, read-only data; the same pages serve every process using them);
+// anonKiB, private memory that is not the heap (the libraries' relocated
+// and written data, thread stacks, anonymous mmaps such as a thread's
+// malloc arena); heapKiB, the main malloc heap ([heap]); stackKiB, the main
+// stack; and libs, the resident KiB of each mapped file, its anonymous
+// pages included when they follow its own mappings (its .bss).
+function rssBreakdown(pid) {
+  let text;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return null;
+  }
+  const out = { fileKiB: 0, anonKiB: 0, heapKiB: 0, stackKiB: 0, libs: {} };
+  let name = null;
+  let lastFile = null;
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (head) {
+      name = head[2];
+      if (name.startsWith('/')) lastFile = path.basename(name);
+      else if (name !== '') lastFile = null;
+      continue;
+    }
+    const m = /^(Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    if (!m) continue;
+    const kb = Number(m[2]);
+    if (m[1] === 'Rss') {
+      if (name === '[heap]') out.heapKiB += kb;
+      else if (name === '[stack]') out.stackKiB += kb;
+      if (lastFile && (name.startsWith('/') || name === '')) out.libs[lastFile] = (out.libs[lastFile] || 0) + kb;
+    } else if (name !== '[heap]' && name !== '[stack]') out.anonKiB += kb;
+  }
+  // File-backed = resident less every anonymous page.
+  let rss = 0;
+  for (const m of text.matchAll(/^Rss:\s+(\d+) kB/gm)) rss += Number(m[1]);
+  out.rssKiB = rss;
+  out.fileKiB = rss - out.anonKiB - out.heapKiB - out.stackKiB;
+  return out;
+}
+
 // utime + stime in milliseconds.  The command name may hold spaces and
 // parentheses, so the fields are counted from after its closing one.
 function cpuMs(pid) {
@@ -51,6 +94,29 @@ function cpuMs(pid) {
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // f[0] is field 3 (state): utime is field 14, stime 15.
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
+// CPU time of all the process's threads in nanoseconds, from the
+// scheduler's own count (/proc/PID/task/TID/schedstat, first field): exact,
+// where utime and stime come in clock ticks (10 ms).  Threads that already
+// exited are not counted.
+function cpuNs(pid) {
+  let ns = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return ns;
+}
+
+// utime and stime apart, in milliseconds.
+function cpuSplitMs(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { userMs: (Number(f[11]) * 1000) / CLK_TCK, sysMs: (Number(f[12]) * 1000) / CLK_TCK };
 }
 
 // A driver run to completion: its stdout lines, exit code and exit time.
@@ -106,4 +172,4 @@ function runTool(bin, args, timeoutMs, { stdin = false } = {}) {
   };
 }
 
-module.exports = { CLK_TCK, memory, pssKiB, cpuMs, runTool };
+module.exports = { CLK_TCK, memory, pssKiB, cpuMs, cpuNs, cpuSplitMs, rssBreakdown, runTool };

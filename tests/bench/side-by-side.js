@@ -50,7 +50,7 @@ const { startDsd, buildDir, binaries } = require(path.join(lib, 'dsd'));
 const js = require(path.join(lib, 'jsclient'));
 const { sleep, waitUntil, withTimeout } = require(path.join(lib, 'util'));
 const { track } = require(path.join(lib, 'children'));
-const { memory, pssKiB, cpuMs, runTool } = require(path.join(__dirname, 'bench-lib'));
+const { memory, pssKiB, cpuMs, cpuNs, cpuSplitMs, rssBreakdown, runTool } = require(path.join(__dirname, 'bench-lib'));
 
 function envInt(name, dflt) {
   const v = process.env[name];
@@ -81,6 +81,9 @@ const LOAD = path.join(buildDir(), 'tests', 'dsipc-load');
 const RTT = path.join(buildDir(), 'tests', 'bench', 'dsipc-rtt');
 const JSPEER = path.join(__dirname, 'js-peer.js');
 const SINK = path.join(buildDir(), 'tests', 'bench', 'ws-sink');
+const HANDOFF = path.join(buildDir(), 'tests', 'bench', 'handoff-cost');
+const FLOOR = path.join(buildDir(), 'tests', 'bench', 'idle-floor');
+const FLOOR_NOSYSTEMD = path.join(buildDir(), 'tests', 'bench', 'idle-floor-nosystemd');
 const COUNT_EMIT = path.join(__dirname, 'count-emit.sh');
 const COUNT_DELIVER = path.join(__dirname, 'count-deliver.js');
 
@@ -162,21 +165,37 @@ function percentile(sorted, p) {
 
 /* -- publish -- */
 
+// A process's CPU now: the scheduler's exact count and the user and system
+// ticks.
+const cpuSample = (pid) => ({ ns: cpuNs(pid), ...cpuSplitMs(pid) });
+
+// CPU since c0 per 10k events: the total from the scheduler's count (exact),
+// user and system time from the kernel's ticks (10 ms each: the two need a
+// run of some hundreds of ms to mean much).
+function cpuSince(pid, c0, n) {
+  const c1 = cpuSample(pid);
+  return {
+    cpuMsPer10k: per10k((c1.ns - c0.ns) / 1e6, n),
+    userMsPer10k: per10k(c1.userMs - c0.userMs, n),
+    sysMsPer10k: per10k(c1.sysMs - c0.sysMs, n),
+  };
+}
+
 async function publishDsd(n, bytes) {
   return withServer(async (s) => {
     const sub = await js.connect(s.url, { auth: { username: 'bench-sub' } });
     try {
       return await withDsd(s, async (d) => {
         const st = await jsCounter(sub, 'bench/pub');
-        const cpu0 = cpuMs(d.pid);
+        const c0 = cpuSample(d.pid);
         const t0 = performance.now();
         const l = load(d, 'emit', 'bench/pub', String(n), String(padFor(bytes, n)));
         await st.waitFor(n, 300000);
         const ms = st.lastAt - t0;
-        const cpu = cpuMs(d.pid) - cpu0;
+        const cpu = cpuSince(d.pid, c0, n);
         const e = await l.result();
         if (!st.inOrder || e.sent + e.queued !== n) throw new Error(`publish: in order ${st.inOrder}, ${JSON.stringify(e)}`);
-        return { eventsPerSec: perSec(n, ms), cpuMsPer10k: per10k(cpu, n) };
+        return { eventsPerSec: perSec(n, ms), ...cpu };
       });
     } finally {
       sub.close();
@@ -191,14 +210,14 @@ async function publishJs(n, bytes) {
     try {
       const st = await jsCounter(sub, 'bench/pub');
       await p.ready();
-      const cpu0 = cpuMs(p.pid);
+      const c0 = cpuSample(p.pid);
       const t0 = performance.now();
       p.go();
       await st.waitFor(n, 300000);
       const ms = st.lastAt - t0;
-      const cpu = cpuMs(p.pid) - cpu0;
+      const cpu = cpuSince(p.pid, c0, n);
       if (!st.inOrder) throw new Error('publish (JS): events out of order');
-      return { eventsPerSec: perSec(n, ms), cpuMsPer10k: per10k(cpu, n) };
+      return { eventsPerSec: perSec(n, ms), ...cpu };
     } finally {
       await p.stop();
       sub.close();
@@ -216,32 +235,49 @@ async function echoer(s) {
   return c;
 }
 
-function rttFigures(us, cpu, n) {
+// CPU per round trip from the scheduler's count (cpuNs), in µs.
+function rttFigures(us, cpuNsUsed, n) {
   const s = [...us].sort((a, b) => a - b);
   return {
     p50Us: Math.round(percentile(s, 50)),
     p99Us: Math.round(percentile(s, 99)),
     maxUs: Math.round(s[s.length - 1]),
-    cpuUsPerRtt: Math.round((cpu * 1000) / n),
+    cpuUsPerRtt: Math.round(cpuNsUsed / n / 100) / 10,
+  };
+}
+
+// handoff-cost (this folder): the CPU an isolated round trip's system calls
+// cost on this machine with no dsd code, single-threaded and with dsd's
+// three thread hand-offs; run right after dsd's round trips, in the same
+// conditions.
+async function rttFloors() {
+  const r = await runTool(HANDOFF, [String(QUICK ? 300 : 2000)], 600000).result();
+  return {
+    floorSingleUs: r.singleUsPerRtt,
+    floorThreadedUs: r.threadedUsPerRtt,
+    floorNoFenceUs: r.noFenceUsPerRtt,
+    handoffUs: r.handoffUs,
   };
 }
 
 async function rttDsd(n) {
-  return withServer(async (s) => {
+  const own = await withServer(async (s) => {
     const echo = await echoer(s);
     try {
       return await withDsd(s, async (d) => {
-        const cpu0 = cpuMs(d.pid);
+        const cpu0 = cpuNs(d.pid);
         const r = await runTool(RTT, ['-s', d.socket, 'bench/rtt/out', 'bench/rtt/back', String(n),
           String(RTT_WARMUP), String(RTT_TIMEOUT_MS)], 600000).result();
-        const cpu = cpuMs(d.pid) - cpu0;
+        const cpu = cpuNs(d.pid) - cpu0;
         if (r.samples !== n || r.lost !== 0) throw new Error(`round trip: ${JSON.stringify(r)}`);
-        return { p50Us: r.p50Us, p99Us: r.p99Us, maxUs: r.maxUs, cpuUsPerRtt: Math.round((cpu * 1000) / (n + RTT_WARMUP)) };
+        return { p50Us: r.p50Us, p99Us: r.p99Us, maxUs: r.maxUs,
+          cpuUsPerRtt: Math.round(cpu / (n + RTT_WARMUP) / 100) / 10 };
       });
     } finally {
       echo.close();
     }
   });
+  return { ...own, ...(await rttFloors()) };
 }
 
 async function rttJs(n) {
@@ -250,9 +286,9 @@ async function rttJs(n) {
     const p = peer('rtt', s.url, 'bench/rtt/out', 'bench/rtt/back', String(n), String(RTT_WARMUP));
     try {
       await p.ready();
-      const cpu0 = cpuMs(p.pid);
+      const cpu0 = cpuNs(p.pid);
       const r = await p.json(300000);
-      const cpu = cpuMs(p.pid) - cpu0;
+      const cpu = cpuNs(p.pid) - cpu0;
       if (r.samples !== n) throw new Error(`round trip (JS): ${r.samples} samples`);
       return rttFigures(r.us, cpu, n + RTT_WARMUP);
     } finally {
@@ -262,14 +298,105 @@ async function rttJs(n) {
   });
 }
 
+/* -- system calls per round trip (strace, full run only) -- */
+
+// strace -f -c attached to dsd (all its threads) around one dsipc-rtt run:
+// calls per system call name.  strace detaches and writes its table on
+// SIGINT.
+async function straceCounts(pid, fn) {
+  const out = path.join(os.tmpdir(), `dsd-strace-${process.pid}-${Date.now()}.txt`);
+  const st = track(spawn('strace', ['-f', '-c', '-o', out, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let err = '';
+  st.stderr.on('data', (b) => (err += b));
+  const done = new Promise((resolve) => st.once('close', resolve));
+  await waitUntil(() => /attached/.test(err), { timeoutMs: 10000, intervalMs: 10, what: 'strace to attach',
+    detail: () => err });
+  await sleep(200);
+  try {
+    await fn();
+  } finally {
+    st.kill('SIGINT');
+    await done;
+  }
+  const calls = {};
+  for (const line of fs.readFileSync(out, 'utf8').split('\n')) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?([a-z_0-9]+)\s*$/.exec(line);
+    if (m && m[2] !== 'total') calls[m[2]] = Number(m[1]);
+  }
+  fs.unlinkSync(out);
+  return calls;
+}
+
+// System calls dsd makes per isolated round trip: two dsipc-rtt runs of
+// different lengths on one dsd, each under strace; the difference divided
+// by the difference in round trips, so that connecting and subscribing
+// cancel out.  Per system call name, and in all.
+async function rttSyscalls() {
+  const [short, long] = [100, 300];
+  return withServer(async (s) => {
+    const echo = await echoer(s);
+    try {
+      return await withDsd(s, async (d) => {
+        const once = (n) => straceCounts(d.pid, async () => {
+          const r = await runTool(RTT, ['-s', d.socket, 'bench/rtt/out', 'bench/rtt/back', String(n), '20',
+            String(RTT_TIMEOUT_MS)], 600000).result();
+          if (r.samples !== n || r.lost !== 0) throw new Error(`round trip: ${JSON.stringify(r)}`);
+        });
+        const a = await once(short);
+        const b = await once(long);
+        const per = {};
+        let total = 0;
+        for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+          const v = Math.round((((b[k] || 0) - (a[k] || 0)) / (long - short)) * 100) / 100;
+          if (v > 0.005) per[k] = v;
+          total += (b[k] || 0) - (a[k] || 0);
+        }
+        return { syscallsPerRtt: Math.round((total / (long - short)) * 10) / 10, bySyscall: per };
+      });
+    } finally {
+      echo.close();
+    }
+  });
+}
+
 /* -- idle memory -- */
 
+// RSS and PSS, and where the resident pages are: pages of the program's
+// and its libraries' files, anonymous memory outside the heap (the
+// libraries' relocated data, thread stacks, a thread's malloc arena), the
+// malloc heap.
+function idleMemory(pid) {
+  const b = rssBreakdown(pid) || {};
+  return { rssKiB: memory(pid).rssKiB, pssKiB: pssKiB(pid), fileKiB: b.fileKiB, anonKiB: b.anonKiB,
+    heapKiB: b.heapKiB };
+}
+
+// idle-floor (this folder): dsd's shared libraries, a libevent base, an lws
+// context and its service thread, nothing else; idle-floor-nosystemd the
+// same without libsystemd.  What dsd's RSS cannot go below with these
+// libraries and this thread structure.
+async function idleFloor(bin) {
+  const p = runTool(bin, [], 60000);
+  try {
+    await p.ready();
+    await sleep(500);
+    const m = idleMemory(p.pid);
+    return { rssKiB: m.rssKiB, pssKiB: m.pssKiB };
+  } finally {
+    await p.stop();
+  }
+}
+
 async function idleDsd() {
-  return withServer((s) =>
+  const own = await withServer((s) =>
     withDsd(s, async (d) => {
       await sleep(500);
-      return { rssKiB: memory(d.pid).rssKiB, pssKiB: pssKiB(d.pid) };
+      return idleMemory(d.pid);
     }));
+  const floor = await idleFloor(FLOOR);
+  const noSd = await idleFloor(FLOOR_NOSYSTEMD);
+  return { ...own, floorRssKiB: floor.rssKiB, floorPssKiB: floor.pssKiB, floorNoSystemdRssKiB: noSd.rssKiB,
+    aboveFloorKiB: own.rssKiB - floor.rssKiB };
 }
 
 async function idleJs() {
@@ -278,7 +405,7 @@ async function idleJs() {
     try {
       await p.ready();
       await sleep(500);
-      return { rssKiB: memory(p.pid).rssKiB, pssKiB: pssKiB(p.pid) };
+      return idleMemory(p.pid);
     } finally {
       await p.stop();
     }
@@ -466,9 +593,9 @@ async function ingest(n, bytes) {
         return b;
       };
       await block(1);
-      const cpu0 = cpuMs(d.pid);
+      const c0 = cpuSample(d.pid);
       const b = await block(2);
-      const cpu = cpuMs(d.pid) - cpu0;
+      const c1 = cpuSample(d.pid);
       await sleep(200);
       const last = blocks();
       if (last.length !== 2 || (await d.status()).queue.messages !== 0) {
@@ -476,7 +603,9 @@ async function ingest(n, bytes) {
       }
       return {
         eventsPerSec: Math.round((n * 1e6) / Math.max(1, b.block_us)),
-        cpuUsPerEmit: Math.round((cpu * 10000) / n) / 10,
+        cpuUsPerEmit: Math.round((c1.ns - c0.ns) / n) / 1000,
+        userUsPerEmit: Math.round(((c1.userMs - c0.userMs) * 1e6) / n) / 1000,
+        sysUsPerEmit: Math.round(((c1.sysMs - c0.sysMs) * 1e6) / n) / 1000,
       };
     } finally {
       await d.stop(10000);
@@ -527,6 +656,53 @@ async function instructionCounts() {
   };
 }
 
+/* -- the floor of dsd's CPU per emit against the JS publisher -- */
+
+// From figures of this run: dsd's instructions per emit (callgrind,
+// against ws-sink) turned into time at the rate dsd itself runs on this
+// machine (those instructions over the user time per emit of the ingest
+// row, the same work natively), plus the kernel time per emit; against
+// the JS publisher's CPU per emit.  kernelUs is dsd's system time per
+// emit in the publish row (at the server's pace, small batches);
+// kernelBatchedUs that of the ingest row (large batches).  The ingest
+// row's user and system times are means over its runs.  Needs the
+// publish, ingest and instructions rows.
+function publishFloor(f) {
+  const med = (x, side = 'dsd') => (x && x[side] ? x[side].median : null);
+  const out = {};
+  for (const [size, pub, ic] of [['64', 'publish64', 'emit64'], ['1024', 'publish1k', 'emit1k']]) {
+    const p = f[pub];
+    const ing = f.ingest && f.ingest[size];
+    const instr = f.instructions && f.instructions[ic] ? f.instructions[ic].perEmit : null;
+    // The user/system split is sampled by clock ticks: the mean over all
+    // runs (the same number of emits each) pools their ticks.
+    const mean = (x) => {
+      const v = x && x.dsd ? x.dsd.runs.filter((y) => typeof y === 'number') : [];
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+    };
+    const userUs = ing ? mean(ing.userUsPerEmit) : null;
+    const jsUs = p ? med(p.cpuMsPer10k, 'js') / 10 : null;
+    const kernelUs = p ? med(p.sysMsPer10k) / 10 : null;
+    if (!instr || !userUs || !jsUs || kernelUs === null) continue;
+    const perUs = instr / userUs;
+    const userFloorUs = instr / perUs;
+    const kernelBatchedUs = mean(ing.sysUsPerEmit);
+    const r = (x) => Math.round(x * 1000) / 1000;
+    out[size] = {
+      instructionsPerEmit: instr,
+      instructionsPerUs: Math.round(perUs),
+      userFloorUs: r(userFloorUs),
+      kernelUs: r(kernelUs),
+      kernelBatchedUs: r(kernelBatchedUs),
+      jsUsPerEmit: r(jsUs),
+      floorRatio: r((userFloorUs + kernelUs) / jsUs),
+      floorRatioBatched: r((userFloorUs + kernelBatchedUs) / jsUs),
+      userOnlyRatio: r(userFloorUs / jsUs),
+    };
+  }
+  return Object.keys(out).length ? out : { skipped: 'needs the publish, ingest and instructions rows' };
+}
+
 /* -- running and reporting -- */
 
 const stats = (xs) => {
@@ -565,14 +741,29 @@ function report(f) {
   const { publish64 = none, publish1k = none, rtt = none, idle = none, many = none, flush = none, queue = none } = f;
   row('publish 64 B, events/s', publish64.eventsPerSec);
   row('CPU per 10k 64-B events, ms (dsd vs JS publisher)', publish64.cpuMsPer10k);
+  row('  of which user time (ticks), ms', publish64.userMsPer10k);
+  row('  of which system time (ticks), ms', publish64.sysMsPer10k);
   row('publish 1 KiB, events/s', publish1k.eventsPerSec);
   row('CPU per 10k 1-KiB events, ms', publish1k.cpuMsPer10k);
+  row('  of which user time (ticks), ms', publish1k.userMsPer10k);
+  row('  of which system time (ticks), ms', publish1k.sysMsPer10k);
   row('round trip p50, us', rtt.p50Us);
   row('round trip p99, us', rtt.p99Us);
   row('round trip max, us', rtt.maxUs);
-  row('CPU per round trip, us', rtt.cpuUsPerRtt);
+  row('CPU per round trip, us (scheduler count, all threads)', rtt.cpuUsPerRtt);
+  row('  floor, no dsd code: its system calls, one thread (handoff-cost), us', rtt.floorSingleUs);
+  row('  floor, no dsd code: the same with dsd\'s 3 thread hand-offs, us', rtt.floorThreadedUs);
+  row('  reference: one thread, no PING fence (2 wakeups, 7 calls), us', rtt.floorNoFenceUs);
+  row('  one bare hand-off between two threads (eventfd), us', rtt.handoffUs);
   row('idle RSS, KiB', idle.rssKiB);
   row('idle PSS, KiB', idle.pssKiB);
+  row('  idle RSS in file pages (program, libraries), KiB', idle.fileKiB);
+  row('  idle RSS anonymous, not heap (relocated library data, stacks, arenas), KiB', idle.anonKiB);
+  row('  idle RSS in the malloc heap, KiB', idle.heapKiB);
+  row('idle RSS floor: same libraries, no work (idle-floor), KiB', idle.floorRssKiB);
+  row('idle PSS floor: same libraries, no work, KiB', idle.floorPssKiB);
+  row('idle RSS floor without libsystemd (idle-floor-nosystemd), KiB', idle.floorNoSystemdRssKiB);
+  row('dsd idle RSS above the floor, KiB', idle.aboveFloorKiB);
   row('100 subscribers: server CPU, ms', many.serverCpuMs);
   row('100 subscribers: server RSS, KiB', many.serverRssKiB);
   row('100 subscribers: client-side RSS, KiB', many.clientRssKiB);
@@ -586,11 +777,20 @@ function report(f) {
   row(`flush of ${fmt(SIZES.flush)} queued: dsd CPU per 10k, ms`, flush.cpuMsPer10k);
   row(`${fmt(SIZES.queued)} queued 100-B emits: RSS per message, B`, queue.rssPerMessage);
   row('  of which overhead (RSS less frame bytes), B', queue.overheadPerMessage);
+  const sc = f.syscalls;
+  if (sc && sc.skipped) rows.push([`system calls per round trip (strace): skipped (${sc.skipped})`, '-', '-', '-']);
+  else if (sc) {
+    const by = Object.entries(sc.bySyscall).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+    rows.push(['system calls per round trip, dsd, all threads (strace)', fmt(sc.syscallsPerRtt), '-', '-']);
+    rows.push([`  ${by}`, '', '', '']);
+  }
   const ing = f.ingest || {};
   for (const [k, label] of [['64', '64 B'], ['1024', '1 KiB']]) {
     if (!ing[k]) continue;
     row(`ingest ceiling to ws-sink (no server), ${label}: events/s`, ing[k].eventsPerSec);
     row(`ingest ${label}: dsd CPU per emit, us`, ing[k].cpuUsPerEmit);
+    row('  user time per emit (ticks), us', ing[k].userUsPerEmit);
+    row('  system time per emit (ticks), us', ing[k].sysUsPerEmit);
   }
   const ic = f.instructions;
   if (ic && ic.skipped) rows.push([`instructions per emit / delivery (callgrind): skipped (${ic.skipped})`, '-', '-', '-']);
@@ -598,6 +798,20 @@ function report(f) {
     rows.push(['instructions per 64-B emit (callgrind, dsd)', fmt(ic.emit64.perEmit), '-', '-']);
     rows.push(['instructions per 1-KiB emit (callgrind, dsd)', fmt(ic.emit1k.perEmit), '-', '-']);
     rows.push(['instructions per event delivered to 1 subscriber', fmt(ic.deliver1.perDelivery), '-', '-']);
+  }
+  const pf = f.publishFloor;
+  if (pf && pf.skipped) rows.push([`floor of CPU per emit vs the JS publisher: skipped (${pf.skipped})`, '-', '-', '-']);
+  else if (pf) {
+    for (const [k, label] of [['64', '64 B'], ['1024', '1 KiB']]) {
+      const x = pf[k];
+      if (!x) continue;
+      rows.push([`floor, ${label} emit: ${fmt(x.instructionsPerEmit)} instructions at dsd's ${fmt(x.instructionsPerUs)}/us, us`,
+        String(x.userFloorUs), '-', '-']);
+      rows.push([`  + kernel time per emit, publish row / ingest row (batched), us`, `${x.kernelUs} / ${x.kernelBatchedUs}`,
+        '-', '-']);
+      rows.push([`  floor vs the JS publisher's ${x.jsUsPerEmit} us (user only: ${x.userOnlyRatio})`,
+        `${x.floorRatio} / ${x.floorRatioBatched}`, '-', '-']);
+    }
   }
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
@@ -647,7 +861,7 @@ async function main() {
     process.exit(1);
   }, TOTAL_BUDGET_MS);
   binaries();
-  for (const b of [LOAD, RTT, SINK]) {
+  for (const b of [LOAD, RTT, SINK, FLOOR, FLOOR_NOSYSTEMD, HANDOFF]) {
     if (!fs.existsSync(b)) throw new Error(`${b} not found: build it (ninja -C ${buildDir()}) or set DSD_BUILD_DIR`);
   }
   const f = {
@@ -660,7 +874,7 @@ async function main() {
     buildDir: buildDir(),
     sizes: SIZES,
   };
-  // BENCH_ONLY=publish,rtt,idle,many,fanout,flush,queue,ingest,instructions
+  // BENCH_ONLY=publish,rtt,syscalls,idle,many,fanout,flush,queue,ingest,instructions
   // picks scenarios.
   const only = (process.env.BENCH_ONLY || '').split(',').filter(Boolean);
   const want = (k) => only.length === 0 || only.includes(k);
@@ -669,6 +883,18 @@ async function main() {
     f.publish1k = await pair('publish 1 KiB', () => publishDsd(SIZES.pub1k, 1024), () => publishJs(SIZES.pub1k, 1024));
   }
   if (want('rtt')) f.rtt = await pair('round trip', () => rttDsd(SIZES.rtt), () => rttJs(SIZES.rtt));
+  if (want('syscalls')) {
+    let strace = null;
+    try {
+      strace = execFileSync('strace', ['-V'], { encoding: 'utf8' }).split('\n')[0].trim();
+    } catch {
+      strace = null;
+    }
+    f.versions.strace = strace;
+    if (QUICK && !process.env.BENCH_ONLY) f.syscalls = { skipped: 'quick mode' };
+    else if (!strace) f.syscalls = { skipped: 'strace not found' };
+    else f.syscalls = await rttSyscalls();
+  }
   if (want('idle')) f.idle = await pair('idle', idleDsd, idleJs);
   if (want('many')) f.many = await pair('100 subscribers', () => manyDsd(SIZES.sub100), () => manyJs(SIZES.sub100));
   if (want('fanout')) {
@@ -696,6 +922,7 @@ async function main() {
       }
     }
   }
+  if (f.publish64 || f.publish1k) f.publishFloor = publishFloor(f);
   f.machine.loadavgAfter = os.loadavg();
   f.elapsedMs = Math.round(performance.now() - started);
   clearTimeout(budget);
