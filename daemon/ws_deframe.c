@@ -30,6 +30,7 @@ void ws_deframe_free(struct ws_deframe *d)
 
 static int fail(struct ws_deframe *d, int r, uint16_t code, const char *why)
 {
+	d->error = r;
 	d->close_code = code;
 	snprintf(d->why, sizeof(d->why), "%s", why);
 	return r;
@@ -202,6 +203,8 @@ int ws_deframe_feed(struct ws_deframe *d, const uint8_t *in, size_t len,
 	size_t used;
 	int r;
 
+	if (d->error)
+		return d->error;
 	while (len > 0) {
 		if (d->in_payload) {
 			r = payload(d, in, len, &used, cb, ctx);

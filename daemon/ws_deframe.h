@@ -50,7 +50,9 @@ struct ws_deframe {
 	size_t ctl_len;
 
 	/* Set with a negative return: the close code dsd should send (1002
-	 * protocol error, 1009 too big) and why, for the log. */
+	 * protocol error, 1009 too big) and why, for the log.  error: that
+	 * return, kept, for every later feed. */
+	int error;
 	uint16_t close_code;
 	char why[96];
 };
@@ -66,7 +68,10 @@ void ws_deframe_free(struct ws_deframe *d);
  * server may send (masked, reserved bits, an unknown opcode, a fragmented
  * or over-long control frame, a continuation out of place), -EMSGSIZE
  * for a message over max_message, -ENOMEM.  After an error the reader is
- * spent: the connection must close.
+ * spent: the connection must close, and every later feed returns the same
+ * error without reading a byte (what follows a refused header is no frame
+ * boundary: the payload of a message over the bound would otherwise be
+ * read as frames, a close frame with another code among them).
  */
 int ws_deframe_feed(struct ws_deframe *d, const uint8_t *in, size_t len,
                     ws_deframe_cb cb, void *ctx);

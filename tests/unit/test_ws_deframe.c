@@ -253,6 +253,49 @@ START_TEST(test_frames_a_server_may_not_send)
 }
 END_TEST
 
+/* After an error the reader is spent: what comes next (here the payload of
+ * the message that was too big, which may look like anything, a close
+ * frame with another code for one) is not read as frames, and every feed
+ * keeps returning the error. */
+START_TEST(test_spent_after_an_error)
+{
+	uint8_t buf[64];
+	size_t n;
+	struct ws_deframe d;
+	struct seen s = {0};
+
+	/* A header announcing 200 bytes against a bound of 100. */
+	buf[0] = 0x82;
+	buf[1] = 126;
+	buf[2] = 0;
+	buf[3] = 200;
+	n = 4;
+	ws_deframe_init(&d, 100);
+	ck_assert_int_eq(feed(&d, &s, buf, n, 0), -EMSGSIZE);
+	ck_assert_uint_eq(d.close_code, 1009);
+	/* Its payload starts with what looks like a close frame (4001) and a
+	 * PING. */
+	n = frame(buf, 0x88, "\x0f\xa1", 2);
+	n += frame(buf + n, 0x89, "p", 1);
+	ck_assert_int_eq(feed(&d, &s, buf, n, 0), -EMSGSIZE);
+	ck_assert_int_eq(s.calls, 0);
+	ck_assert_uint_eq(d.close_code, 1009);
+	ws_deframe_free(&d);
+
+	/* The same after a protocol error (a masked frame), byte by byte. */
+	memset(&s, 0, sizeof(s));
+	n = frame(buf, 0x82, "abcd", 4);
+	buf[1] |= 0x80;
+	ws_deframe_init(&d, 100);
+	ck_assert_int_eq(feed(&d, &s, buf, n, 1), -EPROTO);
+	n = frame(buf, 0x82, "ok", 2);
+	ck_assert_int_eq(feed(&d, &s, buf, n, 1), -EPROTO);
+	ck_assert_int_eq(s.calls, 0);
+	ck_assert_uint_eq(d.close_code, 1002);
+	ws_deframe_free(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ws_deframe");
@@ -261,6 +304,7 @@ int main(void)
 	tcase_add_test(tc, test_any_split_gives_the_same_messages);
 	tcase_add_test(tc, test_callback_stops);
 	tcase_add_test(tc, test_frames_a_server_may_not_send);
+	tcase_add_test(tc, test_spent_after_an_error);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
