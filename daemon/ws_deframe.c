@@ -134,6 +134,19 @@ static int msg_append(struct ws_deframe *d, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/*
+ * Whether a close frame may carry code (RFC 6455, 7.4): the assigned codes
+ * a frame may hold (1005, 1006 and 1015 only stand for "none received",
+ * "connection lost" and "TLS failed", never sent), and the ranges for
+ * libraries and applications.  A close frame with another code is a
+ * protocol error, and echoing it back would be one of dsd's.
+ */
+static bool close_code_valid(unsigned code)
+{
+	return (code >= 1000 && code <= 1003) ||
+	       (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
 /* A control frame's whole payload. */
 static int control(struct ws_deframe *d, const uint8_t *p, size_t n,
                    ws_deframe_cb cb, void *ctx)
@@ -142,6 +155,17 @@ static int control(struct ws_deframe *d, const uint8_t *p, size_t n,
 	                    : d->opcode == OP_PING ? WS_PING
 	                                           : WS_PONG;
 
+	if (what == WS_CLOSE && n == 1)
+		return fail(d, -EPROTO, CLOSE_PROTOCOL_ERROR,
+		            "close frame with a one-byte payload");
+	if (what == WS_CLOSE && n >= 2 &&
+	    !close_code_valid((unsigned)p[0] << 8 | p[1])) {
+		fail(d, -EPROTO, CLOSE_PROTOCOL_ERROR, "");
+		snprintf(d->why, sizeof(d->why),
+		         "close frame with the invalid code %u",
+		         (unsigned)p[0] << 8 | p[1]);
+		return -EPROTO;
+	}
 	return cb(ctx, what, p, n);
 }
 

@@ -66,7 +66,9 @@ void ws_deframe_free(struct ws_deframe *d);
  * Returns 0 when all was taken, the callback's non-zero return, or a
  * negative errno with close_code and why set: -EPROTO for a frame no
  * server may send (masked, reserved bits, an unknown opcode, a fragmented
- * or over-long control frame, a continuation out of place), -EMSGSIZE
+ * or over-long control frame, a continuation out of place, a close frame
+ * with one byte of payload or a code RFC 6455 does not allow in a frame:
+ * 1005, 1006, 1015, unassigned ones), -EMSGSIZE
  * for a message over max_message, -ENOMEM.  After an error the reader is
  * spent: the connection must close, and every later feed returns the same
  * error without reading a byte (what follows a refused header is no frame

@@ -96,3 +96,73 @@ test('dsd closes deliberately (pause) with a close frame of code 1000', async ()
   await waitUntil(() => sp.closes.length >= 1, { what: 'the close at the server' });
   assert.equal(sp.closes[0].code, 1000);
 });
+
+// Takes the newest connection away from the ws library: from here on the
+// test reads dsd's frames itself (unmasked into {op, payload}) and writes
+// raw bytes, so it can do what ws never would (stay silent after dsd's close
+// frame, send a close code no endpoint may send).
+function takeOver(sp) {
+  const ws = sp.live();
+  const sock = ws._socket;
+  sock.removeAllListeners('data');
+  const frames = [];
+  let buf = Buffer.alloc(0);
+  let ended = false;
+  sock.on('end', () => { ended = true; });
+  sock.on('close', () => { ended = true; });
+  sock.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      let len = buf[1] & 0x7f;
+      let off = 2;
+      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      const masked = buf[1] & 0x80;
+      if (buf.length < off + (masked ? 4 : 0) + len) return;
+      const mask = masked ? buf.subarray(off, off + 4) : null;
+      off += masked ? 4 : 0;
+      const payload = Buffer.from(buf.subarray(off, off + len));
+      if (mask) for (let i = 0; i < len; i++) payload[i] ^= mask[i & 3];
+      frames.push({ op: buf[0] & 0x0f, payload });
+      buf = buf.subarray(off + len);
+    }
+  });
+  return {
+    frames,
+    closes: () => frames.filter((f) => f.op === 8),
+    ended: () => ended,
+    write: (bytes) => sock.write(Buffer.from(bytes)),
+  };
+}
+
+test('after its own close frame dsd waits for the server\'s, even when a PING comes first', async () => {
+  const { sp, d } = await openOn();
+  const raw = takeOver(sp);
+  const r = await d.dsctl('pause');
+  assert.equal(r.code, 0, r.stderr);
+  await waitUntil(() => raw.closes().length === 1, { what: 'dsd\'s close frame' });
+  assert.equal(raw.closes()[0].payload.readUInt16BE(0), 1000);
+  // The server had not seen the close yet when it pinged.
+  raw.write([0x89, 0x01, 0x70]);
+  await new Promise((res) => setTimeout(res, 500));
+  assert.equal(raw.ended(), false, 'dsd dropped the connection before the server\'s close frame');
+  raw.write([0x88, 0x02, 0x03, 0xe8]);
+  await waitUntil(() => raw.ended(), { what: 'dsd to end the connection after the close handshake' });
+  assert.equal(raw.closes().length, 1, 'one close frame from dsd');
+});
+
+test('a close frame with a code no endpoint may send (1005) is a protocol error, not echoed', async () => {
+  const { sp, d } = await openOn();
+  const w = d.watch();
+  const raw = takeOver(sp);
+  raw.write([0x88, 0x02, 0x03, 0xed]);
+  await waitUntil(() => raw.closes().length === 1, { what: 'dsd\'s close frame' });
+  assert.equal(raw.closes()[0].payload.readUInt16BE(0), 1002);
+  // A failed connection is not held open for the server's answer (which
+  // dsd would no longer read): the TCP connection ends at once, not after
+  // the 5 s a close handshake gets.
+  await waitUntil(() => raw.ended(), { timeoutMs: 2500, what: 'dsd to end the connection' });
+  const t = await w.waitFor('RECONNECTING', 5000);
+  assert.match(t.reason, /close frame with the invalid code 1005/);
+});

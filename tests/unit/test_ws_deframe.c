@@ -160,6 +160,33 @@ START_TEST(test_any_split_gives_the_same_messages)
 }
 END_TEST
 
+/* The close codes a server may send, with a reason or without, and a
+ * close frame without any. */
+START_TEST(test_close_codes_accepted)
+{
+	static const unsigned good[] = {1000, 1001, 1002, 1003, 1007,
+	                                1008, 1009, 1010, 1011, 1012,
+	                                1013, 1014, 3000, 4000, 4999};
+	uint8_t buf[64], payload[8];
+	size_t n;
+
+	for (size_t k = 0; k < sizeof(good) / sizeof(good[0]); k++) {
+		struct ws_deframe d;
+		struct seen s = {0};
+
+		payload[0] = (uint8_t)(good[k] >> 8);
+		payload[1] = (uint8_t)good[k];
+		memcpy(payload + 2, "bye", 3);
+		n = frame(buf, 0x88, payload, k % 2 ? 5 : 2);
+		n += frame(buf + n, 0x88, "", 0);
+		ws_deframe_init(&d, 1000);
+		ck_assert_int_eq(feed(&d, &s, buf, n, k % 3), 0);
+		ck_assert_int_eq(s.calls, 2);
+		ws_deframe_free(&d);
+	}
+}
+END_TEST
+
 /* A callback's non-zero answer stops the reading and is returned. */
 START_TEST(test_callback_stops)
 {
@@ -225,6 +252,23 @@ START_TEST(test_frames_a_server_may_not_send)
 	n = frame(buf, 0x02, "a", 1);
 	n += frame(buf + n, 0x82, "b", 1);
 	refused(buf, n, 1000, -EPROTO, 1002);
+	/* A close frame with one byte of payload, or a code no endpoint may
+	 * send (RFC 6455, 7.4): 1005, 1006 and 1015 only stand for a missing
+	 * or unseen close, others are unassigned. */
+	n = frame(buf, 0x88, "\x03", 1);
+	refused(buf, n, 1000, -EPROTO, 1002);
+	{
+		static const unsigned bad[] = {0,    999,  1004, 1005, 1006,
+		                               1015, 1016, 2999, 5000, 65535};
+
+		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+			uint8_t code[2] = {(uint8_t)(bad[k] >> 8),
+			                   (uint8_t)bad[k]};
+
+			n = frame(buf, 0x88, code, 2);
+			refused(buf, n, 1000, -EPROTO, 1002);
+		}
+	}
 	/* A 64-bit length with its top bit set. */
 	buf[0] = 0x82;
 	buf[1] = 127;
@@ -303,6 +347,7 @@ int main(void)
 
 	tcase_add_test(tc, test_any_split_gives_the_same_messages);
 	tcase_add_test(tc, test_callback_stops);
+	tcase_add_test(tc, test_close_codes_accepted);
 	tcase_add_test(tc, test_frames_a_server_may_not_send);
 	tcase_add_test(tc, test_spent_after_an_error);
 	suite_add_tcase(s, tc);
