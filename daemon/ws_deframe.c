@@ -115,6 +115,9 @@ static int begin_frame(struct ws_deframe *d, const uint8_t *h)
 
 static int msg_append(struct ws_deframe *d, const uint8_t *p, size_t n)
 {
+	/* An empty fragment: there may be no buffer yet to add nothing to. */
+	if (n == 0)
+		return 0;
 	if (d->msg_len + n > d->msg_cap) {
 		size_t cap = d->msg_cap ? d->msg_cap : 4096;
 		uint8_t *m;

@@ -187,6 +187,31 @@ START_TEST(test_close_codes_accepted)
 }
 END_TEST
 
+/* A message whose first fragment is empty, read by a fresh reader (no
+ * buffer yet): nothing is appended to a buffer that does not exist (UB
+ * that UBSan reports, and tools/test halts on). */
+START_TEST(test_empty_first_fragment)
+{
+	static const size_t steps[] = {0, 1};
+	uint8_t buf[16];
+	size_t n = 0;
+
+	n += frame(buf + n, 0x02, "", 0);
+	n += frame(buf + n, 0x00, "", 0);
+	n += frame(buf + n, 0x80, "x", 1);
+	for (size_t k = 0; k < 2; k++) {
+		struct ws_deframe d;
+		struct seen s = {0};
+
+		ws_deframe_init(&d, 1000);
+		ck_assert_int_eq(feed(&d, &s, buf, n, steps[k]), 0);
+		ck_assert_int_eq(s.calls, 1);
+		ck_assert_ptr_nonnull(strstr(s.log, "0:1:120\n"));
+		ws_deframe_free(&d);
+	}
+}
+END_TEST
+
 /* A callback's non-zero answer stops the reading and is returned. */
 START_TEST(test_callback_stops)
 {
@@ -347,6 +372,7 @@ int main(void)
 
 	tcase_add_test(tc, test_any_split_gives_the_same_messages);
 	tcase_add_test(tc, test_callback_stops);
+	tcase_add_test(tc, test_empty_first_fragment);
 	tcase_add_test(tc, test_close_codes_accepted);
 	tcase_add_test(tc, test_frames_a_server_may_not_send);
 	tcase_add_test(tc, test_spent_after_an_error);
