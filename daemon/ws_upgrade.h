@@ -16,6 +16,10 @@
 #define WS_KEY_SIZE 25
 /* Sec-WebSocket-Accept: base64 of a SHA-1 digest (28 characters). */
 #define WS_ACCEPT_SIZE 29
+/* The buffer for the request: room for the longest host (255) and path
+ * (1,023) a struct url holds (url.h), with brackets, the port and the
+ * fixed lines (about 1,430 bytes in all). */
+#define WS_REQUEST_MAX 2048
 /* The longest answer dsd reads before giving up on it. */
 #define WS_ANSWER_MAX 8192
 

@@ -7,6 +7,7 @@
 
 #include "check-run.h"
 #include "sha1.h"
+#include "url.h"
 #include "ws_upgrade.h"
 
 static void hex(const uint8_t *d, char *out)
@@ -79,6 +80,37 @@ START_TEST(test_request)
 	ck_assert_ptr_nonnull(strstr(buf, "\r\nHost: [::1]:6020\r\n"));
 	ck_assert_int_eq(ws_upgrade_request(buf, 20, "h", 1, false, "/", "K"),
 	                 -ENOSPC);
+}
+END_TEST
+
+/* The request for the longest URL url_parse() accepts (a 255-character
+ * host, the highest port, a 1,023-character path) fits WS_REQUEST_MAX, the
+ * buffer dsd writes it into: no URL it takes can fail to connect for it. */
+START_TEST(test_longest_url_fits)
+{
+	char text[1400], host[256], path[1024], buf[WS_REQUEST_MAX];
+	struct url u;
+	int n;
+
+	memset(host, 'h', 255);
+	for (int i = 63; i < 255; i += 64)
+		host[i] = '.';
+	host[255] = '\0';
+	path[0] = '/';
+	memset(path + 1, 'p', 1022);
+	path[1023] = '\0';
+	snprintf(text, sizeof(text), "ws://%s:65535%s", host, path);
+	ck_assert_int_eq(url_parse(text, &u, NULL), 0);
+	ck_assert_uint_eq(strlen(u.host), sizeof(u.host) - 1);
+	ck_assert_uint_eq(strlen(u.path), sizeof(u.path) - 1);
+	n = ws_upgrade_request(buf, sizeof(buf), u.host, u.port, u.tls, u.path,
+	                       "dGhlIHNhbXBsZSBub25jZQ==");
+	ck_assert_int_gt(n, 0);
+	/* And with the brackets of an IPv6 literal as long as the host. */
+	host[1] = ':';
+	n = ws_upgrade_request(buf, sizeof(buf), host, 65535, false, u.path,
+	                       "dGhlIHNhbXBsZSBub25jZQ==");
+	ck_assert_int_gt(n, 0);
 }
 END_TEST
 
@@ -184,6 +216,7 @@ int main(void)
 	tcase_add_test(tc, test_sha1_vectors);
 	tcase_add_test(tc, test_accept_of_the_rfc_example);
 	tcase_add_test(tc, test_request);
+	tcase_add_test(tc, test_longest_url_fits);
 	tcase_add_test(tc, test_good_answer);
 	tcase_add_test(tc, test_bad_answers);
 	suite_add_tcase(s, tc);
