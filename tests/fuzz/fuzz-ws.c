@@ -4,7 +4,8 @@
  * (ws_deframe.c).  Contracts checked: no crash or overread; an accepted
  * answer's head is within the input; and the deframer's callbacks and
  * verdict are the same whether the bytes come whole or split, at a point
- * the input's first bytes choose, into pieces of any size.
+ * the input's first bytes choose, into pieces of any size; after an error
+ * the reader reads nothing more.
  */
 #include <string.h>
 
@@ -18,8 +19,7 @@ struct trace {
 	unsigned calls;
 };
 
-static int record(void *ctx, enum ws_what what, const uint8_t *data,
-                  size_t len)
+static int record(void *ctx, enum ws_what what, const uint8_t *data, size_t len)
 {
 	struct trace *t = ctx;
 
@@ -44,6 +44,13 @@ static int run(const uint8_t *data, size_t size, size_t max, size_t step,
 
 		r = ws_deframe_feed(&d, data + off, n, record, t);
 		off += n;
+	}
+	/* A spent reader stays spent: the same error, no callback. */
+	if (r < 0 && size > 0) {
+		unsigned calls = t->calls;
+
+		FUZZ_CHECK(ws_deframe_feed(&d, data, size, record, t) == r);
+		FUZZ_CHECK(t->calls == calls);
 	}
 	*code = d.close_code;
 	ws_deframe_free(&d);
