@@ -13,6 +13,8 @@ const pb = require('./lib/pb');
 const { waitUntil } = require('./lib/util');
 const { scope } = require('./lib/scope');
 const { runTool } = require('./lib/run');
+const net = require('node:net');
+const crypto = require('node:crypto');
 
 const { later, dsd } = scope();
 
@@ -102,15 +104,19 @@ test('dsd closes deliberately (pause) with a close frame of code 1000', async ()
 // raw bytes, so it can do what ws never would (stay silent after dsd's close
 // frame, send a close code no endpoint may send).
 function takeOver(sp) {
-  const ws = sp.live();
-  const sock = ws._socket;
+  const sock = sp.live()._socket;
   sock.removeAllListeners('data');
+  return readFrames(sock);
+}
+
+// dsd's frames on sock, from now on, and a way to write raw bytes to it.
+function readFrames(sock, head = Buffer.alloc(0)) {
   const frames = [];
   let buf = Buffer.alloc(0);
   let ended = false;
   sock.on('end', () => { ended = true; });
   sock.on('close', () => { ended = true; });
-  sock.on('data', (chunk) => {
+  const onData = (chunk) => {
     buf = Buffer.concat([buf, chunk]);
     for (;;) {
       if (buf.length < 2) return;
@@ -127,7 +133,9 @@ function takeOver(sp) {
       frames.push({ op: buf[0] & 0x0f, payload });
       buf = buf.subarray(off + len);
     }
-  });
+  };
+  sock.on('data', onData);
+  if (head.length) onData(head);
   return {
     frames,
     closes: () => frames.filter((f) => f.op === 8),
@@ -165,4 +173,83 @@ test('a close frame with a code no endpoint may send (1005) is a protocol error,
   await waitUntil(() => raw.ended(), { timeoutMs: 2500, what: 'dsd to end the connection' });
   const t = await w.waitFor('RECONNECTING', 5000);
   assert.match(t.reason, /close frame with the invalid code 1005/);
+});
+
+// A WebSocket server by hand (node:net): it reads dsd's upgrade request and
+// hands the socket, the Sec-WebSocket-Accept it must answer and whatever
+// came after the request to onRequest.
+async function handServer(onRequest) {
+  const socks = new Set();
+  const srv = net.createServer((sock) => {
+    socks.add(sock);
+    sock.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    const onData = (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      sock.off('data', onData);
+      const key = /^sec-websocket-key:\s*(\S+)/im.exec(buf.subarray(0, end).toString('latin1'))[1];
+      const accept = crypto.createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      onRequest(sock, accept, buf.subarray(end + 4));
+    };
+    sock.on('data', onData);
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  later(async () => {
+    for (const s of socks) s.destroy();
+    srv.close();
+  });
+  return `ws://127.0.0.1:${srv.address().port}/deepstream`;
+}
+
+function answer101(accept) {
+  return Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n' +
+    `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`, 'latin1');
+}
+
+test('frames in the same write as the 101, and a 101 that comes a byte at a time', async () => {
+  for (const pieces of [false, true]) {
+    let raw = null;
+    let server = null;
+    const url = await handServer((sock, accept, rest) => {
+      server = sock;
+      raw = readFrames(sock, rest);
+      const bytes = Buffer.concat([answer101(accept), Buffer.from([0x89, 0x03, 0x61, 0x62, 0x63])]);
+      if (!pieces) {
+        sock.write(bytes);
+        return;
+      }
+      let i = 0;
+      const next = () => {
+        if (i < bytes.length && !sock.destroyed) {
+          sock.write(bytes.subarray(i, ++i));
+          setTimeout(next, 1);
+        }
+      };
+      next();
+    });
+    const d = await dsd({ url, heartbeatInterval: 30000 });
+    await waitUntil(() => raw && raw.frames.some((f) => f.op === 0xa), { what: 'the PONG' });
+    assert.equal(raw.frames.find((f) => f.op === 0xa).payload.toString(), 'abc');
+    // This server answers no close frame: dsd would wait for it.
+    server.destroy();
+    await d.stop();
+  }
+});
+
+test('paused while the server has not answered the upgrade: the connection ends at once', async () => {
+  let raw = null;
+  const url = await handServer((sock) => {
+    raw = readFrames(sock);
+  });
+  const d = await dsd({ url, heartbeatInterval: 30000 });
+  await waitUntil(() => raw !== null, { what: 'the upgrade request' });
+  const r = await d.dsctl('pause');
+  assert.equal(r.code, 0, r.stderr);
+  await d.waitState('OFFLINE', 3000);
+  await waitUntil(() => raw.ended(), { timeoutMs: 3000, what: 'dsd to end the connection' });
+  assert.deepEqual(raw.frames, [], 'no frame before the upgrade');
+  const st = await d.status();
+  assert.equal(st.state, 'OFFLINE');
 });
