@@ -106,11 +106,24 @@ test('dsd closes deliberately (pause) with a close frame of code 1000', async ()
 function takeOver(sp) {
   const sock = sp.live()._socket;
   sock.removeAllListeners('data');
-  return readFrames(sock);
+  // Still a deepstream platform: a PING (dsd sends one after emits, to
+  // learn they arrived) gets its PONG.
+  const pong = pb.connectionFrame(pb.CONNECTION.PONG);
+  return readFrames(sock, undefined, (f) => {
+    if (f.op !== 2) return;
+    try {
+      const m = pb.decodeFrame(f.payload);
+      if (m.topic === pb.TOPIC.CONNECTION && m.action === pb.CONNECTION.PING) {
+        sock.write(Buffer.concat([Buffer.from([0x82, pong.length]), pong]));
+      }
+    } catch {
+      // not a deepstream message: nothing to answer
+    }
+  });
 }
 
 // dsd's frames on sock, from now on, and a way to write raw bytes to it.
-function readFrames(sock, head = Buffer.alloc(0)) {
+function readFrames(sock, head = Buffer.alloc(0), onFrame = null) {
   const frames = [];
   let buf = Buffer.alloc(0);
   let ended = false;
@@ -132,6 +145,7 @@ function readFrames(sock, head = Buffer.alloc(0)) {
       if (mask) for (let i = 0; i < len; i++) payload[i] ^= mask[i & 3];
       frames.push({ op: buf[0] & 0x0f, payload });
       buf = buf.subarray(off + len);
+      if (onFrame) onFrame(frames.at(-1));
     }
   };
   sock.on('data', onData);
@@ -252,4 +266,31 @@ test('paused while the server has not answered the upgrade: the connection ends 
   assert.deepEqual(raw.frames, [], 'no frame before the upgrade');
   const st = await d.status();
   assert.equal(st.state, 'OFFLINE');
+});
+
+test('a PING while dsd\'s writes are choked: the PONG goes between whole frames, nothing is lost or reordered', async () => {
+  const { sp, d } = await openOn();
+  const raw = takeOver(sp);
+  const sock = sp.live()._socket;
+  sock.pause();
+  const N = 40;
+  // One at a time, so they are queued in order; a dsctl that waits for
+  // room in the send backlog is left running.
+  const runs = [];
+  for (let i = 0; i < N; i++) {
+    const run = d.dsctl('emit', 'flood', JSON.stringify({ i, pad: 'y'.repeat(100000) }));
+    runs.push(run);
+    await Promise.race([run, new Promise((res) => setTimeout(res, 200))]);
+  }
+  raw.write([0x89, 0x04, 0x70, 0x69, 0x6e, 0x67]);
+  await new Promise((res) => setTimeout(res, 300));
+  sock.resume();
+  for (const r of await Promise.all(runs)) assert.equal(r.code, 0, r.stderr);
+  const emits = () => raw.frames.filter((f) => f.op === 2).map((f) => pb.decodeFrame(f.payload))
+    .filter((m) => m.topic === pb.TOPIC.EVENT)
+    .map((m) => JSON.parse(m.inner[2][0].toString()).i);
+  await waitUntil(() => emits().length >= N && raw.frames.some((f) => f.op === 0xa),
+    { timeoutMs: 15000, what: 'every emit and the PONG' });
+  assert.equal(raw.frames.find((f) => f.op === 0xa).payload.toString(), 'ping');
+  assert.deepEqual(emits(), [...Array(N).keys()]);
 });
