@@ -294,3 +294,16 @@ test('a PING while dsd\'s writes are choked: the PONG goes between whole frames,
   assert.equal(raw.frames.find((f) => f.op === 0xa).payload.toString(), 'ping');
   assert.deepEqual(emits(), [...Array(N).keys()]);
 });
+
+test('a server that never answers dsd\'s close frame: the connection ends after the grace period', async () => {
+  const { sp, d } = await openOn();
+  const raw = takeOver(sp);
+  const t0 = Date.now();
+  const r = await d.dsctl('pause');
+  assert.equal(r.code, 0, r.stderr);
+  await waitUntil(() => raw.closes().length === 1, { what: 'dsd\'s close frame' });
+  await waitUntil(() => raw.ended(), { timeoutMs: 10000, what: 'dsd to give up on the close handshake' });
+  // CLOSE_GRACE_SECS is 5: not at once, and not never.
+  assert.ok(Date.now() - t0 >= 3000, `ended after ${Date.now() - t0} ms`);
+  assert.equal((await d.status()).state, 'OFFLINE');
+});
