@@ -4,6 +4,9 @@
 // itself) against a real WebSocket server, the `ws` library under the
 // scripted platform, doing what deepstream 7.0.2 never does on its own:
 // PINGs, fragmented messages, a close with its own code, a masked frame.
+// Where ws would not misbehave enough, a test takes the socket over
+// (takeOver: silent after dsd's close frame, a close code no endpoint may
+// send, a paused reader) or speaks the upgrade by hand (handServer).
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 
