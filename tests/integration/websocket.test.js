@@ -310,3 +310,16 @@ test('a server that never answers dsd\'s close frame: the connection ends after 
   assert.ok(Date.now() - t0 >= 3000, `ended after ${Date.now() - t0} ms`);
   assert.equal((await d.status()).state, 'OFFLINE');
 });
+
+test('a bad frame after dsd\'s own close frame: no second close frame, the connection ends', async () => {
+  const { sp, d } = await openOn();
+  const raw = takeOver(sp);
+  const r = await d.dsctl('pause');
+  assert.equal(r.code, 0, r.stderr);
+  await waitUntil(() => raw.closes().length === 1, { what: 'dsd\'s close frame' });
+  // A masked frame: a protocol error, but dsd has said goodbye already
+  // (RFC 6455, 5.5.1: one close frame per endpoint).
+  raw.write([0x82, 0x81, 1, 2, 3, 4, 0x78 ^ 1]);
+  await waitUntil(() => raw.ended(), { timeoutMs: 2500, what: 'dsd to end the connection' });
+  assert.deepEqual(raw.closes().map((f) => f.payload.readUInt16BE(0)), [1000]);
+});
