@@ -502,7 +502,9 @@ static void deframe(struct ws_direct *l, const uint8_t *in, size_t len)
 
 	if (r < 0 && l->state != ST_DONE && !l->dead) {
 		set_reason(l, "%s", l->deframe.why);
-		queue_close(l, l->deframe.close_code, l->deframe.why);
+		/* One close frame per side: after ours, the socket just goes. */
+		if (l->state != ST_CLOSING)
+			queue_close(l, l->deframe.close_code, l->deframe.why);
 		close_after_flush(l);
 	}
 }
@@ -591,7 +593,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 static int start_upgrade(struct ws_direct *l)
 {
-	char req[1400], key[WS_KEY_SIZE];
+	char req[WS_REQUEST_MAX], key[WS_KEY_SIZE];
 	uint8_t nonce[16];
 	int n;
 
