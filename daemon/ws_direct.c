@@ -502,7 +502,8 @@ static void deframe(struct ws_direct *l, const uint8_t *in, size_t len)
 
 	if (r < 0 && l->state != ST_DONE && !l->dead) {
 		set_reason(l, "%s", l->deframe.why);
-		/* One close frame per side: after ours, the socket just goes. */
+		/* One close frame per side: after ours, the socket just goes.
+		 */
 		if (l->state != ST_CLOSING)
 			queue_close(l, l->deframe.close_code, l->deframe.why);
 		close_after_flush(l);
