@@ -199,6 +199,20 @@ static const struct plain {
          "The write queue's limit in emits (maxMessages)."},
         {"dsd_queue_max_bytes", GAUGE, "queue.maxBytes", 1,
          "The write queue's limit in bytes (maxBytes)."},
+        {"dsd_send_window_bytes", GAUGE, "queue.window.bytes", 1,
+         "Bytes that may be written and not confirmed now (the send "
+         "window)."},
+        {"dsd_send_window_messages", GAUGE, "queue.window.messages", 1,
+         "Emits that may be written and not confirmed now (the send "
+         "window)."},
+        {"dsd_confirm_rate_bytes_per_second", GAUGE,
+         "queue.window.confirmedBytesPerSecond", 1,
+         "Bytes the platform confirms per second, smoothed; 0 until "
+         "measured."},
+        {"dsd_confirm_rate_messages_per_second", GAUGE,
+         "queue.window.confirmedMessagesPerSecond", 1,
+         "Emits the platform confirms per second, smoothed; 0 until "
+         "measured."},
         {"dsd_spool_records", GAUGE, "queue.spool.records", 1,
          "Emits held in the durable spool."},
         {"dsd_spool_bytes", GAUGE, "queue.spool.bytes", 1,

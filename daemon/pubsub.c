@@ -237,6 +237,11 @@ const struct sendq *pubsub_store(const struct pubsub *p)
 	return p->store;
 }
 
+const struct send_window *pubsub_send_window(const struct pubsub *p)
+{
+	return &p->window;
+}
+
 const struct subs *pubsub_registry(const struct pubsub *p)
 {
 	return p->subs;

@@ -27,6 +27,7 @@ struct access_usage;
 struct dsd_client;
 struct dsd_config;
 struct event_base;
+struct send_window;
 struct upstream;
 
 /*
@@ -80,6 +81,9 @@ void pubsub_confirmed(struct pubsub *p, uint64_t seq);
 size_t pubsub_queue_depth(const struct pubsub *p);
 const struct pubsub_counters *pubsub_get_counters(const struct pubsub *p);
 const struct sendq *pubsub_store(const struct pubsub *p);
+/* How much may be in flight now and the confirmation rate it comes from,
+ * for status (send_window.h). */
+const struct send_window *pubsub_send_window(const struct pubsub *p);
 /* The subscription registry, for status. */
 const struct subs *pubsub_registry(const struct pubsub *p);
 

@@ -69,6 +69,7 @@ void send_window_confirmed(struct send_window *w, uint64_t now_us,
 	        smooth(w->byte_rate, w->sample_bytes * US_PER_S / elapsed);
 	w->message_rate = smooth(w->message_rate,
 	                         w->sample_messages * US_PER_S / elapsed);
+	w->measured = 1;
 	w->sample_start_us = now_us;
 	w->sample_bytes = 0;
 	w->sample_messages = 0;

@@ -44,9 +44,11 @@ struct send_window {
 	/* What may be in flight now: read these. */
 	uint64_t bytes;
 	uint64_t messages;
-	/* The smoothed confirmation rates, per second. */
+	/* The smoothed confirmation rates, per second.  Until a sample set
+	 * them (measured), the rates at which the floor lasts the target. */
 	uint64_t byte_rate;
 	uint64_t message_rate;
+	int measured; /* a sample has set the rates */
 	/* The sample being taken: confirmed since sample_start_us. */
 	uint64_t sample_start_us;
 	uint64_t sample_bytes;

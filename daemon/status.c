@@ -16,6 +16,7 @@
 #include "pubsub.h"
 #include "pubsub_spool.h"
 #include "pubsub_subs.h"
+#include "send_window.h"
 #include "sendq.h"
 #include "status.h"
 #include "upstream.h"
@@ -75,6 +76,18 @@ static json_t *spool_status(const struct pubsub *ps)
 	                 si.failed ? "failed" : "ok", "error", si.error,
 	                 "records", (json_int_t)si.records, "bytes",
 	                 (json_int_t)si.bytes);
+}
+
+json_t *status_send_window(const struct send_window *w)
+{
+	/* Before the first sample the rates are only the window's starting
+	 * point, not something the platform did. */
+	return json_pack("{s:I, s:I, s:I, s:I}", "bytes", (json_int_t)w->bytes,
+	                 "messages", (json_int_t)w->messages,
+	                 "confirmedBytesPerSecond",
+	                 (json_int_t)(w->measured ? w->byte_rate : 0),
+	                 "confirmedMessagesPerSecond",
+	                 (json_int_t)(w->measured ? w->message_rate : 0));
 }
 
 /* State changes by the state entered: {"OPEN": n, ...}, every state. */
@@ -175,7 +188,7 @@ json_t *status_object(const struct status_sources *src)
 	ipc_server_get_stats(src->ipc, &is);
 	/* clang-format off */
 	o = json_pack(
-	        "{s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:s, s:o, s:I, s:o, s:o, s:I,"
+	        "{s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:s?, s:s, s:o, s:I, s:o, s:o, s:I,"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 	        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -191,6 +204,7 @@ json_t *status_object(const struct status_sources *src)
 	        "since", (json_int_t)clock_mono_to_unix(conn_since(c)),
 	        "sinceMs", (json_int_t)(now - conn_since(c)),
 	        "url", conn_current_url(c),
+	        "transport", upstream_transport_kind(src->up),
 	        "configuredUrl", conn_configured_url(c),
 	        "urls", url_list(c),
 	        "attempt", (json_int_t)conn_attempt(c),
@@ -250,6 +264,8 @@ json_t *status_object(const struct status_sources *src)
 		return NULL;
 	json_object_set_new(json_object_get(o, "connection"), "transitionsTo",
 	                    transitions_to(c));
+	json_object_set_new(json_object_get(o, "queue"), "window",
+	                    status_send_window(pubsub_send_window(src->ps)));
 	json_object_set_new(o, "process", process_status());
 	return o;
 }

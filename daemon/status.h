@@ -13,6 +13,7 @@
 struct dsd_config;
 struct ipc_server;
 struct pubsub;
+struct send_window;
 struct upstream;
 
 struct status_sources {
@@ -38,5 +39,10 @@ char *status_json(const struct status_sources *src);
  * the metrics are rendered from it (metrics.c). */
 struct json_t;
 struct json_t *status_object(const struct status_sources *src);
+
+/* queue.window: the send window's size now and the confirmation rates it
+ * comes from, {bytes, messages, confirmedBytesPerSecond,
+ * confirmedMessagesPerSecond}; the rates are 0 until measured. */
+struct json_t *status_send_window(const struct send_window *w);
 
 #endif

@@ -534,6 +534,15 @@ bool transport_has_tls(const struct transport *t)
 	return t && t->tls;
 }
 
+const char *transport_kind(const struct transport *t)
+{
+	if (!t || t->freeing || !t->cur_open)
+		return NULL;
+	/* While open, a direct connection is always t->direct: only a
+	 * connect or a disconnect moves it away, and both clear cur_open. */
+	return t->direct ? "main loop" : "libwebsockets";
+}
+
 /* Tells the lws thread that no link of its own should exist now (the
  * current connection, if it was one of lws's, closes). */
 static void lws_stand_down(struct transport *t, const char *reason)

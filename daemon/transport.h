@@ -99,6 +99,10 @@ void transport_free(struct transport *t);
 int transport_connect(struct transport *t, const char *url, uint32_t gen);
 /* Whether it was made with tls (can open wss://). */
 bool transport_has_tls(const struct transport *t);
+/* How the open connection is carried: "main loop" (ws_direct.c) or
+ * "libwebsockets" (its thread); NULL while none is open (before opened,
+ * after closed or transport_disconnect()).  A static string. */
+const char *transport_kind(const struct transport *t);
 /* Closes the connection of generation gen, if it is the current one. */
 void transport_disconnect(struct transport *t, uint32_t gen);
 /*

@@ -1038,3 +1038,8 @@ bool upstream_is_open(const struct upstream *u)
 {
 	return conn_is_open(&u->conn);
 }
+
+const char *upstream_transport_kind(const struct upstream *u)
+{
+	return transport_kind(u->transport);
+}

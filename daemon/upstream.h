@@ -94,5 +94,7 @@ const struct conn *upstream_conn(const struct upstream *u);
 /* The network watcher (NULL with followNetwork off or unavailable). */
 const struct netwatch *upstream_netwatch(const struct upstream *u);
 bool upstream_is_open(const struct upstream *u);
+/* How the open WebSocket is carried (transport_kind()), or NULL. */
+const char *upstream_transport_kind(const struct upstream *u);
 
 #endif

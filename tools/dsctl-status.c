@@ -93,7 +93,9 @@ enum kind {
 	K_PLAIN,    /* as it comes */
 	K_DURATION, /* milliseconds */
 	K_BYTES,
-	K_COUNTS, /* an object of NAME: count, on one line, zeros left out */
+	K_COUNTS,    /* an object of NAME: count, on one line, zeros left out */
+	K_BYTE_RATE, /* bytes per second; 0: not measured yet */
+	K_RATE,      /* per second; 0: not measured yet */
 };
 
 struct label {
@@ -143,6 +145,13 @@ static const struct label labels[] = {
         {"queue.maxMessages", "Limit, messages", K_PLAIN, NULL},
         {"queue.maxBytes", "Limit, size", K_BYTES, NULL},
         {"queue.overflow", "When full", K_PLAIN, NULL},
+        {"queue.window", "Send window", K_PLAIN, NULL},
+        {"window.bytes", "Size", K_BYTES, NULL},
+        {"window.messages", "Messages", K_PLAIN, NULL},
+        {"window.confirmedBytesPerSecond", "Confirmed, size", K_BYTE_RATE,
+         NULL},
+        {"window.confirmedMessagesPerSecond", "Confirmed, messages", K_RATE,
+         NULL},
         {"queue.topApps", "Apps holding most", K_PLAIN, NULL},
         {"queue.spool", "Spool", K_PLAIN, "none (memory only)"},
         {"spool.path", "Path", K_PLAIN, NULL},
@@ -258,6 +267,14 @@ static void print_scalar(FILE *f, const char *key, enum kind kind, json_t *v)
 	} else if (kind == K_BYTES && json_is_integer(v)) {
 		dsctl_format_bytes(json_integer_value(v), buf, sizeof(buf));
 		fputs(buf, f);
+	} else if ((kind == K_BYTE_RATE || kind == K_RATE) &&
+	           json_is_integer(v) && json_integer_value(v) == 0) {
+		fputs("not measured yet", f);
+	} else if (kind == K_BYTE_RATE && json_is_integer(v)) {
+		dsctl_format_bytes(json_integer_value(v), buf, sizeof(buf));
+		fprintf(f, "%s/s", buf);
+	} else if (kind == K_RATE && json_is_integer(v)) {
+		fprintf(f, "%lld/s", (long long)json_integer_value(v));
 	} else if (json_is_string(v)) {
 		fputs(json_string_value(v), f);
 	} else {
@@ -373,6 +390,7 @@ static const char *const k_since[] = {"since", "state_since", NULL};
 static const char *const k_ago[] = {"sinceMs", "since_ms", NULL};
 static const char *const k_reason[] = {"reason", NULL};
 static const char *const k_url[] = {"url", "current_url", NULL};
+static const char *const k_transport[] = {"transport", NULL};
 static const char *const k_conf_url[] = {"configuredUrl", "configured_url",
                                          NULL};
 static const char *const k_urls[] = {"urls", NULL};
@@ -525,6 +543,8 @@ void dsctl_print_status(FILE *f, json_t *st, int64_t now_ms)
 	}
 	known(f, st, "Reason:", k_reason, K_PLAIN, true);
 	url = known(f, st, "URL:", k_url, K_PLAIN, true);
+	/* How the open connection is carried; null (left out) when none. */
+	known(f, st, "Transport:", k_transport, K_PLAIN, true);
 	/* Only when it differs: after a REDIRECT. */
 	conf = get_any(st, k_conf_url, &k);
 	if (conf && !(url && json_equal(url, conf)))
@@ -537,6 +557,7 @@ void dsctl_print_status(FILE *f, json_t *st, int64_t now_ms)
 	use(&u, k_ago);
 	use(&u, k_reason);
 	use(&u, k_url);
+	use(&u, k_transport);
 	use(&u, k_conf_url);
 	use(&u, k_urls);
 	use(&u, k_attempt);

@@ -195,6 +195,14 @@ test('status: every line has a readable label, durations are human', async () =>
   assert.match(r.stdout, /^Attempt: +none since the connection held \(up to 5 in a row\)$/m);
   assert.match(r.stdout, /^ {2}Limit, size: +64 MiB$/m);
   assert.match(r.stdout, /^ {2}Spool: +none \(memory only\)$/m);
+  // ws:// without a proxy runs on dsd's main loop; nothing confirmed
+  // yet: the send window at its floor, no rate measured.
+  assert.equal(st.transport, 'main loop');
+  assert.deepEqual(st.queue.window, { bytes: 16384, messages: 128,
+    confirmedBytesPerSecond: 0, confirmedMessagesPerSecond: 0 });
+  assert.match(r.stdout, /^URL: +\S+\nTransport: +main loop$/m);
+  assert.match(r.stdout, /^ {2}Send window:\n {4}Size: +16 KiB\n {4}Messages: +128\n/m);
+  assert.match(r.stdout, /^ {4}Confirmed, size: +not measured yet$/m);
   // Values line up in one column, nested or not.
   const cols = new Set(r.lines.filter((l) => /: +\S/.test(l) && !/^\s*- /.test(l))
     .map((l) => l.indexOf(l.match(/: +(\S)/)[1], l.indexOf(':'))));

@@ -74,7 +74,9 @@ const EXPECTED = [
   'dsd_requests_denied_total', 'dsd_subscriptions', 'dsd_subscription_names',
   'dsd_subscription_names_pending', 'dsd_subscription_names_denied', 'dsd_subscription_denials_total',
   'dsd_queue_messages', 'dsd_queue_bytes', 'dsd_queue_unconfirmed_messages', 'dsd_queue_unconfirmed_bytes',
-  'dsd_queue_apps', 'dsd_queue_max_messages', 'dsd_queue_max_bytes', 'dsd_emits_accepted_total',
+  'dsd_queue_apps', 'dsd_queue_max_messages', 'dsd_queue_max_bytes', 'dsd_send_window_bytes',
+  'dsd_send_window_messages', 'dsd_confirm_rate_bytes_per_second', 'dsd_confirm_rate_messages_per_second',
+  'dsd_emits_accepted_total',
   'dsd_emits_sent_total', 'dsd_emits_queued_total', 'dsd_emits_confirmed_total', 'dsd_emits_resent_total',
   'dsd_emits_requeued_total', 'dsd_emits_dropped_total', 'dsd_emits_rejected_total',
   'dsd_emits_denied_total', 'dsd_events_received_total', 'dsd_events_delivered_total',
@@ -119,6 +121,11 @@ test('the HTTP scrape and dsctl metrics pass promtool and follow state and count
   assert.equal(m.get('dsd_connection_state{state="OFFLINE"}'), 0);
   assert.equal(m.get('dsd_connection_transitions_total{state="OPEN"}'), 1);
   assert.equal(m.get(`dsd_platform_info{url="${s.url}",configured_url="${s.url}"}`), 1);
+  // Nothing confirmed yet: the send window at its floor, no rate known.
+  assert.equal(m.get('dsd_send_window_bytes'), 16384);
+  assert.equal(m.get('dsd_send_window_messages'), 128);
+  assert.equal(m.get('dsd_confirm_rate_bytes_per_second'), 0);
+  assert.equal(m.get('dsd_confirm_rate_messages_per_second'), 0);
   assert.ok(m.get('process_resident_memory_bytes') > 0);
   assert.ok(m.get('process_open_fds') > 0);
   const start = m.get('process_start_time_seconds');

@@ -252,13 +252,17 @@ test('a reload that adds a proxy sends the next connection through it', { skip: 
   const d = await dsd({ url: s.url });
   await d.waitState('OPEN');
   assert.equal(tp.connects(`127.0.0.1:${s.port}`), 0);
+  // ws:// without a proxy on dsd's main loop; through one, libwebsockets.
+  assert.equal((await d.status()).transport, 'main loop');
   fs.appendFileSync(d.configFile, `\n[platform]\nproxy = ${tp.url}\n`);
   const r = await d.dsctl('reload');
   assert.equal(r.code, 0, r.stderr);
   await waitUntil(() => tp.connects(`127.0.0.1:${s.port}`) === 1, { what: 'a CONNECT after the reload' });
   await d.waitState('OPEN');
   await sleep(100);
-  assert.equal((await d.status()).state, 'OPEN');
+  const st = await d.status();
+  assert.equal(st.state, 'OPEN');
+  assert.equal(st.transport, 'libwebsockets');
 });
 
 test('a REDIRECT from ws:// to wss:// sets TLS up for that connect', { skip: noNginx }, async () => {

@@ -73,6 +73,12 @@ bool transport_has_tls(const struct transport *t)
 	return t && t->tls;
 }
 
+const char *transport_kind(const struct transport *t)
+{
+	(void)t;
+	return fake.open ? "fake" : NULL;
+}
+
 int transport_connect(struct transport *t, const char *url, uint32_t gen)
 {
 	/* As the real one: wss:// needs a transport made with tls. */

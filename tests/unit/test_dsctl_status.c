@@ -158,6 +158,41 @@ START_TEST(test_url_lines)
 }
 END_TEST
 
+/* How the connection is carried: right under the URL, none when null.
+ * The send window with readable sizes and rates; a rate not measured yet
+ * (0) says so. */
+START_TEST(test_transport_and_window)
+{
+	char *t = render(
+	        "{\"state\":\"OPEN\",\"url\":\"ws://a/ds\",\"transport\":"
+	        "\"main loop\",\"attempt\":0,\"queue\":{\"messages\":0,"
+	        "\"window\":{\"bytes\":28672,\"messages\":221,"
+	        "\"confirmedBytesPerSecond\":14336000,"
+	        "\"confirmedMessagesPerSecond\":110500}}}");
+
+	assert_labels(t);
+	assert_has(t, "URL:                     ws://a/ds\n"
+	              "Transport:               main loop\n"
+	              "Attempt:");
+	assert_has(t, "  Send window:\n"
+	              "    Size:                28 KiB\n"
+	              "    Messages:            221\n"
+	              "    Confirmed, size:     13.7 MiB/s\n"
+	              "    Confirmed, messages: 110500/s\n");
+	free(t);
+	t = render("{\"state\":\"RECONNECTING\",\"url\":\"ws://a/ds\","
+	           "\"transport\":null,\"queue\":{\"window\":{\"bytes\":"
+	           "16384,\"messages\":128,\"confirmedBytesPerSecond\":0,"
+	           "\"confirmedMessagesPerSecond\":0}}}");
+	assert_labels(t);
+	ck_assert_ptr_null(strstr(t, "Transport"));
+	assert_has(t, "    Size:                16 KiB\n");
+	assert_has(t, "    Confirmed, size:     not measured yet\n"
+	              "    Confirmed, messages: not measured yet\n");
+	free(t);
+}
+END_TEST
+
 /* A key dsctl does not know yet (another version of dsd) still reads. */
 START_TEST(test_unknown_keys)
 {
@@ -210,6 +245,7 @@ int main(void)
 	tcase_add_test(tc, test_known_keys);
 	tcase_add_test(tc, test_attempt_wording);
 	tcase_add_test(tc, test_url_lines);
+	tcase_add_test(tc, test_transport_and_window);
 	tcase_add_test(tc, test_unknown_keys);
 	tcase_add_test(tc, test_durations_and_sizes);
 	suite_add_tcase(s, tc);

@@ -71,6 +71,14 @@ static json_t *sample_status(const char *url)
 	        json_object_get(json_object_get(st, "queue"), "topApps"), 0);
 	json_object_set_new(app, "uid", json_integer(1000));
 	json_object_set_new(app, "comm", json_string("pub\"x"));
+	/* The send window after a fast link's first sample (test_status.c
+	 * derives these from send_window.c). */
+	json_object_set_new(
+	        json_object_get(st, "queue"), "window",
+	        json_pack("{s:I, s:I, s:I, s:I}", "bytes", (json_int_t)28672,
+	                  "messages", (json_int_t)221,
+	                  "confirmedBytesPerSecond", (json_int_t)14336000,
+	                  "confirmedMessagesPerSecond", (json_int_t)110500));
 	return st;
 }
 
@@ -204,6 +212,11 @@ START_TEST(test_values)
 	ck_assert(has_line(text, "dsd_connection_losses_total 1"));
 	ck_assert(has_line(text, "dsd_queue_messages 7"));
 	ck_assert(has_line(text, "dsd_queue_bytes 700"));
+	ck_assert(has_line(text, "dsd_send_window_bytes 28672"));
+	ck_assert(has_line(text, "dsd_send_window_messages 221"));
+	ck_assert(has_line(text, "dsd_confirm_rate_bytes_per_second 14336000"));
+	ck_assert(
+	        has_line(text, "dsd_confirm_rate_messages_per_second 110500"));
 	ck_assert(has_line(text, "dsd_queue_app_messages{client=\"4\","
 	                         "uid=\"1000\",comm=\"pub\\\"x\"} 5"));
 	/* A client gone: its emits stay, its uid and name are unknown. */

@@ -493,6 +493,34 @@ START_TEST(test_over_cap)
 }
 END_TEST
 
+/* transport_kind(): how the open connection is carried, NULL while none
+ * is open (not yet, closed by either side). */
+START_TEST(test_kind)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	set_url(plain.port);
+	ck_assert_ptr_null(transport_kind(r->t));
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	ck_assert_ptr_null(transport_kind(r->t)); /* not open yet */
+	ck_assert(RUN_UNTIL(r, r->opened > 0 || r->closed > 0, 5000));
+	ck_assert_int_eq(r->opened, 1);
+	ck_assert_str_eq(transport_kind(r->t),
+	                 via_lws ? "libwebsockets" : "main loop");
+	transport_disconnect(r->t, 1);
+	ck_assert_ptr_null(transport_kind(r->t));
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	ck_assert_ptr_null(transport_kind(r->t));
+	/* Closed by the server. */
+	connect_open(r, 2);
+	ck_assert_ptr_nonnull(transport_kind(r->t));
+	ck_assert_int_eq(send_str(r, 2, "close-me"), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 1, 5000));
+	ck_assert_ptr_null(transport_kind(r->t));
+	rec_free(r);
+}
+END_TEST
+
 START_TEST(test_server_close)
 {
 	struct rec *r = rec_new(0, 0, NULL);
@@ -862,6 +890,7 @@ START_TEST(test_tls_with_ca)
 
 	snprintf(url, sizeof(url), "wss://localhost:%d/deepstream", tls.port);
 	connect_open(r, 1);
+	ck_assert_str_eq(transport_kind(r->t), "libwebsockets");
 	ck_assert_int_eq(send_str(r, 1, "over tls"), 0);
 	ck_assert(RUN_UNTIL(r, r->nmsg >= 1, 5000));
 	ck_assert_uint_eq(r->msg_len[0], 8);
@@ -931,6 +960,7 @@ int main(void)
 		tcase_add_test(tc, test_big_message);
 		tcase_add_test(tc, test_over_cap);
 		tcase_add_test(tc, test_server_close);
+		tcase_add_test(tc, test_kind);
 		tcase_add_test(tc, test_refused);
 		tcase_add_test(tc, test_bad_url);
 		tcase_add_test(tc, test_plain_only);
