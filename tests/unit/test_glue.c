@@ -741,7 +741,10 @@ START_TEST(test_loss_of_a_node_resends_to_the_next)
 
 	fresh_config(&fresh, "ws://a.test:6020/deepstream "
 	                     "ws://b.test:6020/deepstream");
-	fresh.heartbeat_interval = 100; /* held after 100 ms */
+	/* Held after one interval, on the real clock: long enough that a
+	 * loaded machine's stall does not miss the heartbeat (100 ms once
+	 * failed here while other tests ran). */
+	fresh.heartbeat_interval = 400;
 	ck_assert_int_eq(
 	        upstream_reconfigure(up, &fresh, &restarted, err, sizeof(err)),
 	        0);
@@ -749,7 +752,7 @@ START_TEST(test_loss_of_a_node_resends_to_the_next)
 	ck_assert_int_eq(upstream_start(up), 0);
 	ck_assert_str_eq(fake.last_url, "ws://a.test:6020/deepstream");
 	handshake();
-	t = clock_mono_ms() + 150;
+	t = clock_mono_ms() + 450;
 	while (clock_mono_ms() < t)
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	pong(); /* the heartbeat's PING */
