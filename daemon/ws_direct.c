@@ -75,6 +75,9 @@ struct ws_direct {
 	size_t out_off, out_len, out_cap;
 	bool refused; /* a send got -ENOBUFS: drained is due below half */
 	size_t refused_limit;
+	/* Bytes the socket took so far, and where the last PONG queued ends
+	 * in that count: while it waits, a PING gets no second one. */
+	uint64_t sent_total, pong_end;
 
 	char accept[WS_ACCEPT_SIZE];
 	char *answer; /* the upgrade's answer so far */
@@ -333,6 +336,7 @@ static int write_out(struct ws_direct *l)
 			return -1;
 		}
 		l->out_off += (size_t)n;
+		l->sent_total += (uint64_t)n;
 	}
 	l->out_off = l->out_len = 0;
 	if (l->out_cap > OUT_KEEP) {
@@ -472,10 +476,17 @@ static int on_frame(void *ctx, enum ws_what what, const uint8_t *data,
 		l->busy++;
 		l->ops->message(data, len, l->ud);
 		l->busy--;
-		return l->dead || l->state != ST_OPEN ? 1 : 0;
+		/* A close started in the callback (ST_CLOSING) reads on: the
+		 * rest of this read is the same stream, and the server's
+		 * answer to our close frame may be in it. */
+		return l->dead || l->state == ST_DONE ? 1 : 0;
 	case WS_PING:
-		if (l->state == ST_OPEN)
-			(void)queue_frame(l, WS_OP_PONG, data, len);
+		/* One PONG waiting at most: a server that pings and does not
+		 * read would otherwise grow the buffer without end (RFC 6455,
+		 * 5.5.3, lets a PONG answer only some of the PINGs). */
+		if (l->state == ST_OPEN && l->sent_total >= l->pong_end &&
+		    queue_frame(l, WS_OP_PONG, data, len) == 0)
+			l->pong_end = l->sent_total + ws_direct_backlog(l);
 		return 0;
 	case WS_PONG:
 		return 0;
@@ -541,7 +552,8 @@ static void on_answer(struct ws_direct *l, const uint8_t *in, size_t len)
 	l->busy++;
 	l->ops->opened(l->ud);
 	l->busy--;
-	if (l->dead || l->state != ST_OPEN)
+	/* Closing from the callback still reads what follows (on_frame()). */
+	if (l->dead || l->state == ST_DONE)
 		return;
 	/* The answer's buffer is let go before the frames run callbacks. */
 	{
@@ -554,7 +566,7 @@ static void on_answer(struct ws_direct *l, const uint8_t *in, size_t len)
 			deframe(l, (const uint8_t *)answer + r, rest);
 		free(answer);
 	}
-	if (!l->dead && l->state == ST_OPEN && take < len)
+	if (!l->dead && l->state != ST_DONE && take < len)
 		deframe(l, in + take, len - take);
 }
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <event2/event.h>
 
 #include "transport.h"
+#include "ws_upgrade.h"
 
 #ifndef PEER_DIR
 #define PEER_DIR "tests/peer"
@@ -341,6 +343,177 @@ static int closed_port(void)
 	port = ntohs(sa.sin_port);
 	close(fd);
 	return port;
+}
+
+/* ---- a raw server: misbehaviour the `ws` library will not produce ------ */
+
+/*
+ * One connection on a loopback port, served by a thread of the test: it
+ * answers the upgrade (ws_upgrade.h computes the accept key) and then runs
+ * a scenario with blocking I/O, recording what dsd sent.
+ */
+struct raw {
+	int lfd, port;
+	pthread_t th;
+	void (*scenario)(struct raw *s, int fd);
+	/* Written by the thread, read after raw_join(). */
+	int close_frames, other_frames;
+	uint16_t first_close_code;
+};
+
+static bool read_full(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+static bool write_full(int fd, const uint8_t *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return false;
+		done += (size_t)n;
+	}
+	return true;
+}
+
+/* Reads one frame dsd sent (masked, payload <= 64 KiB kept); false at EOF
+ * or on an error. */
+static bool raw_read_frame(int fd, uint8_t *op, uint8_t *payload, size_t cap,
+                           size_t *ret_len)
+{
+	uint8_t h[14], mask[4];
+	uint64_t len;
+	size_t i;
+
+	if (!read_full(fd, h, 2))
+		return false;
+	*op = h[0] & 0x0f;
+	len = h[1] & 0x7f;
+	if (len == 126) {
+		if (!read_full(fd, h + 2, 2))
+			return false;
+		len = (uint64_t)h[2] << 8 | h[3];
+	} else if (len == 127) {
+		if (!read_full(fd, h + 2, 8))
+			return false;
+		len = 0;
+		for (i = 0; i < 8; i++)
+			len = len << 8 | h[2 + i];
+	}
+	if (!read_full(fd, mask, 4) || len > cap ||
+	    !read_full(fd, payload, (size_t)len))
+		return false;
+	for (i = 0; i < len; i++)
+		payload[i] ^= mask[i % 4];
+	*ret_len = (size_t)len;
+	return true;
+}
+
+/* Reads what dsd sends until EOF, counting close frames. */
+static void raw_drain(struct raw *s, int fd)
+{
+	static uint8_t buf[65536];
+	uint8_t op;
+	size_t len;
+
+	while (raw_read_frame(fd, &op, buf, sizeof(buf), &len)) {
+		if (op == 8) {
+			if (s->close_frames++ == 0 && len >= 2)
+				s->first_close_code =
+				        (uint16_t)(buf[0] << 8 | buf[1]);
+		} else {
+			s->other_frames++;
+		}
+	}
+}
+
+/* An unmasked server frame header for len bytes into h; returns its size. */
+static size_t raw_header(uint8_t *h, uint8_t op, size_t len)
+{
+	h[0] = (uint8_t)(0x80 | op);
+	if (len < 126) {
+		h[1] = (uint8_t)len;
+		return 2;
+	}
+	h[1] = 126;
+	h[2] = (uint8_t)(len >> 8);
+	h[3] = (uint8_t)len;
+	return 4;
+}
+
+static void *raw_main(void *arg)
+{
+	struct raw *s = arg;
+	char req[4096], acc[WS_ACCEPT_SIZE], key[WS_KEY_SIZE] = "", ans[256];
+	struct timeval tv = {.tv_sec = 10};
+	size_t got = 0;
+	const char *k;
+	int fd, n;
+
+	fd = accept(s->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (got < sizeof(req) - 1 && !memmem(req, got, "\r\n\r\n", 4)) {
+		ssize_t r = read(fd, req + got, sizeof(req) - 1 - got);
+
+		if (r <= 0)
+			goto out;
+		got += (size_t)r;
+	}
+	req[got] = '\0';
+	k = strcasestr(req, "Sec-WebSocket-Key: ");
+	if (!k)
+		goto out;
+	memcpy(key, k + 19, WS_KEY_SIZE - 1);
+	ws_upgrade_accept(key, acc);
+	n = snprintf(ans, sizeof(ans),
+	             "HTTP/1.1 101 Switching Protocols\r\n"
+	             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	             "Sec-WebSocket-Accept: %s\r\n\r\n",
+	             acc);
+	if (!write_full(fd, (const uint8_t *)ans, (size_t)n))
+		goto out;
+	s->scenario(s, fd);
+out:
+	close(fd);
+	return NULL;
+}
+
+static void raw_start(struct raw *s, void (*scenario)(struct raw *, int))
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+
+	memset(s, 0, sizeof(*s));
+	s->scenario = scenario;
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ge(s->lfd, 0);
+	ck_assert_int_eq(bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(s->lfd, 4), 0);
+	ck_assert_int_eq(getsockname(s->lfd, (struct sockaddr *)&sa, &len), 0);
+	s->port = ntohs(sa.sin_port);
+	ck_assert_int_eq(pthread_create(&s->th, NULL, raw_main, s), 0);
+}
+
+static void raw_join(struct raw *s)
+{
+	pthread_join(s->th, NULL);
+	close(s->lfd);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -818,6 +991,151 @@ START_TEST(test_free_in_callback)
 }
 END_TEST
 
+/* dsd disconnects at the first of the messages it read at once, the second
+ * still incomplete: the rest of that read is the same stream, so the
+ * server's answer to dsd's close frame is read as one and dsd sends no
+ * second close (a reader that dropped the rest of the read lost its place
+ * in the stream and saw garbage). */
+static void sc_disconnect_mid_read(struct raw *s, int fd)
+{
+	static uint8_t in[65536];
+	uint8_t buf[64], op;
+	size_t n = 0, len;
+
+	n += raw_header(buf + n, 2, 2);
+	memcpy(buf + n, "m1", 2);
+	n += 2;
+	n += raw_header(buf + n, 2, 10);
+	memset(buf + n, 'x', 5);
+	n += 5;
+	if (!write_full(fd, buf, n))
+		return;
+	if (!raw_read_frame(fd, &op, in, sizeof(in), &len) || op != 8)
+		return;
+	s->close_frames = 1;
+	s->first_close_code = len >= 2 ? (uint16_t)(in[0] << 8 | in[1]) : 0;
+	/* The second message's end, then the answer to the close. */
+	n = 5;
+	memset(buf, 'y', 5);
+	n += raw_header(buf + n, 8, 2);
+	buf[n++] = 0x03; /* 1000 */
+	buf[n++] = 0xe8;
+	if (!write_full(fd, buf, n))
+		return;
+	raw_drain(s, fd);
+}
+
+START_TEST(test_disconnect_mid_read)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s;
+
+	raw_start(&s, sc_disconnect_mid_read);
+	set_url(s.port);
+	r->disconnect_at = 1;
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 8000));
+	ck_assert_str_eq(r->reason, "disconnected");
+	ck_assert_uint_eq(r->nmsg, 1);
+	ck_assert(memcmp(r->msg[0], "m1", 2) == 0);
+	raw_join(&s);
+	ck_assert_int_eq(s.close_frames, 1);
+	ck_assert_uint_eq(s.first_close_code, 1000);
+	ck_assert_int_eq(s.other_frames, 0);
+	rec_free(r);
+}
+END_TEST
+
+/* The server pings without end and reads nothing: what dsd owes it in
+ * PONGs must not pile up in memory (one PONG waiting is enough). */
+static volatile int flood_done, flood_stop;
+
+static void sc_ping_flood(struct raw *s, int fd)
+{
+	static uint8_t buf[127 * 1000];
+	size_t i, n = 0;
+
+	(void)s;
+	for (i = 0; i < 1000; i++) {
+		n += raw_header(buf + n, 9, 125);
+		memset(buf + n, (int)('a' + i % 26), 125);
+		n += 125;
+	}
+	for (i = 0; i < 100; i++)
+		if (!write_full(fd, buf, n))
+			break;
+	flood_done = 1;
+	while (!flood_stop)
+		usleep(10000);
+}
+
+START_TEST(test_ping_flood_choked)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s;
+
+	flood_done = flood_stop = 0;
+	raw_start(&s, sc_ping_flood);
+	set_url(s.port);
+	connect_open(r, 1);
+	ck_assert(RUN_UNTIL(r, flood_done, 30000));
+	run_for(r, 200);
+	fprintf(stderr, "ping flood: backlog %zu\n", transport_backlog(r->t));
+	ck_assert_uint_le(transport_backlog(r->t), 64 * 1024);
+	ck_assert_int_eq(r->closed, 0);
+	transport_free(r->t);
+	r->t = NULL;
+	flood_stop = 1;
+	raw_join(&s);
+	rec_free(r);
+}
+END_TEST
+
+/* A host name goes through the resolver thread; a disconnect or a free
+ * while it runs is closed once (or not at all after free), and the thread
+ * finishing later touches nothing that is gone. */
+START_TEST(test_host_name)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	snprintf(url, sizeof(url), "ws://localhost:%d/deepstream", plain.port);
+	connect_open(r, 1);
+	ck_assert_int_eq(send_str(r, 1, "by name"), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= 1, 5000));
+	ck_assert_uint_eq(r->msg_len[0], 7);
+	transport_disconnect(r->t, 1);
+	ck_assert(RUN_UNTIL(r, r->closed >= 1, 5000));
+	ck_assert_int_eq(transport_connect(r->t, url, 2), 0);
+	transport_disconnect(r->t, 2);
+	ck_assert(RUN_UNTIL(r, r->closed >= 2, 5000));
+	run_for(r, 200);
+	ck_assert_int_eq(r->closed, 2);
+	ck_assert_str_eq(r->reason, "disconnected");
+	ck_assert_uint_eq(r->closed_gen, 2);
+	ck_assert_int_eq(transport_connect(r->t, url, 3), 0);
+	transport_free(r->t);
+	r->t = NULL;
+	usleep(200 * 1000);
+	ck_assert_int_eq(r->closed, 2);
+	rec_free(r);
+}
+END_TEST
+
+START_TEST(test_host_unknown)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+
+	ck_assert_int_eq(
+	        transport_connect(r->t, "ws://nonexistent.invalid:1/", 4), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 20000));
+	fprintf(stderr, "unknown host: %s\n", r->reason);
+	ck_assert(strncmp(r->reason, "connect to nonexistent.invalid:1 failed",
+	                  39) == 0);
+	ck_assert_int_eq(r->opened, 0);
+	rec_free(r);
+}
+END_TEST
+
 /* ---- TLS: a CA made here with openssl(1), a server cert for localhost -- */
 
 static bool make_certs(void)
@@ -940,6 +1258,10 @@ int main(void)
 		tcase_add_test(tc, test_backlog_drained);
 		tcase_add_test(tc, test_free_live);
 		tcase_add_test(tc, test_free_in_callback);
+		tcase_add_test(tc, test_disconnect_mid_read);
+		tcase_add_test(tc, test_ping_flood_choked);
+		tcase_add_test(tc, test_host_name);
+		tcase_add_test(tc, test_host_unknown);
 		if (pass) {
 			tcase_add_test(tc, test_recv_queue_bound);
 			tcase_add_test(tc, test_recv_queue_bound_small);
