@@ -803,8 +803,11 @@ void ws_direct_abort(struct ws_direct *l)
 {
 	if (!l)
 		return;
-	if (l->state == ST_OPEN && l->fd >= 0) {
-		queue_close(l, 1001, "going away");
+	/* Closing: its close frame may still wait for the end of the loop
+	 * iteration. */
+	if ((l->state == ST_OPEN || l->state == ST_CLOSING) && l->fd >= 0) {
+		if (l->state == ST_OPEN)
+			queue_close(l, 1001, "going away");
 		(void)write_out(l);
 	}
 	l->dead = true;

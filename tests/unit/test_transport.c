@@ -145,6 +145,8 @@ static void server_stop(struct server *s)
 
 /* ---- recording callbacks ------------------------------------------------- */
 
+static char url[64];
+
 #define MAX_MSGS 4096
 
 struct rec {
@@ -160,6 +162,12 @@ struct rec {
 	size_t msg_len[MAX_MSGS];
 	uint32_t msg_gen[MAX_MSGS];
 	size_t disconnect_at; /* >0: transport_disconnect() at that message */
+	bool disconnect_on_open;
+	/* What a callback does to the transport at message free_at (>0), at
+	 * closed, at drained (ACT_*). */
+	size_t free_at;
+	int on_closed_act, on_drained_act;
+	int closed_gens[8];
 };
 
 static void on_opened(uint32_t gen, void *userdata)
@@ -170,7 +178,21 @@ static void on_opened(uint32_t gen, void *userdata)
 	r->opened_gen = gen;
 	if (gen < r->min_gen)
 		r->stale++;
+	if (r->disconnect_on_open)
+		transport_disconnect(r->t, gen);
 	event_base_loopbreak(r->base);
+}
+
+enum { ACT_NONE, ACT_FREE, ACT_CONNECT };
+
+static void act(struct rec *r, int what, uint32_t gen)
+{
+	if (what == ACT_FREE) {
+		transport_free(r->t);
+		r->t = NULL;
+	} else if (what == ACT_CONNECT) {
+		ck_assert_int_eq(transport_connect(r->t, url, gen + 1), 0);
+	}
 }
 
 static void on_message(uint32_t gen, const uint8_t *data, size_t len,
@@ -189,6 +211,8 @@ static void on_message(uint32_t gen, const uint8_t *data, size_t len,
 	r->nmsg++;
 	if (r->nmsg == r->disconnect_at)
 		transport_disconnect(r->t, gen);
+	if (r->nmsg == r->free_at)
+		act(r, ACT_FREE, gen);
 	event_base_loopbreak(r->base);
 }
 
@@ -196,9 +220,13 @@ static void on_closed(uint32_t gen, const char *reason, void *userdata)
 {
 	struct rec *r = userdata;
 
+	if (r->closed < 8)
+		r->closed_gens[r->closed] = (int)gen;
 	r->closed++;
 	r->closed_gen = gen;
 	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	act(r, r->on_closed_act, gen);
+	r->on_closed_act = ACT_NONE;
 	event_base_loopbreak(r->base);
 }
 
@@ -208,6 +236,8 @@ static void on_drained(uint32_t gen, void *userdata)
 
 	r->drained++;
 	r->drained_gen = gen;
+	act(r, r->on_drained_act, gen);
+	r->on_drained_act = ACT_NONE;
 	event_base_loopbreak(r->base);
 }
 
@@ -304,8 +334,6 @@ static void run_for(struct rec *r, double ms)
 		step(r);
 }
 
-static char url[64];
-
 static void set_url(int port)
 {
 	snprintf(url, sizeof(url), "ws://127.0.0.1:%d/deepstream", port);
@@ -356,6 +384,9 @@ struct raw {
 	int lfd, port;
 	pthread_t th;
 	void (*scenario)(struct raw *s, int fd);
+	/* Sent in the same write as the 101 answer. */
+	uint8_t extra[64];
+	size_t extra_len;
 	/* Written by the thread, read after raw_join(). */
 	int close_frames, other_frames;
 	uint16_t first_close_code;
@@ -457,7 +488,7 @@ static size_t raw_header(uint8_t *h, uint8_t op, size_t len)
 static void *raw_main(void *arg)
 {
 	struct raw *s = arg;
-	char req[4096], acc[WS_ACCEPT_SIZE], key[WS_KEY_SIZE] = "", ans[256];
+	char req[4096], acc[WS_ACCEPT_SIZE], key[WS_KEY_SIZE] = "", ans[320];
 	struct timeval tv = {.tv_sec = 10};
 	size_t got = 0;
 	const char *k;
@@ -485,6 +516,8 @@ static void *raw_main(void *arg)
 	             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 	             "Sec-WebSocket-Accept: %s\r\n\r\n",
 	             acc);
+	memcpy(ans + n, s->extra, s->extra_len);
+	n += (int)s->extra_len;
 	if (!write_full(fd, (const uint8_t *)ans, (size_t)n))
 		goto out;
 	s->scenario(s, fd);
@@ -498,7 +531,6 @@ static void raw_start(struct raw *s, void (*scenario)(struct raw *, int))
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
 
-	memset(s, 0, sizeof(*s));
 	s->scenario = scenario;
 	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -1028,7 +1060,7 @@ static void sc_disconnect_mid_read(struct raw *s, int fd)
 START_TEST(test_disconnect_mid_read)
 {
 	struct rec *r = rec_new(0, 0, NULL);
-	struct raw s;
+	struct raw s = {0};
 
 	raw_start(&s, sc_disconnect_mid_read);
 	set_url(s.port);
@@ -1072,7 +1104,7 @@ static void sc_ping_flood(struct raw *s, int fd)
 START_TEST(test_ping_flood_choked)
 {
 	struct rec *r = rec_new(0, 0, NULL);
-	struct raw s;
+	struct raw s = {0};
 
 	flood_done = flood_stop = 0;
 	raw_start(&s, sc_ping_flood);
@@ -1132,6 +1164,158 @@ START_TEST(test_host_unknown)
 	ck_assert(strncmp(r->reason, "connect to nonexistent.invalid:1 failed",
 	                  39) == 0);
 	ck_assert_int_eq(r->opened, 0);
+	rec_free(r);
+}
+END_TEST
+
+/* The same when the frames came with the 101 answer and opened closes. */
+static void sc_close_after_answer(struct raw *s, int fd)
+{
+	static uint8_t in[65536];
+	uint8_t buf[64], op;
+	size_t n, len;
+
+	if (!raw_read_frame(fd, &op, in, sizeof(in), &len) || op != 8)
+		return;
+	s->close_frames = 1;
+	s->first_close_code = len >= 2 ? (uint16_t)(in[0] << 8 | in[1]) : 0;
+	n = 5;
+	memset(buf, 'y', 5);
+	n += raw_header(buf + n, 8, 2);
+	buf[n++] = 0x03;
+	buf[n++] = 0xe8;
+	if (!write_full(fd, buf, n))
+		return;
+	raw_drain(s, fd);
+}
+
+START_TEST(test_disconnect_on_open_with_frames)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s = {0};
+	size_t n = 0;
+
+	n += raw_header(s.extra + n, 2, 2);
+	memcpy(s.extra + n, "m1", 2);
+	n += 2;
+	n += raw_header(s.extra + n, 2, 10);
+	memset(s.extra + n, 'x', 5);
+	s.extra_len = n + 5;
+	raw_start(&s, sc_close_after_answer);
+	set_url(s.port);
+	r->disconnect_on_open = true;
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 8000));
+	ck_assert_str_eq(r->reason, "disconnected");
+	ck_assert_int_eq(r->opened, 1);
+	ck_assert_uint_eq(r->nmsg, 0);
+	raw_join(&s);
+	ck_assert_int_eq(s.close_frames, 1);
+	ck_assert_uint_eq(s.first_close_code, 1000);
+	rec_free(r);
+}
+END_TEST
+
+/* A disconnect and a free in the same turn of the loop: the close frame
+ * queued by the disconnect still goes out. */
+START_TEST(test_disconnect_then_free)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s = {0};
+
+	raw_start(&s, raw_drain);
+	set_url(s.port);
+	connect_open(r, 1);
+	transport_disconnect(r->t, 1);
+	transport_free(r->t);
+	r->t = NULL;
+	raw_join(&s);
+	/* 1000 from the disconnect; lws's thread sends 1001 (going away). */
+	ck_assert_int_eq(s.close_frames, 1);
+	ck_assert_int_eq(r->closed, 0);
+	rec_free(r);
+}
+END_TEST
+
+/* transport_free() from inside message (in the middle of a burst), closed
+ * and drained; transport_connect() from inside closed. */
+START_TEST(test_callbacks_reenter)
+{
+	struct rec *r = rec_new(0, 64 * 1024, NULL);
+	uint8_t *buf = calloc(1, 40000);
+	int rc = 0;
+
+	set_url(plain.port);
+	connect_open(r, 1);
+	r->free_at = 5;
+	ck_assert_int_eq(send_str(r, 1, "burst:1000"), 0);
+	ck_assert(RUN_UNTIL(r, r->t == NULL, 5000));
+	run_for(r, 100);
+	ck_assert_uint_eq(r->nmsg, 5);
+	ck_assert_int_eq(r->closed, 0);
+	rec_free(r);
+
+	/* connect from closed, then free from the next closed */
+	r = rec_new(0, 64 * 1024, NULL);
+	connect_open(r, 1);
+	r->on_closed_act = ACT_CONNECT;
+	ck_assert_int_eq(send_str(r, 1, "close-me"), 0);
+	ck_assert(RUN_UNTIL(r, r->closed == 1 && r->opened == 2, 5000));
+	ck_assert_uint_eq(r->opened_gen, 2);
+	r->on_closed_act = ACT_FREE;
+	ck_assert_int_eq(send_str(r, 2, "close-me"), 0);
+	ck_assert(RUN_UNTIL(r, r->t == NULL, 5000));
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 2);
+	ck_assert_int_eq(r->closed_gens[0], 1);
+	ck_assert_int_eq(r->closed_gens[1], 2);
+	rec_free(r);
+
+	/* free from drained */
+	r = rec_new(0, 64 * 1024, NULL);
+	connect_open(r, 1);
+	r->on_drained_act = ACT_FREE;
+	for (int i = 0; i < 100000 && rc == 0; i++)
+		rc = transport_send(r->t, 1, buf, 40000);
+	ck_assert_int_eq(rc, -ENOBUFS);
+	ck_assert(RUN_UNTIL(r, r->t == NULL, 5000));
+	run_for(r, 100);
+	ck_assert_int_eq(r->drained, 1);
+	ck_assert_int_eq(r->closed, 0);
+	free(buf);
+	rec_free(r);
+}
+END_TEST
+
+/* The server never answers dsd's close frame: closed comes anyway, once,
+ * after the grace period, with dsd's reason. */
+static void sc_no_close_answer(struct raw *s, int fd)
+{
+	static uint8_t in[65536];
+	uint8_t op;
+	size_t len;
+
+	while (raw_read_frame(fd, &op, in, sizeof(in), &len)) {
+		if (op == 8)
+			s->close_frames++;
+	}
+}
+
+START_TEST(test_close_unanswered)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s = {0};
+
+	raw_start(&s, sc_no_close_answer);
+	set_url(s.port);
+	connect_open(r, 1);
+	transport_disconnect(r->t, 1);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 15000));
+	ck_assert_str_eq(r->reason, "disconnected");
+	raw_join(&s);
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 1);
+	ck_assert_int_eq(s.close_frames, 1);
 	rec_free(r);
 }
 END_TEST
@@ -1262,6 +1446,10 @@ int main(void)
 		tcase_add_test(tc, test_ping_flood_choked);
 		tcase_add_test(tc, test_host_name);
 		tcase_add_test(tc, test_host_unknown);
+		tcase_add_test(tc, test_disconnect_on_open_with_frames);
+		tcase_add_test(tc, test_disconnect_then_free);
+		tcase_add_test(tc, test_callbacks_reenter);
+		tcase_add_test(tc, test_close_unanswered);
 		if (pass) {
 			tcase_add_test(tc, test_recv_queue_bound);
 			tcase_add_test(tc, test_recv_queue_bound_small);
