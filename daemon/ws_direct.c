@@ -513,6 +513,11 @@ static void deframe(struct ws_direct *l, const uint8_t *in, size_t len)
 
 	if (r < 0 && l->state != ST_DONE && !l->dead) {
 		set_reason(l, "%s", l->deframe.why);
+		/* Closing: ours is queued or sent; one close frame a side. */
+		if (l->state == ST_CLOSING) {
+			close_after_flush(l);
+			return;
+		}
 		queue_close(l, l->deframe.close_code, l->deframe.why);
 		close_after_flush(l);
 	}

@@ -1320,6 +1320,42 @@ START_TEST(test_close_unanswered)
 }
 END_TEST
 
+/* The server answers dsd's close frame with a frame no server may send:
+ * the connection ends there, without a second close frame from dsd
+ * (RFC 6455, 5.5.1: one close frame per side). */
+static void sc_bad_frame_after_close(struct raw *s, int fd)
+{
+	static uint8_t in[65536];
+	const uint8_t bad[] = {0xf2, 0x01, 'z'}; /* reserved bits set */
+	uint8_t op;
+	size_t len;
+
+	if (!raw_read_frame(fd, &op, in, sizeof(in), &len) || op != 8)
+		return;
+	s->close_frames = 1;
+	if (!write_full(fd, bad, sizeof(bad)))
+		return;
+	raw_drain(s, fd);
+}
+
+START_TEST(test_bad_frame_while_closing)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s = {0};
+
+	raw_start(&s, sc_bad_frame_after_close);
+	set_url(s.port);
+	connect_open(r, 1);
+	transport_disconnect(r->t, 1);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 8000));
+	ck_assert_str_eq(r->reason, "disconnected");
+	raw_join(&s);
+	ck_assert_int_eq(s.close_frames, 1);
+	ck_assert_int_eq(s.other_frames, 0);
+	rec_free(r);
+}
+END_TEST
+
 /* ---- TLS: a CA made here with openssl(1), a server cert for localhost -- */
 
 static bool make_certs(void)
@@ -1450,6 +1486,7 @@ int main(void)
 		tcase_add_test(tc, test_disconnect_then_free);
 		tcase_add_test(tc, test_callbacks_reenter);
 		tcase_add_test(tc, test_close_unanswered);
+		tcase_add_test(tc, test_bad_frame_while_closing);
 		if (pass) {
 			tcase_add_test(tc, test_recv_queue_bound);
 			tcase_add_test(tc, test_recv_queue_bound_small);
