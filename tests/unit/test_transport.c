@@ -12,6 +12,7 @@
  * pieces.
  */
 #include <check.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1418,6 +1419,59 @@ START_TEST(test_second_address)
 }
 END_TEST
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Connects cut short at every stage (resolving, connecting, the upgrade,
+ * open, closing, superseded, freed) leave no descriptor behind. */
+START_TEST(test_no_fd_left)
+{
+	struct transport_config cfg = {.tls = true, .ws_via_lws = via_lws};
+	struct rec *r = calloc(1, sizeof(*r));
+	uint32_t gen = 1;
+	int before, after = 0;
+
+	r->base = event_base_new();
+	before = count_fds();
+	ck_assert_int_eq(transport_new(r->base, &cfg, &callbacks, r, &r->t), 0);
+
+	for (int round = 0; round < 20; round++) {
+		if (round % 2)
+			snprintf(url, sizeof(url), "ws://localhost:%d/x",
+			         plain.port);
+		else
+			set_url(plain.port);
+		ck_assert_int_eq(transport_connect(r->t, url, gen), 0);
+		RUN_UNTIL(r, 0, round % 5 * 2);
+		if (round % 3 == 0)
+			ck_assert_int_eq(transport_connect(r->t, url, gen + 1),
+			                 0);
+		else
+			transport_disconnect(r->t, gen);
+		RUN_UNTIL(r, 0, round % 4);
+		gen += 2;
+	}
+	ck_assert_int_eq(transport_connect(r->t, url, gen), 0);
+	ck_assert(RUN_UNTIL(r, r->opened_gen == gen, 5000));
+	transport_free(r->t);
+	r->t = NULL;
+	/* Resolver threads still running hold a socket until they end. */
+	for (int i = 0; i < 100 && (after = count_fds()) > before; i++)
+		usleep(20 * 1000);
+	ck_assert_int_eq(after, before);
+	rec_free(r);
+}
+END_TEST
+
 /* ---- TLS: a CA made here with openssl(1), a server cert for localhost -- */
 
 static bool make_certs(void)
@@ -1549,6 +1603,7 @@ int main(void)
 		tcase_add_test(tc, test_callbacks_reenter);
 		tcase_add_test(tc, test_close_unanswered);
 		tcase_add_test(tc, test_bad_frame_while_closing);
+		tcase_add_test(tc, test_no_fd_left);
 		/* The name is only known to this binary's getaddrinfo(),
 		 * which lws (a shared library) does not call. */
 		if (!pass)
