@@ -492,8 +492,10 @@ static int on_frame(void *ctx, enum ws_what what, const uint8_t *data,
 		return 0;
 	case WS_CLOSE:
 		if (l->state == ST_CLOSING) {
-			/* The answer to ours: the handshake is done. */
-			finish(l);
+			/* The answer to ours (or the server's own, sent at the
+			 * same time): the handshake is done once ours, which
+			 * may still wait for this iteration's flush, is out. */
+			close_after_flush(l);
 			return 1;
 		}
 		peer_close_reason(l, data, len);

@@ -1472,6 +1472,116 @@ START_TEST(test_no_fd_left)
 }
 END_TEST
 
+/* Both sides close at once: the server's close frame comes with the 101,
+ * dsd closes from opened. One close frame from dsd, closed once, with
+ * dsd's reason. */
+START_TEST(test_close_both_at_once)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s = {0};
+	size_t n;
+
+	n = raw_header(s.extra, 8, 2);
+	s.extra[n++] = 0x03; /* 1000 */
+	s.extra[n++] = 0xe8;
+	s.extra_len = n;
+	raw_start(&s, raw_drain);
+	set_url(s.port);
+	r->disconnect_on_open = true;
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 8000));
+	raw_join(&s);
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 1);
+	/* lws's thread may have read the server's close before the main
+	 * thread's disconnect reached it: then the reason is the server's. */
+	if (!via_lws)
+		ck_assert_str_eq(r->reason, "disconnected");
+	ck_assert_int_eq(s.close_frames, 1);
+	ck_assert_int_eq(s.other_frames, 0);
+	rec_free(r);
+}
+END_TEST
+
+/* The server resets the connection: while dsd's close waits for an answer
+ * (dsd's reason stays), and while open ("connection lost"). */
+static void sc_reset_after_close(struct raw *s, int fd)
+{
+	static uint8_t in[65536];
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	uint8_t op;
+	size_t len;
+
+	while (raw_read_frame(fd, &op, in, sizeof(in), &len)) {
+		if (op == 8)
+			s->close_frames++;
+		if (op == 8 || (op == 2 && len == 5 && !memcmp(in, "reset", 5)))
+			break;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+START_TEST(test_server_resets)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s = {0};
+
+	raw_start(&s, sc_reset_after_close);
+	set_url(s.port);
+	connect_open(r, 1);
+	transport_disconnect(r->t, 1);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 8000));
+	raw_join(&s);
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 1);
+	ck_assert_str_eq(r->reason, "disconnected");
+	ck_assert_int_eq(s.close_frames, 1);
+
+	raw_start(&s, sc_reset_after_close);
+	set_url(s.port);
+	connect_open(r, 2);
+	ck_assert_int_eq(send_str(r, 2, "reset"), 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 1, 8000));
+	raw_join(&s);
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 2);
+	fprintf(stderr, "reset while open: %s\n", r->reason);
+	ck_assert_str_eq(r->reason, "connection lost");
+	rec_free(r);
+}
+END_TEST
+
+/* Superseded twice while the first is still waiting for its close answer:
+ * each generation is closed exactly once, the newest stays open. */
+START_TEST(test_supersede_while_closing)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct raw s = {0};
+	int seen[4] = {0};
+
+	raw_start(&s, sc_no_close_answer);
+	set_url(s.port);
+	connect_open(r, 1);
+	set_url(plain.port);
+	ck_assert_int_eq(transport_connect(r->t, url, 2), 0);
+	ck_assert(RUN_UNTIL(r, r->opened_gen == 2, 5000));
+	ck_assert_int_eq(transport_connect(r->t, url, 3), 0);
+	ck_assert(RUN_UNTIL(r, r->opened_gen == 3 && r->closed >= 2, 15000));
+	ck_assert(RUN_UNTIL(r, r->closed >= 2, 15000));
+	raw_join(&s);
+	run_for(r, 200);
+	ck_assert_int_eq(r->closed, 2);
+	for (int i = 0; i < r->closed; i++)
+		seen[r->closed_gens[i]]++;
+	ck_assert_int_eq(seen[1], 1);
+	ck_assert_int_eq(seen[2], 1);
+	ck_assert_int_eq(send_str(r, 3, "still here"), 0);
+	ck_assert(RUN_UNTIL(r, r->nmsg >= 1, 5000));
+	ck_assert_uint_eq(r->msg_gen[0], 3);
+	rec_free(r);
+}
+END_TEST
+
 /* ---- TLS: a CA made here with openssl(1), a server cert for localhost -- */
 
 static bool make_certs(void)
@@ -1604,6 +1714,9 @@ int main(void)
 		tcase_add_test(tc, test_close_unanswered);
 		tcase_add_test(tc, test_bad_frame_while_closing);
 		tcase_add_test(tc, test_no_fd_left);
+		tcase_add_test(tc, test_close_both_at_once);
+		tcase_add_test(tc, test_server_resets);
+		tcase_add_test(tc, test_supersede_while_closing);
 		/* The name is only known to this binary's getaddrinfo(),
 		 * which lws (a shared library) does not call. */
 		if (!pass)
