@@ -165,6 +165,10 @@ static void on_resolved(evutil_socket_t fd, short what, void *arg)
 	l->ev_resolved = NULL;
 	close(l->job_fd);
 	l->job_fd = -1;
+	/* Closed in this same turn of the loop, before this ran: closed is
+	 * due already, no connect. */
+	if (l->state != ST_RESOLVING)
+		return;
 	if (err || !l->addrs) {
 		set_reason(l, "connect to %s:%u failed: %s", l->host,
 		           (unsigned)l->port,

@@ -381,7 +381,8 @@ static int closed_port(void)
 /*
  * "refuse-first.test" resolves to 127.0.0.2, where nobody listens (the
  * servers here listen on 127.0.0.1 only), then to 127.0.0.1: the connect
- * must go on to the second address.  This definition takes the place of
+ * must go on to the second address.  "slow.test" is 127.0.0.1 after
+ * 100 ms.  This definition takes the place of
  * libc's for the whole test binary (the daemon's library is linked into
  * it); every other name goes to the real one.
  */
@@ -395,6 +396,13 @@ int getaddrinfo(const char *node, const char *service,
 	struct addrinfo *a = NULL, *b = NULL;
 	int r;
 
+	if (node && hints && (hints->ai_flags & AI_NUMERICHOST) &&
+	    (!strcmp(node, "slow.test") || !strcmp(node, "refuse-first.test")))
+		return EAI_NONAME;
+	if (node && strcmp(node, "slow.test") == 0) {
+		usleep(100 * 1000);
+		return real("127.0.0.1", service, &h, res);
+	}
 	if (!node || strcmp(node, "refuse-first.test") != 0)
 		return real(node, service, hints, res);
 	r = real("127.0.0.2", service, &h, &a);
@@ -1582,6 +1590,50 @@ START_TEST(test_supersede_while_closing)
 }
 END_TEST
 
+/* The resolver's answer and a disconnect handled in the same turn of the
+ * loop, the answer second: the closed connection makes no TCP connect. */
+static void disconnect_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct rec *r = arg;
+
+	(void)fd;
+	(void)what;
+	transport_disconnect(r->t, 1);
+}
+
+START_TEST(test_resolved_after_disconnect)
+{
+	struct rec *r = rec_new(0, 0, NULL);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int lfd =
+	        socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct event *ev;
+	int fd;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	ev = event_new(r->base, -1, 0, disconnect_now, r);
+	snprintf(url, sizeof(url), "ws://slow.test:%d/", ntohs(sa.sin_port));
+	ck_assert_int_eq(transport_connect(r->t, url, 1), 0);
+	/* The answer is in after 100 ms; the disconnect, made active
+	 * before the loop runs, comes first in its next turn. */
+	usleep(400 * 1000);
+	event_active(ev, 0, 0);
+	ck_assert(RUN_UNTIL(r, r->closed > 0, 5000));
+	run_for(r, 100);
+	ck_assert_int_eq(r->closed, 1);
+	ck_assert_str_eq(r->reason, "disconnected");
+	fd = accept(lfd, NULL, NULL);
+	ck_assert_msg(fd < 0, "a connect was made after the disconnect");
+	event_free(ev);
+	close(lfd);
+	rec_free(r);
+}
+END_TEST
+
 /* ---- TLS: a CA made here with openssl(1), a server cert for localhost -- */
 
 static bool make_certs(void)
@@ -1721,6 +1773,8 @@ int main(void)
 		 * which lws (a shared library) does not call. */
 		if (!pass)
 			tcase_add_test(tc, test_second_address);
+		if (!pass)
+			tcase_add_test(tc, test_resolved_after_disconnect);
 		if (pass) {
 			tcase_add_test(tc, test_recv_queue_bound);
 			tcase_add_test(tc, test_recv_queue_bound_small);
