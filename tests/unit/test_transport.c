@@ -1717,6 +1717,57 @@ START_TEST(test_tls_wrong_name)
 }
 END_TEST
 
+/* One transport, the connection switching between the main loop (ws://)
+ * and lws's thread (wss://) and back: each connection closes once, and
+ * frames queued for one are never written on the next. */
+START_TEST(test_switch_paths)
+{
+	struct rec *r = rec_new(0, 0, ca_pem);
+	char ws_url[64], wss_url[64];
+	int i;
+
+	snprintf(ws_url, sizeof(ws_url), "ws://127.0.0.1:%d/", plain.port);
+	snprintf(wss_url, sizeof(wss_url), "wss://localhost:%d/", tls.port);
+	for (int round = 0; round < 4; round++) {
+		uint32_t gen = (uint32_t)round + 1;
+		size_t before = r->nmsg;
+
+		snprintf(url, sizeof(url), "%s", round % 2 ? wss_url : ws_url);
+		connect_open(r, gen);
+		ck_assert_int_eq(r->closed, 2 * round);
+		ck_assert_int_eq(send_str(r, gen, "hello"), 0);
+		ck_assert(RUN_UNTIL(r, r->nmsg > before, 5000));
+		for (i = 0; i < 50; i++)
+			ck_assert_int_eq(send_str(r, gen, "stale"), 0);
+		/* The next connect supersedes this one at once. */
+		before = r->nmsg;
+		snprintf(url, sizeof(url), "%s", round % 2 ? ws_url : wss_url);
+		ck_assert_int_eq(transport_connect(r->t, url, gen + 100), 0);
+		ck_assert(RUN_UNTIL(r, r->closed > 2 * round, 8000));
+		ck_assert_uint_eq(r->closed_gen, gen);
+		ck_assert(RUN_UNTIL(r, r->opened_gen == gen + 100, 5000));
+		ck_assert_int_eq(send_str(r, gen + 100, "fresh"), 0);
+		ck_assert(
+		        RUN_UNTIL(r,
+		                  r->nmsg > before &&
+		                          r->msg_gen[r->nmsg - 1] == gen + 100,
+		                  5000));
+		transport_disconnect(r->t, gen + 100);
+		ck_assert(RUN_UNTIL(r, r->closed_gen == gen + 100, 8000));
+		run_for(r, 50);
+		ck_assert_int_eq(r->closed, 2 * round + 2);
+	}
+	for (size_t k = 0; k < r->nmsg; k++) {
+		if (r->msg_gen[k] > 100) {
+			ck_assert_uint_eq(r->msg_len[k], 5);
+			ck_assert(memcmp(r->msg[k], "fresh", 5) == 0);
+		}
+	}
+	ck_assert_int_eq(r->stale, 0);
+	rec_free(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("transport");
@@ -1789,6 +1840,7 @@ int main(void)
 		tcase_add_test(tt, test_tls_with_ca);
 		tcase_add_test(tt, test_tls_without_ca);
 		tcase_add_test(tt, test_tls_wrong_name);
+		tcase_add_test(tt, test_switch_paths);
 		suite_add_tcase(s, tt);
 	} else {
 		fprintf(stderr,
