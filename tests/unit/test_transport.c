@@ -382,7 +382,8 @@ static int closed_port(void)
  * "refuse-first.test" resolves to 127.0.0.2, where nobody listens (the
  * servers here listen on 127.0.0.1 only), then to 127.0.0.1: the connect
  * must go on to the second address.  "slow.test" is 127.0.0.1 after
- * 100 ms.  This definition takes the place of
+ * 100 ms; a name under .invalid is unknown at once (lws, which asks the
+ * real resolver, may wait for DNS).  This definition takes the place of
  * libc's for the whole test binary (the daemon's library is linked into
  * it); every other name goes to the real one.
  */
@@ -398,6 +399,10 @@ int getaddrinfo(const char *node, const char *service,
 
 	if (node && hints && (hints->ai_flags & AI_NUMERICHOST) &&
 	    (!strcmp(node, "slow.test") || !strcmp(node, "refuse-first.test")))
+		return EAI_NONAME;
+	/* RFC 6761: never a name; answered here without asking DNS. */
+	if (node && strlen(node) > 8 &&
+	    !strcmp(node + strlen(node) - 8, ".invalid"))
 		return EAI_NONAME;
 	if (node && strcmp(node, "slow.test") == 0) {
 		usleep(100 * 1000);
