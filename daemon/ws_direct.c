@@ -75,6 +75,9 @@ struct ws_direct {
 	size_t out_off, out_len, out_cap;
 	bool refused; /* a send got -ENOBUFS: drained is due below half */
 	size_t refused_limit;
+	/* Bytes the socket took so far, and where the last PONG queued ends
+	 * in that count: while it waits, a PING gets no second one. */
+	uint64_t sent_total, pong_end;
 
 	char accept[WS_ACCEPT_SIZE];
 	char *answer; /* the upgrade's answer so far */
@@ -162,6 +165,10 @@ static void on_resolved(evutil_socket_t fd, short what, void *arg)
 	l->ev_resolved = NULL;
 	close(l->job_fd);
 	l->job_fd = -1;
+	/* Closed in this same turn of the loop, before this ran: closed is
+	 * due already, no connect. */
+	if (l->state != ST_RESOLVING)
+		return;
 	if (err || !l->addrs) {
 		set_reason(l, "connect to %s:%u failed: %s", l->host,
 		           (unsigned)l->port,
@@ -333,6 +340,7 @@ static int write_out(struct ws_direct *l)
 			return -1;
 		}
 		l->out_off += (size_t)n;
+		l->sent_total += (uint64_t)n;
 	}
 	l->out_off = l->out_len = 0;
 	if (l->out_cap > OUT_KEEP) {
@@ -472,17 +480,26 @@ static int on_frame(void *ctx, enum ws_what what, const uint8_t *data,
 		l->busy++;
 		l->ops->message(data, len, l->ud);
 		l->busy--;
-		return l->dead || l->state != ST_OPEN ? 1 : 0;
+		/* A close started in the callback (ST_CLOSING) reads on: the
+		 * rest of this read is the same stream, and the server's
+		 * answer to our close frame may be in it. */
+		return l->dead || l->state == ST_DONE ? 1 : 0;
 	case WS_PING:
-		if (l->state == ST_OPEN)
-			(void)queue_frame(l, WS_OP_PONG, data, len);
+		/* One PONG waiting at most: a server that pings and does not
+		 * read would otherwise grow the buffer without end (RFC 6455,
+		 * 5.5.3, lets a PONG answer only some of the PINGs). */
+		if (l->state == ST_OPEN && l->sent_total >= l->pong_end &&
+		    queue_frame(l, WS_OP_PONG, data, len) == 0)
+			l->pong_end = l->sent_total + ws_direct_backlog(l);
 		return 0;
 	case WS_PONG:
 		return 0;
 	case WS_CLOSE:
 		if (l->state == ST_CLOSING) {
-			/* The answer to ours: the handshake is done. */
-			finish(l);
+			/* The answer to ours (or the server's own, sent at the
+			 * same time): the handshake is done once ours, which
+			 * may still wait for this iteration's flush, is out. */
+			close_after_flush(l);
 			return 1;
 		}
 		peer_close_reason(l, data, len);
@@ -502,10 +519,12 @@ static void deframe(struct ws_direct *l, const uint8_t *in, size_t len)
 
 	if (r < 0 && l->state != ST_DONE && !l->dead) {
 		set_reason(l, "%s", l->deframe.why);
-		/* One close frame per side: after ours, the socket just goes.
-		 */
-		if (l->state != ST_CLOSING)
-			queue_close(l, l->deframe.close_code, l->deframe.why);
+		/* Closing: ours is queued or sent; one close frame a side. */
+		if (l->state == ST_CLOSING) {
+			close_after_flush(l);
+			return;
+		}
+		queue_close(l, l->deframe.close_code, l->deframe.why);
 		close_after_flush(l);
 	}
 }
@@ -544,7 +563,8 @@ static void on_answer(struct ws_direct *l, const uint8_t *in, size_t len)
 	l->busy++;
 	l->ops->opened(l->ud);
 	l->busy--;
-	if (l->dead || l->state != ST_OPEN)
+	/* Closing from the callback still reads what follows (on_frame()). */
+	if (l->dead || l->state == ST_DONE)
 		return;
 	/* The answer's buffer is let go before the frames run callbacks. */
 	{
@@ -557,7 +577,7 @@ static void on_answer(struct ws_direct *l, const uint8_t *in, size_t len)
 			deframe(l, (const uint8_t *)answer + r, rest);
 		free(answer);
 	}
-	if (!l->dead && l->state == ST_OPEN && take < len)
+	if (!l->dead && l->state != ST_DONE && take < len)
 		deframe(l, in + take, len - take);
 }
 
@@ -794,8 +814,11 @@ void ws_direct_abort(struct ws_direct *l)
 {
 	if (!l)
 		return;
-	if (l->state == ST_OPEN && l->fd >= 0) {
-		queue_close(l, 1001, "going away");
+	/* Closing: its close frame may still wait for the end of the loop
+	 * iteration. */
+	if ((l->state == ST_OPEN || l->state == ST_CLOSING) && l->fd >= 0) {
+		if (l->state == ST_OPEN)
+			queue_close(l, 1001, "going away");
 		(void)write_out(l);
 	}
 	l->dead = true;
