@@ -16,6 +16,27 @@
 #define CLOSE_PROTOCOL_ERROR 1002
 #define CLOSE_TOO_BIG        1009
 
+void ws_close_text(char *buf, size_t size, const uint8_t *payload, size_t len)
+{
+	char text[128];
+	unsigned code = 1005; /* "no status received", RFC 6455 7.4.1 */
+	size_t i, n;
+
+	if (len >= 2)
+		code = (unsigned)payload[0] << 8 | payload[1];
+	if (len <= 2) {
+		snprintf(buf, size, "closed by server (code %u)", code);
+		return;
+	}
+	n = len - 2 < sizeof(text) - 1 ? len - 2 : sizeof(text) - 1;
+	for (i = 0; i < n; i++)
+		text[i] = payload[2 + i] >= 0x20 && payload[2 + i] < 0x7f
+		                  ? (char)payload[2 + i]
+		                  : '?';
+	text[n] = '\0';
+	snprintf(buf, size, "closed by server (code %u, \"%s\")", code, text);
+}
+
 void ws_deframe_init(struct ws_deframe *d, size_t max_message)
 {
 	*d = (struct ws_deframe){.max_message = max_message};

@@ -57,6 +57,12 @@ struct ws_deframe {
 	char why[96];
 };
 
+/* A server's close frame as a sentence for the log and the status:
+ * "closed by server (code C)" or "closed by server (code C, \"why\")",
+ * the reason in printable ASCII only; 1005 ("no status") when the frame
+ * carried none. */
+void ws_close_text(char *buf, size_t size, const uint8_t *payload, size_t len);
+
 /* A reader for messages of at most max_message bytes. */
 void ws_deframe_init(struct ws_deframe *d, size_t max_message);
 void ws_deframe_free(struct ws_deframe *d);

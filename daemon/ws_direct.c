@@ -19,14 +19,13 @@
 #include "ws_deframe.h"
 #include "ws_direct.h"
 #include "ws_frame.h"
+#include "ws_mask.h"
 #include "ws_upgrade.h"
 
 /* Bytes read at once: many small frames per recv() under load. */
 #define READ_SIZE (64 * 1024)
 /* Seconds the server gets to answer our close frame. */
 #define CLOSE_GRACE_SECS 5
-/* Masks fetched from the kernel at once: 4 bytes per frame. */
-#define MASK_POOL 256
 /* An output buffer this big is given back once it has drained. */
 #define OUT_KEEP (256 * 1024)
 
@@ -85,8 +84,7 @@ struct ws_direct {
 	struct ws_deframe deframe;
 	uint8_t *in;
 
-	uint8_t masks[MASK_POOL];
-	size_t mask_used;
+	struct ws_masks masks;
 
 	int busy;  /* inside a callback to the owner */
 	bool dead; /* aborted meanwhile: freed once the callback returns */
@@ -245,17 +243,6 @@ fail:
 
 /* ---- output -------------------------------------------------------------- */
 
-static const uint8_t *next_mask(struct ws_direct *l)
-{
-	if (l->mask_used == MASK_POOL) {
-		if (getrandom(l->masks, MASK_POOL, 0) != MASK_POOL)
-			return NULL;
-		l->mask_used = 0;
-	}
-	l->mask_used += 4;
-	return l->masks + l->mask_used - 4;
-}
-
 static int out_reserve(struct ws_direct *l, size_t len)
 {
 	size_t cap;
@@ -297,7 +284,7 @@ static void schedule_flush(struct ws_direct *l)
 static int queue_frame(struct ws_direct *l, uint8_t opcode,
                        const uint8_t *payload, size_t len)
 {
-	const uint8_t *mask = next_mask(l);
+	const uint8_t *mask = ws_masks_next(&l->masks);
 
 	if (!mask)
 		return -EIO;
@@ -445,28 +432,6 @@ static void close_after_flush(struct ws_direct *l)
 
 /* ---- input --------------------------------------------------------------- */
 
-static void peer_close_reason(struct ws_direct *l, const uint8_t *in,
-                              size_t len)
-{
-	char text[128];
-	unsigned code = 1005; /* "no status received", RFC 6455 7.4.1 */
-	size_t i, n;
-
-	if (len >= 2)
-		code = (unsigned)in[0] << 8 | in[1];
-	if (len <= 2) {
-		set_reason(l, "closed by server (code %u)", code);
-		return;
-	}
-	n = len - 2 < sizeof(text) - 1 ? len - 2 : sizeof(text) - 1;
-	for (i = 0; i < n; i++)
-		text[i] = in[2 + i] >= 0x20 && in[2 + i] < 0x7f
-		                  ? (char)in[2 + i]
-		                  : '?';
-	text[n] = '\0';
-	set_reason(l, "closed by server (code %u, \"%s\")", code, text);
-}
-
 static int on_frame(void *ctx, enum ws_what what, const uint8_t *data,
                     size_t len)
 {
@@ -502,7 +467,8 @@ static int on_frame(void *ctx, enum ws_what what, const uint8_t *data,
 			close_after_flush(l);
 			return 1;
 		}
-		peer_close_reason(l, data, len);
+		if (!l->reason[0])
+			ws_close_text(l->reason, sizeof(l->reason), data, len);
 		/* Answer with the server's own code (RFC 6455, 5.5.1). */
 		queue_close(
 		        l, len >= 2 ? (uint16_t)(data[0] << 8 | data[1]) : 1000,
@@ -747,7 +713,7 @@ int ws_direct_open(struct event_base *base, const struct url *u,
 	l->ud = ud;
 	l->fd = -1;
 	l->job_fd = -1;
-	l->mask_used = MASK_POOL; /* fetched at the first frame */
+	ws_masks_init(&l->masks);
 	snprintf(l->host, sizeof(l->host), "%s", u->host);
 	snprintf(l->path, sizeof(l->path), "%s", u->path);
 	l->port = u->port;

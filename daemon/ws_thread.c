@@ -45,11 +45,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/random.h>
-
 #include "log.h"
 #include "url.h"
+#include "ws_deframe.h"
 #include "ws_frame.h"
+#include "ws_mask.h"
 #include "ws_thread.h"
 
 /* Seconds an established connection gets to finish its close handshake
@@ -60,8 +60,6 @@
  * so the most lws sends in one send() (the protocol's tx_packet_size);
  * lws keeps what the socket does not take and sends it first. */
 #define WRITE_BATCH (64 * 1024)
-/* Masks fetched from the kernel at once: 4 bytes per frame. */
-#define MASK_POOL 256
 /* Received messages gathered for one hand-over to the main thread: the
  * first allocation, and the size past which the next message starts a new
  * batch. */
@@ -96,8 +94,7 @@ struct ws_link {
 	size_t rx_len, rx_cap;
 	uint8_t *tx; /* LWS_PRE bytes, then frames gathered for one write */
 	size_t tx_cap;
-	uint8_t masks[MASK_POOL];
-	size_t mask_used; /* MASK_POOL: the pool is spent */
+	struct ws_masks masks;
 };
 
 /* Where lws's log lines go.  Runs on the lws thread; log.h is thread-safe. */
@@ -350,19 +347,6 @@ static void reconcile(struct ws_thread *w)
 		maybe_stopped(w);
 }
 
-/* The next frame mask: unpredictable, as RFC 6455 asks of a client,
- * from the kernel's generator MASK_POOL / 4 frames at a time. */
-static const uint8_t *next_mask(struct ws_link *wl)
-{
-	if (wl->mask_used == MASK_POOL) {
-		if (getrandom(wl->masks, MASK_POOL, 0) != MASK_POOL)
-			return NULL;
-		wl->mask_used = 0;
-	}
-	wl->mask_used += 4;
-	return wl->masks + wl->mask_used - 4;
-}
-
 /* Room for len bytes of frames after the LWS_PRE headroom. */
 static int tx_reserve(struct ws_link *wl, size_t len)
 {
@@ -420,7 +404,7 @@ static int write_batch(struct ws_thread *w, struct ws_link *wl, bool *ret_more)
 		while ((it = run) != NULL) {
 			run = it->next;
 			f = bridge_entry(it, struct frame, item);
-			mask = next_mask(wl);
+			mask = ws_masks_next(&wl->masks);
 			if (!mask ||
 			    tx_reserve(wl, len + ws_frame_size(it->len)) < 0) {
 				it->next = run;
@@ -637,18 +621,8 @@ static void on_receive(struct ws_thread *w, struct ws_link *wl, const void *in,
 
 static void on_peer_close(struct ws_link *wl, const uint8_t *in, size_t len)
 {
-	char text[128];
-	unsigned code = 1005; /* "no status received", RFC 6455 7.4.1 */
-
-	if (len >= 2)
-		code = (unsigned)in[0] << 8 | in[1];
-	if (len > 2) {
-		sanitize(text, sizeof(text), (const char *)in + 2, len - 2);
-		set_reason(wl, "closed by server (code %u, \"%s\")", code,
-		           text);
-	} else {
-		set_reason(wl, "closed by server (code %u)", code);
-	}
+	if (!wl->reason[0])
+		ws_close_text(wl->reason, sizeof(wl->reason), in, len);
 }
 
 /* lws's error strings are terse ("Unable to connect", ...) and carry no
@@ -848,7 +822,7 @@ int ws_link_new(const char *url, uint32_t gen, uint64_t epoch,
 		return -ENOMEM;
 	wl->epoch = epoch;
 	wl->gen = gen;
-	wl->mask_used = MASK_POOL; /* fetched at the first frame */
+	ws_masks_init(&wl->masks);
 	wl->tls = u.tls;
 	wl->port = u.port;
 	memcpy(wl->host, u.host, sizeof(wl->host));

@@ -365,6 +365,29 @@ START_TEST(test_spent_after_an_error)
 }
 END_TEST
 
+/* The close frame as the log and the status say it. */
+START_TEST(test_close_text)
+{
+	char buf[200];
+
+	ws_close_text(buf, sizeof(buf),
+	              (const uint8_t *)"\x0f\xa0"
+	                               "bye",
+	              5);
+	ck_assert_str_eq(buf, "closed by server (code 4000, \"bye\")");
+	ws_close_text(buf, sizeof(buf), (const uint8_t *)"\x03\xe8", 2);
+	ck_assert_str_eq(buf, "closed by server (code 1000)");
+	ws_close_text(buf, sizeof(buf), NULL, 0);
+	ck_assert_str_eq(buf, "closed by server (code 1005)");
+	/* Untrusted text: printable ASCII only. */
+	ws_close_text(buf, sizeof(buf),
+	              (const uint8_t *)"\x03\xe8"
+	                               "a\nb\xff",
+	              6);
+	ck_assert_str_eq(buf, "closed by server (code 1000, \"a?b?\")");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ws_deframe");
@@ -372,6 +395,7 @@ int main(void)
 
 	tcase_add_test(tc, test_any_split_gives_the_same_messages);
 	tcase_add_test(tc, test_callback_stops);
+	tcase_add_test(tc, test_close_text);
 	tcase_add_test(tc, test_empty_first_fragment);
 	tcase_add_test(tc, test_close_codes_accepted);
 	tcase_add_test(tc, test_frames_a_server_may_not_send);

@@ -6,6 +6,7 @@
 
 #include "check-run.h"
 #include "ws_frame.h"
+#include "ws_mask.h"
 
 /* Parses one frame as a server would; returns its payload (unmasked,
  * malloc'd) and checks every header bit. */
@@ -80,6 +81,26 @@ START_TEST(test_vector)
 }
 END_TEST
 
+/* 64 frames from one pool, then a fresh pool from the kernel. */
+START_TEST(test_mask_pool)
+{
+	struct ws_masks m;
+	const uint8_t *first, *p = NULL;
+
+	ws_masks_init(&m);
+	first = ws_masks_next(&m);
+	ck_assert_ptr_nonnull(first);
+	ck_assert_ptr_eq(first, m.pool);
+	for (int i = 1; i < WS_MASK_POOL / 4; i++) {
+		p = ws_masks_next(&m);
+		ck_assert_ptr_eq(p, m.pool + 4 * i);
+	}
+	/* Spent: the next one refills and starts at the front again. */
+	ck_assert_ptr_eq(ws_masks_next(&m), m.pool);
+	ck_assert_uint_eq(m.used, 4);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ws_frame");
@@ -87,6 +108,7 @@ int main(void)
 
 	tcase_add_test(tc, test_sizes_and_payloads);
 	tcase_add_test(tc, test_vector);
+	tcase_add_test(tc, test_mask_pool);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
