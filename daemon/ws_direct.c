@@ -354,6 +354,19 @@ static void after_write(struct ws_direct *l)
 	l->busy--;
 }
 
+/* Writes what waits, at the end of an iteration or when the socket takes
+ * more: drained may follow, and an abort inside it frees the link here. */
+static void write_pending(struct ws_direct *l)
+{
+	if (write_out(l) < 0) {
+		finish(l);
+		return;
+	}
+	after_write(l);
+	if (l->dead && !l->busy)
+		link_free(l);
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct ws_direct *l = arg;
@@ -363,13 +376,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	l->flush_due = false;
 	if (l->fd < 0 || l->state == ST_DONE)
 		return;
-	if (write_out(l) < 0) {
-		finish(l);
-		return;
-	}
-	after_write(l);
-	if (l->dead && !l->busy)
-		link_free(l);
+	write_pending(l);
 }
 
 /* ---- the end ------------------------------------------------------------- */
@@ -624,13 +631,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 			finish(l);
 		return;
 	}
-	if (write_out(l) < 0) {
-		finish(l);
-		return;
-	}
-	after_write(l);
-	if (l->dead && !l->busy)
-		link_free(l);
+	write_pending(l);
 }
 
 /* The next address of the list, until one takes the connect. */
