@@ -752,7 +752,7 @@ function report(f) {
   row('round trip max, us', rtt.maxUs);
   row('CPU per round trip, us (scheduler count, all threads)', rtt.cpuUsPerRtt);
   row('  floor, no dsd code: its system calls, one thread (handoff-cost), us', rtt.floorSingleUs);
-  row('  floor, no dsd code: the same with dsd\'s 3 thread hand-offs, us', rtt.floorThreadedUs);
+  row('  floor for wss:// and proxies (lws\'s thread): the same with 3 thread hand-offs, us', rtt.floorThreadedUs);
   row('  reference: one thread, no PING fence (2 wakeups, 7 calls), us', rtt.floorNoFenceUs);
   row('  one bare hand-off between two threads (eventfd), us', rtt.handoffUs);
   row('idle RSS, KiB', idle.rssKiB);
