@@ -685,11 +685,18 @@ static void link_free(struct ws_direct *l)
 		job_unref(l->job);
 	if (l->addrs)
 		freeaddrinfo(l->addrs);
-	event_free(l->ev_read);
-	event_free(l->ev_write);
-	event_free(l->ev_flush);
-	event_free(l->ev_finish);
-	event_free(l->ev_grace);
+	/* Any of them may be missing when ws_direct_open() ran out of
+	 * memory, and libevent's event_free() does not take NULL. */
+	if (l->ev_read)
+		event_free(l->ev_read);
+	if (l->ev_write)
+		event_free(l->ev_write);
+	if (l->ev_flush)
+		event_free(l->ev_flush);
+	if (l->ev_finish)
+		event_free(l->ev_finish);
+	if (l->ev_grace)
+		event_free(l->ev_grace);
 	ws_deframe_free(&l->deframe);
 	free(l->answer);
 	free(l->in);
