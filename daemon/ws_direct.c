@@ -75,8 +75,14 @@ struct ws_direct {
 	bool refused; /* a send got -ENOBUFS: drained is due below half */
 	size_t refused_limit;
 	/* Bytes the socket took so far, and where the last PONG queued ends
-	 * in that count: while it waits, a PING gets no second one. */
+	 * in that count: while it waits, a PING gets no second one; the
+	 * newest PING's payload waits here instead (RFC 6455, 5.5.3: a PONG
+	 * may answer only the most recent PING) and goes out once the
+	 * socket has taken the waiting PONG. */
 	uint64_t sent_total, pong_end;
+	uint8_t ping[125];
+	size_t ping_len;
+	bool ping_due;
 
 	char accept[WS_ACCEPT_SIZE];
 	char *answer; /* the upgrade's answer so far */
@@ -341,8 +347,24 @@ static int write_out(struct ws_direct *l)
 static void link_free(struct ws_direct *l);
 
 /* After a write: drained when a refused sender may go on. */
+/* The PONG of the newest PING, when no other PONG waits in the buffer. */
+static void answer_ping(struct ws_direct *l, const uint8_t *data, size_t len)
+{
+	if (l->sent_total < l->pong_end) {
+		memcpy(l->ping, data, len);
+		l->ping_len = len;
+		l->ping_due = true;
+		return;
+	}
+	l->ping_due = false;
+	if (queue_frame(l, WS_OP_PONG, data, len) == 0)
+		l->pong_end = l->sent_total + ws_direct_backlog(l);
+}
+
 static void after_write(struct ws_direct *l)
 {
+	if (l->ping_due && l->state == ST_OPEN)
+		answer_ping(l, l->ping, l->ping_len);
 	if (!l->refused || l->state != ST_OPEN ||
 	    ws_direct_backlog(l) > l->refused_limit / 2)
 		return;
@@ -458,11 +480,9 @@ static int on_frame(void *ctx, enum ws_what what, const uint8_t *data,
 		return l->dead || l->state == ST_DONE ? 1 : 0;
 	case WS_PING:
 		/* One PONG waiting at most: a server that pings and does not
-		 * read would otherwise grow the buffer without end (RFC 6455,
-		 * 5.5.3, lets a PONG answer only some of the PINGs). */
-		if (l->state == ST_OPEN && l->sent_total >= l->pong_end &&
-		    queue_frame(l, WS_OP_PONG, data, len) == 0)
-			l->pong_end = l->sent_total + ws_direct_backlog(l);
+		 * read would otherwise grow the buffer without end. */
+		if (l->state == ST_OPEN)
+			answer_ping(l, data, len);
 		return 0;
 	case WS_PONG:
 		return 0;
