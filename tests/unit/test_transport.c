@@ -1904,8 +1904,8 @@ int main(void)
 			tcase_add_test(tc, test_second_address);
 		if (!pass)
 			tcase_add_test(tc, test_resolved_after_disconnect);
-		/* lws 4.1 answers the first of two PINGs that wait, not the
-		 * newest (its path, wss:// and proxies, is left as it is). */
+		/* Through lws 4.1 the last PONG is not the newest PING's (seen
+		 * here; its path, wss:// and proxies, is left as it is). */
 		if (!pass)
 			tcase_add_test(tc, test_two_pings_newest_answered);
 		if (pass) {
