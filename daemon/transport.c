@@ -392,6 +392,15 @@ int transport_new(struct event_base *base, const struct transport_config *cfg,
 		}
 	}
 
+	/* Without TLS and without a proxy every connect is a ws:// one on
+	 * the main loop (wss:// is refused, see transport.h): no lws context,
+	 * no thread, no bridge.  A REDIRECT to wss:// makes upstream.c build
+	 * a transport with tls. */
+	if (!t->tls && !t->ws_via_lws) {
+		*ret = t;
+		return 0;
+	}
+
 	/* drained once the backlog is down to half. */
 	r = bridge_new(base, &bridge_ops, t, t->max_send_backlog / 2,
 	               &t->ws.bridge);
@@ -549,6 +558,8 @@ static void lws_stand_down(struct transport *t, const char *reason)
 {
 	struct ws_link *old;
 
+	if (!t->ws.ctx)
+		return; /* made without lws: nothing of its to stand down */
 	bridge_out_flush(t->ws.bridge);
 	pthread_mutex_lock(&t->ws.lock);
 	old = t->ws.pending;
@@ -678,6 +689,8 @@ static int queue_frame(struct transport *t, uint32_t gen, const uint8_t *data,
 		return -EMSGSIZE;
 	if (t->direct)
 		return ws_direct_send(t->direct->link, data, len, limit);
+	if (!t->ws.bridge)
+		return -ENOTCONN;
 	f = frame_alloc(t, len);
 	if (!f)
 		return -ENOMEM;
@@ -717,5 +730,5 @@ size_t transport_backlog(const struct transport *t)
 		return 0;
 	if (t->direct)
 		return ws_direct_backlog(t->direct->link);
-	return bridge_out_bytes(t->ws.bridge);
+	return t->ws.bridge ? bridge_out_bytes(t->ws.bridge) : 0;
 }

@@ -816,14 +816,33 @@ END_TEST
  * refuses wss:// at once, and ignores $http_proxy (lws would otherwise
  * send every connect to the proxy it names).
  */
+/* The threads of this process (entries of /proc/self/task). */
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 START_TEST(test_plain_only)
 {
 	struct transport_config cfg = {.tls = false};
 	struct rec *r;
+	int before = thread_count();
 
 	setenv("http_proxy", "127.0.0.1:1", 1);
 	r = rec_new_cfg(&cfg);
 	unsetenv("http_proxy");
+	/* Neither TLS nor a proxy: no lws thread (and no lws context) at
+	 * all, unless the test asks for the lws path. */
+	ck_assert_int_eq(thread_count(), before + (via_lws ? 1 : 0));
 	ck_assert(!transport_has_tls(r->t));
 	ck_assert_int_eq(transport_connect(r->t, "wss://127.0.0.1:1/", 1),
 	                 -EPROTONOSUPPORT);
